@@ -1,0 +1,193 @@
+/**
+ * The pod sandbox statechart: seed 000 §4.1.1, with work in flight as states.
+ *
+ *            CREATE                 (effect done)
+ *  UNKNOWN ─────────▶ PENDING.creating ─────────▶ RUNNING ──STOP──▶ STOPPING ──▶ STOPPED
+ *     │  READY ───────────────────────────────────▶ │  EXIT ─────────────────────▶ │
+ *     │  EXIT ─────────────────────────────────────────────────────────────────▶ │
+ *     │  PENDING ─▶ PENDING.rollingBack ─▶ removed   │ REMOVE                       │ REMOVE
+ *     │  REMOVE ─────────────────────────────────▶ REMOVING ◀────────────────────┘
+ *                                                     └──▶ removed (final)
+ *
+ * UNKNOWN is where every actor starts: a new pod gets CREATE; a restored pod gets the event
+ * that the actor layer observed on the host (READY: pause alive; EXIT: pause gone; PENDING:
+ * caught half-created, so roll back; REMOVE: caught half-removed, so finish).
+ *
+ * Seed rules encoded here:
+ *  1. stop only acts when running (and, after an exit, once more to tear the network down);
+ *  2. in STOPPED, READY / EXIT / PENDING change nothing;
+ *  3. in REMOVING, READY / EXIT / PENDING change nothing and CREATE / STOP / REMOVE are refused
+ *     (a second remove gets an error, never a double free: seed 004 inDelete);
+ *  4. REMOVE of a running pod does not wait for a clean stop: it goes straight to REMOVING,
+ *     whose effect kills the pause process and shuts everything down.
+ *
+ * Pure: no I/O. The four effects are typed placeholders that actors/ provides.
+ */
+import { assign, fromPromise, setup } from 'xstate';
+import type { SandboxContext, SandboxEvent, SandboxInput, Created, Stopped, ExitInfo } from './sandbox.types.js';
+
+export type { SandboxContext, SandboxEvent, SandboxInput } from './sandbox.types.js';
+
+/** A typed stand-in for an effect; actors/ replaces it with `.provide()`. */
+function effect<Out>(name: string) {
+  return fromPromise<Out, SandboxContext>(() => Promise.reject(new Error(`effect not provided: ${name}`)));
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export const sandboxMachine = setup({
+  types: {
+    context: {} as SandboxContext,
+    events: {} as SandboxEvent,
+    input: {} as SandboxInput,
+  },
+  actors: {
+    createSandbox: effect<Created>('createSandbox'),
+    stopSandbox: effect<Stopped>('stopSandbox'),
+    removeSandbox: effect<void>('removeSandbox'),
+    rollbackSandbox: effect<void>('rollbackSandbox'),
+  },
+  guards: {
+    needsTeardown: ({ context }) => !context.tornDown,
+  },
+  actions: {
+    recordReady: assign(({ event }) => {
+      if (event.type !== 'READY') return {};
+      return { pid: event.pid, pidStartTime: event.pidStartTime, tornDown: false, lastError: null };
+    }),
+    recordExit: assign(({ event }) => {
+      if (event.type !== 'EXIT') return {};
+      const exit: ExitInfo = { code: event.code, at: event.at };
+      return { exit };
+    }),
+    recordStopTimeout: assign(({ event }) => {
+      if (event.type !== 'STOP') return {};
+      return { stopTimeoutSec: event.timeoutSec };
+    }),
+  },
+}).createMachine({
+  id: 'sandbox',
+  initial: 'UNKNOWN',
+  context: ({ input }) => ({
+    ...input,
+    pid: input.pid ?? null,
+    pidStartTime: input.pidStartTime ?? null,
+    exit: input.exit ?? null,
+    tornDown: input.tornDown ?? true,
+    stopTimeoutSec: input.stopTimeoutSec ?? 10,
+    lastError: input.lastError ?? null,
+  }),
+  states: {
+    UNKNOWN: {
+      on: {
+        CREATE: 'PENDING.creating',
+        READY: { target: 'RUNNING', actions: 'recordReady' },
+        EXIT: { target: 'STOPPED', actions: 'recordExit' },
+        PENDING: 'PENDING.rollingBack',
+        REMOVE: 'REMOVING',
+      },
+    },
+    PENDING: {
+      // Work in flight. STOP and REMOVE are refused until creation settles (kubelet retries).
+      initial: 'creating',
+      states: {
+        creating: {
+          invoke: {
+            src: 'createSandbox',
+            input: ({ context }) => context,
+            onDone: {
+              target: '#sandbox.RUNNING',
+              actions: assign(({ event }) => ({
+                pid: event.output.pid,
+                pidStartTime: event.output.pidStartTime,
+                tornDown: false,
+                lastError: null,
+              })),
+            },
+            onError: {
+              target: 'rollingBack',
+              actions: assign(({ event }) => ({ lastError: message(event.error) })),
+            },
+          },
+        },
+        rollingBack: {
+          // [003] errors roll back only what was created; the effect is idempotent.
+          invoke: {
+            src: 'rollbackSandbox',
+            input: ({ context }) => context,
+            onDone: '#sandbox.removed',
+            onError: {
+              // Could not undo everything: keep the pod visible as NOTREADY so remove retries it.
+              target: '#sandbox.STOPPED',
+              actions: assign(({ event, context }) => ({
+                tornDown: false,
+                lastError: `${context.lastError ?? 'creation interrupted'}; rollback failed: ${message(event.error)}`,
+              })),
+            },
+          },
+        },
+      },
+    },
+    RUNNING: {
+      on: {
+        READY: {},
+        PENDING: {},
+        EXIT: { target: 'STOPPED', actions: 'recordExit' },
+        STOP: { target: 'STOPPING', actions: 'recordStopTimeout' },
+        REMOVE: 'REMOVING',
+      },
+    },
+    STOPPING: {
+      on: {
+        STOP: {}, // joins the stop in flight
+        READY: {},
+        PENDING: {},
+        EXIT: { actions: 'recordExit' },
+      },
+      invoke: {
+        src: 'stopSandbox',
+        input: ({ context }) => context,
+        onDone: {
+          target: 'STOPPED',
+          actions: assign(({ event, context }) => ({
+            exit: event.output.exit ?? context.exit,
+            tornDown: true,
+            lastError: null,
+          })),
+        },
+        onError: {
+          target: 'STOPPED',
+          actions: assign(({ event }) => ({ tornDown: false, lastError: message(event.error) })),
+        },
+      },
+    },
+    STOPPED: {
+      on: {
+        READY: {},
+        EXIT: {},
+        PENDING: {},
+        STOP: [{ guard: 'needsTeardown', target: 'STOPPING', actions: 'recordStopTimeout' }, {}],
+        REMOVE: 'REMOVING',
+      },
+    },
+    REMOVING: {
+      on: { READY: {}, EXIT: {}, PENDING: {} },
+      invoke: {
+        src: 'removeSandbox',
+        input: ({ context }) => context,
+        onDone: 'removed',
+        onError: {
+          target: 'STOPPED',
+          actions: assign(({ event }) => ({ tornDown: false, lastError: message(event.error) })),
+        },
+      },
+    },
+    removed: { type: 'final' },
+  },
+});
+
+export type SandboxMachine = typeof sandboxMachine;
+/** The top-level state names, as CRI and the inspector see them. */
+export type SandboxStateName = 'UNKNOWN' | 'PENDING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'REMOVING' | 'removed';

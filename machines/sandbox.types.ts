@@ -1,0 +1,80 @@
+/** Context, input and events of the sandbox chart. Plain JSON: the context is what storage/ persists. */
+
+/** What CRI asked for, fixed at RunPodSandbox and never changed by the chart. */
+export interface SandboxSpec {
+  name: string; // the registry name: k8s_POD_<name>_<namespace>_<uid>_<attempt>
+  metadata: { name: string; uid: string; namespace: string; attempt: number };
+  hostname: string;
+  logDirectory: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  runtimeHandler: string;
+  /** The handler's binary (runc or crun), resolved from config when the pod was created. */
+  runtimePath: string;
+  dns: { servers: string[]; searches: string[]; options: string[] } | null;
+  portMappings: { protocol: string; containerPort: number; hostPort: number; hostIp: string }[];
+  cgroupParent: string;
+  /** NODE / POD / CONTAINER / TARGET, as CRI names them. */
+  namespaces: { network: string; pid: string; ipc: string };
+  sysctls: Record<string, string>;
+  oomScoreAdj: number;
+  shmSizeBytes: number;
+  /** Where the pod's files live (root: persistent; state: tmpfs under /run). */
+  rootDir: string;
+  stateDir: string;
+  /** Bind-mounted network namespace; null for host-network pods. */
+  netnsPath: string | null;
+  /** created_at in nanoseconds since the epoch, as a decimal string (int64 does not fit a JS number). */
+  createdAt: string;
+}
+
+export interface ExitInfo {
+  code: number;
+  /** Nanoseconds since the epoch, decimal string. */
+  at: string;
+}
+
+export interface SandboxInput {
+  id: string;
+  spec: SandboxSpec;
+  // Restored fields (absent for a new pod).
+  pid?: number | null;
+  pidStartTime?: string | null;
+  exit?: ExitInfo | null;
+  tornDown?: boolean;
+  stopTimeoutSec?: number;
+  lastError?: string | null;
+}
+
+export interface SandboxContext {
+  id: string;
+  spec: SandboxSpec;
+  /** The pause process, with its start time (from /proc/<pid>/stat) to guard against pid reuse. */
+  pid: number | null;
+  pidStartTime: string | null;
+  exit: ExitInfo | null;
+  /** True once the pause container is deleted and the netns and /dev/shm are unmounted. */
+  tornDown: boolean;
+  stopTimeoutSec: number;
+  /** The last effect failure, shown in status and the inspector. */
+  lastError: string | null;
+}
+
+/** Results of the effects. */
+export interface Created {
+  pid: number;
+  pidStartTime: string;
+}
+export interface Stopped {
+  exit: ExitInfo | null;
+}
+
+export type SandboxEvent =
+  | { type: 'CREATE' }
+  | { type: 'READY'; pid: number; pidStartTime: string }
+  | { type: 'PENDING' }
+  | { type: 'EXIT'; code: number; at: string }
+  | { type: 'STOP'; timeoutSec: number }
+  | { type: 'REMOVE' };
+
+export const SANDBOX_EVENT_TYPES = ['CREATE', 'READY', 'PENDING', 'EXIT', 'STOP', 'REMOVE'] as const;

@@ -1,0 +1,85 @@
+/**
+ * Forward-only schema migrations. Version N is `PRAGMA user_version = N`; each step runs in
+ * its own transaction, so a crash mid-migration leaves the previous version intact.
+ * Never edit a released step: add a new one.
+ */
+import type { Database } from 'better-sqlite3';
+
+export interface Migration {
+  version: number;
+  description: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'id/name registry, sandboxes, containers',
+    sql: `
+      -- seed 000 §3.3: ids and names unique across pods and containers.
+      CREATE TABLE names (
+        id   TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('sandbox', 'container'))
+      );
+      -- One row per actor: its top-level state and its context (JSON), versioned.
+      CREATE TABLE sandboxes (
+        id         TEXT PRIMARY KEY REFERENCES names(id),
+        state      TEXT NOT NULL,
+        context    TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE TABLE containers (
+        id         TEXT PRIMARY KEY REFERENCES names(id),
+        sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+        state      TEXT NOT NULL,
+        context    TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE INDEX containers_by_sandbox ON containers(sandbox_id);
+    `,
+  },
+  {
+    version: 2,
+    description: 'transition history for the inspector',
+    sql: `
+      CREATE TABLE transitions (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        actor_id   TEXT NOT NULL,
+        event      TEXT NOT NULL,
+        from_state TEXT,
+        to_state   TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        error      TEXT
+      );
+      CREATE INDEX transitions_by_actor ON transitions(actor_id, seq);
+    `,
+  },
+];
+
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+
+export function schemaVersion(db: Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/** Brings the schema up to `target` (default: latest). Refuses a database newer than this code. */
+export function migrate(db: Database, target = LATEST_VERSION): number {
+  const current = schemaVersion(db);
+  if (current > LATEST_VERSION) {
+    throw new Error(
+      `database schema version ${current} is newer than this podchart knows (${LATEST_VERSION}); ` +
+        'upgrade podchart or point it at another state directory',
+    );
+  }
+  for (const step of MIGRATIONS) {
+    if (step.version <= current || step.version > target) continue;
+    db.transaction(() => {
+      db.exec(step.sql);
+      db.pragma(`user_version = ${step.version}`);
+    })();
+  }
+  return schemaVersion(db);
+}

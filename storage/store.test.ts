@@ -1,0 +1,96 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { LATEST_VERSION, MIGRATIONS, migrate, schemaVersion } from './migrations.js';
+import { Store } from './store.js';
+import { AlreadyExists } from '../errors/catalogue.js';
+
+function tempDb(): { path: string; done: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'podchart-store-'));
+  return { path: join(dir, 'state.db'), done: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const TABLES = ['containers', 'names', 'sandboxes', 'transitions'];
+
+function tables(db: BetterSqlite3.Database): string[] {
+  return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[]);
+}
+
+test('migrates an empty file to the latest version, in WAL mode', () => {
+  const { path, done } = tempDb();
+  try {
+    const store = new Store(path);
+    assert.equal(schemaVersion(store.db), LATEST_VERSION);
+    assert.equal(store.db.pragma('journal_mode', { simple: true }), 'wal');
+    assert.deepEqual(tables(store.db), TABLES);
+    store.close();
+  } finally {
+    done();
+  }
+});
+
+test('migrates forward from every earlier version, keeping rows', () => {
+  for (const start of MIGRATIONS.map((m) => m.version)) {
+    const { path, done } = tempDb();
+    try {
+      const db = new BetterSqlite3(path);
+      assert.equal(migrate(db, start), start);
+      db.prepare("INSERT INTO names (id, name, kind) VALUES ('a1', 'pod-a', 'sandbox')").run();
+      db.close();
+      const store = new Store(path);
+      assert.equal(schemaVersion(store.db), LATEST_VERSION, `from version ${start}`);
+      assert.deepEqual(tables(store.db), TABLES, `from version ${start}`);
+      assert.deepEqual(store.names(), [{ id: 'a1', name: 'pod-a', kind: 'sandbox' }]);
+      store.close();
+    } finally {
+      done();
+    }
+  }
+});
+
+test('refuses a database newer than the code', () => {
+  const { path, done } = tempDb();
+  try {
+    const db = new BetterSqlite3(path);
+    db.pragma(`user_version = ${LATEST_VERSION + 1}`);
+    db.close();
+    assert.throws(() => new Store(path), /newer than this podchart knows/);
+  } finally {
+    done();
+  }
+});
+
+test('names are unique across kinds; a taken name inserts nothing', () => {
+  const { path, done } = tempDb();
+  try {
+    const store = new Store(path);
+    store.insertSandbox('id1', 'k8s_POD_a_ns_u_0', 'UNKNOWN', { x: 1 });
+    assert.throws(() => store.insertSandbox('id2', 'k8s_POD_a_ns_u_0', 'UNKNOWN', {}), AlreadyExists);
+    assert.equal(store.loadSandboxes().length, 1);
+    assert.equal(store.names().length, 1);
+  } finally {
+    done();
+  }
+});
+
+test('saves state with its transition atomically and forgets everything on delete', () => {
+  const { path, done } = tempDb();
+  try {
+    const store = new Store(path);
+    store.insertSandbox('id1', 'pod', 'UNKNOWN', {});
+    store.saveSandbox('id1', 'RUNNING', { pid: 7 }, { actorId: 'id1', event: 'CREATE', from: 'UNKNOWN', to: 'RUNNING', at: 1, error: null });
+    const [row] = store.loadSandboxes();
+    assert.equal(row?.state, 'RUNNING');
+    assert.deepEqual(JSON.parse(row?.context ?? '{}'), { pid: 7 });
+    assert.deepEqual(store.history('id1').map((t) => [t.event, t.from, t.to]), [['CREATE', 'UNKNOWN', 'RUNNING']]);
+    store.deleteSandbox('id1');
+    assert.equal(store.loadSandboxes().length, 0);
+    assert.equal(store.names().length, 0);
+    assert.equal(store.history('id1').length, 0);
+  } finally {
+    done();
+  }
+});
