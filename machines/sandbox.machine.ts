@@ -53,6 +53,9 @@ export const sandboxMachine = setup({
     needsTeardown: ({ context }) => !context.tornDown,
   },
   actions: {
+    // An accepted event that changes nothing (CRI's idempotent calls). XState's can() is false
+    // for a transition with neither target nor actions, which would read as a refusal.
+    accept: () => undefined,
     recordReady: assign(({ event }) => {
       if (event.type !== 'READY') return {};
       return { pid: event.pid, pidStartTime: event.pidStartTime, tornDown: false, lastError: null };
@@ -95,6 +98,7 @@ export const sandboxMachine = setup({
       states: {
         creating: {
           invoke: {
+            id: 'createSandbox',
             src: 'createSandbox',
             input: ({ context }) => context,
             onDone: {
@@ -115,6 +119,7 @@ export const sandboxMachine = setup({
         rollingBack: {
           // [003] errors roll back only what was created; the effect is idempotent.
           invoke: {
+            id: 'rollbackSandbox',
             src: 'rollbackSandbox',
             input: ({ context }) => context,
             onDone: '#sandbox.removed',
@@ -132,8 +137,8 @@ export const sandboxMachine = setup({
     },
     RUNNING: {
       on: {
-        READY: {},
-        PENDING: {},
+        READY: { actions: 'accept' },
+        PENDING: { actions: 'accept' },
         EXIT: { target: 'STOPPED', actions: 'recordExit' },
         STOP: { target: 'STOPPING', actions: 'recordStopTimeout' },
         REMOVE: 'REMOVING',
@@ -141,13 +146,14 @@ export const sandboxMachine = setup({
     },
     STOPPING: {
       on: {
-        STOP: {}, // joins the stop in flight
-        READY: {},
-        PENDING: {},
+        STOP: { actions: 'accept' }, // joins the stop in flight
+        READY: { actions: 'accept' },
+        PENDING: { actions: 'accept' },
         EXIT: { actions: 'recordExit' },
       },
       invoke: {
-        src: 'stopSandbox',
+        id: 'stopSandbox',
+            src: 'stopSandbox',
         input: ({ context }) => context,
         onDone: {
           target: 'STOPPED',
@@ -165,17 +171,18 @@ export const sandboxMachine = setup({
     },
     STOPPED: {
       on: {
-        READY: {},
-        EXIT: {},
-        PENDING: {},
-        STOP: [{ guard: 'needsTeardown', target: 'STOPPING', actions: 'recordStopTimeout' }, {}],
+        READY: { actions: 'accept' },
+        EXIT: { actions: 'accept' },
+        PENDING: { actions: 'accept' },
+        STOP: [{ guard: 'needsTeardown', target: 'STOPPING', actions: 'recordStopTimeout' }, { actions: 'accept' }],
         REMOVE: 'REMOVING',
       },
     },
     REMOVING: {
-      on: { READY: {}, EXIT: {}, PENDING: {} },
+      on: { READY: { actions: 'accept' }, EXIT: { actions: 'accept' }, PENDING: { actions: 'accept' } },
       invoke: {
-        src: 'removeSandbox',
+        id: 'removeSandbox',
+            src: 'removeSandbox',
         input: ({ context }) => context,
         onDone: 'removed',
         onError: {

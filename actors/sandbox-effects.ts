@@ -1,0 +1,140 @@
+/**
+ * The real effects of the sandbox chart: files, /dev/shm, netns, the pause container under conmon.
+ * Every effect is idempotent (XState runs an effect again when it is restored mid-flight, and we
+ * retry after crashes), and each yields once before its first I/O so the supervisor has committed
+ * the state that invoked it: the intent is persisted before the effect.
+ */
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fromPromise } from 'xstate';
+import type { Created, ExitInfo, SandboxContext, Stopped } from '../machines/sandbox.types.js';
+import { createUnderConmon } from '../runtime/conmon.js';
+import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
+import { clampOomScoreAdj } from '../runtime/oom.js';
+import { pauseSpec } from '../runtime/pause-spec.js';
+import { mountShm, podPaths, removePodDirs, unmountShm, writePodFiles } from '../runtime/pod-files.js';
+import { processStartTime } from '../runtime/process.js';
+import { createNetns, removeNetns, unmountNetns } from '../network/netns.js';
+import { EffectFailed } from '../errors/catalogue.js';
+import { runtimeAt, type Host } from './host.js';
+
+/** After SIGKILL, how long to wait for conmon to report the exit. */
+const KILL_WAIT_MS = 10_000;
+
+function cgroupsPath(host: Host, ctx: SandboxContext): string {
+  const parent = ctx.spec.cgroupParent;
+  if (host.config.cgroupDriver === 'systemd') return `${parent || 'system.slice'}:podchart:${ctx.id}`;
+  return `${parent || '/podchart'}/${ctx.id}`;
+}
+
+export async function createSandbox(host: Host, ctx: SandboxContext): Promise<Created> {
+  const { spec, id } = ctx;
+  const paths = podPaths(spec);
+  const runtime = runtimeAt(host.config, spec.runtimeHandler, spec.runtimePath);
+  await writePodFiles(spec, paths);
+  const hostIpc = spec.namespaces.ipc === 'NODE';
+  if (!hostIpc) await mountShm(spec, paths.shm);
+  host.faults.hit('sandbox.create.files');
+  // [003] the namespace exists, with loopback up, before the pause process starts.
+  if (spec.netnsPath) await createNetns(spec.netnsPath);
+  host.faults.hit('sandbox.create.netns');
+  const oci = pauseSpec({
+    id,
+    spec,
+    rootfs: host.pauseRootfs,
+    oomScoreAdj: clampOomScoreAdj(spec.oomScoreAdj, host.oomScoreFloor),
+    cgroupsPath: cgroupsPath(host, ctx),
+    shmPath: hostIpc ? null : paths.shm,
+    hostnamePath: paths.hostname,
+    hostsPath: paths.hosts,
+    resolvPath: paths.resolv,
+  });
+  await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(oci, null, 2));
+  // A pause container left by an earlier attempt would make runc create fail: clear it first.
+  await runtime.delete(id);
+  await rm(join(paths.exitDir, id), { force: true });
+  const pid = await createUnderConmon({
+    conmonPath: host.config.conmonPath,
+    runtime,
+    id,
+    name: spec.name,
+    bundle: paths.bundle,
+    pidFile: paths.pidFile,
+    conmonPidFile: paths.conmonPidFile,
+    logPath: paths.pauseLog,
+    exitDir: paths.exitDir,
+    socketDir: spec.stateDir,
+  });
+  host.faults.hit('sandbox.create.created');
+  await runtime.start(id);
+  host.faults.hit('sandbox.create.started');
+  const pidStartTime = await processStartTime(pid);
+  if (pidStartTime === null) {
+    const exit = await readExitFile(paths.exitDir, id);
+    throw new EffectFailed(`the pause process of ${id} exited right after start (exit code ${exit?.code ?? 'unknown'})`);
+  }
+  return { pid, pidStartTime };
+}
+
+/** Stops the pause process: the stop signal, then SIGKILL after the grace period. */
+async function killPause(host: Host, ctx: SandboxContext, graceSec: number): Promise<ExitInfo | null> {
+  const { spec, id } = ctx;
+  const runtime = runtimeAt(host.config, spec.runtimeHandler, spec.runtimePath);
+  const exitDir = podPaths(spec).exitDir;
+  const state = await runtime.state(id);
+  if (!state || state.status === 'stopped') return readExitFile(exitDir, id);
+  if (state.status === 'running' && graceSec > 0) {
+    await runtime.kill(id, 'TERM');
+    const exit = await waitForExitFile(exitDir, id, graceSec * 1000);
+    if (exit) return exit;
+  }
+  await runtime.kill(id, 'KILL', true);
+  const exit = await waitForExitFile(exitDir, id, KILL_WAIT_MS);
+  if (exit) return exit;
+  // conmon itself may be gone (killed with the daemon's cgroup, say): trust runc's word instead.
+  const after = await runtime.state(id);
+  if (after && after.status !== 'stopped') {
+    throw new EffectFailed(`the pause process of ${id} is still ${after.status} after SIGKILL`);
+  }
+  return null;
+}
+
+/** Kills the pause process, deletes its container, unmounts /dev/shm and the netns (file kept). */
+export async function stopSandbox(host: Host, ctx: SandboxContext): Promise<Stopped> {
+  const exit = await killPause(host, ctx, ctx.stopTimeoutSec);
+  host.faults.hit('sandbox.stop.killed');
+  await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
+  await unmountShm(podPaths(ctx.spec).shm);
+  if (ctx.spec.netnsPath) await unmountNetns(ctx.spec.netnsPath);
+  return { exit };
+}
+
+/**
+ * Everything a pod ever made, undone: used for remove and for the rollback of a failed or
+ * interrupted create. Only removes what exists, so it is safe at any point of a half-made pod.
+ */
+export async function removeSandbox(host: Host, ctx: SandboxContext): Promise<void> {
+  await killPause(host, ctx, 0); // seed rule 4: remove does not wait for a graceful stop
+  await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
+  host.faults.hit('sandbox.remove.stopped');
+  await unmountShm(podPaths(ctx.spec).shm);
+  if (ctx.spec.netnsPath) await removeNetns(ctx.spec.netnsPath);
+  host.faults.hit('sandbox.remove.netns');
+  await removePodDirs(ctx.spec);
+}
+
+/** Yields once so the state that invoked the effect is committed before any I/O starts. */
+async function afterCommit<T>(fn: () => Promise<T>): Promise<T> {
+  await Promise.resolve();
+  return fn();
+}
+
+/** The chart's placeholders, replaced with these real effects. */
+export function sandboxEffects(host: Host) {
+  return {
+    createSandbox: fromPromise<Created, SandboxContext>(({ input }) => afterCommit(() => createSandbox(host, input))),
+    stopSandbox: fromPromise<Stopped, SandboxContext>(({ input }) => afterCommit(() => stopSandbox(host, input))),
+    removeSandbox: fromPromise<void, SandboxContext>(({ input }) => afterCommit(() => removeSandbox(host, input))),
+    rollbackSandbox: fromPromise<void, SandboxContext>(({ input }) => afterCommit(() => removeSandbox(host, input))),
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * Daemon configuration: embedded defaults that work on a fresh Debian machine, overridden by a
+ * JSON config file, overridden by flags. Every key and its default is listed in README.md.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { InvalidArgument } from '../errors/catalogue.js';
+
+export interface RuntimeHandlerConfig {
+  /** The OCI runtime binary: runc or crun (same CLI). */
+  path: string;
+}
+
+export interface Config {
+  /** The CRI socket kubelet and crictl dial. */
+  socket: string;
+  /** Persistent state: the database, pod files, the pause rootfs. */
+  rootDir: string;
+  /** Volatile state (tmpfs): runtime roots, bundles, exit files, the daemon's lock. */
+  runDir: string;
+  defaultRuntimeHandler: string;
+  runtimeHandlers: Record<string, RuntimeHandlerConfig>;
+  conmonPath: string;
+  catatonitPath: string;
+  cgroupDriver: 'cgroupfs' | 'systemd';
+  /** oom_score_adj of every pause process, clamped to what the host allows. */
+  pauseOomScoreAdj: number;
+  /** Size of each pod's /dev/shm tmpfs. */
+  shmSizeBytes: number;
+  /** How long the pause process gets after SIGTERM before SIGKILL. */
+  sandboxStopGraceSeconds: number;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** Human-readable logs instead of JSON. */
+  logPretty: boolean;
+}
+
+export const DEFAULT_CONFIG_PATH = '/etc/podchart/config.json';
+
+export const DEFAULTS: Config = {
+  socket: '/run/podchart/podchart.sock',
+  rootDir: '/var/lib/podchart',
+  runDir: '/run/podchart',
+  defaultRuntimeHandler: 'runc',
+  runtimeHandlers: {
+    runc: { path: '/usr/sbin/runc' },
+    crun: { path: '/usr/bin/crun' },
+  },
+  conmonPath: '/usr/bin/conmon',
+  catatonitPath: '/usr/bin/catatonit',
+  cgroupDriver: 'cgroupfs',
+  pauseOomScoreAdj: -998,
+  shmSizeBytes: 64 * 1024 * 1024,
+  sandboxStopGraceSeconds: 10,
+  logLevel: 'info',
+  logPretty: false,
+};
+
+const FLAGS: Record<string, keyof Config> = {
+  '--socket': 'socket',
+  '--root': 'rootDir',
+  '--run': 'runDir',
+  '--default-runtime': 'defaultRuntimeHandler',
+  '--conmon': 'conmonPath',
+  '--catatonit': 'catatonitPath',
+  '--cgroup-driver': 'cgroupDriver',
+  '--log-level': 'logLevel',
+};
+
+export interface ParsedArgs {
+  configPath: string;
+  overrides: Partial<Config>;
+}
+
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  let configPath = process.env['PODCHART_CONFIG'] ?? DEFAULT_CONFIG_PATH;
+  const overrides: Partial<Config> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new InvalidArgument(`flag ${flag} needs a value`);
+      return v;
+    };
+    if (flag === '--config') configPath = value();
+    else if (flag === '--pretty') overrides.logPretty = true;
+    else if (flag in FLAGS) (overrides as Record<string, unknown>)[FLAGS[flag] as string] = value();
+    else throw new InvalidArgument(`unknown flag ${flag}; see README.md for the flags podchartd takes`);
+  }
+  return { configPath, overrides };
+}
+
+/** Defaults ← config file (if present) ← flags. Unknown keys in the file are an error, not ignored. */
+export function loadConfig(args: ParsedArgs): Config {
+  let fromFile: Partial<Config> = {};
+  if (existsSync(args.configPath)) {
+    try {
+      fromFile = JSON.parse(readFileSync(args.configPath, 'utf8')) as Partial<Config>;
+    } catch (err) {
+      throw new InvalidArgument(`config file ${args.configPath} is not valid JSON: ${(err as Error).message}`);
+    }
+    for (const key of Object.keys(fromFile)) {
+      if (!(key in DEFAULTS)) throw new InvalidArgument(`config file ${args.configPath}: unknown key "${key}"`);
+    }
+  }
+  const config: Config = { ...DEFAULTS, ...fromFile, ...args.overrides };
+  config.runtimeHandlers = { ...DEFAULTS.runtimeHandlers, ...(fromFile.runtimeHandlers ?? {}) };
+  if (!(config.defaultRuntimeHandler in config.runtimeHandlers)) {
+    throw new InvalidArgument(`defaultRuntimeHandler "${config.defaultRuntimeHandler}" is not in runtimeHandlers`);
+  }
+  if (config.cgroupDriver !== 'cgroupfs' && config.cgroupDriver !== 'systemd') {
+    throw new InvalidArgument(`cgroupDriver must be "cgroupfs" or "systemd", not "${String(config.cgroupDriver)}"`);
+  }
+  return config;
+}

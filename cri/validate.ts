@@ -1,0 +1,36 @@
+/** Request checks shared by the handlers: each failure names the field and what to send instead. */
+import { isAbsolute, normalize } from 'node:path';
+import { InvalidArgument } from '../errors/catalogue.js';
+
+/** Limits that keep one pod's metadata from bloating every List reply (Kubernetes' own bounds). */
+export const MAX_KEY_BYTES = 317; // 253-byte prefix + "/" + 63-byte name
+export const MAX_LABELS_BYTES = 64 * 1024;
+export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
+
+export function requireString(value: string | undefined | null, field: string): string {
+  if (typeof value !== 'string' || value.trim() === '') throw new InvalidArgument(`${field} is required and must not be empty`);
+  return value;
+}
+
+export function requireId(value: string | undefined | null, field: string): string {
+  return requireString(value, field);
+}
+
+/** An absolute, normalized path without `..`; empty is allowed when `optional`. */
+export function checkAbsolutePath(value: string, field: string, optional = true): string {
+  if (value === '' && optional) return value;
+  if (!isAbsolute(value)) throw new InvalidArgument(`${field} must be an absolute path, got "${value}"`);
+  if (value.split('/').includes('..')) throw new InvalidArgument(`${field} must not contain "..", got "${value}"`);
+  return normalize(value);
+}
+
+export function checkStringMap(map: Record<string, string>, field: string, maxTotalBytes: number): void {
+  let total = 0;
+  for (const [key, value] of Object.entries(map)) {
+    if (key === '') throw new InvalidArgument(`${field} has an empty key`);
+    const keyBytes = Buffer.byteLength(key);
+    if (keyBytes > MAX_KEY_BYTES) throw new InvalidArgument(`${field} key "${key.slice(0, 40)}…" is ${keyBytes} bytes; the limit is ${MAX_KEY_BYTES}`);
+    total += keyBytes + Buffer.byteLength(value);
+  }
+  if (total > maxTotalBytes) throw new InvalidArgument(`${field} total ${total} bytes; the limit is ${maxTotalBytes}`);
+}

@@ -1,0 +1,47 @@
+/**
+ * Pod network namespaces, created by podchart before the pause process starts (seed 003) and
+ * bind-mounted under /var/run/netns so they outlive every process in them. All steps idempotent:
+ * teardown works when the namespace is already gone, e.g. after a reboot (containerd #5768).
+ */
+import { existsSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { run } from '../runtime/exec.js';
+
+export const NETNS_DIR = '/var/run/netns';
+
+/** The name `ip netns` knows a pod's namespace by. */
+export function netnsName(sandboxId: string): string {
+  return `podchart-${sandboxId.slice(0, 16)}`;
+}
+
+export function netnsPath(sandboxId: string): string {
+  return `${NETNS_DIR}/${netnsName(sandboxId)}`;
+}
+
+export async function isMounted(path: string): Promise<boolean> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  return mountinfo.split('\n').some((line) => line.split(' ')[4] === path);
+}
+
+/** Creates the namespace (if not mounted yet) and brings loopback up. */
+export async function createNetns(path: string): Promise<void> {
+  if (!(await isMounted(path))) {
+    if (existsSync(path)) await rm(path, { force: true }); // a file left by an unmount: ip wants it absent
+    await run('ip', ['netns', 'add', basename(path)]);
+  }
+  await run('ip', ['-n', basename(path), 'link', 'set', 'lo', 'up']);
+}
+
+/** Unmounts the namespace but keeps its file (pod stop, seed 003). */
+export async function unmountNetns(path: string): Promise<void> {
+  if (await isMounted(path)) {
+    await run('umount', [path], { allowFailure: (r) => /not mounted|no mount point/i.test(r.stderr) });
+  }
+}
+
+/** Unmounts and deletes the namespace file (pod remove). */
+export async function removeNetns(path: string): Promise<void> {
+  await unmountNetns(path);
+  await rm(path, { force: true });
+}

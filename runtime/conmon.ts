@@ -1,0 +1,84 @@
+/**
+ * conmon is our per-container shim (the role of isulad-shim in seed 001): it runs `runc create`,
+ * keeps the container's stdio, writes the log and the exit file, and outlives the daemon.
+ * It daemonizes; the container's pid (or runc's error) comes back over a sync pipe, fd 3.
+ */
+import { execa } from 'execa';
+import { EffectFailed } from '../errors/catalogue.js';
+import type { OciRuntime } from './oci-runtime.js';
+import { tail } from './exec.js';
+
+export interface ConmonLaunch {
+  conmonPath: string;
+  runtime: OciRuntime;
+  id: string;
+  name: string;
+  bundle: string;
+  pidFile: string;
+  conmonPidFile: string;
+  logPath: string;
+  exitDir: string;
+  socketDir: string;
+  timeoutMs?: number;
+}
+
+/** Launches conmon, which creates the container (not started). Resolves with the container's pid. */
+export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
+  const args = [
+    '--api-version', '1',
+    '--cid', l.id,
+    '--cuuid', l.id,
+    '--name', l.name,
+    '--runtime', l.runtime.binary,
+    '--bundle', l.bundle,
+    '--container-pidfile', l.pidFile,
+    '--conmon-pidfile', l.conmonPidFile,
+    '--log-path', `k8s-file:${l.logPath}`,
+    '--exit-dir', l.exitDir,
+    '--socket-dir-path', l.socketDir,
+    '--log-level', 'info',
+    ...(l.runtime.systemdCgroup ? ['--systemd-cgroup'] : []),
+    ...l.runtime.globalArgs().flatMap((a) => ['--runtime-arg', a]),
+  ];
+  // stdio 0-2 must not be pipes: the daemonized conmon would hold them open for the container's life.
+  const child = execa(l.conmonPath, args, {
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+    env: { _OCI_SYNCPIPE: '3' },
+    reject: false,
+    timeout: l.timeoutMs ?? 30_000,
+  });
+  const syncPipe = child.stdio[3];
+  let sync = '';
+  if (syncPipe && 'on' in syncPipe) {
+    syncPipe.setEncoding?.('utf8');
+    syncPipe.on('data', (chunk: string | Buffer) => {
+      sync += chunk.toString();
+    });
+  }
+  const [result] = await Promise.all([
+    child,
+    new Promise<void>((resolve) => {
+      if (!syncPipe || !('on' in syncPipe)) return resolve();
+      syncPipe.on('close', () => resolve());
+      syncPipe.on('end', () => resolve());
+    }),
+  ]);
+  const message = parseSync(sync);
+  if (message && message.pid > 0) return message.pid;
+  const why = message?.message ?? (result.exitCode ? `conmon exited with ${result.exitCode}` : 'no pid reported');
+  throw new EffectFailed(`creating ${l.id} under conmon with ${l.runtime.binary} failed: ${tail(why)}`);
+}
+
+function parseSync(text: string): { pid: number; message?: string } | null {
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const parsed = JSON.parse(line) as { data?: number; pid?: number; message?: string };
+      const pid = parsed.pid ?? parsed.data ?? -1;
+      return parsed.message === undefined ? { pid } : { pid, message: parsed.message };
+    } catch {
+      // not JSON: conmon only writes JSON here, keep looking
+    }
+  }
+  return null;
+}

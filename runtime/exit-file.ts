@@ -1,0 +1,61 @@
+/**
+ * conmon writes `<exitDir>/<id>` holding the exit code when the container's process ends. It is the
+ * source of truth for exits, also across daemon restarts (containerd #10390): read it before
+ * trusting anything else. Its mtime is the exit time.
+ */
+import { watch } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ExitInfo } from '../machines/sandbox.types.js';
+
+export async function readExitFile(exitDir: string, id: string): Promise<ExitInfo | null> {
+  const path = join(exitDir, id);
+  try {
+    const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path, { bigint: true })]);
+    const code = Number.parseInt(text.trim(), 10);
+    if (Number.isNaN(code)) return null; // conmon is still writing it
+    return { code, at: st.mtimeNs.toString() };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Resolves with the exit when the file appears (watched with inotify, not polled on a timer),
+ * or with null after `timeoutMs`, or when `signal` aborts.
+ */
+export function waitForExitFile(exitDir: string, id: string, timeoutMs: number, signal?: AbortSignal): Promise<ExitInfo | null> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const watcher = watch(exitDir, () => void check());
+    const timer = setTimeout(() => finish(null), timeoutMs);
+    const onAbort = (): void => finish(null);
+    signal?.addEventListener('abort', onAbort);
+    function finish(value: ExitInfo | null): void {
+      if (settled) return;
+      settled = true;
+      watcher.close();
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(value);
+    }
+    async function check(): Promise<void> {
+      const exit = await readExitFile(exitDir, id);
+      if (exit) finish(exit);
+    }
+    // The watch is armed first, then the file checked: no exit can slip between the two.
+    void check();
+  });
+}
+
+/**
+ * Calls `onExit` once when the exit file appears; returns a function that stops watching.
+ * Used by actors/ to turn a pause or container exit into an EXIT event while the daemon runs.
+ */
+export function watchExitFile(exitDir: string, id: string, onExit: (exit: ExitInfo) => void): () => void {
+  const controller = new AbortController();
+  void waitForExitFile(exitDir, id, 2 ** 31 - 1, controller.signal).then((exit) => {
+    if (exit) onExit(exit);
+  });
+  return () => controller.abort();
+}
