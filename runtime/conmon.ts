@@ -3,7 +3,7 @@
  * keeps the container's stdio, writes the log and the exit file, and outlives the daemon.
  * It daemonizes; the container's pid (or runc's error) comes back over a sync pipe, fd 3.
  */
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 import { EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
 import { tail } from './exec.js';
@@ -40,32 +40,39 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
     ...(l.runtime.systemdCgroup ? ['--systemd-cgroup'] : []),
     ...l.runtime.globalArgs().flatMap((a) => ['--runtime-arg', a]),
   ];
-  // stdio 0-2 must not be pipes: the daemonized conmon would hold them open for the container's life.
-  const child = execa(l.conmonPath, args, {
+  // stdio 0-2 must not be pipes: the daemonized conmon would hold them open for the container's
+  // life. child_process rather than execa here: execa waits for every stdio stream to end, and
+  // conmon's sync pipe (fd 3) stays open until the container exits.
+  const child = spawn(l.conmonPath, args, {
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-    env: { _OCI_SYNCPIPE: '3' },
-    reject: false,
-    timeout: l.timeoutMs ?? 30_000,
+    env: { ...process.env, _OCI_SYNCPIPE: '3' },
   });
-  const syncPipe = child.stdio[3];
-  let sync = '';
-  if (syncPipe && 'on' in syncPipe) {
-    syncPipe.setEncoding?.('utf8');
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('exit', (code) => resolve(code));
+    child.on('error', () => resolve(-1));
+  });
+  // conmon keeps the sync pipe open for the container's life (it would report the exit there
+  // too): read the first message, then close our end. conmon ignores SIGPIPE.
+  const syncPipe = child.stdio[3] as (NodeJS.ReadableStream & { destroy(): void }) | null | undefined;
+  const first = new Promise<string>((resolve) => {
+    if (!syncPipe) return resolve('');
+    let sync = '';
     syncPipe.on('data', (chunk: string | Buffer) => {
       sync += chunk.toString();
+      if (parseSync(sync)) resolve(sync);
     });
-  }
-  const [result] = await Promise.all([
-    child,
-    new Promise<void>((resolve) => {
-      if (!syncPipe || !('on' in syncPipe)) return resolve();
-      syncPipe.on('close', () => resolve());
-      syncPipe.on('end', () => resolve());
-    }),
-  ]);
+    syncPipe.on('error', () => resolve(sync));
+    syncPipe.on('close', () => resolve(sync));
+    syncPipe.on('end', () => resolve(sync));
+  });
+  const exitCode = await exited;
+  // The parent conmon has exited; its daemonized child writes the pid once runc create is done.
+  const timeout = new Promise<string>((resolve) => setTimeout(() => resolve(''), l.timeoutMs ?? 30_000).unref());
+  const sync = await Promise.race([first, timeout]);
+  syncPipe?.destroy();
   const message = parseSync(sync);
   if (message && message.pid > 0) return message.pid;
-  const why = message?.message ?? (result.exitCode ? `conmon exited with ${result.exitCode}` : 'no pid reported');
+  const why = message?.message ?? (exitCode ? `conmon exited with ${exitCode}` : 'no pid reported in time');
   throw new EffectFailed(`creating ${l.id} under conmon with ${l.runtime.binary} failed: ${tail(why)}`);
 }
 

@@ -1,0 +1,249 @@
+/**
+ * podchart: the operator's view of a node. Reads the daemon's database directly, so it works
+ * while podchartd is down; it never writes (the daemon may be running concurrently, in WAL mode).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Registry } from '../actors/registry.js';
+import { loadConfig, parseArgs } from '../config/config.js';
+import type { SandboxContext } from '../machines/sandbox.types.js';
+import { Store, type ActorRow } from '../storage/store.js';
+
+export interface Output {
+  log(s: string): void;
+  error(s: string): void;
+}
+
+export const USAGE = `Usage: podchart <command> [flags]
+
+Commands:
+  pods                 list pod sandboxes and their states
+  inspect <ref>        show one pod sandbox: state, context and transition history
+                       (<ref> is a full id, a name, a unique id prefix, or a pod name)
+  version              print the podchart and CRI API versions
+  help                 show this text
+
+Flags:
+  --root DIR           podchartd's state directory (default: from the config file, else /var/lib/podchart)
+  --config FILE        podchartd's config file (default: /etc/podchart/config.json)
+  --json               machine-readable output (pods, inspect)
+  --limit N            transitions to show in inspect (default 50)`;
+
+/** A failure the operator caused or must act on: printed as is, with this exit code. */
+class CliError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+interface Flags {
+  root?: string;
+  config?: string;
+  json: boolean;
+  limit: number;
+  positional: string[];
+}
+
+function parseFlags(argv: readonly string[]): Flags {
+  const flags: Flags = { json: false, limit: 50, positional: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const eq = arg.indexOf('=');
+    const [flag, inline] = arg.startsWith('--') && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    const value = (): string => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new CliError(`flag ${flag} needs a value`, 2);
+      return v;
+    };
+    if (flag === '--root') flags.root = value();
+    else if (flag === '--config') flags.config = value();
+    else if (flag === '--json') flags.json = true;
+    else if (flag === '--limit') {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 1) throw new CliError('--limit needs a positive integer', 2);
+      flags.limit = n;
+    } else if (flag.startsWith('-') && flag !== '-') throw new CliError(`unknown flag ${flag}\n\n${USAGE}`, 2);
+    else flags.positional.push(arg);
+  }
+  return flags;
+}
+
+function rootDir(flags: Flags): string {
+  if (flags.root !== undefined) return flags.root;
+  return loadConfig(parseArgs(flags.config !== undefined ? ['--config', flags.config] : [])).rootDir;
+}
+
+function openStore(flags: Flags): Store {
+  const root = rootDir(flags);
+  const path = join(root, 'podchart.db');
+  if (!existsSync(path)) {
+    throw new CliError(`no podchart state at ${path}: has podchartd ever run with --root ${root}?`);
+  }
+  return new Store(path);
+}
+
+interface Pod {
+  id: string;
+  state: string;
+  context: Partial<SandboxContext>;
+}
+
+function toPod(row: ActorRow): Pod {
+  let context: Partial<SandboxContext> = {};
+  try {
+    context = JSON.parse(row.context) as Partial<SandboxContext>;
+  } catch {
+    // A corrupt row is still worth listing: the id and state are real.
+  }
+  return { id: row.id, state: row.state, context };
+}
+
+export function criState(state: string): 'READY' | 'NOTREADY' {
+  return state === 'RUNNING' ? 'READY' : 'NOTREADY';
+}
+
+/** "3m ago" from a created_at in nanoseconds since the epoch (a decimal string). */
+export function age(createdAtNs: string | undefined, nowMs: number): string {
+  if (!createdAtNs || !/^\d+$/.test(createdAtNs)) return '-';
+  const seconds = Math.max(0, Math.floor((nowMs - Number(BigInt(createdAtNs) / 1_000_000n)) / 1000));
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
+  if (seconds < 48 * 3600) return `${Math.floor(seconds / 3600)}h ago`;
+  return `${Math.floor(seconds / 86400)}d ago`;
+}
+
+function truncate(s: string, max: number): string {
+  const line = s.replace(/\s+/g, ' ');
+  return line.length <= max ? line : `${line.slice(0, max - 1)}…`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col] ?? 0)).join('   ').trimEnd()).join('\n');
+}
+
+function pods(store: Store, flags: Flags, out: Output): number {
+  const list = store.loadSandboxes().map(toPod);
+  if (flags.json) {
+    const json = list.map(({ id, state, context: c }) => ({
+      id,
+      name: c.spec?.metadata?.name ?? null,
+      namespace: c.spec?.metadata?.namespace ?? null,
+      state,
+      pid: c.pid ?? null,
+      exit: c.exit ?? null,
+      lastError: c.lastError ?? null,
+      createdAt: c.spec?.createdAt ?? null,
+    }));
+    out.log(JSON.stringify(json, null, 2));
+    return 0;
+  }
+  const now = Date.now();
+  const header = ['POD ID', 'NAME', 'NAMESPACE', 'STATE', 'CRI', 'CREATED', 'PID', 'LAST ERROR'];
+  const rows = list.map(({ id, state, context: c }) => [
+    id.slice(0, 13),
+    c.spec?.metadata?.name ?? '?',
+    c.spec?.metadata?.namespace ?? '?',
+    state,
+    criState(state),
+    age(c.spec?.createdAt, now),
+    c.pid == null ? '-' : String(c.pid),
+    c.lastError ? truncate(c.lastError, 60) : '',
+  ]);
+  out.log(table([header, ...rows]));
+  return 0;
+}
+
+/** The operator's convenience: the pod's own name (metadata.name), when only one sandbox has it. */
+function byPodName(rows: ActorRow[], ref: string): ActorRow | undefined {
+  const matches = rows.filter((r) => toPod(r).context.spec?.metadata?.name === ref);
+  if (matches.length > 1) {
+    const ids = matches.map((r) => r.id.slice(0, 12)).join(', ');
+    throw new CliError(`pod name "${ref}" is ambiguous: it matches ${matches.length} sandboxes (${ids}); give an id`);
+  }
+  return matches[0];
+}
+
+function inspect(store: Store, flags: Flags, out: Output): number {
+  const ref = flags.positional[0];
+  if (ref === undefined || flags.positional.length > 1) throw new CliError(`inspect takes one pod reference\n\n${USAGE}`, 2);
+  const registry = new Registry();
+  registry.load(store.names());
+  let id: string | null;
+  try {
+    id = registry.resolve(ref, 'sandbox');
+  } catch (err) {
+    throw new CliError((err as Error).message); // an ambiguous prefix: the registry names the candidates
+  }
+  const rows = store.loadSandboxes();
+  const row = id === null ? byPodName(rows, ref) : rows.find((r) => r.id === id);
+  if (!row) throw new CliError(`no pod sandbox matches "${ref}"`);
+  const pod = toPod(row);
+  const history = store.history(pod.id, flags.limit);
+  if (flags.json) {
+    out.log(JSON.stringify({ id: pod.id, state: pod.state, cri: criState(pod.state), updatedAt: row.updatedAt, context: pod.context, history }, null, 2));
+    return 0;
+  }
+  out.log(`ID:       ${pod.id}`);
+  out.log(`NAME:     ${pod.context.spec?.name ?? '?'}`);
+  out.log(`STATE:    ${pod.state} (CRI ${criState(pod.state)})`);
+  out.log(`UPDATED:  ${new Date(row.updatedAt).toISOString()}`);
+  out.log(`CONTEXT:\n${JSON.stringify(pod.context, null, 2)}`);
+  out.log(`HISTORY (oldest first, at most ${flags.limit}):`);
+  if (history.length === 0) out.log('  (none)');
+  for (const t of history) {
+    out.log(`  ${new Date(t.at).toISOString()}  ${t.event}  ${t.from ?? '∅'} → ${t.to}${t.error ? `  error: ${t.error}` : ''}`);
+  }
+  return 0;
+}
+
+/** The version in the package.json that ships this file, found by walking up from it. */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, 'package.json');
+    if (existsSync(candidate)) {
+      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'podchart' && pkg.version) return pkg.version;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) return 'unknown';
+    dir = parent;
+  }
+}
+
+export async function main(argv: string[], out: Output): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        out.log(USAGE);
+        return 0;
+      case 'version':
+        out.log(`podchart ${packageVersion()}`);
+        out.log('CRI API: v1 (runtime.v1)');
+        return 0;
+      case 'pods':
+      case 'inspect': {
+        const flags = parseFlags(rest);
+        if (command === 'pods' && flags.positional.length > 0) throw new CliError(`pods takes no arguments\n\n${USAGE}`, 2);
+        const store = openStore(flags);
+        try {
+          return command === 'pods' ? pods(store, flags, out) : inspect(store, flags, out);
+        } finally {
+          store.close();
+        }
+      }
+      default:
+        out.error(`podchart: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (err) {
+    out.error(`podchart: ${(err as Error).message}`);
+    return err instanceof CliError ? err.exitCode : 1;
+  }
+}

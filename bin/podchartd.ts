@@ -1,0 +1,93 @@
+/**
+ * podchartd: builds the one logger, store, host and supervisor (no module-level singletons),
+ * restores every pod, then serves CRI on the socket. SIGTERM/SIGINT: stop serving, let effects in
+ * flight settle, exit; pods and conmon keep running, and the next start restores them.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino, { type Logger } from 'pino';
+import { loadConfig, parseArgs, type Config } from '../config/config.js';
+import { Store } from '../storage/store.js';
+import { Supervisor } from '../actors/supervisor.js';
+import { faultsFromEnv } from '../actors/faults.js';
+import type { Host } from '../actors/host.js';
+import { ensurePauseRootfs } from '../runtime/pause-rootfs.js';
+import { oomScoreFloor } from '../runtime/oom.js';
+import { buildServer, listen } from '../cri/server.js';
+import { acquireDaemonLock } from './daemon-lock.js';
+
+export const DB_FILE = 'podchart.db';
+
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'package.json');
+    if (existsSync(candidate)) return (JSON.parse(readFileSync(candidate, 'utf8')) as { version: string }).version;
+    dir = dirname(dir);
+  }
+  return '0.0.0';
+}
+
+function buildLogger(config: Config): Logger {
+  if (config.logPretty) {
+    return pino({ level: config.logLevel, transport: { target: 'pino-pretty', options: { colorize: false } } });
+  }
+  return pino({ level: config.logLevel });
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(parseArgs(process.argv.slice(2)));
+  const logger = buildLogger(config);
+  for (const dir of [config.rootDir, config.runDir, dirname(config.socket)]) mkdirSync(dir, { recursive: true, mode: 0o711 });
+  const releaseLock = acquireDaemonLock(join(config.runDir, 'podchartd.pid'));
+  const version = packageVersion();
+
+  const store = new Store(join(config.rootDir, DB_FILE));
+  const floor = oomScoreFloor();
+  const host: Host = {
+    config,
+    logger,
+    faults: faultsFromEnv(process.env, (point) => logger.warn({ point }, 'fault point reached: killing the daemon')),
+    pauseRootfs: await ensurePauseRootfs(join(config.rootDir, 'pause'), config.catatonitPath),
+    oomScoreFloor: floor,
+  };
+  if (floor > config.pauseOomScoreAdj) {
+    logger.info({ requested: config.pauseOomScoreAdj, floor }, 'no CAP_SYS_RESOURCE: oom_score_adj of pods clamped to the daemon\'s own');
+  }
+  const supervisor = new Supervisor({ store, host, logger });
+  await supervisor.start();
+
+  // A socket left by a crash is replaced; a live daemon was refused by the lock above.
+  if (existsSync(config.socket)) rmSync(config.socket, { force: true });
+  const server = buildServer({ supervisor, config, logger, version });
+  await listen(server, config.socket);
+  chmodSync(config.socket, 0o660);
+  logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir }, 'podchartd serving CRI v1');
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down; pods keep running');
+    server.tryShutdown(() => undefined);
+    void supervisor
+      .shutdown()
+      .catch((err: unknown) => logger.error({ err }, 'shutdown'))
+      .finally(() => {
+        store.close();
+        rmSync(config.socket, { force: true });
+        releaseLock();
+        logger.flush?.();
+        process.exit(0);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`podchartd: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,17 @@
+/** What every CRI handler gets: the supervisor, the config, the logger of this call. */
+import type { Logger } from 'pino';
+import type { Supervisor } from '../actors/supervisor.js';
+import type { Config } from '../config/config.js';
+
+export interface CriContext {
+  supervisor: Supervisor;
+  config: Config;
+  logger: Logger;
+  /** Milliseconds left before the caller's deadline (a generous default when it set none). */
+  timeoutMs: number;
+  /** Settings UpdateRuntimeConfig gave us (the pod CIDR, for networking). */
+  runtimeConfig: { podCidr: string };
+  version: string;
+}
+
+export type UnaryHandler<Req, Res> = (req: Req, ctx: CriContext) => Promise<Res>;

@@ -1,0 +1,117 @@
+/**
+ * The gRPC adapter: runtime.v1.RuntimeService and ImageService on a unix socket. Every method of
+ * the proto is served; those not built yet answer UNIMPLEMENTED with "not implemented yet: <Method>".
+ * One wrapper (containerd's instrumented service) logs, applies the deadline and maps errors.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { loadCri } from '../proto/load.js';
+import { NotImplemented } from '../errors/catalogue.js';
+import type { Supervisor } from '../actors/supervisor.js';
+import type { Config } from '../config/config.js';
+import type { CriContext, UnaryHandler } from './context.js';
+import { toGrpcError } from './errors.js';
+import { runtimeConfig, status, updateRuntimeConfig, version } from './runtime-info.js';
+import { runPodSandbox } from './sandbox-run.js';
+import { stopPodSandbox } from './sandbox-stop.js';
+import { removePodSandbox } from './sandbox-remove.js';
+import { podSandboxStatus } from './sandbox-status.js';
+import { listPodSandbox } from './sandbox-list.js';
+
+/** Deadline used when the caller set none: long enough for a slow teardown. */
+const DEFAULT_TIMEOUT_MS = 4 * 60_000;
+
+/** Called every second by kubelet: logged at debug, not info. */
+const POLLED = new Set(['Version', 'Status', 'ListPodSandbox', 'PodSandboxStatus', 'ListContainers', 'ContainerStatus',
+  'ListImages', 'ImageStatus', 'ImageFsInfo', 'ListContainerStats', 'ListPodSandboxStats', 'RuntimeConfig']);
+
+// The handlers take the request as proto-loader decodes it; each declares the fields it reads.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the table is heterogeneous by design
+type AnyHandler = UnaryHandler<any, unknown>;
+
+const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
+  Version: version,
+  Status: status,
+  RuntimeConfig: runtimeConfig,
+  UpdateRuntimeConfig: updateRuntimeConfig,
+  RunPodSandbox: runPodSandbox,
+  StopPodSandbox: stopPodSandbox,
+  RemovePodSandbox: removePodSandbox,
+  PodSandboxStatus: podSandboxStatus,
+  ListPodSandbox: listPodSandbox,
+};
+
+export interface CriServerDeps {
+  supervisor: Supervisor;
+  config: Config;
+  logger: Logger;
+  version: string;
+}
+
+function timeoutFrom(call: grpc.ServerUnaryCall<unknown, unknown>): number {
+  const deadline = call.getDeadline();
+  const at = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+  if (!Number.isFinite(at) || at <= 0) return DEFAULT_TIMEOUT_MS;
+  return Math.max(1, at - Date.now());
+}
+
+export function buildServer(deps: CriServerDeps): grpc.Server {
+  const cri = loadCri();
+  const server = new grpc.Server();
+  const runtimeConfigState = { podCidr: '' };
+  let seq = 0;
+
+  const implement = (service: grpc.ServiceDefinition, handlers: Record<string, AnyHandler>): grpc.UntypedServiceImplementation => {
+    const impl: grpc.UntypedServiceImplementation = {};
+    for (const [method, def] of Object.entries(service)) {
+      const handler = handlers[method];
+      if (def.responseStream || def.requestStream) {
+        impl[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+          call.emit('error', toGrpcError(new NotImplemented(method)));
+        };
+        continue;
+      }
+      impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const logger = deps.logger.child({ rpc: method, call: ++seq });
+        const level = POLLED.has(method) ? 'debug' : 'info';
+        const started = performance.now();
+        if (!handler) {
+          logger.debug('not implemented');
+          callback(toGrpcError(new NotImplemented(method)));
+          return;
+        }
+        const ctx: CriContext = {
+          supervisor: deps.supervisor,
+          config: deps.config,
+          logger,
+          timeoutMs: timeoutFrom(call),
+          runtimeConfig: runtimeConfigState,
+          version: deps.version,
+        };
+        logger[level]({ request: call.request }, 'call');
+        handler(call.request, ctx).then(
+          (response) => {
+            logger[level]({ ms: Math.round(performance.now() - started) }, 'ok');
+            callback(null, response);
+          },
+          (err: unknown) => {
+            const mapped = toGrpcError(err);
+            logger.warn({ code: mapped.code, err: mapped.details, ms: Math.round(performance.now() - started) }, 'failed');
+            callback(mapped);
+          },
+        );
+      };
+    }
+    return impl;
+  };
+
+  server.addService(cri.runtimeService, implement(cri.runtimeService, RUNTIME_HANDLERS));
+  server.addService(cri.imageService, implement(cri.imageService, {}));
+  return server;
+}
+
+export function listen(server: grpc.Server, socketPath: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
+  });
+}

@@ -1,0 +1,43 @@
+/** A CRI v1 client on a unix socket, for the end-to-end tests: the same wire kubelet speaks. */
+import * as grpc from '@grpc/grpc-js';
+import { loadCri } from '../proto/load.js';
+
+export type Reply = Record<string, unknown>;
+
+export class CriClient {
+  readonly runtime: grpc.Client;
+  readonly image: grpc.Client;
+
+  constructor(readonly socket: string) {
+    const cri = loadCri();
+    this.runtime = new cri.RuntimeServiceClient(`unix://${socket}`, grpc.credentials.createInsecure());
+    this.image = new cri.ImageServiceClient(`unix://${socket}`, grpc.credentials.createInsecure());
+  }
+
+  /** Calls a unary RuntimeService method; rejects with the grpc ServiceError (code, details). */
+  call<T = Reply>(method: string, request: object = {}, timeoutMs = 60_000): Promise<T> {
+    return this.invoke(this.runtime, method, request, timeoutMs);
+  }
+
+  callImage<T = Reply>(method: string, request: object = {}, timeoutMs = 60_000): Promise<T> {
+    return this.invoke(this.image, method, request, timeoutMs);
+  }
+
+  private invoke<T>(client: grpc.Client, method: string, request: object, timeoutMs: number): Promise<T> {
+    const fn = (client as unknown as Record<string, unknown>)[method];
+    if (typeof fn !== 'function') return Promise.reject(new Error(`no such method ${method}`));
+    return new Promise((resolve, reject) => {
+      (fn as (req: object, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: T) => void) => void).call(
+        client,
+        request,
+        { deadline: Date.now() + timeoutMs },
+        (err, res) => (err ? reject(err) : resolve(res)),
+      );
+    });
+  }
+
+  close(): void {
+    this.runtime.close();
+    this.image.close();
+  }
+}
