@@ -1,0 +1,128 @@
+/**
+ * Runs a real podchartd for the end-to-end tests: its own root, run dir and socket under a temp
+ * dir, started as a child process, killed with SIGKILL or stopped with SIGTERM like a user would.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CriClient } from './cri-client.js';
+
+export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const PODCHARTD = join(REPO, 'bin', 'podchartd');
+
+export interface DaemonPaths {
+  base: string;
+  root: string;
+  run: string;
+  socket: string;
+  log: string;
+}
+
+export function tempPaths(prefix = 'podchart-e2e-'): DaemonPaths {
+  // Short paths: conmon's attach socket path must fit in 108 bytes.
+  const base = mkdtempSync(join(tmpdir(), prefix));
+  return { base, root: join(base, 'root'), run: join(base, 'run'), socket: join(base, 'run', 'cri.sock'), log: join(base, 'daemon.log') };
+}
+
+/** Polls `check` until it returns a value, or fails after `timeoutMs` with `what` in the message. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== null && value !== false) return value as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export class Daemon {
+  child: ChildProcess | null = null;
+  client: CriClient | null = null;
+  exitCode: number | null = null;
+  private output = '';
+
+  constructor(readonly paths: DaemonPaths, readonly extraArgs: string[] = [], readonly env: NodeJS.ProcessEnv = {}) {}
+
+  get cri(): CriClient {
+    if (!this.client) throw new Error('daemon not started');
+    return this.client;
+  }
+
+  /** Starts podchartd and waits until it answers Version on its socket. */
+  async start(env: NodeJS.ProcessEnv = {}): Promise<void> {
+    await mkdir(this.paths.base, { recursive: true });
+    this.output = '';
+    this.exitCode = null;
+    const child = spawn(PODCHARTD, ['--root', this.paths.root, '--run', this.paths.run, '--socket', this.paths.socket, '--log-level', 'debug', ...this.extraArgs], {
+      env: { ...process.env, PODCHART_CONFIG: join(this.paths.base, 'no-config.json'), ...this.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    child.on('exit', (code, signal) => {
+      this.exitCode = code ?? (signal ? 128 : -1);
+    });
+    this.client?.close();
+    this.client = new CriClient(this.paths.socket);
+    await eventually(`podchartd to serve on ${this.paths.socket}\n${this.output}`, async () => {
+      if (this.exitCode !== null) throw new Error(`podchartd exited with ${this.exitCode}: ${this.output}`);
+      if (!existsSync(this.paths.socket)) return false;
+      await this.cri.call('Version', {}, 1000);
+      return true;
+    }, 30_000);
+  }
+
+  /** Resolves when the process has exited. */
+  waitExit(timeoutMs = 30_000): Promise<number> {
+    return eventually('podchartd to exit', () => (this.exitCode === null ? false : this.exitCode), timeoutMs);
+  }
+
+  /** kill -9, as a crash would. */
+  async kill9(): Promise<void> {
+    this.child?.kill('SIGKILL');
+    await this.waitExit();
+    this.client?.close();
+    this.client = null;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child && this.exitCode === null) {
+      this.child.kill('SIGTERM');
+      await this.waitExit();
+    }
+    this.client?.close();
+    this.client = null;
+  }
+
+  logs(): string {
+    return this.output;
+  }
+
+  pid(): number {
+    return Number.parseInt(readFileSync(join(this.paths.run, 'podchartd.pid'), 'utf8'), 10);
+  }
+}
+
+let podCounter = 0;
+
+/** A kubelet-shaped PodSandboxConfig with a unique uid. */
+export function podConfig(name = `pod${++podCounter}`, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    metadata: { name, namespace: 'e2e', uid: `uid-${name}-${process.pid}-${podCounter}`, attempt: 0 },
+    hostname: name,
+    logDirectory: `/var/log/pods/e2e_${name}`,
+    labels: { 'io.kubernetes.pod.name': name, suite: 'e2e' },
+    annotations: { 'example.com/note': 'hello' },
+    linux: { securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } },
+    ...extra,
+  };
+}
