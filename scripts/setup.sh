@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what podchart needs on a Debian machine, only what is missing, then builds it.
+# Idempotent and quiet when everything is already there. Run as root.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "podchart setup: run as root (podchart manages mounts, namespaces and containers)" >&2
+  exit 1
+fi
+
+# Debian packages: the OCI runtimes, the shim, the pause process, CNI plugins, ip, the registry
+# and busybox used by the tests.
+APT_PACKAGES=(runc crun conmon catatonit containernetworking-plugins iproute2 util-linux mount)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "podchart setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# npm dependencies (better-sqlite3 builds from source with the toolchain here).
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "podchart setup: installing npm dependencies"
+  npm ci --no-audit --no-fund
+fi
+
+rm -rf dist
+npx --no-install tsc -p tsconfig.json
