@@ -57,7 +57,7 @@ export class Registry {
     if (matches.length > 1) {
       const shown = matches.slice(0, 3).map((id) => id.slice(0, 12)).join(', ');
       throw new InvalidArgument(
-        `id prefix "${ref}" is ambiguous: it matches ${matches.length} ${kind}s (${shown}${matches.length > 3 ? ', …' : ''}); give more characters`,
+        `id prefix "${ref}" is ambiguous: it matches ${matches.length} ${kind === "sandbox" ? "pod sandboxes" : "containers"} (${shown}${matches.length > 3 ? ', …' : ''}); give more characters`,
       );
     }
     return matches[0] ?? null;

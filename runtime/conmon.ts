@@ -47,9 +47,13 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
     env: { ...process.env, _OCI_SYNCPIPE: '3' },
   });
+  let spawnError = '';
   const exited = new Promise<number | null>((resolve) => {
     child.on('exit', (code) => resolve(code));
-    child.on('error', () => resolve(-1));
+    child.on('error', (err) => {
+      spawnError = `cannot run ${l.conmonPath}: ${err.message}`;
+      resolve(-1);
+    });
   });
   // conmon keeps the sync pipe open for the container's life (it would report the exit there
   // too): read the first message, then close our end. conmon ignores SIGPIPE.
@@ -67,12 +71,16 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
   });
   const exitCode = await exited;
   // The parent conmon has exited; its daemonized child writes the pid once runc create is done.
-  const timeout = new Promise<string>((resolve) => setTimeout(() => resolve(''), l.timeoutMs ?? 30_000).unref());
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(''), spawnError ? 0 : (l.timeoutMs ?? 30_000));
+  });
   const sync = await Promise.race([first, timeout]);
+  clearTimeout(timer);
   syncPipe?.destroy();
   const message = parseSync(sync);
   if (message && message.pid > 0) return message.pid;
-  const why = message?.message ?? (exitCode ? `conmon exited with ${exitCode}` : 'no pid reported in time');
+  const why = message?.message ?? (spawnError || (exitCode ? `conmon exited with ${exitCode}` : 'no pid reported in time'));
   throw new EffectFailed(`creating ${l.id} under conmon with ${l.runtime.binary} failed: ${tail(why)}`);
 }
 

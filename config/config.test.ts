@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULTS, loadConfig, parseArgs } from './config.js';
+
+function withFile(content: string, fn: (path: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'podchart-config-'));
+  try {
+    const path = join(dir, 'config.json');
+    writeFileSync(path, content);
+    fn(path);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('embedded defaults when there is no config file', () => {
+  const config = loadConfig(parseArgs(['--config', '/nonexistent/podchart.json']));
+  assert.deepEqual(config, DEFAULTS);
+  assert.equal(config.socket, '/run/podchart/podchart.sock');
+});
+
+test('the file overrides defaults, flags override the file', () => {
+  withFile(JSON.stringify({ socket: '/tmp/a.sock', logLevel: 'debug', runtimeHandlers: { kata: { path: '/bin/kata' } } }), (path) => {
+    const config = loadConfig(parseArgs(['--config', path, '--socket=/tmp/b.sock', '--pretty']));
+    assert.equal(config.socket, '/tmp/b.sock');
+    assert.equal(config.logLevel, 'debug');
+    assert.equal(config.logPretty, true);
+    assert.deepEqual(Object.keys(config.runtimeHandlers).sort(), ['crun', 'kata', 'runc']);
+  });
+});
+
+test('bad config is refused with a message that names the problem', () => {
+  withFile('{ not json', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /not valid JSON/));
+  withFile('{"sockett": "/x"}', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /unknown key "sockett"/));
+  withFile('{"defaultRuntimeHandler": "kata"}', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /"kata" is not in runtimeHandlers/));
+  withFile('{"cgroupDriver": "v3"}', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /cgroupDriver must be/));
+  assert.throws(() => parseArgs(['--bogus']), /unknown flag --bogus/);
+  assert.throws(() => parseArgs(['--socket']), /needs a value/);
+});
