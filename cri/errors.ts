@@ -4,7 +4,7 @@ import { PodchartError } from '../errors/catalogue.js';
 
 export function toGrpcError(err: unknown): Partial<ServiceError> {
   if (err instanceof PodchartError) {
-    return { code: err.code as unknown as status, details: err.message, metadata: new Metadata() };
+    return { code: err.code, details: err.message, metadata: new Metadata() };
   }
   const message = err instanceof Error ? err.message : String(err);
   return { code: status.INTERNAL, details: `internal error: ${message}`, metadata: new Metadata() };

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 bash scripts/setup.sh
+npx --no-install eslint .
 cd dist
 mapfile -t files < <(find . -name '*.test.js' -not -path './node_modules/*' | sort)
 exec node --test --test-concurrency=1 "$@" "${files[@]}"
