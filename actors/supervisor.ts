@@ -78,7 +78,17 @@ export class Supervisor {
     this.root.start();
     this.registry.load(this.deps.store.names());
     const rows = this.deps.store.loadSandboxes();
-    await Promise.all(rows.map((row) => this.restoreSandbox(row.id, row.state, JSON.parse(row.context) as SandboxContext)));
+    // One bad row must not keep every other pod from coming back (containerd's recover() does
+    // the same): it is logged and left in the database for an operator to inspect.
+    await Promise.all(
+      rows.map(async (row) => {
+        try {
+          await this.restoreSandbox(row.id, row.state, JSON.parse(row.context) as SandboxContext);
+        } catch (err) {
+          this.deps.logger.error({ sandboxId: row.id, err }, 'restore failed for this pod; skipped');
+        }
+      }),
+    );
     this.root.send({ type: 'RESTORED' });
     this.serving = true;
     this.deps.logger.info({ sandboxes: rows.length }, 'restore finished');

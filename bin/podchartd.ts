@@ -82,6 +82,8 @@ async function main(): Promise<void> {
         process.exit(0);
       });
   };
+  // A bug in one effect must not take every pod's runtime down with it: log it loudly, keep serving.
+  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

@@ -3,7 +3,7 @@
  * source of truth for exits, also across daemon restarts (containerd #10390): read it before
  * trusting anything else. Its mtime is the exit time.
  */
-import { watch } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExitInfo } from '../machines/sandbox.types.js';
@@ -27,14 +27,21 @@ export async function readExitFile(exitDir: string, id: string): Promise<ExitInf
 export function waitForExitFile(exitDir: string, id: string, timeoutMs: number, signal?: AbortSignal): Promise<ExitInfo | null> {
   return new Promise((resolve) => {
     let settled = false;
-    const watcher = watch(exitDir, () => void check());
+    let watcher: FSWatcher | null = null;
+    try {
+      watcher = watch(exitDir, () => void check());
+    } catch {
+      // No exit dir (the run dir was wiped by a reboot): no exit file can appear there.
+      resolve(null);
+      return;
+    }
     const timer = setTimeout(() => finish(null), timeoutMs);
     const onAbort = (): void => finish(null);
     signal?.addEventListener('abort', onAbort);
     function finish(value: ExitInfo | null): void {
       if (settled) return;
       settled = true;
-      watcher.close();
+      watcher?.close();
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
       resolve(value);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
+import { Daemon, REPO, eventually, podConfig, tempPaths } from './daemon.js';
 import { isMountPoint, processAlive, runcContainers } from './host-state.js';
 import { loadCri } from '../proto/load.js';
 
@@ -139,6 +139,23 @@ describe('pod sandbox lifecycle', () => {
     await rejects(status(id), grpcStatus.NOT_FOUND, /not found/);
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: id }); // idempotent
     await daemon.cri.call('StopPodSandbox', { podSandboxId: id }); // unknown id: success
+  });
+
+  test('each transition is committed before the call is answered (read back with the CLI)', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const persisted = (id: string): string | undefined => {
+      const out = execFileSync(join(REPO, 'bin', 'podchart'), ['pods', '--json', '--root', paths.root]).toString();
+      return (JSON.parse(out) as { id: string; state: string }[]).find((p) => p.id === id)?.state;
+    };
+    const id = await run(podConfig());
+    assert.equal(persisted(id), 'RUNNING');
+    await daemon.cri.call('StopPodSandbox', { podSandboxId: id });
+    assert.equal(persisted(id), 'STOPPED');
+    const inspect = execFileSync(join(REPO, 'bin', 'podchart'), ['inspect', id.slice(0, 12), '--root', paths.root]).toString();
+    assert.match(inspect, /STOP\s+RUNNING → STOPPING/);
+    assert.match(inspect, /stopSandbox\.done\s+STOPPING → STOPPED/);
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+    assert.equal(persisted(id), undefined, 'the row is gone once remove answers');
   });
 
   test('remove of a running pod stops it first and leaves nothing', async () => {
