@@ -9,6 +9,7 @@ export const Code = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
   ALREADY_EXISTS: 6,
   FAILED_PRECONDITION: 9,
   UNIMPLEMENTED: 12,
@@ -74,5 +75,12 @@ export class EffectFailed extends PodchartError {
 export class NotImplemented extends PodchartError {
   constructor(method: string) {
     super(Code.UNIMPLEMENTED, `not implemented yet: ${method}`);
+  }
+}
+
+/** A registry refused our credentials (or wants some we do not have). */
+export class PermissionDenied extends PodchartError {
+  constructor(message: string) {
+    super(Code.PERMISSION_DENIED, message);
   }
 }
