@@ -57,6 +57,29 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX transitions_by_actor ON transitions(actor_id, seq);
     `,
   },
+  {
+    version: 3,
+    description: 'images and their references',
+    sql: `
+      -- id is the config digest. An image row is written only once every blob and layer is in
+      -- place, in one transaction with its refs: no half image is ever visible.
+      CREATE TABLE images (
+        id              TEXT PRIMARY KEY,
+        manifest_digest TEXT NOT NULL,
+        size            INTEGER NOT NULL,
+        config          TEXT NOT NULL,
+        layers          TEXT NOT NULL,
+        pulled_at       INTEGER NOT NULL
+      );
+      -- Repo tags (name:tag) and repo digests (name@sha256:...), each naming one image.
+      CREATE TABLE image_refs (
+        ref      TEXT PRIMARY KEY,
+        kind     TEXT NOT NULL CHECK (kind IN ('tag', 'digest')),
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+      );
+      CREATE INDEX image_refs_by_image ON image_refs(image_id);
+    `,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -5,6 +5,7 @@
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import { AlreadyExists } from '../errors/catalogue.js';
 import { migrate } from './migrations.js';
+import { ImageTable } from './images.js';
 
 export type ActorKind = 'sandbox' | 'container';
 
@@ -38,6 +39,7 @@ export interface NameEntry {
 
 export class Store {
   readonly db: Database;
+  readonly images: ImageTable;
 
   constructor(path: string) {
     this.db = new BetterSqlite3(path);
@@ -47,6 +49,7 @@ export class Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
+    this.images = new ImageTable(this.db);
   }
 
   close(): void {
