@@ -277,6 +277,8 @@ export class Supervisor {
     // The initial UNKNOWN of a restored actor is not news: the row keeps its last real state.
     if (to === 'UNKNOWN' && previous) return;
     const context = JSON.stringify(snapshot.context);
+    // Before any early return: a pod restored to RUNNING has an unchanged row but needs its watch.
+    this.followExits(id, to, snapshot.context);
     if (previous && previous.state === to && previous.context === context) return;
     const label = eventLabel(event.event.type);
     const changed = previous?.state !== to;
@@ -287,7 +289,6 @@ export class Supervisor {
     this.deps.store.saveSandbox(id, to, snapshot.context, transition);
     this.saved.set(id, { state: to, context });
     if (transition) log.info({ event: label, from: transition.from, to, error: transition.error ?? undefined }, 'transition');
-    this.followExits(id, to, snapshot.context);
   }
 
   /** Watch the pause's exit file while it may be running. */

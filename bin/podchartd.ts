@@ -15,6 +15,11 @@ import type { Host } from '../actors/host.js';
 import { ensurePauseRootfs } from '../runtime/pause-rootfs.js';
 import { oomScoreFloor } from '../runtime/oom.js';
 import { buildServer, listen } from '../cri/server.js';
+import { ContentStore } from '../images/content-store.js';
+import { LayerStore } from '../images/layer-store.js';
+import { RegistryClient } from '../images/registry/client.js';
+import { ImageService } from '../images/image-service.js';
+import { hostPlatform } from '../images/platform.js';
 import { acquireDaemonLock } from './daemon-lock.js';
 
 export const DB_FILE = 'podchart.db';
@@ -33,7 +38,8 @@ function buildLogger(config: Config): Logger {
   if (config.logPretty) {
     return pino({ level: config.logLevel, transport: { target: 'pino-pretty', options: { colorize: false } } });
   }
-  return pino({ level: config.logLevel });
+  // Synchronous writes: the last lines before a crash (or a kill -9) are the ones an operator needs.
+  return pino({ level: config.logLevel }, pino.destination({ dest: 1, sync: true }));
 }
 
 async function main(): Promise<void> {
@@ -58,9 +64,21 @@ async function main(): Promise<void> {
   const supervisor = new Supervisor({ store, host, logger });
   await supervisor.start();
 
+  const imageRoot = join(config.rootDir, 'images');
+  const content = new ContentStore(join(imageRoot, 'content'));
+  await content.cleanIngest(); // temp files of pulls a crash cut off
+  const images = new ImageService({
+    store,
+    content,
+    layers: new LayerStore(join(imageRoot, 'layers')),
+    registry: new RegistryClient(config.registries, logger.child({ component: 'registry' })),
+    logger: logger.child({ component: 'images' }),
+    platform: hostPlatform(),
+  });
+
   // A socket left by a crash is replaced; a live daemon was refused by the lock above.
   if (existsSync(config.socket)) rmSync(config.socket, { force: true });
-  const server = buildServer({ supervisor, config, logger, version });
+  const server = buildServer({ supervisor, images, imageRoot, config, logger, version });
   await listen(server, config.socket);
   chmodSync(config.socket, 0o660);
   logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir }, 'podchartd serving CRI v1');

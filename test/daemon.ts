@@ -73,12 +73,13 @@ export class Daemon {
     });
     this.client?.close();
     this.client = new CriClient(this.paths.socket);
-    await eventually(`podchartd to serve on ${this.paths.socket}\n${this.output}`, async () => {
-      if (this.exitCode !== null) throw new Error(`podchartd exited with ${this.exitCode}: ${this.output}`);
+    const outcome = await eventually(`podchartd to serve on ${this.paths.socket}`, async () => {
+      if (this.exitCode !== null) return 'exited';
       if (!existsSync(this.paths.socket)) return false;
       await this.cri.call('Version', {}, 1000);
-      return true;
+      return 'serving';
     }, 30_000);
+    if (outcome === 'exited') throw new Error(`podchartd exited with ${this.exitCode}: ${this.output}`);
   }
 
   /** Resolves when the process has exited. */

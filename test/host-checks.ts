@@ -196,8 +196,14 @@ export function forceCleanup(paths: DaemonPaths, ids: Iterable<string>): string[
     attempt(`kill ${p.pid} (${p.cmdline.slice(0, 80)})`, () => process.kill(p.pid, 'SIGKILL'));
   }
   const runcRoot = join(paths.run, 'runtime', 'runc');
+  let known: string[] = [];
+  try {
+    known = runcIds(paths);
+  } catch {
+    // runc's root is unreadable: nothing to delete through it
+  }
   for (const id of idList) {
-    if (existsSync(runcRoot)) {
+    if (known.includes(id)) {
       attempt(`runc delete ${id}`, () => execFileSync('runc', ['--root', runcRoot, 'delete', '--force', id], { stdio: 'ignore' }));
     }
     const shm = shmOf(paths, id);
