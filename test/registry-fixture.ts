@@ -1,0 +1,318 @@
+/**
+ * A real registry for tests: /usr/bin/docker-registry (distribution 2.8) on a free loopback port with
+ * its storage in a temp dir, anonymous, behind htpasswd, or behind a token server that this process
+ * serves (a small node:http realm that signs RS256 JWTs the registry verifies through the x5c chain).
+ * Below it, named fakes for faults a real registry does not produce: a hung server, a tampering proxy.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, sign, X509Certificate, createPrivateKey } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { run } from '../runtime/exec.js';
+
+export interface RegistryUser {
+  user: string;
+  password: string;
+  /** Accepted by the token server as an OAuth2 refresh token for this user (token mode). */
+  refreshToken?: string;
+}
+
+export interface RegistryFixture {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  /** 127.0.0.1:<port> */
+  host: string;
+  stop(): Promise<void>;
+  /** How many times the token endpoint was asked (token mode). */
+  readonly tokenRequests: number;
+  /** The token endpoint (token mode), e.g. to mint a registryToken in a test. */
+  readonly tokenRealm: string | null;
+}
+
+const REGISTRY_BIN = '/usr/bin/docker-registry';
+const SERVICE = 'test-registry';
+const ISSUER = 'podchart-test';
+const START_DEADLINE_MS = 15_000;
+const POLL_MS = 20;
+
+/** A port nobody is using right now (bind to 0, read it, release it). */
+export async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export async function startRegistry(opts: { auth?: 'htpasswd' | 'token'; users?: RegistryUser[] } = {}): Promise<RegistryFixture> {
+  const dir = await mkdtemp(join(tmpdir(), 'podchart-registry-'));
+  const users = opts.users ?? [];
+  let tokenServer: Server | null = null;
+  let child: ChildProcess | null = null;
+  const counters = { tokenRequests: 0 };
+  let realm: string | null = null;
+  try {
+    const config: Record<string, unknown> = {
+      version: 0.1,
+      log: { level: 'warn', accesslog: { disabled: true } },
+      storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
+      http: { addr: '', secret: randomBytes(16).toString('hex') },
+    };
+    if (opts.auth === 'htpasswd') {
+      const lines: string[] = [];
+      for (const u of users) lines.push((await run('htpasswd', ['-Bbn', u.user, u.password])).stdout.trim());
+      await writeFile(join(dir, 'htpasswd'), lines.join('\n') + '\n');
+      config.auth = { htpasswd: { realm: 'podchart-test-realm', path: join(dir, 'htpasswd') } };
+    } else if (opts.auth === 'token') {
+      const signer = await makeSigner(dir);
+      tokenServer = createServer((req, res) => {
+        counters.tokenRequests += 1;
+        serveToken(req, res, users, signer).catch((err: unknown) => {
+          res.writeHead(500).end(String(err));
+        });
+      });
+      await new Promise<void>((resolve) => tokenServer?.listen(0, '127.0.0.1', resolve));
+      realm = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
+      config.auth = { token: { realm, service: SERVICE, issuer: ISSUER, rootcertbundle: signer.certPath } };
+    }
+
+    const port = await freePort();
+    const host = `127.0.0.1:${port}`;
+    (config.http as { addr: string }).addr = host;
+    // JSON is YAML, so the config needs no YAML writer.
+    const configPath = join(dir, 'config.yml');
+    await writeFile(configPath, JSON.stringify(config, null, 2));
+
+    const proc = spawn(REGISTRY_BIN, ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = proc;
+    let stderr = '';
+    proc.stderr?.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    const exited = new Promise<string>((resolve) => proc.once('exit', (code, signal) => resolve(`exited (${code ?? signal})`)));
+    const spawnFailed = new Promise<string>((resolve) => proc.once('error', (err) => resolve(`failed to start: ${err.message}`)));
+    await waitUntilServing(`http://${host}`, Promise.race([exited, spawnFailed]), () => stderr);
+
+    const url = `http://${host}`;
+    const server = tokenServer;
+    return {
+      url,
+      host,
+      get tokenRequests() {
+        return counters.tokenRequests;
+      },
+      tokenRealm: realm,
+      stop: async () => {
+        await stopProcess(proc);
+        if (server) await closeServer(server);
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    if (child) await stopProcess(child);
+    if (tokenServer) await closeServer(tokenServer);
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Polls GET /v2/ until the registry answers (200 or 401), the process dies, or the deadline passes. */
+async function waitUntilServing(url: string, died: Promise<string>, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + START_DEADLINE_MS;
+  const state: { dead: string | null } = { dead: null };
+  void died.then((why) => (state.dead = why));
+  for (;;) {
+    if (state.dead !== null) throw new Error(`docker-registry ${state.dead}: ${stderr()}`);
+    try {
+      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
+      await res.body?.cancel();
+      if (res.status === 200 || res.status === 401) return;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) throw new Error(`docker-registry did not answer at ${url} within ${START_DEADLINE_MS} ms: ${stderr()}`);
+    // A poll interval, not a wait for state: the loop ends as soon as the registry answers.
+    await delay(POLL_MS);
+  }
+}
+
+async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+// --- the token realm ---
+
+interface Signer {
+  certPath: string;
+  /** base64 DER of the certificate, for the JWT's x5c header. */
+  x5c: string;
+  key: ReturnType<typeof createPrivateKey>;
+}
+
+async function makeSigner(dir: string): Promise<Signer> {
+  const keyPath = join(dir, 'token.key');
+  const certPath = join(dir, 'token.pem');
+  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=podchart-test-token-issuer']);
+  const cert = new X509Certificate(await readFile(certPath));
+  return { certPath, x5c: cert.raw.toString('base64'), key: createPrivateKey(await readFile(keyPath)) };
+}
+
+const b64url = (data: Buffer | string): string => Buffer.from(data).toString('base64url');
+
+/**
+ * GET ?service&scope (Basic credentials, or none for an anonymous token with no access) and the
+ * OAuth2 POST form (grant_type=password or refresh_token), as docs/spec/auth/{token,oauth}.md.
+ */
+async function serveToken(req: IncomingMessage, res: ServerResponse, users: RegistryUser[], signer: Signer): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://token');
+  let scopes = url.searchParams.getAll('scope');
+  let service = url.searchParams.get('service');
+  let user: RegistryUser | null | undefined = null;
+  let oauth = false;
+  if (req.method === 'POST') {
+    oauth = true;
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const form = new URLSearchParams(Buffer.concat(chunks).toString());
+    scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
+    service = form.get('service');
+    const grant = form.get('grant_type');
+    if (grant === 'refresh_token') user = users.find((u) => u.refreshToken !== undefined && u.refreshToken === form.get('refresh_token'));
+    else if (grant === 'password') user = users.find((u) => u.user === form.get('username') && u.password === form.get('password'));
+    if (!user) return deny(res, 'invalid refresh token or password');
+  } else {
+    const header = req.headers.authorization;
+    if (header !== undefined) {
+      const [name, ...rest] = Buffer.from(header.replace(/^Basic /i, ''), 'base64').toString().split(':');
+      user = users.find((u) => u.user === name && u.password === rest.join(':'));
+      if (!user) return deny(res, 'incorrect username or password');
+    }
+  }
+  if (service !== SERVICE) return deny(res, `unknown service ${service ?? '(none)'}`, 400);
+
+  const now = Math.floor(Date.now() / 1000);
+  // An anonymous caller gets a token with no access, as Docker Hub's realm does for private repos.
+  const access = user ? scopes.flatMap(parseScope) : [];
+  const header = { typ: 'JWT', alg: 'RS256', x5c: [signer.x5c] };
+  const claims = { iss: ISSUER, sub: user?.user ?? '', aud: SERVICE, exp: now + 300, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access };
+  const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+  const token = `${signingInput}.${b64url(sign('sha256', Buffer.from(signingInput), signer.key))}`;
+  const body = oauth ? { access_token: token, expires_in: 300, scope: scopes.join(' ') } : { token, access_token: token, expires_in: 300, issued_at: new Date(now * 1000).toISOString() };
+  res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+}
+
+function parseScope(scope: string): { type: string; name: string; actions: string[] }[] {
+  // "repository:a/b:pull,push" — the name may contain ':' only as host:port, so split from both ends.
+  const first = scope.indexOf(':');
+  const last = scope.lastIndexOf(':');
+  if (first === -1 || last === first) return [];
+  return [{ type: scope.slice(0, first), name: scope.slice(first + 1, last), actions: scope.slice(last + 1).split(',').filter(Boolean) }];
+}
+
+function deny(res: ServerResponse, details: string, status = 401): void {
+  res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify({ details }));
+}
+
+// --- named fakes, for faults a real registry does not produce ---
+
+/** FAKE: a server that accepts connections and never answers, to exercise the request bound. */
+export async function startHungServer(): Promise<{ host: string; stop(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stop: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * flip-blob-byte: blob bodies with their last byte inverted · pad-manifest: manifests with a newline
+ * appended and no Docker-Content-Digest · wrong-digest-header: a Docker-Content-Digest of zeros ·
+ * redirect-blobs: 307 to the real registry · schema1: every manifest is a schema 1 one ·
+ * stall-blobs: blob headers and one byte, then silence.
+ */
+export type Tamper = 'flip-blob-byte' | 'pad-manifest' | 'wrong-digest-header' | 'redirect-blobs' | 'schema1' | 'stall-blobs';
+
+/** FAKE: a proxy in front of a real registry that corrupts or reshapes its answers in one way. */
+export async function startTamperingProxy(target: string, tamper: Tamper): Promise<{ url: string; host: string; redirects: number; stop(): Promise<void> }> {
+  const state = { redirects: 0 };
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      const path = req.url ?? '/';
+      const isBlob = /\/blobs\/sha256:/.test(path);
+      const isManifest = path.includes('/manifests/');
+      if (tamper === 'redirect-blobs' && isBlob) {
+        state.redirects += 1;
+        res.writeHead(307, { Location: `${target}${path}` }).end();
+        return;
+      }
+      if (tamper === 'stall-blobs' && isBlob) {
+        // Headers and one byte, then silence: the connection stays open with no more data.
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': '1000' });
+        res.write('x');
+        return;
+      }
+      if (tamper === 'schema1' && isManifest) {
+        const body = JSON.stringify({ schemaVersion: 1, name: 'test/oci', tag: 'v1', fsLayers: [], history: [] });
+        res.writeHead(200, { 'Content-Type': 'application/vnd.docker.distribution.manifest.v1+prettyjws' }).end(body);
+        return;
+      }
+      const forward: Record<string, string> = { Accept: req.headers.accept ?? '*/*' };
+      if (req.headers.authorization !== undefined) forward.Authorization = req.headers.authorization;
+      const upstream = await fetch(`${target}${path}`, { method: req.method ?? 'GET', headers: forward, redirect: 'manual' });
+      let body = Buffer.from(await upstream.arrayBuffer());
+      const headers: Record<string, string> = { 'Content-Type': upstream.headers.get('content-type') ?? 'application/octet-stream' };
+      for (const name of ['docker-content-digest', 'www-authenticate', 'location']) {
+        const value = upstream.headers.get(name);
+        if (value !== null) headers[name] = value;
+      }
+      if (tamper === 'flip-blob-byte' && isBlob && body.length > 0) {
+        body = Buffer.from(body);
+        body[body.length - 1] = (body[body.length - 1] ?? 0) ^ 0xff;
+      }
+      if (tamper === 'pad-manifest' && isManifest) {
+        body = Buffer.concat([body, Buffer.from('\n')]);
+        delete headers['docker-content-digest'];
+      }
+      if (tamper === 'wrong-digest-header' && isManifest) headers['docker-content-digest'] = `sha256:${'0'.repeat(64)}`;
+      res.writeHead(upstream.status, headers).end(body);
+    })().catch((err: unknown) => res.writeHead(502).end(String(err)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: `http://${host}`,
+    host,
+    get redirects() {
+      return state.redirects;
+    },
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
