@@ -67,10 +67,12 @@ async function main(): Promise<void> {
   const imageRoot = join(config.rootDir, 'images');
   const content = new ContentStore(join(imageRoot, 'content'));
   await content.cleanIngest(); // temp files of pulls a crash cut off
+  const layers = new LayerStore(join(imageRoot, 'layers'));
+  await layers.sweep(); // layers a crash left half unpacked or half deleted
   const images = new ImageService({
     store,
     content,
-    layers: new LayerStore(join(imageRoot, 'layers')),
+    layers,
     registry: new RegistryClient(config.registries, logger.child({ component: 'registry' })),
     logger: logger.child({ component: 'images' }),
     platform: hostPlatform(),

@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { InvalidArgument } from '../errors/catalogue.js';
+import type { RegistriesConfig } from '../images/types.js';
 
 export interface RuntimeHandlerConfig {
   /** The OCI runtime binary: runc or crun (same CLI). */
@@ -31,6 +32,8 @@ export interface Config {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';
   /** Human-readable logs instead of JSON. */
   logPretty: boolean;
+  /** Registry mirrors, insecure hosts and credentials (see README.md). */
+  registries: RegistriesConfig;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/podchart/config.json';
@@ -52,6 +55,13 @@ export const DEFAULTS: Config = {
   sandboxStopGraceSeconds: 10,
   logLevel: 'info',
   logPretty: false,
+  registries: {
+    hosts: {},
+    // Plain http is allowed only here unless a host entry says `insecure`: loopback, any port.
+    insecureHosts: ['127.0.0.1', 'localhost', '::1'],
+    credentialsFile: null,
+    requestTimeoutMs: 30_000,
+  },
 };
 
 const FLAGS: Record<string, keyof Config> = {
@@ -104,6 +114,10 @@ export function loadConfig(args: ParsedArgs): Config {
   }
   const config: Config = { ...DEFAULTS, ...fromFile, ...args.overrides };
   config.runtimeHandlers = { ...DEFAULTS.runtimeHandlers, ...(fromFile.runtimeHandlers ?? {}) };
+  config.registries = { ...DEFAULTS.registries, ...(fromFile.registries ?? {}) };
+  for (const key of Object.keys(fromFile.registries ?? {})) {
+    if (!(key in DEFAULTS.registries)) throw new InvalidArgument(`config file ${args.configPath}: unknown key "registries.${key}"`);
+  }
   if (!(config.defaultRuntimeHandler in config.runtimeHandlers)) {
     throw new InvalidArgument(`defaultRuntimeHandler "${config.defaultRuntimeHandler}" is not in runtimeHandlers`);
   }

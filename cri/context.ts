@@ -2,9 +2,13 @@
 import type { Logger } from 'pino';
 import type { Supervisor } from '../actors/supervisor.js';
 import type { Config } from '../config/config.js';
+import type { ImageService } from '../images/image-service.js';
 
 export interface CriContext {
   supervisor: Supervisor;
+  images: ImageService;
+  /** Where the image store lives (ImageFsInfo's mountpoint). */
+  imageRoot: string;
   config: Config;
   logger: Logger;
   /** Milliseconds left before the caller's deadline (a generous default when it set none). */

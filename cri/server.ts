@@ -17,6 +17,12 @@ import { stopPodSandbox } from './sandbox-stop.js';
 import { removePodSandbox } from './sandbox-remove.js';
 import { podSandboxStatus } from './sandbox-status.js';
 import { listPodSandbox } from './sandbox-list.js';
+import { pullImage } from './image-pull.js';
+import { imageStatus } from './image-status.js';
+import { listImages } from './image-list.js';
+import { removeImage } from './image-remove.js';
+import { imageFsInfo } from './image-fs-info.js';
+import type { ImageService } from '../images/image-service.js';
 
 /** Deadline used when the caller set none: long enough for a slow teardown. */
 const DEFAULT_TIMEOUT_MS = 4 * 60_000;
@@ -41,8 +47,18 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   ListPodSandbox: listPodSandbox,
 };
 
+const IMAGE_HANDLERS: Record<string, AnyHandler> = {
+  PullImage: pullImage,
+  ImageStatus: imageStatus,
+  ListImages: listImages,
+  RemoveImage: removeImage,
+  ImageFsInfo: imageFsInfo,
+};
+
 export interface CriServerDeps {
   supervisor: Supervisor;
+  images: ImageService;
+  imageRoot: string;
   config: Config;
   logger: Logger;
   version: string;
@@ -82,6 +98,8 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
         }
         const ctx: CriContext = {
           supervisor: deps.supervisor,
+          images: deps.images,
+          imageRoot: deps.imageRoot,
           config: deps.config,
           logger,
           timeoutMs: timeoutFrom(call),
@@ -106,7 +124,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
   };
 
   server.addService(cri.runtimeService, implement(cri.runtimeService, RUNTIME_HANDLERS));
-  server.addService(cri.imageService, implement(cri.imageService, {}));
+  server.addService(cri.imageService, implement(cri.imageService, IMAGE_HANDLERS));
   return server;
 }
 

@@ -9,9 +9,11 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Debian packages: the OCI runtimes, the shim, the pause process, CNI plugins, ip, the registry
-# and busybox used by the tests.
-APT_PACKAGES=(runc crun conmon catatonit containernetworking-plugins iproute2 util-linux mount)
+# Debian packages: the OCI runtimes, the shim, the pause process, CNI plugins, ip, setfattr (image
+# layers' xattrs and opaque dirs); and for the tests: a real registry, htpasswd, openssl (token
+# auth), busybox (images are built from it) and zstd (zstd layers).
+APT_PACKAGES=(runc crun conmon catatonit containernetworking-plugins iproute2 util-linux mount attr
+  docker-registry apache2-utils openssl busybox zstd)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,246 @@
+/**
+ * Pull, look up, list and remove images. A pull resolves the reference, streams every blob into
+ * the content store (verified while it streams, layers concurrently), unpacks each layer once per
+ * diff id, and only then records the image and its refs in one transaction: a pull cut off midway
+ * leaves no half image visible, and the next pull reuses every blob already fetched.
+ */
+import { createReadStream } from 'node:fs';
+import type { Logger } from 'pino';
+import { EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
+import type { ImageRecord, LayerRecord } from '../storage/images.js';
+import type { Store } from '../storage/store.js';
+import type { ContentStore } from './content-store.js';
+import type { LayerStore } from './layer-store.js';
+import { mountRootfs, removeRootfs, unmountRootfs, writableLayerUsage } from './rootfs.js';
+import { parseReference } from './reference.js';
+import type { RegistryClient } from './registry/client.js';
+import type { Credentials, Descriptor, ImageConfigFile, ImageReference, Platform } from './types.js';
+
+export interface ImageServiceDeps {
+  store: Store;
+  content: ContentStore;
+  layers: LayerStore;
+  registry: RegistryClient;
+  logger: Logger;
+  platform: Platform;
+  /** Image ids a container still uses: their data is kept when they are removed. */
+  inUse?: () => Set<string>;
+}
+
+/** How often a long pull logs its progress. */
+const PROGRESS_EVERY_MS = 2_000;
+
+export class ImageService {
+  /** Pulls in flight by reference: two pulls of one image share one download. */
+  private readonly pulls = new Map<string, Promise<ImageRecord>>();
+  /** Blobs and layers a pull in flight needs: never garbage-collected under it. */
+  private readonly busy = new Map<string, number>();
+
+  constructor(private readonly deps: ImageServiceDeps) {}
+
+  pull(refText: string, creds: Credentials | null): Promise<ImageRecord> {
+    const ref = parseReference(refText);
+    const running = this.pulls.get(ref.full);
+    if (running) return running;
+    const pull = this.doPull(ref, creds).finally(() => this.pulls.delete(ref.full));
+    this.pulls.set(ref.full, pull);
+    return pull;
+  }
+
+  private async doPull(ref: ImageReference, creds: Credentials | null): Promise<ImageRecord> {
+    const log = this.deps.logger.child({ image: ref.full });
+    const started = Date.now();
+    const resolved = await this.deps.registry.resolve(ref, creds, this.deps.platform);
+    const { manifest } = resolved;
+    const keys = [resolved.manifestDigest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)];
+    this.hold(keys);
+    try {
+      await this.deps.content.ingest(resolved.manifestDigest, [resolved.manifestBytes], resolved.manifestBytes.length);
+      await this.fetch(resolved, manifest.config, creds);
+      const configBytes = await this.deps.content.read(manifest.config.digest);
+      const config = JSON.parse(configBytes.toString('utf8')) as ImageConfigFile;
+      const diffIds = config.rootfs?.diff_ids ?? [];
+      if (diffIds.length !== manifest.layers.length) {
+        throw new EffectFailed(`image ${ref.full} is inconsistent: ${manifest.layers.length} layers but ${diffIds.length} diff ids in its config`);
+      }
+      this.hold(diffIds);
+      try {
+        const total = manifest.layers.reduce((n, l) => n + l.size, 0);
+        const progress = this.progress(log, total, manifest.layers.length);
+        await Promise.all(
+          manifest.layers.map(async (layer, i) => {
+            await this.fetch(resolved, layer, creds, (bytes) => progress.add(layer.digest, bytes));
+            const diffId = diffIds[i] ?? '';
+            await this.deps.layers.ensure(diffId, async () => createReadStream(this.deps.content.path(layer.digest)));
+            progress.done(layer.digest);
+          }),
+        );
+        progress.stop();
+        const layers: LayerRecord[] = manifest.layers.map((l, i) => ({ digest: l.digest, diffId: diffIds[i] ?? '', size: l.size, mediaType: l.mediaType }));
+        const size = configBytes.length + manifest.layers.reduce((n, l) => n + l.size, 0);
+        this.deps.store.images.put(
+          { id: manifest.config.digest, manifestDigest: resolved.manifestDigest, size, config: configBytes.toString('utf8'), layers, pulledAt: Date.now() },
+          { tag: ref.tag ? `${ref.name}:${ref.tag}` : null, repoDigest: `${ref.name}@${resolved.repoDigest}` },
+        );
+      } finally {
+        this.release(diffIds);
+      }
+    } finally {
+      this.release(keys);
+    }
+    const image = this.deps.store.images.get(manifest.config.digest);
+    if (!image) throw new EffectFailed(`image ${ref.full} vanished right after it was recorded`);
+    log.info({ id: image.id, ms: Date.now() - started, from: resolved.endpoint.base, mirror: resolved.endpoint.mirror }, 'pulled');
+    return image;
+  }
+
+  /** Streams one blob into the content store unless it is there already. */
+  private async fetch(resolved: Parameters<RegistryClient['fetchBlob']>[0], d: Descriptor, creds: Credentials | null, onProgress?: (bytes: number) => void): Promise<void> {
+    if (await this.deps.content.has(d.digest)) {
+      onProgress?.(d.size);
+      return;
+    }
+    const body = await this.deps.registry.fetchBlob(resolved, d.digest, creds);
+    await this.deps.content.ingest(d.digest, body, d.size, onProgress);
+  }
+
+  private progress(log: Logger, total: number, count: number) {
+    const bytes = new Map<string, number>();
+    let finished = 0;
+    const report = (): void => {
+      const got = [...bytes.values()].reduce((a, b) => a + b, 0);
+      log.info({ bytes: got, total, layersDone: finished, layers: count }, `pulling: ${got} of ${total} bytes`);
+    };
+    const timer = setInterval(report, PROGRESS_EVERY_MS);
+    timer.unref();
+    return {
+      add: (digest: string, n: number) => bytes.set(digest, n),
+      done: (digest: string) => {
+        finished += 1;
+        log.debug({ layer: digest, layersDone: finished, layers: count }, 'layer ready');
+      },
+      stop: () => clearInterval(timer),
+    };
+  }
+
+  private hold(keys: readonly string[]): void {
+    for (const k of keys) this.busy.set(k, (this.busy.get(k) ?? 0) + 1);
+  }
+
+  private release(keys: readonly string[]): void {
+    for (const k of keys) {
+      const n = (this.busy.get(k) ?? 1) - 1;
+      if (n <= 0) this.busy.delete(k);
+      else this.busy.set(k, n);
+    }
+  }
+
+  /**
+   * The image a CRI image spec names: repo tag, repo digest, full id or unique id prefix.
+   * null when absent (ImageStatus answers with no image, as CRI requires).
+   */
+  find(text: string): ImageRecord | null {
+    const images = this.deps.store.images;
+    const trimmed = text.trim();
+    if (trimmed === '') throw new InvalidArgument('image reference is required');
+    if (/^(sha256:)?[0-9a-f]{64}$/.test(trimmed)) {
+      const byId = images.get(trimmed.startsWith('sha256:') ? trimmed : `sha256:${trimmed}`);
+      if (byId) return byId;
+    }
+    if (/^(sha256:)?[0-9a-f]{1,63}$/.test(trimmed)) {
+      const ids = images.idsWithPrefix(trimmed);
+      if (ids.length > 1) throw new InvalidArgument(`image id prefix "${trimmed}" is ambiguous: it matches ${ids.length} images; give more characters`);
+      if (ids[0]) return images.get(ids[0]);
+    }
+    let ref: ImageReference;
+    try {
+      ref = parseReference(trimmed);
+    } catch (err) {
+      if (/^[0-9a-f]+$/.test(trimmed)) return null; // an unknown id prefix, not a malformed name
+      throw err;
+    }
+    if (ref.digest) return images.byRef(`${ref.name}@${ref.digest}`);
+    return images.byRef(`${ref.name}:${ref.tag ?? 'latest'}`);
+  }
+
+  list(): ImageRecord[] {
+    return this.deps.store.images.list().filter((i) => i.repoTags.length + i.repoDigests.length > 0);
+  }
+
+  /**
+   * RemoveImage. By a tag of an image with other tags: only that tag goes (CRI-O's rule). Otherwise
+   * the image and every ref to it go, then the blobs and layers no other image uses. Absent: success.
+   */
+  async remove(text: string): Promise<void> {
+    const image = this.find(text);
+    if (!image) return;
+    const ref = safeParse(text);
+    const tag = ref && !ref.digest ? `${ref.name}:${ref.tag ?? 'latest'}` : null;
+    if (tag && image.repoTags.includes(tag) && image.repoTags.length > 1) {
+      this.deps.store.images.removeRef(tag);
+      return;
+    }
+    if (this.deps.inUse?.().has(image.id)) {
+      // A container still runs on it: forget its names, keep its data until that container goes.
+      for (const r of [...image.repoTags, ...image.repoDigests]) this.deps.store.images.removeRef(r);
+      return;
+    }
+    this.deps.store.images.delete(image.id);
+    await this.collect(image);
+  }
+
+  /** Deletes the blobs and layers of a removed image that no other image (or pull in flight) uses. */
+  private async collect(removed: ImageRecord): Promise<void> {
+    const keep = new Set<string>(this.busy.keys());
+    for (const other of this.deps.store.images.list()) {
+      keep.add(other.id).add(other.manifestDigest);
+      for (const l of other.layers) keep.add(l.digest).add(l.diffId);
+    }
+    const blobs = [removed.id, removed.manifestDigest, ...removed.layers.map((l) => l.digest)];
+    for (const digest of blobs) if (!keep.has(digest)) await this.deps.content.delete(digest);
+    for (const l of removed.layers) if (!keep.has(l.diffId)) await this.deps.layers.remove(l.diffId);
+  }
+
+  async usage(): Promise<{ bytes: number; inodes: number }> {
+    const [blobs, layers] = await Promise.all([this.deps.content.usage(), this.deps.layers.usage()]);
+    return { bytes: blobs.bytes + layers.bytes, inodes: blobs.inodes + layers.inodes };
+  }
+
+  /**
+   * The root filesystem API containers build on: an overlay of the image's layers (shared,
+   * read-only) plus a writable layer of the container's own under `containerDir`.
+   */
+  async mountRootfs(imageId: string, containerDir: string, readonly = false): Promise<string> {
+    const image = this.deps.store.images.get(imageId);
+    if (!image) throw new NotFound(`image ${imageId} is not present on this node`);
+    const lowerDirs = await Promise.all([...image.layers].reverse().map((l) => this.deps.layers.dir(l.diffId)));
+    return mountRootfs({ lowerDirs, containerDir, readonly });
+  }
+
+  unmountRootfs(containerDir: string): Promise<void> {
+    return unmountRootfs(containerDir);
+  }
+
+  removeRootfs(containerDir: string): Promise<void> {
+    return removeRootfs(containerDir);
+  }
+
+  writableLayerUsage(containerDir: string): Promise<{ bytes: number; inodes: number }> {
+    return writableLayerUsage(containerDir);
+  }
+
+  /** Throws NotFound naming the image when it is not present (CreateContainer's check). */
+  require(text: string): ImageRecord {
+    const image = this.find(text);
+    if (!image) throw new NotFound(`image "${text}" is not present on this node: pull it first`);
+    return image;
+  }
+}
+
+function safeParse(text: string): ImageReference | null {
+  try {
+    return parseReference(text);
+  } catch {
+    return null;
+  }
+}
