@@ -28,6 +28,8 @@ let arm: BuiltImage;
 let fresh1: BuiltImage;
 let fresh2: BuiltImage;
 let fresh3: BuiltImage;
+let layered: BuiltImage;
+let evil: BuiltImage;
 let configPath = '';
 const stops: (() => Promise<void>)[] = [];
 
@@ -76,6 +78,34 @@ before(async () => {
   await pushImage(plain, 'team/fresh2', 'v1', fresh2);
   fresh3 = await buildImage({ layers: [{ compression: 'gzip', entries: [{ path: '/f', type: 'file', content: `three ${process.pid}\n`.repeat(5000) }] }] });
   await pushImage(plain, 'team/fresh3', 'v1', fresh3);
+  // Three layers: the second whites out a file of the first and makes a directory opaque.
+  layered = await buildImage({
+    layers: [
+      { compression: 'gzip', entries: [
+        { path: '/data', type: 'dir', mode: 0o755 },
+        { path: '/data/gone.txt', type: 'file', content: 'old\n' },
+        { path: '/data/kept.txt', type: 'file', content: 'kept\n' },
+        { path: '/cfg', type: 'dir', mode: 0o755 },
+        { path: '/cfg/lower.conf', type: 'file', content: 'lower\n' },
+        { path: '/bin', type: 'dir', mode: 0o755 },
+        { path: '/bin/tool', type: 'file', content: '#!/bin/sh\n', mode: 0o4755, uid: 1000, gid: 1000 },
+        { path: '/bin/tool-link', type: 'hardlink', linkname: '/bin/tool' },
+      ] },
+      { compression: 'zstd', entries: [
+        { path: '/data/.wh.gone.txt', type: 'file', content: '' },
+        { path: '/cfg', type: 'dir', mode: 0o755 },
+        { path: '/cfg/.wh..wh..opq', type: 'file', content: '' },
+        { path: '/cfg/upper.conf', type: 'file', content: 'upper\n' },
+      ] },
+      { compression: 'none', entries: [
+        { path: '/bin', type: 'dir', mode: 0o755 },
+        { path: '/bin/tool-sym', type: 'symlink', linkname: '/bin/tool' },
+      ] },
+    ],
+  });
+  await pushImage(plain, 'team/layered', 'v1', layered);
+  evil = await buildImage({ layers: [{ compression: 'gzip', entries: [{ path: '../../evil', type: 'file', content: 'x' }] }] });
+  await pushImage(plain, 'team/evil', 'v1', evil);
   await pushImage(plain, 'library/busybox', '1.36', busybox);
   await pushImage(plain, 'team/app', 'v1', app);
   await pushIndex(plain, 'team/multi', 'latest', [{ image: arm }, { image: app }]);
@@ -238,6 +268,40 @@ describe('list, remove, fs info and root filesystems', () => {
     } finally {
       await removeRootfs(containerDir);
     }
+  });
+
+  test('whiteouts, an opaque dir, a hardlink, a symlink and a setuid owner survive pull and mount', async () => {
+    const { imageRef } = await pull(`${plain.host}/team/layered:v1`);
+    const store = new Store(join(paths.root, 'podchart.db'));
+    const record = store.images.get(imageRef);
+    store.close();
+    assert.ok(record);
+    const layers = new LayerStore(join(paths.root, 'images', 'layers'));
+    const lowerDirs = await Promise.all([...record.layers].reverse().map((l) => layers.dir(l.diffId)));
+    const containerDir = join(paths.base, 'ctr-layered');
+    try {
+      const merged = await mountRootfs({ lowerDirs, containerDir });
+      assert.ok(!existsSync(join(merged, 'data', 'gone.txt')), 'whited out');
+      assert.equal(readFileSync(join(merged, 'data', 'kept.txt'), 'utf8'), 'kept\n');
+      assert.deepEqual(readdirSync(join(merged, 'cfg')), ['upper.conf'], 'opaque: only the upper layer shows');
+      const { lstatSync, statSync, readlinkSync } = await import('node:fs');
+      const tool = statSync(join(merged, 'bin', 'tool'));
+      assert.equal(tool.mode & 0o7777, 0o4755);
+      assert.equal(tool.uid, 1000);
+      const bottom = lowerDirs[lowerDirs.length - 1] ?? '';
+      assert.equal(statSync(join(bottom, 'bin', 'tool-link')).ino, statSync(join(bottom, 'bin', 'tool')).ino, 'a hardlink in its layer');
+      assert.equal(readFileSync(join(merged, 'bin', 'tool-link'), 'utf8'), '#!/bin/sh\n');
+      assert.ok(lstatSync(join(merged, 'bin', 'tool-sym')).isSymbolicLink());
+      assert.equal(readlinkSync(join(merged, 'bin', 'tool-sym')), '/bin/tool');
+    } finally {
+      await removeRootfs(containerDir);
+    }
+  });
+
+  test('a layer entry that escapes is refused and stores nothing', async () => {
+    await rejects(pull(`${plain.host}/team/evil:v1`), grpcStatus.INVALID_ARGUMENT, /escapes the layer directory/);
+    assert.equal((await imageStatus(`${plain.host}/team/evil:v1`)).image, null);
+    assert.ok(!existsSync(join(paths.root, 'images', 'evil')) && !existsSync(join(paths.root, 'evil')));
   });
 
   test('ImageFsInfo reports the store, and RemoveImage frees what no other image uses', async () => {
