@@ -308,6 +308,25 @@ describe('bad input gets a clear error and leaves nothing', () => {
     for (const id of ids) await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
   });
 
+  test('a conmon failure midway rolls back, names the cause, and the daemon stays up', async () => {
+    const broken = new Daemon(tempPaths('pc-sb-conmon-'), ['--conmon', '/usr/bin/false']);
+    await broken.start();
+    const { readdirSync } = await import('node:fs');
+    const netnsBefore = readdirSync('/var/run/netns').filter((n) => n.startsWith('podchart-')).sort();
+    try {
+      await rejects(broken.cri.call('RunPodSandbox', { config: podConfig('no-conmon') }), grpcStatus.INTERNAL, /under conmon .*conmon exited with 1/);
+      const list = await broken.cri.call<{ items: unknown[] }>('ListPodSandbox', {});
+      assert.equal(list.items.length, 0, 'rolled back');
+      assert.deepEqual(runcContainers(broken.paths.run), []);
+      assert.deepEqual(readdirSync(join(broken.paths.run, 'sandboxes')), [], 'no pod dirs left');
+      assert.deepEqual(readdirSync('/var/run/netns').filter((n) => n.startsWith('podchart-')).sort(), netnsBefore, 'no netns left');
+      await broken.cri.call('Version', {});
+    } finally {
+      await broken.stop();
+      rmSync(broken.paths.base, { recursive: true, force: true });
+    }
+  });
+
   test('a runc failure midway rolls back and the daemon stays up', async () => {
     // A sysctl runc must refuse (not namespaced): the pause container fails at create.
     const config = podConfig('bad-sysctl', { linux: { sysctls: { 'kernel.panic': '1' }, securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } } });
