@@ -1,29 +1,37 @@
 /**
- * The supervisor: runs the root actor, persists every sandbox actor as its own row on every
- * transition (synchronously, so it is committed before any CRI reply), restores them at start,
- * and turns conmon's exit files into EXIT events.
+ * The supervisor: runs the root actor (supervisor → pods → containers), persists every sandbox and
+ * container actor as its own row on every transition (synchronously, so it is committed before
+ * any CRI reply), restores them at start, and turns conmon's exit files into EXIT events.
  *
  * Restore does not resume XState snapshots: a restored actor starts in UNKNOWN with its persisted
  * context, and is sent the state observed on the host (containerd restart.go does the same against
  * the task). That sidesteps two XState traps: effects that were in flight would run again on
  * restore, and entry actions would not.
  */
-import { createActor, waitFor, type Actor, type AnyActorRef, type InspectionEvent, type SnapshotFrom } from 'xstate';
+import { createActor, type Actor, type InspectionEvent, type SnapshotFrom } from 'xstate';
 import type { Logger } from 'pino';
 import { supervisorMachine, sandboxSystemId } from '../machines/supervisor.machine.js';
 import { sandboxMachine } from '../machines/sandbox.machine.js';
+import { containerMachine } from '../machines/container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxSpec } from '../machines/sandbox.types.js';
-import { DeadlineExceeded, EffectFailed, NotFound, Refused, Unavailable } from '../errors/catalogue.js';
+import type { ContainerContext } from '../machines/container.types.js';
+import { EffectFailed, NotFound, Unavailable } from '../errors/catalogue.js';
 import type { Store, Transition } from '../storage/store.js';
-import { readExitFile, watchExitFile } from '../runtime/exit-file.js';
+import { readExitFile } from '../runtime/exit-file.js';
 import { podPaths } from '../runtime/pod-files.js';
 import { isSameProcessAlive } from '../runtime/process.js';
 import { Registry } from './registry.js';
 import { sandboxEffects } from './sandbox-effects.js';
+import { containerEffects, containerExitDir, readContainerExit, type ContainerHost } from './container-effects.js';
+import { restoreContainer } from './container-restore.js';
+import { ExitWatches } from './exit-watches.js';
+import { actorKey, eventLabel, nowNs, request, settle, stateName } from './actor-util.js';
 import type { Host } from './host.js';
 
 export type SandboxActor = Actor<typeof sandboxMachine>;
 export type SandboxSnapshot = SnapshotFrom<typeof sandboxMachine>;
+export type ContainerActor = Actor<typeof containerMachine>;
+export type ContainerSnapshot = SnapshotFrom<typeof containerMachine>;
 
 /** What CRI handlers and the CLI read about a pod. */
 export interface SandboxView {
@@ -33,47 +41,56 @@ export interface SandboxView {
   context: SandboxContext;
 }
 
+export interface ContainerView {
+  id: string;
+  state: string;
+  context: ContainerContext;
+}
+
 /** Exit code reported when the pause process is gone and conmon left no exit file. */
 export const UNKNOWN_EXIT_CODE = 255;
 
-const BUSY = ['PENDING', 'STOPPING', 'REMOVING'] as const;
+export const SANDBOX_BUSY = ['PENDING', 'STOPPING', 'REMOVING'] as const;
+export const CONTAINER_BUSY = ['CREATING', 'STARTING', 'STOPPING', 'UPDATING', 'REMOVING'] as const;
 
-export function stateName(snapshot: { value: unknown }): string {
-  const walk = (v: unknown): string =>
-    typeof v === 'string' ? v : Object.entries(v as Record<string, unknown>).map(([k, sub]) => `${k}.${walk(sub)}`)[0] ?? '';
-  return walk(snapshot.value);
-}
-
-function eventLabel(type: string): string {
-  const done = /^xstate\.done\.actor\.(.+)$/.exec(type);
-  if (done) return `${done[1]}.done`;
-  const failed = /^xstate\.error\.actor\.(.+)$/.exec(type);
-  if (failed) return `${failed[1]}.error`;
-  return type;
-}
+export { stateName } from './actor-util.js';
 
 export interface SupervisorDeps {
   store: Store;
   host: Host;
+  containerHost: ContainerHost;
   logger: Logger;
 }
 
 export class Supervisor {
   readonly registry = new Registry();
   private readonly root;
+  /** Last persisted state and context per actor key ("sandbox:<id>", "container:<id>"). */
   private readonly saved = new Map<string, { state: string; context: string }>();
-  private readonly exitWatchers = new Map<string, () => void>();
+  private readonly watches = new ExitWatches();
   private serving = false;
 
   constructor(private readonly deps: SupervisorDeps) {
-    const sandbox = sandboxMachine.provide({ actors: sandboxEffects(deps.host) });
+    // Sandbox effects stop and remove a pod's containers first: they reach them through us.
+    deps.host.pods = {
+      stopContainers: (sandboxId) => this.stopContainersOf(sandboxId),
+      removeContainers: (sandboxId) => this.removeContainersOf(sandboxId),
+    };
+    deps.containerHost.sandboxOf = (sandboxId) => this.view(sandboxId)?.context ?? null;
+    deps.containerHost.containerPid = (containerId) => this.containerView(containerId)?.context.pid ?? undefined;
+    const container = containerMachine.provide({ actors: containerEffects(deps.containerHost) });
+    const sandbox = sandboxMachine.provide({ actors: { ...sandboxEffects(deps.host), container } });
     this.root = createActor(supervisorMachine.provide({ actors: { sandbox } }), {
       systemId: 'supervisor',
       inspect: (event) => this.onInspect(event),
     });
   }
 
-  /** Starts the root actor and restores every sandbox from the database. */
+  get store(): Store {
+    return this.deps.store;
+  }
+
+  /** Starts the root actor and restores every pod and container from the database. */
   async start(): Promise<void> {
     this.root.start();
     this.registry.load(this.deps.store.names());
@@ -97,25 +114,45 @@ export class Supervisor {
   /** Stops serving and stops the actors; pods and conmon keep running (graceful SIGTERM). */
   async shutdown(settleMs = 10_000): Promise<void> {
     this.serving = false;
-    for (const stop of this.exitWatchers.values()) stop();
-    this.exitWatchers.clear();
+    this.watches.stopAll();
     // Let effects in flight reach a committed state, within a bound; restore handles the rest.
-    await Promise.allSettled(this.sandboxActors().map((a) => this.settle(a, settleMs)));
+    const busy = [
+      ...this.sandboxActors().map((a) => settle(a, SANDBOX_BUSY, settleMs, 'pod')),
+      ...this.containerActors().map((a) => settle(a, CONTAINER_BUSY, settleMs, 'container')),
+    ];
+    await Promise.allSettled(busy);
     this.root.send({ type: 'SHUTDOWN' });
+  }
+
+  assertServing(): void {
+    if (!this.serving) throw new Unavailable('podchart is restoring its pods or shutting down; retry shortly');
   }
 
   sandboxActor(id: string): SandboxActor | undefined {
     return this.root.system.get(sandboxSystemId(id)) as SandboxActor | undefined;
   }
 
+  containerActor(id: string): ContainerActor | undefined {
+    return this.root.system.get(`container:${id}`) as ContainerActor | undefined;
+  }
+
   sandboxActors(): SandboxActor[] {
     return this.registry.ids('sandbox').flatMap((id) => this.sandboxActor(id) ?? []);
+  }
+
+  containerActors(): ContainerActor[] {
+    return this.registry.ids('container').flatMap((id) => this.containerActor(id) ?? []);
   }
 
   /** Resolves an id, name or unique prefix to a sandbox id, or null. */
   findSandbox(ref: string): string | null {
     const id = this.registry.resolve(ref, 'sandbox');
     return id && this.sandboxActor(id) ? id : null;
+  }
+
+  findContainer(ref: string): string | null {
+    const id = this.registry.resolve(ref, 'container');
+    return id && this.containerActor(id) ? id : null;
   }
 
   view(id: string): SandboxView | null {
@@ -129,12 +166,20 @@ export class Supervisor {
     return this.registry.ids('sandbox').flatMap((id) => this.view(id) ?? []);
   }
 
-  history(id: string, limit = 20): Transition[] {
-    return this.deps.store.history(id, limit);
+  containerView(id: string): ContainerView | null {
+    const actor = this.containerActor(id);
+    if (!actor) return null;
+    const snapshot = actor.getSnapshot();
+    if (snapshot.status === 'done') return null;
+    return { id, state: stateName(snapshot), context: snapshot.context };
   }
 
-  private assertServing(): void {
-    if (!this.serving) throw new Unavailable('podchart is restoring its pods or shutting down; retry shortly');
+  containerViews(): ContainerView[] {
+    return this.registry.ids('container').flatMap((id) => this.containerView(id) ?? []);
+  }
+
+  history(id: string, limit = 20): Transition[] {
+    return this.deps.store.history(id, limit);
   }
 
   /**
@@ -143,18 +188,17 @@ export class Supervisor {
    */
   async runSandbox(spec: SandboxSpec, id: string, timeoutMs: number): Promise<string> {
     this.assertServing();
-    const input = { id, spec };
     const initial: SandboxContext = {
-      id, spec, pid: null, pidStartTime: null, exit: null, tornDown: true, stopTimeoutSec: 10, lastError: null,
+      id, spec, pid: null, pidStartTime: null, exit: null, tornDown: true, stopTimeoutSec: 10, lastError: null, containerIds: [],
     };
     this.deps.store.insertSandbox(id, spec.name, 'UNKNOWN', initial);
     this.registry.add({ id, name: spec.name, kind: 'sandbox' });
-    this.saved.set(id, { state: 'UNKNOWN', context: JSON.stringify(initial) });
-    this.root.send({ type: 'SPAWN_SANDBOX', id, input });
+    this.saved.set(`sandbox:${id}`, { state: 'UNKNOWN', context: JSON.stringify(initial) });
+    this.root.send({ type: 'SPAWN_SANDBOX', id, input: { id, spec } });
     const actor = this.sandboxActor(id);
     if (!actor) throw new EffectFailed(`sandbox actor ${id} did not start`);
     actor.send({ type: 'CREATE' });
-    const snapshot = await this.settle(actor, timeoutMs);
+    const snapshot = await settle<SandboxSnapshot>(actor, SANDBOX_BUSY, timeoutMs, `pod sandbox ${id}`);
     if (snapshot.matches('RUNNING')) return id;
     const why = snapshot.context.lastError ?? `it ended in state ${stateName(snapshot)}`;
     const left = snapshot.status === 'done' ? 'everything it created was removed' : 'it is left NOTREADY for removal';
@@ -164,8 +208,7 @@ export class Supervisor {
   /** StopPodSandbox: idempotent; resolves once the pod is stopped and torn down. */
   async stopSandbox(id: string, timeoutMs: number, graceSec: number): Promise<void> {
     this.assertServing();
-    const actor = this.requireActor(id);
-    const snapshot = await this.request(actor, { type: 'STOP', timeoutSec: graceSec }, timeoutMs);
+    const snapshot = await this.sandboxRequest(id, { type: 'STOP', timeoutSec: graceSec }, timeoutMs);
     if (snapshot.matches('STOPPED') && snapshot.context.tornDown) return;
     throw new EffectFailed(`stopping pod sandbox ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
   }
@@ -173,60 +216,83 @@ export class Supervisor {
   /** RemovePodSandbox: stops first if running; resolves once everything is gone. */
   async removeSandbox(id: string, timeoutMs: number): Promise<void> {
     this.assertServing();
-    const actor = this.requireActor(id);
-    const snapshot = await this.request(actor, { type: 'REMOVE' }, timeoutMs);
+    const snapshot = await this.sandboxRequest(id, { type: 'REMOVE' }, timeoutMs);
     if (snapshot.status === 'done') return;
     throw new EffectFailed(`removing pod sandbox ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
   }
 
-  private requireActor(id: string): SandboxActor {
+  private sandboxRequest(id: string, event: SandboxEvent, timeoutMs: number): Promise<SandboxSnapshot> {
     const actor = this.sandboxActor(id);
     if (!actor) throw new NotFound(`pod sandbox ${id} not found`);
+    return request<SandboxSnapshot>(actor, event, SANDBOX_BUSY, timeoutMs, `pod sandbox ${id}`, (state) =>
+      state === 'REMOVING'
+        ? 'it is already being removed'
+        : state.startsWith('PENDING')
+          ? 'it is still being created'
+          : state === 'STOPPING'
+            ? 'it is being stopped; retry when that finishes'
+            : `its state is ${state}`,
+    );
+  }
+
+  /** StopPodSandbox stops every container of the pod first, without grace (as containerd does). */
+  private async stopContainersOf(sandboxId: string): Promise<void> {
+    const ids = this.view(sandboxId)?.context.containerIds ?? [];
+    await Promise.all(
+      ids.map(async (id) => {
+        const actor = this.containerActor(id);
+        if (!actor) return;
+        await settle(actor, CONTAINER_BUSY, 60_000, `container ${id}`);
+        if (actor.getSnapshot().can({ type: 'STOP', timeoutSec: 0 })) actor.send({ type: 'STOP', timeoutSec: 0 });
+        await settle(actor, CONTAINER_BUSY, 60_000, `container ${id}`);
+      }),
+    );
+  }
+
+  /** A pod's containers go with it. */
+  private async removeContainersOf(sandboxId: string): Promise<void> {
+    const ids = this.view(sandboxId)?.context.containerIds ?? [];
+    await Promise.all(
+      ids.map(async (id) => {
+        const actor = this.containerActor(id);
+        if (!actor) return;
+        await settle(actor, CONTAINER_BUSY, 60_000, `container ${id}`);
+        if (actor.getSnapshot().can({ type: 'REMOVE' })) actor.send({ type: 'REMOVE' });
+        const after = await settle<ContainerSnapshot>(actor, CONTAINER_BUSY, 60_000, `container ${id}`);
+        if (after.status !== 'done') throw new EffectFailed(`container ${id} could not be removed: ${after.context.lastError ?? stateName(after)}`);
+      }),
+    );
+  }
+
+  /** Adds a container actor under its pod (the pod's chart refuses when the pod is not ready). */
+  spawnContainer(sandboxId: string, event: Extract<SandboxEvent, { type: 'ADD_CONTAINER' }>): ContainerActor {
+    const pod = this.sandboxActor(sandboxId);
+    if (!pod) throw new NotFound(`pod sandbox ${sandboxId} not found`);
+    this.saved.set(`container:${event.id}`, { state: 'UNKNOWN', context: JSON.stringify(event.input) });
+    pod.send(event);
+    const actor = this.containerActor(event.id);
+    if (!actor) throw new EffectFailed(`container actor ${event.id} did not start`);
     return actor;
   }
 
-  /** Sends one event if the chart accepts it in its current state, then waits for it to settle. */
-  private async request(actor: SandboxActor, event: SandboxEvent, timeoutMs: number): Promise<SandboxSnapshot> {
-    const before = actor.getSnapshot();
-    if (before.status === 'done') return before;
-    if (!before.can(event)) {
-      const state = stateName(before);
-      const why =
-        state === 'REMOVING'
-          ? 'it is already being removed'
-          : state.startsWith('PENDING')
-            ? 'it is still being created'
-            : state === 'STOPPING'
-              ? 'it is being stopped; retry when that finishes'
-              : `its state is ${state}`;
-      throw new Refused(`pod sandbox ${before.context.id} cannot ${event.type.toLowerCase()} now: ${why}`);
-    }
-    actor.send(event);
-    return this.settle(actor, timeoutMs);
-  }
-
-  /** Waits until the actor has no work in flight. The work itself is not cancelled by a timeout. */
-  private async settle(actor: SandboxActor, timeoutMs: number): Promise<SandboxSnapshot> {
-    try {
-      return await waitFor(actor, (s) => s.status === 'done' || !BUSY.some((b) => s.matches(b)), { timeout: timeoutMs });
-    } catch (err) {
-      if (err instanceof Error && /timeout/i.test(err.message)) {
-        throw new DeadlineExceeded(
-          `pod sandbox ${actor.getSnapshot().context.id} is still ${stateName(actor.getSnapshot())} after ${timeoutMs} ms; ` +
-            'the operation continues in the background',
-        );
-      }
-      throw err;
-    }
-  }
-
-  /** Brings one persisted sandbox back, in the state observed on the host. */
+  /** Brings one persisted pod back, with its containers, in the state observed on the host. */
   private async restoreSandbox(id: string, persisted: string, context: SandboxContext): Promise<void> {
     const log = this.deps.logger.child({ sandboxId: id });
-    this.saved.set(id, { state: persisted, context: JSON.stringify(context) });
+    this.saved.set(`sandbox:${id}`, { state: persisted, context: JSON.stringify(context) });
     this.root.send({ type: 'SPAWN_SANDBOX', id, input: context });
     const actor = this.sandboxActor(id);
     if (!actor) return;
+    // Containers first: the pod is still UNKNOWN, and its stop or removal may need them.
+    const rows = this.deps.store.loadContainers(id);
+    await Promise.all(
+      rows.map(async (row) => {
+        const ctx = JSON.parse(row.context) as ContainerContext;
+        this.saved.set(`container:${row.id}`, { state: row.state, context: row.context });
+        actor.send({ type: 'ADD_CONTAINER', id: row.id, input: ctx });
+        const child = this.containerActor(row.id);
+        if (child) await restoreContainer(child, row.state, ctx, this.deps.containerHost, log.child({ containerId: row.id }));
+      }),
+    );
     const top = persisted.split('.')[0];
     if (top === 'UNKNOWN' || top === 'PENDING') {
       log.info({ persisted }, 'restore: caught half-created, rolling back');
@@ -244,7 +310,7 @@ export class Supervisor {
     if (alive && context.pid !== null && context.pidStartTime !== null) {
       actor.send({ type: 'READY', pid: context.pid, pidStartTime: context.pidStartTime });
     } else {
-      const at = exit?.at ?? context.exit?.at ?? (BigInt(Date.now()) * 1_000_000n).toString();
+      const at = exit?.at ?? context.exit?.at ?? nowNs();
       actor.send({ type: 'EXIT', code: exit?.code ?? context.exit?.code ?? UNKNOWN_EXIT_CODE, at });
     }
     if (top === 'STOPPING') {
@@ -254,31 +320,33 @@ export class Supervisor {
     log.info({ persisted, now: stateName(actor.getSnapshot()), pauseAlive: alive }, 'restored');
   }
 
-  /** Every sandbox snapshot passes here, synchronously: persist it, record the transition, watch exits. */
+  /** Every actor snapshot passes here, synchronously: persist it, record the transition, watch exits. */
   private onInspect(event: InspectionEvent): void {
     if (event.type !== '@xstate.snapshot') return;
-    // ActorRefLike in the type; at run time every inspected ref is an Actor with an id.
-    const refId = (event.actorRef as Partial<AnyActorRef>).id ?? '';
-    if (!refId.startsWith('sandbox:')) return;
-    const id = refId.slice('sandbox:'.length);
-    const snapshot = event.snapshot as SandboxSnapshot;
+    const key = actorKey(event.actorRef);
+    const kind = key.startsWith('sandbox:') ? 'sandbox' : key.startsWith('container:') ? 'container' : null;
+    if (!kind) return;
+    const id = key.slice(kind.length + 1);
+    const snapshot = event.snapshot as SandboxSnapshot | ContainerSnapshot;
     const to = stateName(snapshot);
-    const previous = this.saved.get(id);
-    const log = this.deps.logger.child({ sandboxId: id });
+    const previous = this.saved.get(key);
+    const log = this.deps.logger.child(kind === 'sandbox' ? { sandboxId: id } : { containerId: id });
     if (snapshot.status === 'done') {
-      this.stopExitWatch(id);
-      this.deps.store.deleteSandbox(id);
+      this.watches.stop(key);
+      if (kind === 'sandbox') this.deps.store.deleteSandbox(id);
+      else this.deps.store.deleteContainer(id);
       this.registry.remove(id);
-      this.saved.delete(id);
-      log.info({ event: eventLabel(event.event.type), from: previous?.state }, 'sandbox removed');
-      this.root.send({ type: 'FORGET_SANDBOX', id });
+      this.saved.delete(key);
+      log.info({ event: eventLabel(event.event.type), from: previous?.state }, `${kind} removed`);
+      if (kind === 'sandbox') this.root.send({ type: 'FORGET_SANDBOX', id });
       return;
     }
     // The initial UNKNOWN of a restored actor is not news: the row keeps its last real state.
     if (to === 'UNKNOWN' && previous) return;
     const context = JSON.stringify(snapshot.context);
-    // Before any early return: a pod restored to RUNNING has an unchanged row but needs its watch.
-    this.followExits(id, to, snapshot.context);
+    // Before any early return: an actor restored to RUNNING has an unchanged row but needs its watch.
+    if (kind === 'sandbox') this.followPauseExit(id, to, snapshot.context as SandboxContext);
+    else this.followContainerExit(id, to, snapshot.context as ContainerContext);
     if (previous && previous.state === to && previous.context === context) return;
     const label = eventLabel(event.event.type);
     const changed = previous?.state !== to;
@@ -286,28 +354,33 @@ export class Supervisor {
     const transition: Transition | null = changed || isError
       ? { actorId: id, event: label, from: previous?.state ?? null, to, at: Date.now(), error: isError ? snapshot.context.lastError : null }
       : null;
-    this.deps.store.saveSandbox(id, to, snapshot.context, transition);
-    this.saved.set(id, { state: to, context });
+    if (kind === 'sandbox') this.deps.store.saveSandbox(id, to, snapshot.context, transition);
+    else this.deps.store.saveContainer(id, to, snapshot.context, transition);
+    this.saved.set(key, { state: to, context });
     if (transition) log.info({ event: label, from: transition.from, to, error: transition.error ?? undefined }, 'transition');
   }
 
   /** Watch the pause's exit file while it may be running. */
-  private followExits(id: string, state: string, context: SandboxContext): void {
-    const mayRun = state === 'RUNNING' || state === 'STOPPING';
-    if (mayRun && !this.exitWatchers.has(id)) {
-      const stop = watchExitFile(podPaths(context.spec).exitDir, id, (exit) => {
-        this.exitWatchers.delete(id);
-        const actor = this.sandboxActor(id);
-        if (actor && actor.getSnapshot().can({ type: 'EXIT', ...exit })) actor.send({ type: 'EXIT', ...exit });
-      });
-      this.exitWatchers.set(id, stop);
-    } else if (!mayRun) {
-      this.stopExitWatch(id);
-    }
+  private followPauseExit(id: string, state: string, context: SandboxContext): void {
+    const key = `sandbox:${id}`;
+    if (state !== 'RUNNING' && state !== 'STOPPING') return this.watches.stop(key);
+    this.watches.follow(key, podPaths(context.spec).exitDir, id, (exit) => {
+      const actor = this.sandboxActor(id);
+      const event = { type: 'EXIT' as const, ...exit };
+      if (actor?.getSnapshot().can(event)) actor.send(event);
+    });
   }
 
-  private stopExitWatch(id: string): void {
-    this.exitWatchers.get(id)?.();
-    this.exitWatchers.delete(id);
+  /** Watch a container's exit file while its process may run. */
+  private followContainerExit(id: string, state: string, context: ContainerContext): void {
+    const key = `container:${id}`;
+    if (!['STARTING', 'RUNNING', 'STOPPING', 'UPDATING'].includes(state)) return this.watches.stop(key);
+    this.watches.follow(key, containerExitDir(context), id, () => {
+      void readContainerExit(context).then((exit) => {
+        const actor = this.containerActor(id);
+        const event = { type: 'EXIT' as const, exit: exit ?? { code: UNKNOWN_EXIT_CODE, at: nowNs(), reason: 'Unknown', message: '' } };
+        if (actor?.getSnapshot().can(event)) actor.send(event);
+      });
+    });
   }
 }

@@ -43,6 +43,7 @@ function context(id: string, name: string, namespace: string, createdAgoMs: numb
     tornDown: true,
     stopTimeoutSec: 10,
     lastError: null,
+    containerIds: [],
     ...more,
   };
 }

@@ -21,6 +21,16 @@ import { RegistryClient } from '../images/registry/client.js';
 import { ImageService } from '../images/image-service.js';
 import { hostPlatform } from '../images/platform.js';
 import { acquireDaemonLock } from './daemon-lock.js';
+import type { ContainerHost } from '../actors/container-effects.js';
+import { ContainerService } from '../actors/container-service.js';
+
+function hostHasAppArmor(): boolean {
+  try {
+    return readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').trim() === 'Y';
+  } catch {
+    return false;
+  }
+}
 
 export const DB_FILE = 'podchart.db';
 
@@ -61,8 +71,6 @@ async function main(): Promise<void> {
   if (floor > config.pauseOomScoreAdj) {
     logger.info({ requested: config.pauseOomScoreAdj, floor }, 'no CAP_SYS_RESOURCE: oom_score_adj of pods clamped to the daemon\'s own');
   }
-  const supervisor = new Supervisor({ store, host, logger });
-  await supervisor.start();
 
   const imageRoot = join(config.rootDir, 'images');
   const content = new ContentStore(join(imageRoot, 'content'));
@@ -78,9 +86,21 @@ async function main(): Promise<void> {
     platform: hostPlatform(),
   });
 
+  const containerHost: ContainerHost = {
+    config,
+    logger: logger.child({ component: 'containers' }),
+    faults: host.faults,
+    images,
+    oomScoreFloor: floor,
+    cgroupV2: existsSync('/sys/fs/cgroup/cgroup.controllers'),
+    hostHasAppArmor: hostHasAppArmor(),
+  };
+  const supervisor = new Supervisor({ store, host, containerHost, logger });
+  await supervisor.start();
+
   // A socket left by a crash is replaced; a live daemon was refused by the lock above.
   if (existsSync(config.socket)) rmSync(config.socket, { force: true });
-  const server = buildServer({ supervisor, images, imageRoot, config, logger, version });
+  const server = buildServer({ supervisor, images, containers: new ContainerService(supervisor), imageRoot, config, logger, version });
   await listen(server, config.socket);
   chmodSync(config.socket, 0o660);
   logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir }, 'podchartd serving CRI v1');

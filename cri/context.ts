@@ -3,10 +3,12 @@ import type { Logger } from 'pino';
 import type { Supervisor } from '../actors/supervisor.js';
 import type { Config } from '../config/config.js';
 import type { ImageService } from '../images/image-service.js';
+import type { ContainerService } from '../actors/container-service.js';
 
 export interface CriContext {
   supervisor: Supervisor;
   images: ImageService;
+  containers: ContainerService;
   /** Where the image store lives (ImageFsInfo's mountpoint). */
   imageRoot: string;
   config: Config;

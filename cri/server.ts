@@ -17,6 +17,10 @@ import { stopPodSandbox } from './sandbox-stop.js';
 import { removePodSandbox } from './sandbox-remove.js';
 import { podSandboxStatus } from './sandbox-status.js';
 import { listPodSandbox } from './sandbox-list.js';
+import { createContainer } from './container-create.js';
+import { removeContainer, startContainer, stopContainer } from './container-lifecycle.js';
+import { containerStatus, listContainers } from './container-status.js';
+import type { ContainerService } from '../actors/container-service.js';
 import { pullImage } from './image-pull.js';
 import { imageStatus } from './image-status.js';
 import { listImages } from './image-list.js';
@@ -45,6 +49,12 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   RemovePodSandbox: removePodSandbox,
   PodSandboxStatus: podSandboxStatus,
   ListPodSandbox: listPodSandbox,
+  CreateContainer: createContainer,
+  StartContainer: startContainer,
+  StopContainer: stopContainer,
+  RemoveContainer: removeContainer,
+  ContainerStatus: containerStatus,
+  ListContainers: listContainers,
 };
 
 const IMAGE_HANDLERS: Record<string, AnyHandler> = {
@@ -58,6 +68,7 @@ const IMAGE_HANDLERS: Record<string, AnyHandler> = {
 export interface CriServerDeps {
   supervisor: Supervisor;
   images: ImageService;
+  containers: ContainerService;
   imageRoot: string;
   config: Config;
   logger: Logger;
@@ -99,6 +110,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
         const ctx: CriContext = {
           supervisor: deps.supervisor,
           images: deps.images,
+          containers: deps.containers,
           imageRoot: deps.imageRoot,
           config: deps.config,
           logger,

@@ -23,7 +23,8 @@
  *
  * Pure: no I/O. The four effects are typed placeholders that actors/ provides.
  */
-import { assign, fromPromise, setup } from 'xstate';
+import { assign, enqueueActions, fromPromise, setup, stopChild } from 'xstate';
+import { containerMachine } from './container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxInput, Created, Stopped, ExitInfo } from './sandbox.types.js';
 
 export type { SandboxContext, SandboxEvent, SandboxInput } from './sandbox.types.js';
@@ -48,6 +49,7 @@ export const sandboxMachine = setup({
     stopSandbox: effect<Stopped>('stopSandbox'),
     removeSandbox: effect<void>('removeSandbox'),
     rollbackSandbox: effect<void>('rollbackSandbox'),
+    container: containerMachine,
   },
   guards: {
     needsTeardown: ({ context }) => !context.tornDown,
@@ -65,6 +67,20 @@ export const sandboxMachine = setup({
       const exit: ExitInfo = { code: event.code, at: event.at };
       return { exit };
     }),
+    // Containers are children of their pod, spawned by name with unique system ids.
+    addContainer: enqueueActions(({ enqueue, event, context }) => {
+      if (event.type !== 'ADD_CONTAINER') return;
+      const id = `container:${event.id}`;
+      enqueue.spawnChild('container', { id, systemId: id, input: event.input });
+      if (!context.containerIds.includes(event.id)) {
+        enqueue.assign({ containerIds: [...context.containerIds, event.id] });
+      }
+    }),
+    forgetContainer: enqueueActions(({ enqueue, event, context }) => {
+      if (event.type !== 'CONTAINER_REMOVED') return;
+      enqueue(stopChild(`container:${event.id}`));
+      enqueue.assign({ containerIds: context.containerIds.filter((c) => c !== event.id) });
+    }),
     recordStopTimeout: assign(({ event }) => {
       if (event.type !== 'STOP') return {};
       return { stopTimeoutSec: event.timeoutSec };
@@ -81,10 +97,15 @@ export const sandboxMachine = setup({
     tornDown: input.tornDown ?? true,
     stopTimeoutSec: input.stopTimeoutSec ?? 10,
     lastError: input.lastError ?? null,
+    containerIds: input.containerIds ?? [],
   }),
+  // A container may leave whatever the pod is doing.
+  on: { CONTAINER_REMOVED: { actions: 'forgetContainer' } },
   states: {
     UNKNOWN: {
       on: {
+        // Restore brings the pod's containers back before it observes the pod itself.
+        ADD_CONTAINER: { actions: 'addContainer' },
         CREATE: 'PENDING.creating',
         READY: { target: 'RUNNING', actions: 'recordReady' },
         EXIT: { target: 'STOPPED', actions: 'recordExit' },
@@ -137,6 +158,8 @@ export const sandboxMachine = setup({
     },
     RUNNING: {
       on: {
+        // A container can be created only in a ready pod.
+        ADD_CONTAINER: { actions: 'addContainer' },
         READY: { actions: 'accept' },
         PENDING: { actions: 'accept' },
         EXIT: { target: 'STOPPED', actions: 'recordExit' },

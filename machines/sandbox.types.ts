@@ -1,4 +1,5 @@
 /** Context, input and events of the sandbox chart. Plain JSON: the context is what storage/ persists. */
+import type { ContainerInput } from './container.types.js';
 
 /** What CRI asked for, fixed at RunPodSandbox and never changed by the chart. */
 export interface SandboxSpec {
@@ -44,6 +45,7 @@ export interface SandboxInput {
   tornDown?: boolean;
   stopTimeoutSec?: number;
   lastError?: string | null;
+  containerIds?: string[];
 }
 
 export interface SandboxContext {
@@ -58,6 +60,8 @@ export interface SandboxContext {
   stopTimeoutSec: number;
   /** The last effect failure, shown in status and the inspector. */
   lastError: string | null;
+  /** This pod's containers: each is a child actor `container:<id>`. */
+  containerIds: string[];
 }
 
 /** Results of the effects. */
@@ -75,6 +79,8 @@ export type SandboxEvent =
   | { type: 'PENDING' }
   | { type: 'EXIT'; code: number; at: string }
   | { type: 'STOP'; timeoutSec: number }
-  | { type: 'REMOVE' };
+  | { type: 'REMOVE' }
+  | { type: 'ADD_CONTAINER'; id: string; input: ContainerInput }
+  | { type: 'CONTAINER_REMOVED'; id: string };
 
-export const SANDBOX_EVENT_TYPES = ['CREATE', 'READY', 'PENDING', 'EXIT', 'STOP', 'REMOVE'] as const;
+export const SANDBOX_EVENT_TYPES = ['CREATE', 'READY', 'PENDING', 'EXIT', 'STOP', 'REMOVE', 'ADD_CONTAINER', 'CONTAINER_REMOVED'] as const;

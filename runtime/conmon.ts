@@ -19,6 +19,12 @@ export interface ConmonLaunch {
   logPath: string;
   exitDir: string;
   socketDir: string;
+  /** Where conmon leaves an `oom` file if the container is OOM-killed. */
+  persistDir?: string;
+  terminal?: boolean;
+  stdin?: boolean;
+  /** Keep stdin open after the first attach closes (CRI stdin_once false). */
+  leaveStdinOpen?: boolean;
   timeoutMs?: number;
 }
 
@@ -37,6 +43,10 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
     '--exit-dir', l.exitDir,
     '--socket-dir-path', l.socketDir,
     '--log-level', 'info',
+    ...(l.persistDir ? ['--persist-dir', l.persistDir] : []),
+    ...(l.terminal ? ['--terminal'] : []),
+    ...(l.stdin ? ['--stdin'] : []),
+    ...(l.leaveStdinOpen ? ['--leave-stdin-open'] : []),
     ...(l.runtime.systemdCgroup ? ['--systemd-cgroup'] : []),
     ...l.runtime.globalArgs().flatMap((a) => ['--runtime-arg', a]),
   ];

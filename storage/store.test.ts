@@ -94,3 +94,23 @@ test('saves state with its transition atomically and forgets everything on delet
     done();
   }
 });
+
+test('containers: a row per container under its sandbox, names shared with pods, gone with the pod', () => {
+  const { path, done } = tempDb();
+  try {
+    const store = new Store(path);
+    store.insertSandbox('pod1', 'k8s_POD_a_ns_u_0', 'RUNNING', {});
+    store.insertContainer('c1', 'pod1', 'k8s_app_a_ns_u_0', 'UNKNOWN', { n: 1 });
+    assert.throws(() => store.insertContainer('c2', 'pod1', 'k8s_POD_a_ns_u_0', 'UNKNOWN', {}), AlreadyExists, 'a pod name is taken for containers too');
+    assert.throws(() => store.insertContainer('c3', 'nopod', 'k8s_x_a_ns_u_0', 'UNKNOWN', {}), /FOREIGN KEY/);
+    store.saveContainer('c1', 'CREATED', { n: 2 }, { actorId: 'c1', event: 'createContainer.done', from: 'CREATING', to: 'CREATED', at: 2, error: null });
+    assert.deepEqual(store.loadContainers('pod1').map((r) => [r.id, r.state, r.context]), [['c1', 'CREATED', '{"n":2}']]);
+    assert.equal(store.history('c1').length, 1);
+    store.deleteSandbox('pod1');
+    assert.deepEqual(store.loadContainers('pod1'), []);
+    assert.equal(store.history('c1').length, 0);
+    assert.equal(store.names().length, 0);
+  } finally {
+    done();
+  }
+});

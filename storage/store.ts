@@ -87,6 +87,35 @@ export class Store {
     })();
   }
 
+  /** Reserves a container's name and inserts its row (its sandbox must exist): the intent. */
+  insertContainer(id: string, sandboxId: string, name: string, state: string, context: unknown): void {
+    this.db.transaction(() => {
+      this.reserveName(id, name, 'container');
+      this.db
+        .prepare('INSERT INTO containers (id, sandbox_id, state, context, version, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(id, sandboxId, state, JSON.stringify(context), SNAPSHOT_VERSION, Date.now());
+    })();
+  }
+
+  saveContainer(id: string, state: string, context: unknown, transition: Transition | null): void {
+    this.db.transaction(() => {
+      this.db
+        .prepare('UPDATE containers SET state = ?, context = ?, version = ?, updated_at = ? WHERE id = ?')
+        .run(state, JSON.stringify(context), SNAPSHOT_VERSION, Date.now(), id);
+      if (transition) this.insertTransition(transition);
+    })();
+  }
+
+  deleteContainer(id: string): void {
+    this.db.transaction(() => this.deleteContainerRows(id))();
+  }
+
+  loadContainers(sandboxId: string): ActorRow[] {
+    return this.db
+      .prepare('SELECT id, state, context, version, updated_at AS updatedAt FROM containers WHERE sandbox_id = ? ORDER BY rowid')
+      .all(sandboxId) as ActorRow[];
+  }
+
   loadSandboxes(): ActorRow[] {
     return this.db
       .prepare('SELECT id, state, context, version, updated_at AS updatedAt FROM sandboxes ORDER BY rowid')

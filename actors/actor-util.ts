@@ -1,0 +1,71 @@
+/** Small helpers shared by the sandbox and container sides of the supervisor. */
+import { waitFor, type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine, type Actor } from 'xstate';
+import { DeadlineExceeded, Refused } from '../errors/catalogue.js';
+
+/** The full state path of a snapshot, e.g. "PENDING.creating". */
+export function stateName(snapshot: { value: unknown }): string {
+  const walk = (v: unknown): string =>
+    typeof v === 'string' ? v : Object.entries(v as Record<string, unknown>).map(([k, sub]) => `${k}.${walk(sub)}`)[0] ?? '';
+  return walk(snapshot.value);
+}
+
+/** Effect completions read better as "createSandbox.done" than as xstate's internal event names. */
+export function eventLabel(type: string): string {
+  const done = /^xstate\.done\.actor\.(.+)$/.exec(type);
+  if (done) return `${done[1]}.done`;
+  const failed = /^xstate\.error\.actor\.(.+)$/.exec(type);
+  if (failed) return `${failed[1]}.error`;
+  return type;
+}
+
+/** The id the supervisor gave an actor ("sandbox:<id>", "container:<id>"), or "". */
+export function actorKey(ref: unknown): string {
+  return (ref as Partial<AnyActorRef>).id ?? '';
+}
+
+/** Any machine actor; callers narrow the snapshot back to their chart's type. */
+type MachineActor = Actor<AnyStateMachine>;
+
+/** Waits until the actor has no work in flight. The work itself is not cancelled by a timeout. */
+export async function settle<S extends AnyMachineSnapshot>(
+  actor: MachineActor,
+  busy: readonly string[],
+  timeoutMs: number,
+  what: string,
+): Promise<S> {
+  try {
+    const idle = (s: AnyMachineSnapshot): boolean => s.status === 'done' || !busy.some((b) => s.matches(b));
+    return (await waitFor(actor, idle, { timeout: timeoutMs })) as S;
+  } catch (err) {
+    if (err instanceof Error && /timeout/i.test(err.message)) {
+      throw new DeadlineExceeded(`${what} is still ${stateName(actor.getSnapshot())} after ${timeoutMs} ms; the operation continues in the background`);
+    }
+    throw err;
+  }
+}
+
+/**
+ * Sends one event if the chart accepts it in the current state, then waits for it to settle.
+ * A refusal names the state and why, for the person reading the error.
+ */
+export async function request<S extends AnyMachineSnapshot>(
+  actor: MachineActor,
+  event: { type: string },
+  busy: readonly string[],
+  timeoutMs: number,
+  what: string,
+  why: (state: string) => string,
+): Promise<S> {
+  const before = actor.getSnapshot() as AnyMachineSnapshot;
+  if (before.status === 'done') return before as S;
+  if (!before.can(event)) {
+    throw new Refused(`${what} cannot ${event.type.toLowerCase()} now: ${why(stateName(before))}`);
+  }
+  actor.send(event);
+  return settle<S>(actor, busy, timeoutMs, what);
+}
+
+/** Nanoseconds since the epoch, as CRI's int64 timestamps want them. */
+export function nowNs(): string {
+  return (BigInt(Date.now()) * 1_000_000n).toString();
+}

@@ -1,0 +1,214 @@
+/**
+ * The real effects of the container chart: rootfs and OCI spec at create; conmon + runc create +
+ * runc start at start (containerd's split); stop signal then SIGKILL; forced removal. Idempotent,
+ * and each yields once before its first I/O so the state that invoked it is committed first.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fromPromise } from 'xstate';
+import type { Logger } from 'pino';
+import type { ContainerContext, ContainerExit, Started } from '../machines/container.types.js';
+import type { SandboxContext } from '../machines/sandbox.types.js';
+import type { Config } from '../config/config.js';
+import type { ImageService } from '../images/image-service.js';
+import { EffectFailed, NotFound } from '../errors/catalogue.js';
+import { createUnderConmon } from '../runtime/conmon.js';
+import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
+import { processStartTime } from '../runtime/process.js';
+import { run } from '../runtime/exec.js';
+import { capabilitiesFromMask, containerSpec, ociResources, splitDeviceNumber } from '../runtime/container-spec.js';
+import { resolveUser, userOptions } from '../runtime/resolve-user.js';
+import { seccompProfileFor } from '../runtime/seccomp-default.js';
+import type { ContainerConfig, LinuxContainerResources } from '../runtime/cri-container-types.js';
+import { runtimeAt } from './host.js';
+import { nowNs } from './actor-util.js';
+import type { Faults } from './faults.js';
+
+export interface ContainerHost {
+  config: Config;
+  logger: Logger;
+  faults: Faults;
+  images: ImageService;
+  oomScoreFloor: number;
+  cgroupV2: boolean;
+  hostHasAppArmor: boolean;
+  /** Set by the supervisor: the pod a container belongs to. */
+  sandboxOf?: (sandboxId: string) => SandboxContext | null;
+  /** Set by the supervisor: the pid of a running container (for TARGET pid namespaces). */
+  containerPid?: (containerId: string) => number | undefined;
+}
+
+/** After SIGKILL, how long to wait for conmon to report the exit. */
+const KILL_WAIT_MS = 10_000;
+
+export const containerExitDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'exits');
+const rootfsDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'rootfs');
+const bundleDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'bundle');
+const oomFile = (ctx: ContainerContext): string => join(ctx.spec.dir, 'oom');
+const logPathOf = (ctx: ContainerContext): string => ctx.spec.logPath || join(ctx.spec.dir, 'container.log');
+
+/** The container's exit as conmon recorded it: code, time, and why (Completed, Error, OOMKilled). */
+export async function readContainerExit(ctx: ContainerContext): Promise<ContainerExit | null> {
+  const exit = await readExitFile(containerExitDir(ctx), ctx.id);
+  if (!exit) return null;
+  const oom = existsSync(oomFile(ctx));
+  const reason = oom ? 'OOMKilled' : exit.code === 0 ? 'Completed' : 'Error';
+  return { code: exit.code, at: exit.at, reason, message: '' };
+}
+
+function cgroupsPath(host: ContainerHost, pod: SandboxContext, id: string): string {
+  const parent = pod.spec.cgroupParent;
+  if (host.config.cgroupDriver === 'systemd') return `${parent || 'system.slice'}:podchart:${id}`;
+  return `${parent || '/podchart'}/${id}`;
+}
+
+function requirePod(host: ContainerHost, ctx: ContainerContext): SandboxContext {
+  const pod = host.sandboxOf?.(ctx.spec.sandboxId) ?? null;
+  if (!pod) throw new NotFound(`pod sandbox ${ctx.spec.sandboxId} of container ${ctx.id} not found`);
+  return pod;
+}
+
+/** The capabilities this daemon holds: runc cannot grant a container more (privileged, add ALL). */
+function hostCapabilities(): ReturnType<typeof capabilitiesFromMask> {
+  const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapBnd:')) ?? '';
+  return capabilitiesFromMask(line.split(/\s+/)[1] ?? '0');
+}
+
+async function missing(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+export async function createContainer(host: ContainerHost, ctx: ContainerContext): Promise<void> {
+  const pod = requirePod(host, ctx);
+  const config = ctx.spec.config as unknown as ContainerConfig;
+  await mkdir(ctx.spec.dir, { recursive: true, mode: 0o700 });
+  await mkdir(containerExitDir(ctx), { recursive: true });
+  await mkdir(bundleDir(ctx), { recursive: true });
+  const rootfs = await host.images.mountRootfs(ctx.spec.imageId, rootfsDir(ctx));
+  const image = host.images.require(ctx.spec.imageId);
+  const imageConfig = JSON.parse(image.config) as Parameters<typeof containerSpec>[0]['image'];
+  const sc = config.linux?.securityContext ?? null;
+  const user = await resolveUser(rootfs, userOptions(config, imageConfig));
+  // TARGET pid mode (ephemeral containers) joins another container's pid namespace.
+  const targetId = sc?.namespaceOptions?.targetId ?? '';
+  const targetPid = targetId ? (host.containerPid?.(targetId) ?? undefined) : undefined;
+  const deviceInfo: Parameters<typeof containerSpec>[0]['deviceInfo'] = {};
+  for (const d of config.devices ?? []) {
+    const st = statSync(d.hostPath);
+    if (!st.isCharacterDevice() && !st.isBlockDevice()) throw new EffectFailed(`device ${d.hostPath} is not a character or block device`);
+    deviceInfo[d.hostPath] = {
+      type: st.isCharacterDevice() ? 'c' : 'b',
+      ...splitDeviceNumber(st.rdev),
+      fileMode: st.mode & 0o777,
+      uid: st.uid,
+      gid: st.gid,
+    };
+  }
+  const { spec, hostDirsToCreate } = containerSpec({
+    id: ctx.id,
+    config,
+    image: imageConfig,
+    sandbox: { id: pod.id, spec: pod.spec, pausePid: pod.pid },
+    rootfs,
+    user,
+    oomScoreFloor: host.oomScoreFloor,
+    seccompProfile: await seccompProfileFor(sc),
+    apparmorProfile: null,
+    hostHasAppArmor: host.hostHasAppArmor,
+    cgroupsPath: cgroupsPath(host, pod, ctx.id),
+    cgroupV2: host.cgroupV2,
+    deviceInfo,
+    hostCapabilities: hostCapabilities(),
+    ...(targetPid === undefined ? {} : { targetPid }),
+  });
+  // Only what is missing: kubelet also bind-mounts files, and those exist.
+  for (const dir of hostDirsToCreate) if (await missing(dir)) await mkdir(dir, { recursive: true });
+  if (ctx.spec.logPath) await mkdir(dirname(ctx.spec.logPath), { recursive: true });
+  await writeFile(join(bundleDir(ctx), 'config.json'), JSON.stringify(spec, null, 2));
+}
+
+export async function startContainer(host: ContainerHost, ctx: ContainerContext): Promise<Started> {
+  const runtime = runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath);
+  // What an earlier attempt may have left: its runc state, exit and oom files.
+  await runtime.delete(ctx.id);
+  await rm(join(containerExitDir(ctx), ctx.id), { force: true });
+  await rm(oomFile(ctx), { force: true });
+  const pid = await createUnderConmon({
+    conmonPath: host.config.conmonPath,
+    runtime,
+    id: ctx.id,
+    name: ctx.spec.name,
+    bundle: bundleDir(ctx),
+    pidFile: join(ctx.spec.dir, 'container.pid'),
+    conmonPidFile: join(ctx.spec.dir, 'conmon.pid'),
+    logPath: logPathOf(ctx),
+    exitDir: containerExitDir(ctx),
+    socketDir: ctx.spec.dir,
+    persistDir: ctx.spec.dir,
+    terminal: ctx.spec.tty,
+    stdin: ctx.spec.stdin,
+    leaveStdinOpen: ctx.spec.stdin && !ctx.spec.stdinOnce,
+  });
+  const startedAt = nowNs();
+  await runtime.start(ctx.id);
+  const pidStartTime = (await processStartTime(pid)) ?? '';
+  return { pid, pidStartTime, startedAt };
+}
+
+/** The stop signal, then SIGKILL once the timeout has passed. */
+export async function stopContainer(host: ContainerHost, ctx: ContainerContext): Promise<ContainerExit | null> {
+  const runtime = runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath);
+  const state = await runtime.state(ctx.id);
+  if (state && state.status === 'running' && ctx.stopTimeoutSec > 0) {
+    await runtime.kill(ctx.id, ctx.spec.stopSignal);
+    if (await waitForExitFile(containerExitDir(ctx), ctx.id, ctx.stopTimeoutSec * 1000)) return readContainerExit(ctx);
+  }
+  if (state && state.status !== 'stopped') {
+    await runtime.kill(ctx.id, 'KILL', true);
+    if (!(await waitForExitFile(containerExitDir(ctx), ctx.id, KILL_WAIT_MS))) {
+      const after = await runtime.state(ctx.id);
+      if (after && after.status !== 'stopped') throw new EffectFailed(`container ${ctx.id} is still ${after.status} after SIGKILL`);
+    }
+  }
+  return readContainerExit(ctx);
+}
+
+/** Forced removal: kill if running, delete the runtime state, the rootfs and the container's dir. */
+export async function removeContainer(host: ContainerHost, ctx: ContainerContext): Promise<void> {
+  await stopContainer(host, { ...ctx, stopTimeoutSec: 0 });
+  await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
+  await host.images.removeRootfs(rootfsDir(ctx));
+  await rm(ctx.spec.dir, { recursive: true, force: true });
+}
+
+/** UpdateContainerResources: applied with the runtime; the chart persists what was applied. */
+export async function updateContainer(host: ContainerHost, ctx: ContainerContext, resources: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const oci = ociResources(resources as unknown as LinuxContainerResources, host.cgroupV2);
+  const runtime = runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath);
+  await run(runtime.binary, [...runtime.globalArgs(), 'update', '--resources', '-', ctx.id], { input: JSON.stringify(oci) });
+  return resources;
+}
+
+async function afterCommit<T>(fn: () => Promise<T>): Promise<T> {
+  await Promise.resolve();
+  return fn();
+}
+
+/** The chart's placeholders, replaced with these real effects. */
+export function containerEffects(host: ContainerHost) {
+  return {
+    createContainer: fromPromise<void, ContainerContext>(({ input }) => afterCommit(() => createContainer(host, input))),
+    startContainer: fromPromise<Started, ContainerContext>(({ input }) => afterCommit(() => startContainer(host, input))),
+    stopContainer: fromPromise<ContainerExit | null, ContainerContext>(({ input }) => afterCommit(() => stopContainer(host, input))),
+    removeContainer: fromPromise<void, ContainerContext>(({ input }) => afterCommit(() => removeContainer(host, input))),
+    updateContainer: fromPromise<Record<string, unknown>, { context: ContainerContext; resources: Record<string, unknown> }>(({ input }) =>
+      afterCommit(() => updateContainer(host, input.context, input.resources)),
+    ),
+  };
+}

@@ -1,0 +1,85 @@
+/**
+ * Container operations for the CRI handlers: each one finds the container's actor (a child of its
+ * pod's actor), sends one event, and waits until the chart has settled and committed.
+ */
+import type { ContainerContext, ContainerSpecRecord } from '../machines/container.types.js';
+import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
+import { request, settle, stateName } from './actor-util.js';
+import { CONTAINER_BUSY, type ContainerActor, type ContainerSnapshot, type Supervisor } from './supervisor.js';
+
+function why(state: string): string {
+  switch (state) {
+    case 'REMOVING':
+      return 'it is already being removed';
+    case 'CREATING':
+      return 'it is still being created';
+    case 'STARTING':
+      return 'it is still starting';
+    case 'STOPPING':
+      return 'it is being stopped; retry when that finishes';
+    case 'EXITED':
+      return 'it has exited, and a container is never restarted: create a new one';
+    case 'RUNNING':
+      return 'it is already running';
+    default:
+      return `its state is ${state}`;
+  }
+}
+
+export class ContainerService {
+  constructor(private readonly supervisor: Supervisor) {}
+
+  /** CreateContainer: reserve the name, persist the intent, spawn under the pod, CREATE, wait. */
+  async create(id: string, spec: ContainerSpecRecord, timeoutMs: number): Promise<string> {
+    this.supervisor.assertServing();
+    const pod = this.supervisor.sandboxActor(spec.sandboxId);
+    if (!pod) throw new NotFound(`pod sandbox ${spec.sandboxId} not found`);
+    const event = { type: 'ADD_CONTAINER' as const, id, input: { id, spec } };
+    if (!pod.getSnapshot().can(event)) {
+      throw new Refused(`pod sandbox ${spec.sandboxId} is not ready (${stateName(pod.getSnapshot())}): containers can be created only in a ready pod`);
+    }
+    const initial: ContainerContext = {
+      id, spec, pid: null, pidStartTime: null, startedAt: null, exit: null, stopTimeoutSec: 10, lastError: null, resources: null,
+    };
+    this.supervisor.store.insertContainer(id, spec.sandboxId, spec.name, 'UNKNOWN', initial);
+    this.supervisor.registry.add({ id, name: spec.name, kind: 'container' });
+    const actor = this.supervisor.spawnContainer(spec.sandboxId, event);
+    actor.send({ type: 'CREATE' });
+    const snapshot = await settle<ContainerSnapshot>(actor, CONTAINER_BUSY, timeoutMs, `container ${id}`);
+    if (snapshot.matches('CREATED')) return id;
+    throw new EffectFailed(`container ${spec.name} could not be created: ${snapshot.context.lastError ?? stateName(snapshot)} (everything it made was removed)`);
+  }
+
+  async start(id: string, timeoutMs: number): Promise<void> {
+    const snapshot = await this.request(id, { type: 'START' }, timeoutMs);
+    if (snapshot.matches('RUNNING') || (snapshot.matches('EXITED') && snapshot.context.exit?.reason !== 'StartError')) return;
+    throw new EffectFailed(`starting container ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
+  }
+
+  /** StopContainer: idempotent; resolves once the container has exited. */
+  async stop(id: string, timeoutSec: number, timeoutMs: number): Promise<void> {
+    const snapshot = await this.request(id, { type: 'STOP', timeoutSec }, timeoutMs);
+    if (snapshot.matches('EXITED') || snapshot.matches('CREATED')) return;
+    throw new EffectFailed(`stopping container ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
+  }
+
+  /** RemoveContainer: forced when running; resolves once it is gone. */
+  async remove(id: string, timeoutMs: number): Promise<void> {
+    const snapshot = await this.request(id, { type: 'REMOVE' }, timeoutMs);
+    if (snapshot.status === 'done') return;
+    throw new EffectFailed(`removing container ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
+  }
+
+  async update(id: string, resources: Record<string, unknown>, timeoutMs: number): Promise<void> {
+    const snapshot = await this.request(id, { type: 'UPDATE', resources }, timeoutMs);
+    if (snapshot.context.lastError === null && snapshot.matches('RUNNING')) return;
+    throw new EffectFailed(`updating container ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
+  }
+
+  private request(id: string, event: Parameters<ContainerActor['send']>[0], timeoutMs: number): Promise<ContainerSnapshot> {
+    this.supervisor.assertServing();
+    const actor = this.supervisor.containerActor(id);
+    if (!actor) throw new NotFound(`container ${id} not found`);
+    return request<ContainerSnapshot>(actor, event, CONTAINER_BUSY, timeoutMs, `container ${id}`, why);
+  }
+}

@@ -1,0 +1,82 @@
+/** CreateContainer: validate, resolve the pod and the image, let a new child of the pod's actor create it. */
+import { join } from 'node:path';
+import { AlreadyExists, InvalidArgument, NotFound } from '../errors/catalogue.js';
+import type { ContainerSpecRecord } from '../machines/container.types.js';
+import type { ContainerConfig } from '../runtime/cri-container-types.js';
+import { nowNs } from '../actors/actor-util.js';
+import type { CriContext } from './context.js';
+import { imageConfig } from './image-view.js';
+import { checkAbsolutePath, checkStringMap, MAX_ANNOTATIONS_BYTES, MAX_LABELS_BYTES, requireId, requireString } from './validate.js';
+
+/** seed 002: k8s_<container>_<pod>_<namespace>_<uid>_<attempt>. */
+export function containerName(container: string, pod: { name: string; namespace: string; uid: string }, attempt: number): string {
+  return ['k8s', container, pod.name, pod.namespace, pod.uid, String(attempt)].join('_');
+}
+
+/** log_path is relative to the pod's log_directory and must stay inside it. */
+export function checkLogPath(logPath: string): string {
+  if (logPath === '') return logPath;
+  if (logPath.startsWith('/')) throw new InvalidArgument(`ContainerConfig.log_path must be relative to the pod's log_directory, got "${logPath}"`);
+  if (logPath.split('/').includes('..')) throw new InvalidArgument(`ContainerConfig.log_path must not contain "..", got "${logPath}"`);
+  return logPath;
+}
+
+/** CRI signal enum name ("SIGNAL_SIGTERM", "SIGNAL_SIGRTMINPLUS1") → what runc kill takes. */
+function stopSignal(config: ContainerConfig, imageSignal: string | undefined): string {
+  const fromConfig = String(config.stopSignal ?? '');
+  if (fromConfig && fromConfig !== 'SIGNAL_RUNTIME_DEFAULT') {
+    return fromConfig.replace(/^SIGNAL_/, '').replace('PLUS', '+').replace('MINUS', '-');
+  }
+  return imageSignal || 'SIGTERM';
+}
+
+export async function createContainer(req: { podSandboxId: string; config: ContainerConfig | null }, ctx: CriContext) {
+  const podRef = requireId(req.podSandboxId, 'pod_sandbox_id');
+  const config = req.config;
+  if (!config) throw new InvalidArgument('CreateContainerRequest.config is required');
+  const name = requireString(config.metadata?.name, 'ContainerConfig.metadata.name');
+  const imageRef = requireString(config.image?.image, 'ContainerConfig.image.image');
+  checkStringMap(config.labels ?? {}, 'ContainerConfig.labels', MAX_LABELS_BYTES);
+  checkStringMap(config.annotations ?? {}, 'ContainerConfig.annotations', MAX_ANNOTATIONS_BYTES);
+  const logPath = checkLogPath(config.logPath ?? '');
+  for (const [i, m] of (config.mounts ?? []).entries()) {
+    checkAbsolutePath(m.containerPath, `ContainerConfig.mounts[${i}].container_path`, false);
+    checkAbsolutePath(m.hostPath, `ContainerConfig.mounts[${i}].host_path`, false);
+  }
+  for (const [i, d] of (config.devices ?? []).entries()) {
+    checkAbsolutePath(d.containerPath, `ContainerConfig.devices[${i}].container_path`, false);
+    checkAbsolutePath(d.hostPath, `ContainerConfig.devices[${i}].host_path`, false);
+  }
+  const podId = ctx.supervisor.findSandbox(podRef);
+  const pod = podId ? ctx.supervisor.view(podId) : null;
+  if (!podId || !pod) throw new NotFound(`pod sandbox "${podRef}" not found`);
+  const image = ctx.images.find(imageRef);
+  if (!image) throw new NotFound(`image "${imageRef}" is not present on this node: pull it first`);
+  const attempt = config.metadata?.attempt ?? 0;
+  const fullName = containerName(name, pod.context.spec.metadata, attempt);
+  const holder = ctx.supervisor.registry.holderOf(fullName);
+  if (holder) throw new AlreadyExists(`container name "${fullName}" is already reserved for ${holder.kind} ${holder.id}; remove it first or use another attempt number`);
+  const id = ctx.supervisor.registry.newId();
+  const spec: ContainerSpecRecord = {
+    name: fullName,
+    metadata: { name, attempt },
+    sandboxId: podId,
+    image: imageRef,
+    imageId: image.id,
+    imageRef: image.repoDigests[0] ?? image.id,
+    config: config as unknown as Record<string, unknown>,
+    labels: config.labels ?? {},
+    annotations: config.annotations ?? {},
+    logPath: logPath && pod.context.spec.logDirectory ? join(pod.context.spec.logDirectory, logPath) : '',
+    dir: join(ctx.config.rootDir, 'containers', id),
+    runtimeHandler: pod.context.spec.runtimeHandler,
+    runtimePath: pod.context.spec.runtimePath,
+    stopSignal: stopSignal(config, imageConfig(image).config?.StopSignal),
+    tty: config.tty ?? false,
+    stdin: config.stdin ?? false,
+    stdinOnce: config.stdinOnce ?? false,
+    createdAt: nowNs(),
+  };
+  await ctx.containers.create(id, spec, ctx.timeoutMs);
+  return { containerId: id };
+}

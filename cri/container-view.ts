@@ -1,0 +1,57 @@
+/** Maps a container actor's view to the CRI Container and ContainerStatus messages. */
+import type { ContainerView } from '../actors/supervisor.js';
+
+export type CriContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';
+
+export function criContainerState(view: ContainerView): CriContainerState {
+  const top = view.state.split('.')[0] ?? '';
+  if (top === 'CREATED' || top === 'STARTING' || top === 'CREATING') return 'CONTAINER_CREATED';
+  if (top === 'RUNNING' || top === 'STOPPING' || top === 'UPDATING') return 'CONTAINER_RUNNING';
+  if (top === 'EXITED' || top === 'REMOVING') return 'CONTAINER_EXITED';
+  return 'CONTAINER_UNKNOWN';
+}
+
+export function toCriContainer(view: ContainerView) {
+  const s = view.context.spec;
+  return {
+    id: view.id,
+    podSandboxId: s.sandboxId,
+    metadata: s.metadata,
+    image: { image: s.image, annotations: {} },
+    imageRef: s.imageRef,
+    imageId: s.imageId,
+    state: criContainerState(view),
+    createdAt: s.createdAt,
+    labels: s.labels,
+    annotations: s.annotations,
+  };
+}
+
+interface CriMountIn {
+  containerPath: string;
+  hostPath: string;
+  readonly: boolean;
+  selinuxRelabel: boolean;
+  propagation: string;
+}
+
+export function toCriContainerStatus(view: ContainerView) {
+  const c = view.context;
+  const s = c.spec;
+  const exited = criContainerState(view) === 'CONTAINER_EXITED';
+  const mounts = ((s.config['mounts'] as CriMountIn[] | undefined) ?? []).map((m) => ({
+    containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, selinuxRelabel: m.selinuxRelabel, propagation: m.propagation,
+  }));
+  const linux = (s.config['linux'] as { resources?: Record<string, unknown> } | null | undefined)?.resources ?? null;
+  return {
+    ...toCriContainer(view),
+    startedAt: c.startedAt ?? '0',
+    finishedAt: exited ? (c.exit?.at ?? '0') : '0',
+    exitCode: exited ? (c.exit?.code ?? 0) : 0,
+    reason: exited ? (c.exit?.reason ?? '') : '',
+    message: exited ? (c.exit?.message || c.lastError || '') : '',
+    mounts,
+    logPath: s.logPath,
+    resources: { linux: c.resources ?? linux },
+  };
+}

@@ -1,0 +1,202 @@
+/**
+ * The container statechart (seeds 001, 002), supervised by its pod's sandbox actor.
+ *
+ *            CREATE              (done)           START             (done)
+ *  UNKNOWN ────────▶ CREATING ────────▶ CREATED ───────▶ STARTING ────────▶ RUNNING ──STOP──▶ STOPPING
+ *     │                 │ (error)          │                 │ (error)        │ EXIT             │
+ *     │                 ▼                  │                 ▼                ▼                  ▼
+ *     │              REMOVING ◀──REMOVE────┴──────────────  EXITED ◀─────────────────────────────┘
+ *     │                 │                                     │ REMOVE
+ *     │                 ▼                                     ▼
+ *     └─REMOVE/ABANDON─▶ REMOVING ─────────────────────────▶ removed (final)
+ *
+ * UNKNOWN is where every actor starts, and where a restored container stays while the runtime
+ * cannot say what it is: a new container gets CREATE; a restored one gets what was observed
+ * (OBSERVED_CREATED, OBSERVED_RUNNING, EXIT; ABANDON when it was caught half-created).
+ * CRI's idempotent calls are accepted no-ops (STOP when not running), so a refusal is a real
+ * conflict. REMOVE of a running container is forced: REMOVING kills it first.
+ */
+import { assign, fromPromise, sendParent, setup } from 'xstate';
+import type { ContainerContext, ContainerEvent, ContainerExit, ContainerInput, Started } from './container.types.js';
+
+export type { ContainerContext, ContainerEvent, ContainerInput } from './container.types.js';
+
+function effect<Out>(name: string) {
+  return fromPromise<Out, ContainerContext>(() => Promise.reject(new Error(`effect not provided: ${name}`)));
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Exit code kubelet and containerd report when a container never started. */
+export const START_ERROR_EXIT_CODE = 128;
+
+export const containerMachine = setup({
+  types: {
+    context: {} as ContainerContext,
+    events: {} as ContainerEvent,
+    input: {} as ContainerInput,
+  },
+  actors: {
+    createContainer: effect<void>('createContainer'),
+    startContainer: effect<Started>('startContainer'),
+    stopContainer: effect<ContainerExit | null>('stopContainer'),
+    removeContainer: effect<void>('removeContainer'),
+    updateContainer: fromPromise<Record<string, unknown>, { context: ContainerContext; resources: Record<string, unknown> }>(() =>
+      Promise.reject(new Error('effect not provided: updateContainer')),
+    ),
+  },
+  guards: {
+    hasExited: ({ context }) => context.exit !== null,
+  },
+  actions: {
+    // An accepted event that changes nothing (CRI's idempotent calls); see sandbox.machine.ts.
+    accept: () => undefined,
+    recordExit: assign(({ event, context }) => (event.type === 'EXIT' ? { exit: event.exit } : { exit: context.exit })),
+    recordRunning: assign(({ event }) =>
+      event.type === 'OBSERVED_RUNNING' ? { pid: event.pid, pidStartTime: event.pidStartTime } : {},
+    ),
+    recordStopTimeout: assign(({ event }) => (event.type === 'STOP' ? { stopTimeoutSec: event.timeoutSec } : {})),
+    tellPodRemoved: sendParent(({ context }) => ({ type: 'CONTAINER_REMOVED', id: context.id })),
+  },
+}).createMachine({
+  id: 'container',
+  initial: 'UNKNOWN',
+  context: ({ input }) => ({
+    id: input.id,
+    spec: input.spec,
+    pid: input.pid ?? null,
+    pidStartTime: input.pidStartTime ?? null,
+    startedAt: input.startedAt ?? null,
+    exit: input.exit ?? null,
+    stopTimeoutSec: input.stopTimeoutSec ?? 10,
+    lastError: input.lastError ?? null,
+    resources: input.resources ?? null,
+  }),
+  states: {
+    UNKNOWN: {
+      on: {
+        CREATE: 'CREATING',
+        OBSERVED_CREATED: 'CREATED',
+        OBSERVED_RUNNING: { target: 'RUNNING', actions: 'recordRunning' },
+        EXIT: { target: 'EXITED', actions: 'recordExit' },
+        ABANDON: 'REMOVING',
+        REMOVE: 'REMOVING',
+      },
+    },
+    CREATING: {
+      invoke: {
+        id: 'createContainer',
+        src: 'createContainer',
+        input: ({ context }) => context,
+        onDone: 'CREATED',
+        // Roll back whatever was made; the error stays in context for the CRI reply.
+        onError: { target: 'REMOVING', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+      },
+    },
+    CREATED: {
+      on: {
+        START: 'STARTING',
+        STOP: { actions: 'accept' },
+        REMOVE: 'REMOVING',
+      },
+    },
+    STARTING: {
+      on: { EXIT: { actions: 'recordExit' } },
+      invoke: {
+        id: 'startContainer',
+        src: 'startContainer',
+        input: ({ context }) => context,
+        onDone: [
+          // The process was quick: its exit came in before the start effect returned.
+          {
+            guard: 'hasExited',
+            target: 'EXITED',
+            actions: assign(({ event }) => ({ ...event.output, lastError: null })),
+          },
+          { target: 'RUNNING', actions: assign(({ event }) => ({ ...event.output, lastError: null })) },
+        ],
+        onError: {
+          target: 'EXITED',
+          actions: assign(({ event, context }) => ({
+            lastError: message(event.error),
+            exit: context.exit ?? {
+              code: START_ERROR_EXIT_CODE,
+              at: context.spec.createdAt,
+              reason: 'StartError',
+              message: message(event.error),
+            },
+          })),
+        },
+      },
+    },
+    RUNNING: {
+      on: {
+        STOP: { target: 'STOPPING', actions: 'recordStopTimeout' },
+        EXIT: { target: 'EXITED', actions: 'recordExit' },
+        REMOVE: 'REMOVING',
+        UPDATE: 'UPDATING',
+        OBSERVED_RUNNING: { actions: 'accept' },
+      },
+    },
+    UPDATING: {
+      on: { EXIT: { actions: 'recordExit' } },
+      invoke: {
+        id: 'updateContainer',
+        src: 'updateContainer',
+        input: ({ context, event }) => ({ context, resources: event.type === 'UPDATE' ? event.resources : {} }),
+        onDone: [
+          { guard: 'hasExited', target: 'EXITED' },
+          {
+            target: 'RUNNING',
+            actions: assign(({ event }) => ({ resources: event.output, lastError: null })),
+          },
+        ],
+        onError: [
+          { guard: 'hasExited', target: 'EXITED', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+          { target: 'RUNNING', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+        ],
+      },
+    },
+    STOPPING: {
+      on: {
+        STOP: { actions: 'accept' }, // joins the stop in flight
+        EXIT: { actions: 'recordExit' },
+      },
+      invoke: {
+        id: 'stopContainer',
+        src: 'stopContainer',
+        input: ({ context }) => context,
+        onDone: {
+          target: 'EXITED',
+          actions: assign(({ event, context }) => ({ exit: context.exit ?? event.output, lastError: null })),
+        },
+        onError: [
+          { guard: 'hasExited', target: 'EXITED', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+          { target: 'RUNNING', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+        ],
+      },
+    },
+    EXITED: {
+      on: {
+        STOP: { actions: 'accept' },
+        EXIT: { actions: 'accept' },
+        REMOVE: 'REMOVING',
+      },
+    },
+    REMOVING: {
+      on: { EXIT: { actions: 'recordExit' } },
+      invoke: {
+        id: 'removeContainer',
+        src: 'removeContainer',
+        input: ({ context }) => context,
+        onDone: 'removed',
+        onError: { target: 'EXITED', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+      },
+    },
+    removed: { type: 'final', entry: 'tellPodRemoved' },
+  },
+});
+
+export type ContainerMachine = typeof containerMachine;

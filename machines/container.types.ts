@@ -1,0 +1,86 @@
+/** Context, input and events of the container chart. Plain JSON: the context is what storage/ persists. */
+
+/** What CRI asked for, fixed at CreateContainer. */
+export interface ContainerSpecRecord {
+  /** Registry name: k8s_<container>_<pod>_<namespace>_<uid>_<attempt> (seed 002). */
+  name: string;
+  metadata: { name: string; attempt: number };
+  sandboxId: string;
+  /** The image as the request named it, and the id it resolved to. */
+  image: string;
+  imageId: string;
+  /** The repo digest of the image, for ContainerStatus.image_ref. */
+  imageRef: string;
+  /** The CRI ContainerConfig as received (proto-loader JSON), for status and restore. */
+  config: Record<string, unknown>;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** Absolute log path (pod log_directory + log_path), or "" when kubelet asked for none. */
+  logPath: string;
+  /** The container's own dir: bundle, rootfs layers, exit file, conmon files. */
+  dir: string;
+  runtimeHandler: string;
+  runtimePath: string;
+  /** Signal for StopContainer: config, else the image's StopSignal, else SIGTERM. */
+  stopSignal: string;
+  tty: boolean;
+  stdin: boolean;
+  stdinOnce: boolean;
+  /** Nanoseconds since the epoch, decimal string. */
+  createdAt: string;
+}
+
+export interface ContainerExit {
+  code: number;
+  /** Nanoseconds since the epoch, decimal string. */
+  at: string;
+  /** Completed, Error, OOMKilled, StartError, or Unknown (gone while the daemon was down, no exit file). */
+  reason: string;
+  message: string;
+}
+
+export interface ContainerInput {
+  id: string;
+  spec: ContainerSpecRecord;
+  // Restored fields.
+  pid?: number | null;
+  pidStartTime?: string | null;
+  startedAt?: string | null;
+  exit?: ContainerExit | null;
+  stopTimeoutSec?: number;
+  lastError?: string | null;
+  resources?: Record<string, unknown> | null;
+}
+
+export interface ContainerContext {
+  id: string;
+  spec: ContainerSpecRecord;
+  pid: number | null;
+  pidStartTime: string | null;
+  startedAt: string | null;
+  exit: ContainerExit | null;
+  stopTimeoutSec: number;
+  lastError: string | null;
+  /** Resources as last applied by UpdateContainerResources (CRI LinuxContainerResources JSON). */
+  resources: Record<string, unknown> | null;
+}
+
+export interface Started {
+  pid: number;
+  pidStartTime: string;
+  startedAt: string;
+}
+
+export type ContainerEvent =
+  | { type: 'CREATE' }
+  | { type: 'START' }
+  | { type: 'STOP'; timeoutSec: number }
+  | { type: 'EXIT'; exit: ContainerExit }
+  | { type: 'REMOVE' }
+  | { type: 'UPDATE'; resources: Record<string, unknown> }
+  // Observed on restore:
+  | { type: 'OBSERVED_CREATED' }
+  | { type: 'OBSERVED_RUNNING'; pid: number; pidStartTime: string }
+  | { type: 'ABANDON' };
+
+export const CONTAINER_EVENT_TYPES = ['CREATE', 'START', 'STOP', 'EXIT', 'REMOVE', 'UPDATE', 'OBSERVED_CREATED', 'OBSERVED_RUNNING', 'ABANDON'] as const;

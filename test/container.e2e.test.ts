@@ -1,0 +1,232 @@
+/**
+ * Containers end to end: images pulled from a real registry, containers run by real runc under
+ * conmon inside real pods, driven through the CRI socket as kubelet drives it.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
+import { startRegistry, type RegistryFixture } from './registry-fixture.js';
+import { busyboxLayer, buildImage, pushImage } from './image-builder.js';
+import { processAlive } from './host-state.js';
+
+interface Status {
+  id: string; state: string; exitCode: number; reason: string; message: string; logPath: string;
+  createdAt: string; startedAt: string; finishedAt: string; imageRef: string; image: { image: string };
+  labels: Record<string, string>;
+}
+
+const paths = tempPaths('pc-ctr-');
+const daemon = new Daemon(paths);
+const logDir = join(paths.base, 'pod-logs');
+let registry: RegistryFixture;
+let pod = '';
+const IMAGE = 'busybox:1.36';
+
+async function rejects(p: Promise<unknown>, code: grpcStatus, pattern: RegExp): Promise<void> {
+  await assert.rejects(p, (err: ServiceError) => {
+    assert.equal(err.code, code, `code ${err.code} (${err.details})`);
+    assert.match(err.details, pattern);
+    return true;
+  });
+}
+
+function containerConfig(name: string, command: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { metadata: { name, attempt: 0 }, image: { image: IMAGE }, command, logPath: `${name}/0.log`, labels: { app: name }, ...extra };
+}
+
+async function create(name: string, command: string[], extra: Record<string, unknown> = {}, podId = pod): Promise<string> {
+  const r = await daemon.cri.call<{ containerId: string }>('CreateContainer', {
+    podSandboxId: podId, config: containerConfig(name, command, extra), sandboxConfig: {},
+  });
+  return r.containerId;
+}
+async function run(name: string, command: string[], extra: Record<string, unknown> = {}, podId = pod): Promise<string> {
+  const id = await create(name, command, extra, podId);
+  await daemon.cri.call('StartContainer', { containerId: id });
+  return id;
+}
+async function status(id: string): Promise<Status> {
+  return (await daemon.cri.call<{ status: Status }>('ContainerStatus', { containerId: id })).status;
+}
+async function exited(id: string): Promise<Status> {
+  return eventually(`container ${id} to exit`, async () => {
+    const s = await status(id);
+    return s.state === 'CONTAINER_EXITED' ? s : null;
+  }, 30_000);
+}
+/** The CRI log lines' content (timestamp stream tag content). */
+function logLines(path: string): { stream: string; tag: string; text: string }[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((line) => {
+    const [ts, stream, tag, ...rest] = line.split(' ');
+    assert.ok(ts && !Number.isNaN(Date.parse(ts)), `RFC3339 timestamp in "${line}"`);
+    return { stream: stream ?? '', tag: tag ?? '', text: rest.join(' ') };
+  });
+}
+
+before(async () => {
+  registry = await startRegistry();
+  const image = await buildImage({ layers: [{ compression: 'gzip', entries: busyboxLayer() }], config: { Cmd: ['/bin/sh'], Env: ['FROM_IMAGE=yes', 'PATH=/bin'] }, format: 'docker' });
+  await pushImage(registry, 'library/busybox', '1.36', image);
+  const configPath = join(paths.base, 'config.json');
+  writeFileSync(configPath, JSON.stringify({ registries: { hosts: { 'docker.io': { mirrors: [registry.url] } } } }));
+  await daemon.start({ PODCHART_CONFIG: configPath });
+  await daemon.cri.callImage('PullImage', { image: { image: IMAGE } }, 120_000);
+  pod = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('ctrpod', { logDirectory: logDir }) })).podSandboxId;
+});
+
+after(async () => {
+  const pods = await daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {}).catch(() => ({ items: [] }));
+  for (const p of pods.items) await daemon.cri.call('RemovePodSandbox', { podSandboxId: p.id }).catch(() => undefined);
+  await daemon.stop();
+  await registry?.stop();
+  rmSync(paths.base, { recursive: true, force: true });
+});
+
+describe('container lifecycle', () => {
+  test('create → start → exit 0: Completed, with its output in the CRI log format', async () => {
+    const id = await create('hello', ['/bin/sh', '-c', 'echo out; echo err >&2; echo "env=$FROM_IMAGE"']);
+    const created = await status(id);
+    assert.equal(created.state, 'CONTAINER_CREATED');
+    assert.equal(created.logPath, join(logDir, 'hello/0.log'));
+    assert.equal(created.labels['app'], 'hello');
+    assert.match(created.imageRef, /^docker\.io\/library\/busybox@sha256:/);
+    await daemon.cri.call('StartContainer', { containerId: id });
+    const done = await exited(id);
+    assert.equal(done.exitCode, 0);
+    assert.equal(done.reason, 'Completed');
+    assert.ok(BigInt(done.finishedAt) >= BigInt(done.startedAt) && BigInt(done.startedAt) > 0n);
+    const lines = await eventually('the log to hold three lines', () => (logLines(created.logPath).length >= 3 ? logLines(created.logPath) : null));
+    assert.deepEqual(lines.map((l) => [l.stream, l.tag, l.text]).sort(), [['stderr', 'F', 'err'], ['stdout', 'F', 'env=yes'], ['stdout', 'F', 'out']].sort());
+  });
+
+  test('a non-zero exit is Error with its code', async () => {
+    const id = await run('fails', ['/bin/sh', '-c', 'exit 3']);
+    const done = await exited(id);
+    assert.equal(done.exitCode, 3);
+    assert.equal(done.reason, 'Error');
+  });
+
+  test('StopContainer sends the stop signal and honours the grace period, then SIGKILL', async () => {
+    const polite = await run('polite', ['/bin/sh', '-c', 'trap "echo got TERM; exit 7" TERM; echo ready; while true; do sleep 0.1; done']);
+    const log = join(logDir, 'polite/0.log');
+    await eventually('polite to be ready', () => logLines(log).some((l) => l.text === 'ready'));
+    await daemon.cri.call('StopContainer', { containerId: polite, timeout: 10 });
+    const s = await status(polite);
+    assert.equal(s.state, 'CONTAINER_EXITED');
+    assert.equal(s.exitCode, 7);
+    assert.ok(logLines(log).some((l) => l.text === 'got TERM'));
+
+    const stubborn = await run('stubborn', ['/bin/sh', '-c', 'trap "" TERM; echo ready; while true; do sleep 0.1; done']);
+    await eventually('stubborn to be ready', () => logLines(join(logDir, 'stubborn/0.log')).some((l) => l.text === 'ready'));
+    const started = Date.now();
+    await daemon.cri.call('StopContainer', { containerId: stubborn, timeout: 1 });
+    const elapsed = Date.now() - started;
+    const k = await status(stubborn);
+    assert.equal(k.exitCode, 137, 'killed by SIGKILL');
+    assert.ok(elapsed >= 900, `waited the grace period (${elapsed} ms)`);
+    await daemon.cri.call('StopContainer', { containerId: stubborn, timeout: 1 }); // idempotent
+  });
+
+  test('two containers of one pod talk over localhost', async () => {
+    await run('server', ['/bin/sh', '-c', 'mkdir -p /tmp/www && echo hello-from-server > /tmp/www/index.html && exec busybox httpd -f -p 8080 -h /tmp/www']);
+    const client = await run('client', ['/bin/sh', '-c', 'for i in $(busybox seq 1 50); do busybox wget -qO- http://127.0.0.1:8080/ && exit 0; sleep 0.1; done; exit 1']);
+    const done = await exited(client);
+    assert.equal(done.exitCode, 0);
+    assert.ok(logLines(join(logDir, 'client/0.log')).some((l) => l.text === 'hello-from-server'));
+  });
+
+  test('RemoveContainer is forced on a running container and idempotent; ListContainers filters', async () => {
+    const id = await run('sleeper', ['/bin/sh', '-c', 'sleep 1000']);
+    assert.equal((await status(id)).state, 'CONTAINER_RUNNING');
+    const list = async (filter: object): Promise<string[]> =>
+      (await daemon.cri.call<{ containers: { id: string }[] }>('ListContainers', { filter })).containers.map((c) => c.id);
+    assert.ok((await list({ state: { state: 'CONTAINER_RUNNING' } })).includes(id));
+    assert.ok(!(await list({ state: { state: 'CONTAINER_EXITED' } })).includes(id));
+    assert.deepEqual(await list({ id: id.slice(0, 10) }), [id]);
+    assert.ok((await list({ podSandboxId: pod })).includes(id));
+    assert.deepEqual(await list({ labelSelector: { app: 'sleeper' } }), [id]);
+    await daemon.cri.call('RemoveContainer', { containerId: id });
+    await rejects(status(id), grpcStatus.NOT_FOUND, /not found/);
+    await daemon.cri.call('RemoveContainer', { containerId: id });
+    await daemon.cri.call('StopContainer', { containerId: id, timeout: 0 });
+  });
+
+  test('a container over its memory limit is OOMKilled', async () => {
+    const id = await run('hog', ['/bin/sh', '-c', 'busybox head -c 200000000 /dev/zero | busybox tail'], {
+      linux: { resources: { memoryLimitInBytes: String(20 * 1024 * 1024) } },
+    });
+    const done = await exited(id);
+    assert.equal(done.reason, 'OOMKilled');
+    assert.equal(done.exitCode, 137);
+  });
+});
+
+describe('bad input', () => {
+  test('unknown pod, missing image, escaping paths, a taken name', async () => {
+    await rejects(daemon.cri.call('CreateContainer', { podSandboxId: 'f'.repeat(64), config: containerConfig('x', ['true']) }), grpcStatus.NOT_FOUND, /pod sandbox .* not found/);
+    await rejects(daemon.cri.call('CreateContainer', { podSandboxId: pod, config: { ...containerConfig('x', ['true']), image: { image: 'docker.io/library/absent:9' } } }), grpcStatus.NOT_FOUND, /image "docker\.io\/library\/absent:9" is not present/);
+    await rejects(create('x', ['true'], { logPath: '../../etc/passwd' }), grpcStatus.INVALID_ARGUMENT, /log_path must not contain "\.\."/);
+    await rejects(create('x', ['true'], { logPath: '/abs.log' }), grpcStatus.INVALID_ARGUMENT, /log_path must be relative/);
+    await rejects(create('x', ['true'], { mounts: [{ containerPath: 'rel', hostPath: '/tmp' }] }), grpcStatus.INVALID_ARGUMENT, /container_path must be an absolute path/);
+    await rejects(create('x', ['true'], { mounts: [{ containerPath: '/data', hostPath: '/tmp/../etc' }] }), grpcStatus.INVALID_ARGUMENT, /host_path must not contain/);
+    const id = await create('dup', ['true']);
+    await rejects(create('dup', ['true']), grpcStatus.ALREADY_EXISTS, new RegExp(`already reserved for container ${id}`));
+    await daemon.cri.call('RemoveContainer', { containerId: id });
+  });
+
+  test('a pod that is not ready refuses new containers', async () => {
+    const stopped = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('stopped-pod', { logDirectory: logDir }) })).podSandboxId;
+    await daemon.cri.call('StopPodSandbox', { podSandboxId: stopped });
+    await rejects(create('late', ['true'], {}, stopped), grpcStatus.FAILED_PRECONDITION, /not ready/);
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: stopped });
+  });
+
+  test('a runc failure at start is passed on and leaves the container EXITED with StartError', async () => {
+    const id = await create('nocmd', ['/no/such/binary']);
+    await rejects(daemon.cri.call('StartContainer', { containerId: id }), grpcStatus.INTERNAL, /no such file|not found|executable/i);
+    const s = await status(id);
+    assert.equal(s.state, 'CONTAINER_EXITED');
+    assert.equal(s.reason, 'StartError');
+    await daemon.cri.call('RemoveContainer', { containerId: id });
+  });
+});
+
+describe('pods and restarts', () => {
+  test('removing a pod removes its containers', async () => {
+    const p = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('doomed', { logDirectory: logDir }) })).podSandboxId;
+    const c = await run('inner', ['/bin/sh', '-c', 'sleep 1000'], {}, p);
+    const { info } = await daemon.cri.call<{ info: Record<string, string> }>('ContainerStatus', { containerId: c, verbose: true });
+    const pid = (JSON.parse(info['info'] ?? '{}') as { pid: number }).pid;
+    assert.ok(processAlive(pid));
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: p });
+    assert.ok(!processAlive(pid), 'the container process is gone');
+    await rejects(status(c), grpcStatus.NOT_FOUND, /not found/);
+  });
+
+  test('kill -9 of the daemon: a running container is untouched, one that exited meanwhile shows its code', async () => {
+    const keeps = await run('keeps', ['/bin/sh', '-c', 'sleep 1000']);
+    const quits = await run('quits', ['/bin/sh', '-c', 'while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 42']);
+    const pidOf = async (id: string): Promise<number> =>
+      (JSON.parse((await daemon.cri.call<{ info: Record<string, string> }>('ContainerStatus', { containerId: id, verbose: true })).info['info'] ?? '{}') as { pid: number }).pid;
+    const keepsPid = await pidOf(keeps);
+    const quitsPid = await pidOf(quits);
+    await daemon.kill9();
+    writeFileSync(`/proc/${quitsPid}/root/tmp/go`, '');
+    await eventually('quits to exit while the daemon is down', () => !processAlive(quitsPid));
+    await daemon.start({ PODCHART_CONFIG: join(paths.base, 'config.json') });
+    const k = await status(keeps);
+    assert.equal(k.state, 'CONTAINER_RUNNING');
+    assert.equal(await pidOf(keeps), keepsPid);
+    assert.ok(processAlive(keepsPid));
+    const q = await status(quits);
+    assert.equal(q.state, 'CONTAINER_EXITED');
+    assert.equal(q.exitCode, 42);
+    assert.equal(q.reason, 'Error');
+    await daemon.cri.call('StopContainer', { containerId: keeps, timeout: 0 });
+    assert.equal((await status(keeps)).exitCode, 137);
+  });
+});
