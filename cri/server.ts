@@ -57,6 +57,9 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   ListContainers: listContainers,
 };
 
+/** The RuntimeService methods podchart serves; every other one answers UNIMPLEMENTED. */
+export const BUILT_RUNTIME_METHODS: readonly string[] = Object.keys(RUNTIME_HANDLERS);
+
 const IMAGE_HANDLERS: Record<string, AnyHandler> = {
   PullImage: pullImage,
   ImageStatus: imageStatus,

@@ -10,6 +10,7 @@ import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { Daemon, REPO, eventually, podConfig, tempPaths } from './daemon.js';
 import { isMountPoint, processAlive, runcContainers } from './host-state.js';
 import { loadCri } from '../proto/load.js';
+import { BUILT_RUNTIME_METHODS } from '../cri/server.js';
 
 interface PodStatus {
   status: { id: string; state: string; createdAt: string; metadata: { name: string }; labels: Record<string, string>;
@@ -74,10 +75,10 @@ describe('runtime service', () => {
 
   test('every RPC not built yet answers UNIMPLEMENTED naming the method', async () => {
     const cri = loadCri();
-    const built = new Set(['Version', 'Status', 'RuntimeConfig', 'UpdateRuntimeConfig', 'RunPodSandbox', 'StopPodSandbox',
-      'RemovePodSandbox', 'PodSandboxStatus', 'ListPodSandbox']);
+    const built = new Set(BUILT_RUNTIME_METHODS);
+    assert.ok(built.has('RunPodSandbox') && built.has('CreateContainer'));
     const unary = Object.entries(cri.runtimeService).filter(([name, d]) => !built.has(name) && !d.responseStream && !d.requestStream);
-    assert.ok(unary.length > 10);
+    assert.ok(unary.length > 5, 'there are unbuilt methods to check');
     for (const [name] of unary) {
       await rejects(daemon.cri.call(name, {}), grpcStatus.UNIMPLEMENTED, new RegExp(`^not implemented yet: ${name}$`));
     }
