@@ -20,6 +20,7 @@ import { listPodSandbox } from './sandbox-list.js';
 import { createContainer } from './container-create.js';
 import { removeContainer, startContainer, stopContainer } from './container-lifecycle.js';
 import { containerStatus, listContainers } from './container-status.js';
+import { execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
 import type { ContainerService } from '../actors/container-service.js';
 import { pullImage } from './image-pull.js';
 import { imageStatus } from './image-status.js';
@@ -55,6 +56,9 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   RemoveContainer: removeContainer,
   ContainerStatus: containerStatus,
   ListContainers: listContainers,
+  ExecSync: execSyncHandler,
+  UpdateContainerResources: updateContainerResources,
+  ReopenContainerLog: reopenContainerLog,
 };
 
 /** The RuntimeService methods podchart serves; every other one answers UNIMPLEMENTED. */

@@ -165,6 +165,59 @@ describe('container lifecycle', () => {
   });
 });
 
+describe('exec, update, log reopen', () => {
+  test('ExecSync: stdout and stderr apart, the exit code, the container\'s user and env', async () => {
+    const id = await run('execd', ['/bin/sh', '-c', 'sleep 1000'], { envs: [{ key: 'FROM_CONFIG', value: Buffer.from('cfg') }] });
+    const r = await daemon.cri.call<{ stdout: Buffer; stderr: Buffer; exitCode: number }>('ExecSync', {
+      containerId: id, cmd: ['/bin/sh', '-c', 'echo out-$FROM_CONFIG; id -u; echo err >&2; exit 5'], timeout: 10,
+    });
+    assert.equal(r.stdout.toString(), 'out-cfg\n0\n');
+    assert.equal(r.stderr.toString(), 'err\n');
+    assert.equal(r.exitCode, 5);
+  });
+
+  test('ExecSync: a timeout kills the command; output is capped at 16 MiB', async () => {
+    const id = await run('slowexec', ['/bin/sh', '-c', 'sleep 1000']);
+    const started = Date.now();
+    await rejects(daemon.cri.call('ExecSync', { containerId: id, cmd: ['/bin/sh', '-c', 'sleep 30'], timeout: 1 }), grpcStatus.DEADLINE_EXCEEDED, /timed out after 1s and was killed/);
+    assert.ok(Date.now() - started < 10_000);
+    const ps = await daemon.cri.call<{ stdout: Buffer }>('ExecSync', { containerId: id, cmd: ['busybox', 'ps'], timeout: 10 });
+    assert.ok(!/sleep 30/.test(ps.stdout.toString()), 'the timed-out command is gone');
+    const big = await daemon.cri.call<{ stdout: Buffer; exitCode: number }>('ExecSync', {
+      containerId: id, cmd: ['/bin/sh', '-c', 'busybox head -c 20000000 /dev/zero'], timeout: 30,
+    }, 60_000);
+    assert.equal(big.stdout.length, 16 * 1024 * 1024);
+    assert.equal(big.exitCode, 0);
+  });
+
+  test('ExecSync on a container that is not running is refused', async () => {
+    const id = await create('notrunning', ['/bin/sh', '-c', 'true']);
+    await rejects(daemon.cri.call('ExecSync', { containerId: id, cmd: ['true'], timeout: 1 }), grpcStatus.FAILED_PRECONDITION, /not running/);
+    await rejects(daemon.cri.call('ExecSync', { containerId: 'f'.repeat(64), cmd: ['true'], timeout: 1 }), grpcStatus.NOT_FOUND, /not found/);
+  });
+
+  test('UpdateContainerResources is applied by the runtime, persisted and shown in status', async () => {
+    const id = await run('updatable', ['/bin/sh', '-c', 'sleep 1000']);
+    await daemon.cri.call('UpdateContainerResources', { containerId: id, linux: { memoryLimitInBytes: String(64 * 1024 * 1024), cpuShares: '512' } });
+    const limit = await daemon.cri.call<{ stdout: Buffer }>('ExecSync', { containerId: id, cmd: ['/bin/sh', '-c', 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max'], timeout: 10 });
+    assert.equal(limit.stdout.toString().trim(), String(64 * 1024 * 1024));
+    const s = (await daemon.cri.call<{ status: { resources: { linux: { memoryLimitInBytes: string; cpuShares: string } } } }>('ContainerStatus', { containerId: id })).status;
+    assert.equal(s.resources.linux.memoryLimitInBytes, String(64 * 1024 * 1024));
+    assert.equal(s.resources.linux.cpuShares, '512');
+  });
+
+  test('ReopenContainerLog: after kubelet moves the log away, new output goes to a new file', async () => {
+    const id = await run('rotating', ['/bin/sh', '-c', 'i=0; while true; do echo line$i; i=$((i+1)); sleep 0.05; done']);
+    const log = join(logDir, 'rotating/0.log');
+    await eventually('some output', () => logLines(log).length > 2);
+    const { renameSync } = await import('node:fs');
+    renameSync(log, `${log}.1`);
+    await daemon.cri.call('ReopenContainerLog', { containerId: id });
+    await eventually('output in the reopened file', () => existsSync(log) && logLines(log).length > 1);
+    assert.ok(logLines(`${log}.1`).length > 2, 'the rotated file keeps the old lines');
+  });
+});
+
 describe('bad input', () => {
   test('unknown pod, missing image, escaping paths, a taken name', async () => {
     await rejects(daemon.cri.call('CreateContainer', { podSandboxId: 'f'.repeat(64), config: containerConfig('x', ['true']) }), grpcStatus.NOT_FOUND, /pod sandbox .* not found/);

@@ -10,8 +10,10 @@ export class CriClient {
 
   constructor(readonly socket: string) {
     const cri = loadCri();
-    this.runtime = new cri.RuntimeServiceClient(`unix://${socket}`, grpc.credentials.createInsecure());
-    this.image = new cri.ImageServiceClient(`unix://${socket}`, grpc.credentials.createInsecure());
+    // kubelet allows 16 MiB replies; ExecSync may send 16 MiB of each stream, so allow more here.
+    const options = { 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
+    this.runtime = new cri.RuntimeServiceClient(`unix://${socket}`, grpc.credentials.createInsecure(), options);
+    this.image = new cri.ImageServiceClient(`unix://${socket}`, grpc.credentials.createInsecure(), options);
   }
 
   /** Calls a unary RuntimeService method; rejects with the grpc ServiceError (code, details). */

@@ -1,0 +1,51 @@
+/** ExecSync, UpdateContainerResources and ReopenContainerLog: calls on a running container. */
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InvalidArgument, NotFound, Refused } from '../errors/catalogue.js';
+import { execSync } from '../runtime/exec-sync.js';
+import { runtimeAt } from '../actors/host.js';
+import type { ContainerView } from '../actors/supervisor.js';
+import type { CriContext } from './context.js';
+import { criContainerState } from './container-view.js';
+import { requireId } from './validate.js';
+
+function running(ctx: CriContext, ref: string, action: string): ContainerView {
+  const id = ctx.supervisor.findContainer(requireId(ref, 'container_id'));
+  const view = id ? ctx.supervisor.containerView(id) : null;
+  if (!view) throw new NotFound(`container "${ref}" not found`);
+  if (criContainerState(view) !== 'CONTAINER_RUNNING') {
+    throw new Refused(`cannot ${action} container ${view.id}: it is not running (${view.state})`);
+  }
+  return view;
+}
+
+export async function execSyncHandler(req: { containerId: string; cmd: string[]; timeout: string }, ctx: CriContext) {
+  if (!req.cmd || req.cmd.length === 0) throw new InvalidArgument('ExecSyncRequest.cmd is required');
+  const view = running(ctx, req.containerId, 'exec in');
+  const s = view.context.spec;
+  const result = await execSync({
+    runtime: runtimeAt(ctx.config, s.runtimeHandler, s.runtimePath),
+    id: view.id,
+    bundle: join(s.dir, 'bundle'),
+    workDir: s.dir,
+    cmd: req.cmd,
+    timeoutSec: Number(req.timeout ?? 0),
+  });
+  return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
+}
+
+export async function updateContainerResources(req: { containerId: string; linux: Record<string, unknown> | null }, ctx: CriContext) {
+  const id = ctx.supervisor.findContainer(requireId(req.containerId, 'container_id'));
+  if (!id) throw new NotFound(`container "${req.containerId}" not found`);
+  if (!req.linux) return {};
+  await ctx.containers.update(id, req.linux, ctx.timeoutMs);
+  return {};
+}
+
+/** kubelet rotates the log file, then asks conmon (through its control fifo) to open a new one. */
+export async function reopenContainerLog(req: { containerId: string }, ctx: CriContext) {
+  const view = running(ctx, req.containerId, 'reopen the log of');
+  // conmon's control message: "<type> <height> <width>\n"; type 2 reopens the log.
+  await writeFile(join(view.context.spec.dir, 'bundle', 'ctl'), '2 0 0\n', { flag: 'a' });
+  return {};
+}
