@@ -55,6 +55,23 @@ export const CONTAINER_BUSY = ['CREATING', 'STARTING', 'STOPPING', 'UPDATING', '
 
 export { stateName } from './actor-util.js';
 
+/** A container lifecycle event, as CRI's GetContainerEvents streams them. */
+export interface ContainerLifecycleEvent {
+  containerId: string;
+  sandboxId: string;
+  type: 'CONTAINER_CREATED_EVENT' | 'CONTAINER_STARTED_EVENT' | 'CONTAINER_STOPPED_EVENT' | 'CONTAINER_DELETED_EVENT';
+  /** Nanoseconds since the epoch. */
+  at: string;
+}
+
+/** Which transitions CRI calls events: the actors' own history, seen from kubelet. */
+function lifecycleEvent(from: string | undefined, to: string): ContainerLifecycleEvent['type'] | null {
+  if (to === 'CREATED' && from === 'CREATING') return 'CONTAINER_CREATED_EVENT';
+  if (to === 'RUNNING' && from === 'STARTING') return 'CONTAINER_STARTED_EVENT';
+  if (to === 'EXITED' && from !== 'EXITED') return 'CONTAINER_STOPPED_EVENT';
+  return null;
+}
+
 export interface SupervisorDeps {
   store: Store;
   host: Host;
@@ -68,6 +85,7 @@ export class Supervisor {
   /** Last persisted state and context per actor key ("sandbox:<id>", "container:<id>"). */
   private readonly saved = new Map<string, { state: string; context: string }>();
   private readonly watches = new ExitWatches();
+  private readonly containerListeners = new Set<(event: ContainerLifecycleEvent) => void>();
   private serving = false;
 
   constructor(private readonly deps: SupervisorDeps) {
@@ -176,6 +194,23 @@ export class Supervisor {
 
   containerViews(): ContainerView[] {
     return this.registry.ids('container').flatMap((id) => this.containerView(id) ?? []);
+  }
+
+  /** Subscribes to container lifecycle events; returns the unsubscribe function. */
+  onContainerEvent(listener: (event: ContainerLifecycleEvent) => void): () => void {
+    this.containerListeners.add(listener);
+    return () => this.containerListeners.delete(listener);
+  }
+
+  private emitContainerEvent(containerId: string, context: ContainerContext, type: ContainerLifecycleEvent['type']): void {
+    const event = { containerId, sandboxId: context.spec.sandboxId, type, at: nowNs() };
+    for (const listener of this.containerListeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.deps.logger.warn({ err }, 'container event listener failed');
+      }
+    }
   }
 
   history(id: string, limit = 20): Transition[] {
@@ -339,6 +374,7 @@ export class Supervisor {
       this.saved.delete(key);
       log.info({ event: eventLabel(event.event.type), from: previous?.state }, `${kind} removed`);
       if (kind === 'sandbox') this.root.send({ type: 'FORGET_SANDBOX', id });
+      else this.emitContainerEvent(id, snapshot.context as ContainerContext, 'CONTAINER_DELETED_EVENT');
       return;
     }
     // The initial UNKNOWN of a restored actor is not news: the row keeps its last real state.
@@ -358,6 +394,8 @@ export class Supervisor {
     else this.deps.store.saveContainer(id, to, snapshot.context, transition);
     this.saved.set(key, { state: to, context });
     if (transition) log.info({ event: label, from: transition.from, to, error: transition.error ?? undefined }, 'transition');
+    const lifecycle = kind === 'container' && changed ? lifecycleEvent(previous?.state, to) : null;
+    if (lifecycle) this.emitContainerEvent(id, snapshot.context as ContainerContext, lifecycle);
   }
 
   /** Watch the pause's exit file while it may be running. */

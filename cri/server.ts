@@ -21,6 +21,7 @@ import { createContainer } from './container-create.js';
 import { removeContainer, startContainer, stopContainer } from './container-lifecycle.js';
 import { containerStatus, listContainers } from './container-status.js';
 import { execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
+import { getContainerEvents } from './container-events.js';
 import type { ContainerService } from '../actors/container-service.js';
 import { pullImage } from './image-pull.js';
 import { imageStatus } from './image-status.js';
@@ -101,6 +102,11 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
       const handler = handlers[method];
       if (def.responseStream || def.requestStream) {
         impl[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+          if (method === 'GetContainerEvents') {
+            deps.logger.debug({ rpc: method }, 'stream opened');
+            getContainerEvents(call, deps.supervisor);
+            return;
+          }
           call.emit('error', toGrpcError(new NotImplemented(method)));
         };
         continue;

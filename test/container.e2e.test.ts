@@ -218,6 +218,33 @@ describe('exec, update, log reopen', () => {
   });
 });
 
+describe('events', () => {
+  test('GetContainerEvents streams created, started, stopped and deleted with the pod\'s status', async () => {
+    type Ev = { containerId: string; containerEventType: string; createdAt: string; podSandboxStatus: { id: string } | null; containersStatuses: { id: string }[] };
+    const client = daemon.cri.runtime as unknown as { GetContainerEvents(req: object): import('@grpc/grpc-js').ClientReadableStream<Ev> };
+    const stream = client.GetContainerEvents({});
+    const events: Ev[] = [];
+    stream.on('data', (e: Ev) => events.push(e));
+    stream.on('error', () => undefined); // cancelled at the end
+    // The stream is live once the server has it; a first container proves it before we count.
+    const probe = await create('probe', ['true']);
+    await eventually('the stream to deliver', () => events.some((e) => e.containerId === probe));
+    const id = await run('evented', ['/bin/sh', '-c', 'exit 0']);
+    await exited(id);
+    await daemon.cri.call('RemoveContainer', { containerId: id });
+    const mine = await eventually('four events', () => {
+      const got = events.filter((e) => e.containerId === id);
+      return got.length >= 4 ? got : null;
+    });
+    assert.deepEqual(mine.map((e) => e.containerEventType), ['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT']);
+    assert.equal(mine[0]?.podSandboxStatus?.id, pod);
+    assert.ok(mine[0]?.containersStatuses.some((c) => c.id === id));
+    assert.ok(BigInt(mine[3]?.createdAt ?? '0') >= BigInt(mine[0]?.createdAt ?? '0'));
+    stream.cancel();
+    await daemon.cri.call('RemoveContainer', { containerId: probe });
+  });
+});
+
 describe('bad input', () => {
   test('unknown pod, missing image, escaping paths, a taken name', async () => {
     await rejects(daemon.cri.call('CreateContainer', { podSandboxId: 'f'.repeat(64), config: containerConfig('x', ['true']) }), grpcStatus.NOT_FOUND, /pod sandbox .* not found/);
