@@ -91,6 +91,7 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
   await mkdir(containerExitDir(ctx), { recursive: true });
   await mkdir(bundleDir(ctx), { recursive: true });
   const rootfs = await host.images.mountRootfs(ctx.spec.imageId, rootfsDir(ctx));
+  host.faults.hit('container.create.rootfs');
   const image = host.images.require(ctx.spec.imageId);
   const imageConfig = JSON.parse(image.config) as Parameters<typeof containerSpec>[0]['image'];
   const sc = config.linux?.securityContext ?? null;
@@ -155,6 +156,7 @@ export async function startContainer(host: ContainerHost, ctx: ContainerContext)
     stdin: ctx.spec.stdin,
     leaveStdinOpen: ctx.spec.stdin && !ctx.spec.stdinOnce,
   });
+  host.faults.hit('container.start.created');
   const startedAt = nowNs();
   await runtime.start(ctx.id);
   const pidStartTime = (await processStartTime(pid)) ?? '';
@@ -182,6 +184,7 @@ export async function stopContainer(host: ContainerHost, ctx: ContainerContext):
 /** Forced removal: kill if running, delete the runtime state, the rootfs and the container's dir. */
 export async function removeContainer(host: ContainerHost, ctx: ContainerContext): Promise<void> {
   await stopContainer(host, { ...ctx, stopTimeoutSec: 0 });
+  host.faults.hit('container.remove.killed');
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
   await host.images.removeRootfs(rootfsDir(ctx));
   await rm(ctx.spec.dir, { recursive: true, force: true });

@@ -11,7 +11,10 @@ export type FaultPoint =
   | 'sandbox.create.started'
   | 'sandbox.stop.killed'
   | 'sandbox.remove.stopped'
-  | 'sandbox.remove.netns';
+  | 'sandbox.remove.netns'
+  | 'container.create.rootfs'
+  | 'container.start.created'
+  | 'container.remove.killed';
 
 export interface Faults {
   hit(point: FaultPoint): void;

@@ -287,6 +287,49 @@ describe('pods and restarts', () => {
     await rejects(status(c), grpcStatus.NOT_FOUND, /not found/);
   });
 
+  test('kill -9 mid-create rolls the container back; mid-start leaves it EXITED; mid-remove finishes', async () => {
+    const configEnv = { PODCHART_CONFIG: join(paths.base, 'config.json') };
+    const { readdirSync } = await import('node:fs');
+    const containersDir = join(paths.root, 'containers');
+    const before = new Set(existsSync(containersDir) ? readdirSync(containersDir) : []);
+    const crashAt = async (point: string, call: () => Promise<unknown>): Promise<void> => {
+      await daemon.stop();
+      await daemon.start({ ...configEnv, PODCHART_FAULT: point });
+      await assert.rejects(call(), (err: ServiceError) => err.code === grpcStatus.UNAVAILABLE);
+      await daemon.waitExit();
+      await daemon.start(configEnv);
+    };
+    // Half-created: rolled back, its name free again, its rootfs unmounted and its dir gone.
+    await crashAt('container.create.rootfs', () => create('halfmade', ['true']));
+    const leftovers = async (): Promise<string[]> => (existsSync(containersDir) ? readdirSync(containersDir) : []).filter((d) => !before.has(d));
+    await eventually('the half-created container to be rolled back', async () => (await leftovers()).length === 0);
+    const { mountPoints } = await import('./host-state.js');
+    assert.ok(!mountPoints().some((m) => m.startsWith(containersDir)), 'no rootfs mount left');
+    const again = await create('halfmade', ['true']);
+    await daemon.cri.call('RemoveContainer', { containerId: again });
+    // Half-started: conmon made it, runc start never ran.
+    const starting = await create('halfstarted', ['/bin/sh', '-c', 'sleep 1000']);
+    await crashAt('container.start.created', () => daemon.cri.call('StartContainer', { containerId: starting }));
+    const s = await eventually('the half-started container to settle', async () => {
+      const st = await status(starting);
+      return st.state === 'CONTAINER_EXITED' ? st : null;
+    });
+    assert.equal(s.reason, 'StartError');
+    await daemon.cri.call('RemoveContainer', { containerId: starting });
+    // Half-removed: the process killed, then the daemon died; restore finishes the removal.
+    const removing = await run('halfremoved', ['/bin/sh', '-c', 'sleep 1000']);
+    await crashAt('container.remove.killed', () => daemon.cri.call('RemoveContainer', { containerId: removing }));
+    await eventually('the half-removed container to be gone', async () => {
+      try {
+        await status(removing);
+        return false;
+      } catch (err) {
+        return (err as ServiceError).code === grpcStatus.NOT_FOUND;
+      }
+    });
+    assert.deepEqual(await leftovers(), []);
+  });
+
   test('kill -9 of the daemon: a running container is untouched, one that exited meanwhile shows its code', async () => {
     const keeps = await run('keeps', ['/bin/sh', '-c', 'sleep 1000']);
     const quits = await run('quits', ['/bin/sh', '-c', 'while [ ! -e /tmp/go ]; do sleep 0.1; done; exit 42']);
