@@ -188,6 +188,8 @@ export async function removeContainer(host: ContainerHost, ctx: ContainerContext
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
   await host.images.removeRootfs(rootfsDir(ctx));
   await rm(ctx.spec.dir, { recursive: true, force: true });
+  // Its image may have been removed while it ran; the data goes now if nothing else uses it.
+  await host.images.collectDangling();
 }
 
 /** UpdateContainerResources: applied with the runtime; the chart persists what was applied. */

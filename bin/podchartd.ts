@@ -77,6 +77,8 @@ async function main(): Promise<void> {
   await content.cleanIngest(); // temp files of pulls a crash cut off
   const layers = new LayerStore(join(imageRoot, 'layers'));
   await layers.sweep(); // layers a crash left half unpacked or half deleted
+  // Images that containers run on keep their data when removed (bound once the supervisor exists).
+  let inUse = (): Set<string> => new Set();
   const images = new ImageService({
     store,
     content,
@@ -84,6 +86,7 @@ async function main(): Promise<void> {
     registry: new RegistryClient(config.registries, logger.child({ component: 'registry' })),
     logger: logger.child({ component: 'images' }),
     platform: hostPlatform(),
+    inUse: () => inUse(),
   });
 
   const containerHost: ContainerHost = {
@@ -96,6 +99,7 @@ async function main(): Promise<void> {
     hostHasAppArmor: hostHasAppArmor(),
   };
   const supervisor = new Supervisor({ store, host, containerHost, logger });
+  inUse = () => new Set(supervisor.containerViews().filter((v) => v.state !== 'REMOVING').map((v) => v.context.spec.imageId));
   await supervisor.start();
 
   // A socket left by a crash is replaced; a live daemon was refused by the lock above.

@@ -189,6 +189,16 @@ export class ImageService {
     await this.collect(image);
   }
 
+  /** Images removed while a container used them: collected once no container does. */
+  async collectDangling(): Promise<void> {
+    const used = this.deps.inUse?.() ?? new Set<string>();
+    for (const image of this.deps.store.images.list()) {
+      if (image.repoTags.length + image.repoDigests.length > 0 || used.has(image.id)) continue;
+      this.deps.store.images.delete(image.id);
+      await this.collect(image);
+    }
+  }
+
   /** Deletes the blobs and layers of a removed image that no other image (or pull in flight) uses. */
   private async collect(removed: ImageRecord): Promise<void> {
     const keep = new Set<string>(this.busy.keys());

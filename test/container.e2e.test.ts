@@ -71,6 +71,8 @@ before(async () => {
   registry = await startRegistry();
   const image = await buildImage({ layers: [{ compression: 'gzip', entries: busyboxLayer() }], config: { Cmd: ['/bin/sh'], Env: ['FROM_IMAGE=yes', 'PATH=/bin'] }, format: 'docker' });
   await pushImage(registry, 'library/busybox', '1.36', image);
+  const gcImage = await buildImage({ layers: [{ compression: 'gzip', entries: busyboxLayer() }, { compression: 'gzip', entries: [{ path: '/gc', type: 'file', content: 'gc\n' }] }], config: { Cmd: ['/bin/sh'] } });
+  await pushImage(registry, 'library/gcme', '1', gcImage);
   const configPath = join(paths.base, 'config.json');
   writeFileSync(configPath, JSON.stringify({ registries: { hosts: { 'docker.io': { mirrors: [registry.url] } } } }));
   await daemon.start({ PODCHART_CONFIG: configPath });
@@ -215,6 +217,23 @@ describe('exec, update, log reopen', () => {
     await daemon.cri.call('ReopenContainerLog', { containerId: id });
     await eventually('output in the reopened file', () => existsSync(log) && logLines(log).length > 1);
     assert.ok(logLines(`${log}.1`).length > 2, 'the rotated file keeps the old lines');
+  });
+});
+
+describe('images in use', () => {
+  test('an image removed while a container runs on it keeps its data until that container goes', async () => {
+    const { imageRef } = await daemon.cri.callImage<{ imageRef: string }>('PullImage', { image: { image: 'gcme:1' } }, 120_000);
+    const id = await run('ongc', ['/bin/sh', '-c', 'sleep 1000'], { image: { image: 'gcme:1' } });
+    await daemon.cri.callImage('RemoveImage', { image: { image: 'gcme:1' } });
+    const listed = (await daemon.cri.callImage<{ images: { id: string }[] }>('ListImages', {})).images;
+    assert.ok(!listed.some((i) => i.id === imageRef), 'no longer listed');
+    const blob = join(paths.root, 'images', 'content', 'blobs', 'sha256', imageRef.slice(7));
+    assert.ok(existsSync(blob), 'its data is kept while the container runs');
+    const r = await daemon.cri.call<{ stdout: Buffer }>('ExecSync', { containerId: id, cmd: ['cat', '/gc'], timeout: 10 });
+    assert.equal(r.stdout.toString(), 'gc\n');
+    await daemon.cri.call('RemoveContainer', { containerId: id });
+    assert.ok(!existsSync(blob), 'collected once the container is gone');
+    assert.equal((await daemon.cri.callImage<{ image: unknown }>('ImageStatus', { image: { image: imageRef } })).image, null);
   });
 });
 
