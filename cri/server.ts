@@ -22,6 +22,7 @@ import { removeContainer, startContainer, stopContainer } from './container-life
 import { containerStatus, listContainers } from './container-status.js';
 import { execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
 import { getContainerEvents } from './container-events.js';
+import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
 import type { ContainerService } from '../actors/container-service.js';
 import { pullImage } from './image-pull.js';
 import { imageStatus } from './image-status.js';
@@ -35,7 +36,8 @@ const DEFAULT_TIMEOUT_MS = 4 * 60_000;
 
 /** Called every second by kubelet: logged at debug, not info. */
 const POLLED = new Set(['Version', 'Status', 'ListPodSandbox', 'PodSandboxStatus', 'ListContainers', 'ContainerStatus',
-  'ListImages', 'ImageStatus', 'ImageFsInfo', 'ListContainerStats', 'ListPodSandboxStats', 'RuntimeConfig']);
+  'ListImages', 'ImageStatus', 'ImageFsInfo', 'ListContainerStats', 'ListPodSandboxStats', 'RuntimeConfig',
+  'ContainerStats', 'PodSandboxStats']);
 
 // The handlers take the request as proto-loader decodes it; each declares the fields it reads.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the table is heterogeneous by design
@@ -60,6 +62,10 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   ExecSync: execSyncHandler,
   UpdateContainerResources: updateContainerResources,
   ReopenContainerLog: reopenContainerLog,
+  ContainerStats: containerStats,
+  ListContainerStats: listContainerStats,
+  PodSandboxStats: podSandboxStats,
+  ListPodSandboxStats: listPodSandboxStats,
 };
 
 /** The RuntimeService methods podchart serves; every other one answers UNIMPLEMENTED. */

@@ -220,6 +220,79 @@ describe('exec, update, log reopen', () => {
   });
 });
 
+describe('security context, mounts and users', () => {
+  const sh = async (id: string, script: string): Promise<{ out: string; code: number }> => {
+    const r = await daemon.cri.call<{ stdout: Buffer; stderr: Buffer; exitCode: number }>('ExecSync', { containerId: id, cmd: ['/bin/sh', '-c', script], timeout: 10 });
+    return { out: r.stdout.toString().trim() + r.stderr.toString().trim(), code: r.exitCode };
+  };
+  const sleeper = (name: string, linux: object, extra: Record<string, unknown> = {}): Promise<string> =>
+    run(name, ['/bin/sh', '-c', 'sleep 1000'], { linux, ...extra });
+
+  test('run as a uid, as a username from the image, with supplemental groups', async () => {
+    const byUid = await sleeper('byuid', { securityContext: { runAsUser: { value: '1000' }, runAsGroup: { value: '2000' }, supplementalGroups: ['3000'] } });
+    assert.equal((await sh(byUid, 'id -u; id -g; id -G')).out, '1000\n2000\n2000 3000');
+    const byName = await sleeper('byname', { securityContext: { runAsUsername: 'app' } });
+    assert.equal((await sh(byName, 'id -u')).out, '1000');
+  });
+
+  test('readonly rootfs, drop ALL capabilities, no_new_privs, RuntimeDefault seccomp, masked paths', async () => {
+    const id = await sleeper('locked', {
+      securityContext: {
+        readonlyRootfs: true, noNewPrivs: true, capabilities: { dropCapabilities: ['ALL'] }, seccomp: { profileType: 'RuntimeDefault' },
+      },
+    });
+    const ro = await sh(id, 'touch /x');
+    assert.notEqual(ro.code, 0);
+    assert.match(ro.out, /Read-only file system/);
+    const status = (await sh(id, 'cat /proc/self/status')).out;
+    assert.match(status, /CapEff:\s+0000000000000000/);
+    assert.match(status, /NoNewPrivs:\s+1/);
+    assert.match(status, /Seccomp:\s+2/);
+    // A masked path reads empty (bind of /dev/null); pick one this kernel has.
+    const masked = ['/proc/timer_list', '/proc/keys', '/proc/sched_debug', '/proc/kcore'].find((p) => existsSync(p) && readFileSync(p).length > 0);
+    assert.ok(masked, 'the host has a maskable /proc file');
+    assert.equal((await sh(id, `busybox wc -c < ${masked}`)).out, '0', `${masked} is masked`);
+  });
+
+  test('added capabilities and privileged', async () => {
+    const added = await sleeper('netadmin', { securityContext: { capabilities: { dropCapabilities: ['ALL'], addCapabilities: ['NET_ADMIN'] } } });
+    const capEff = BigInt(`0x${/CapEff:\s+(\w+)/.exec((await sh(added, 'cat /proc/self/status')).out)?.[1] ?? '0'}`);
+    assert.equal(capEff, 1n << 12n, 'exactly CAP_NET_ADMIN');
+    const priv = await sleeper('priv', { securityContext: { privileged: true } });
+    const hostBnd = /CapBnd:\s+(\w+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    assert.match((await sh(priv, 'cat /proc/self/status')).out, new RegExp(`CapEff:\\s+${hostBnd}`));
+  });
+
+  test('bind mounts: readonly, read-write, and a missing host dir created', async () => {
+    const shared = join(paths.base, 'shared');
+    const missing = join(paths.base, 'made-by-podchart');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(shared, { recursive: true });
+    writeFileSync(join(shared, 'hello'), 'from host\n');
+    const id = await run('mounts', ['/bin/sh', '-c', 'sleep 1000'], {
+      mounts: [
+        { containerPath: '/ro', hostPath: shared, readonly: true },
+        { containerPath: '/rw', hostPath: missing, readonly: false },
+      ],
+    });
+    assert.equal((await sh(id, 'cat /ro/hello')).out, 'from host');
+    assert.notEqual((await sh(id, 'touch /ro/nope')).code, 0);
+    assert.equal((await sh(id, 'echo written > /rw/file && echo ok')).out, 'ok');
+    assert.equal(readFileSync(join(missing, 'file'), 'utf8'), 'written\n');
+  });
+
+  test('a container joins its pod\'s network, IPC and UTS namespaces', async () => {
+    const id = await sleeper('joined', {});
+    const podInfo = JSON.parse((await daemon.cri.call<{ info: Record<string, string> }>('PodSandboxStatus', { podSandboxId: pod, verbose: true })).info['info'] ?? '{}') as { pid: number };
+    const ctrInfo = JSON.parse((await daemon.cri.call<{ info: Record<string, string> }>('ContainerStatus', { containerId: id, verbose: true })).info['info'] ?? '{}') as { pid: number };
+    const { readlinkSync } = await import('node:fs');
+    for (const ns of ['net', 'ipc', 'uts']) {
+      assert.equal(readlinkSync(`/proc/${ctrInfo.pid}/ns/${ns}`), readlinkSync(`/proc/${podInfo.pid}/ns/${ns}`), ns);
+    }
+    assert.equal((await sh(id, 'hostname')).out, 'ctrpod');
+  });
+});
+
 describe('images in use', () => {
   test('an image removed while a container runs on it keeps its data until that container goes', async () => {
     const { imageRef } = await daemon.cri.callImage<{ imageRef: string }>('PullImage', { image: { image: 'gcme:1' } }, 120_000);

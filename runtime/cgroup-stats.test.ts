@@ -1,0 +1,199 @@
+/**
+ * cgroup paths per driver (runc's rules), the v1/v2 file parsers, and the reader against real
+ * cgroups made here: a shell moved into them burns CPU and holds ~20 MB, then the counters are read.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { InvalidArgument } from '../errors/catalogue.js';
+import {
+  CGROUP_ROOT,
+  cgroupDir,
+  cgroupRelativePath,
+  cgroupsPathFor,
+  expandSlice,
+  hostCgroupLayout,
+  parentRelativePath,
+  readCgroupStats,
+  readCgroupStatsAt,
+  statsFromV1,
+  statsFromV2,
+  sumCgroupStats,
+  type CgroupLayout,
+} from './cgroup-stats.js';
+
+describe('cgroup paths', () => {
+  test('systemd slices expand as runc expands them', () => {
+    assert.equal(expandSlice('system.slice'), '/system.slice');
+    assert.equal(expandSlice('-.slice'), '/');
+    assert.equal(expandSlice('kubepods-besteffort-pod12.slice'), '/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod12.slice');
+    for (const bad of ['kubepods', 'a--b.slice', 'a/b.slice', '.slice']) assert.throws(() => expandSlice(bad), InvalidArgument, bad);
+  });
+
+  test('a cgroupsPath per driver, as the effects give it to runc', () => {
+    assert.equal(cgroupsPathFor('', 'abc', 'cgroupfs'), '/podchart/abc');
+    assert.equal(cgroupsPathFor('/kubepods/pod1', 'abc', 'cgroupfs'), '/kubepods/pod1/abc');
+    assert.equal(cgroupsPathFor('', 'abc', 'systemd'), 'system.slice:podchart:abc');
+    assert.equal(cgroupRelativePath('/podchart/abc', 'cgroupfs'), '/podchart/abc');
+    assert.equal(cgroupRelativePath('kubepods/abc', 'cgroupfs'), '/kubepods/abc');
+    assert.equal(cgroupRelativePath('system.slice:podchart:abc', 'systemd'), '/system.slice/podchart-abc.scope');
+    assert.equal(cgroupRelativePath('kubepods-pod1.slice:podchart:abc', 'systemd'), '/kubepods.slice/kubepods-pod1.slice/podchart-abc.scope');
+    assert.equal(cgroupRelativePath(':podchart:abc', 'systemd'), '/system.slice/podchart-abc.scope');
+    assert.throws(() => cgroupRelativePath('/podchart/abc', 'systemd'), InvalidArgument);
+    assert.equal(parentRelativePath('kubepods-pod1.slice', 'systemd'), '/kubepods.slice/kubepods-pod1.slice');
+    assert.equal(parentRelativePath('/kubepods/pod1', 'cgroupfs'), '/kubepods/pod1');
+    const dir = cgroupDir('system.slice:podchart:abc', 'systemd');
+    assert.equal(dir.v1('memory'), '/sys/fs/cgroup/memory/system.slice/podchart-abc.scope');
+    assert.equal(dir.v2, '/sys/fs/cgroup/system.slice/podchart-abc.scope');
+  });
+});
+
+describe('parsers', () => {
+  test('v1: working set is usage less inactive file, clamped at zero; the unlimited limit is null', () => {
+    const stat = 'cache 10\nrss 1\ntotal_rss 4096\ntotal_inactive_file 1000\ntotal_pgfault 7\ntotal_pgmajfault 2\n';
+    const s = statsFromV1({ cpuacctUsage: '123456\n', memoryUsage: '5000\n', memoryStat: stat, memoryLimit: '9223372036854771712\n', pidsCurrent: '3\n' });
+    assert.deepEqual(s, {
+      cpuUsageNs: 123456n, memoryUsageBytes: 5000n, memoryWorkingSetBytes: 4000n, memoryRssBytes: 4096n,
+      pageFaults: 7n, majorPageFaults: 2n, pids: 3, memoryLimitBytes: null,
+    });
+    const clamped = statsFromV1({ cpuacctUsage: null, memoryUsage: '500', memoryStat: stat, memoryLimit: '1048576', pidsCurrent: null });
+    assert.equal(clamped.memoryWorkingSetBytes, 0n);
+    assert.equal(clamped.memoryLimitBytes, 1048576n);
+    assert.equal(clamped.cpuUsageNs, 0n);
+    assert.equal(clamped.pids, 0);
+  });
+
+  test('v2: usage_usec in nanoseconds, anon as rss, "max" as no limit', () => {
+    const s = statsFromV2({
+      cpuStat: 'usage_usec 250\nuser_usec 200\nsystem_usec 50\n',
+      memoryCurrent: '8192\n',
+      memoryStat: 'anon 4096\nfile 4096\ninactive_file 1024\npgfault 11\npgmajfault 1\n',
+      memoryMax: 'max\n',
+      pidsCurrent: '2\n',
+    });
+    assert.deepEqual(s, {
+      cpuUsageNs: 250_000n, memoryUsageBytes: 8192n, memoryWorkingSetBytes: 7168n, memoryRssBytes: 4096n,
+      pageFaults: 11n, majorPageFaults: 1n, pids: 2, memoryLimitBytes: null,
+    });
+    assert.equal(statsFromV2({ cpuStat: null, memoryCurrent: null, memoryStat: null, memoryMax: '4096', pidsCurrent: null }).memoryLimitBytes, 4096n);
+  });
+
+  test('a sum adds every counter and knows no limit', () => {
+    const one = statsFromV1({ cpuacctUsage: '10', memoryUsage: '100', memoryStat: 'total_rss 50\n', memoryLimit: '1000', pidsCurrent: '1' });
+    const sum = sumCgroupStats([one, one]);
+    assert.equal(sum.cpuUsageNs, 20n);
+    assert.equal(sum.memoryUsageBytes, 200n);
+    assert.equal(sum.memoryRssBytes, 100n);
+    assert.equal(sum.pids, 2);
+    assert.equal(sum.memoryLimitBytes, null);
+  });
+});
+
+/** The hierarchies to test on this host: the one runc uses, and a hybrid host's cgroup2 mount too. */
+function hierarchies(): { label: string; layout: CgroupLayout; dirs: string[]; full: boolean }[] {
+  const name = `podchart-test-${process.pid}`;
+  const main = hostCgroupLayout();
+  const out = [
+    main.version === 2
+      ? { label: 'v2', layout: main, dirs: [join(CGROUP_ROOT, name)], full: true }
+      : { label: 'v1', layout: main, dirs: ['cpuacct', 'memory', 'pids'].map((c) => join(CGROUP_ROOT, c, name)), full: true },
+  ];
+  // Hybrid: only cpu.stat is there (the controllers are bound to v1), which exercises the v2 cpu path.
+  const unified = join(CGROUP_ROOT, 'unified');
+  if (main.version === 1 && existsSync(join(unified, 'cgroup.controllers'))) {
+    out.push({ label: 'v2 (hybrid unified mount)', layout: { root: unified, version: 2 }, dirs: [join(unified, name)], full: false });
+  }
+  return out;
+}
+
+function lineFrom(child: ChildProcess, want: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.split('\n').includes(want)) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`the child exited (${code}) before printing "${want}": ${out}`)));
+  });
+}
+
+async function rmdirWhenEmpty(dir: string): Promise<void> {
+  // A reaped process may still be leaving the cgroup for a moment (EBUSY): poll, bounded.
+  for (let i = 0; ; i++) {
+    try {
+      await rmdir(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY' || i > 100) throw err;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+}
+
+describe('reading a real cgroup', () => {
+  const made: string[] = [];
+  let child: ChildProcess | null = null;
+  after(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise((r) => child?.once('exit', r));
+      child.kill('SIGKILL');
+      await gone;
+    }
+    for (const dir of made.reverse()) await rmdirWhenEmpty(dir);
+  });
+
+  test('a process that burns CPU and holds memory shows in every counter; a removed cgroup reads as null', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
+    const rel = `/podchart-test-${process.pid}`;
+    const targets = hierarchies();
+    for (const t of targets) for (const dir of t.dirs) {
+      await mkdir(dir);
+      made.push(dir);
+    }
+    // Waits for a line on stdin so that all its work happens inside the cgroups, then holds ~20 MB.
+    const script = 'read _; i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; x=$(head -c 20000000 /dev/zero | tr "\\0" a); echo ready; read _; echo ${#x}';
+    const sh = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+    child = sh;
+    assert.ok(sh.pid, 'the shell started');
+    for (const t of targets) for (const dir of t.dirs) await writeFile(join(dir, 'cgroup.procs'), String(sh.pid));
+    for (const t of targets) {
+      const procs = await readFile(join(t.dirs[0] ?? '', 'cgroup.procs'), 'utf8');
+      assert.ok(procs.split('\n').includes(String(sh.pid)), `${t.label}: the shell is in the cgroup`);
+    }
+    const ready = lineFrom(sh, 'ready');
+    sh.stdin?.write('\n');
+    await ready;
+
+    for (const t of targets) {
+      const s = await readCgroupStats(rel, 'cgroupfs', t.layout);
+      assert.ok(s, `${t.label}: the cgroup exists`);
+      assert.ok(s.cpuUsageNs > 0n, `${t.label}: cpu ${s.cpuUsageNs}`);
+      if (!t.full) continue;
+      assert.ok(s.memoryUsageBytes > 10_000_000n, `${t.label}: memory usage ${s.memoryUsageBytes}`);
+      assert.ok(s.memoryWorkingSetBytes > 10_000_000n && s.memoryWorkingSetBytes <= s.memoryUsageBytes, `${t.label}: working set ${s.memoryWorkingSetBytes}`);
+      assert.ok(s.memoryRssBytes > 10_000_000n, `${t.label}: rss ${s.memoryRssBytes}`);
+      assert.ok(s.pageFaults > 0n, `${t.label}: page faults ${s.pageFaults}`);
+      assert.equal(s.pids, 1, `${t.label}: the waiting shell is the one process`);
+      // Counters only grow: a second read is at least the first.
+      const again = await readCgroupStatsAt(rel, t.layout);
+      assert.ok(again && again.cpuUsageNs >= s.cpuUsageNs, `${t.label}: cpu does not go back`);
+    }
+
+    const exited = new Promise<number | null>((r) => sh.once('exit', r));
+    sh.stdin?.end('\n');
+    assert.equal(await exited, 0, 'the shell ended normally');
+    for (const dir of made.reverse()) await rmdirWhenEmpty(dir);
+    made.length = 0;
+    for (const t of targets) assert.equal(await readCgroupStats(rel, 'cgroupfs', t.layout), null, `${t.label}: gone reads as null`);
+  });
+
+  test('a cgroup that never existed reads as null', async () => {
+    const layout = hostCgroupLayout();
+    assert.equal(await readCgroupStats(`/podchart-test-none-${process.pid}`, 'cgroupfs', layout), null);
+    assert.equal(await readCgroupStats(`system.slice:podchart:none-${process.pid}`, 'systemd', layout), null);
+  });
+});
