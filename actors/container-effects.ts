@@ -20,7 +20,7 @@ import { run } from '../runtime/exec.js';
 import { capabilitiesFromMask, containerSpec, ociResources, splitDeviceNumber } from '../runtime/container-spec.js';
 import { resolveUser, userOptions } from '../runtime/resolve-user.js';
 import { seccompProfileFor } from '../runtime/seccomp-default.js';
-import type { ContainerConfig, LinuxContainerResources } from '../runtime/cri-container-types.js';
+import type { ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
 import { runtimeAt } from './host.js';
 import { nowNs } from './actor-util.js';
 import type { Faults } from './faults.js';
@@ -75,6 +75,22 @@ function hostCapabilities(): ReturnType<typeof capabilitiesFromMask> {
   return capabilitiesFromMask(line.split(/\s+/)[1] ?? '0');
 }
 
+/**
+ * The AppArmor profile for a container, where the host has AppArmor. Localhost names a profile the
+ * node has loaded; Unconfined is "unconfined"; RuntimeDefault gets none, since podchart does not
+ * ship an AppArmor profile of its own yet (the container keeps the OCI runtime's default).
+ */
+function apparmorFor(sc: LinuxContainerSecurityContext | null, hostHasAppArmor: boolean): string | null {
+  if (!hostHasAppArmor || !sc) return null;
+  const profile = sc.apparmor;
+  if (profile?.profileType === 'Localhost') return profile.localhostRef.replace(/^localhost\//, '');
+  if (profile?.profileType === 'Unconfined') return 'unconfined';
+  const legacy = sc.apparmorProfile ?? '';
+  if (legacy.startsWith('localhost/')) return legacy.slice('localhost/'.length);
+  if (legacy === 'unconfined') return 'unconfined';
+  return null;
+}
+
 async function missing(path: string): Promise<boolean> {
   try {
     await stat(path);
@@ -120,7 +136,7 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
     user,
     oomScoreFloor: host.oomScoreFloor,
     seccompProfile: await seccompProfileFor(sc),
-    apparmorProfile: null,
+    apparmorProfile: apparmorFor(sc, host.hostHasAppArmor),
     hostHasAppArmor: host.hostHasAppArmor,
     cgroupsPath: cgroupsPath(host, pod, ctx.id),
     cgroupV2: host.cgroupV2,
