@@ -7,9 +7,11 @@
 export type FaultPoint =
   | 'sandbox.create.files'
   | 'sandbox.create.netns'
+  | 'sandbox.create.network'
   | 'sandbox.create.created'
   | 'sandbox.create.started'
   | 'sandbox.stop.killed'
+  | 'sandbox.stop.network'
   | 'sandbox.remove.stopped'
   | 'sandbox.remove.netns'
   | 'container.create.rootfs'

@@ -5,6 +5,7 @@ import type { Config } from '../config/config.js';
 import { InvalidArgument } from '../errors/catalogue.js';
 import { OciRuntime } from '../runtime/oci-runtime.js';
 import type { Faults } from './faults.js';
+import type { Cni } from '../network/cni.js';
 
 export interface Host {
   config: Config;
@@ -14,6 +15,10 @@ export interface Host {
   pauseRootfs: string;
   /** The lowest oom_score_adj this host lets us give (see runtime/oom.ts). */
   oomScoreFloor: number;
+  /** Pod networking through the CNI plugins. */
+  cni: Cni;
+  /** The pod CIDR UpdateRuntimeConfig last gave ('' until then). */
+  podCidr: () => string;
   /** Set by the supervisor: how pod effects reach the pod's containers. */
   pods?: PodContainers;
 }

@@ -4,17 +4,17 @@
  * retry after crashes), and each yields once before its first I/O so the supervisor has committed
  * the state that invoked it: the intent is persisted before the effect.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { appendFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromPromise } from 'xstate';
-import type { Created, ExitInfo, SandboxContext, Stopped } from '../machines/sandbox.types.js';
+import type { Created, ExitInfo, PodNetworkStatus, SandboxContext, Stopped } from '../machines/sandbox.types.js';
 import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
 import { clampOomScoreAdj } from '../runtime/oom.js';
 import { pauseSpec } from '../runtime/pause-spec.js';
 import { mountShm, podPaths, removePodDirs, unmountShm, writePodFiles } from '../runtime/pod-files.js';
 import { processStartTime } from '../runtime/process.js';
-import { createNetns, removeNetns, unmountNetns } from '../network/netns.js';
+import { createNetns, isMounted, removeNetns, unmountNetns } from '../network/netns.js';
 import { EffectFailed } from '../errors/catalogue.js';
 import { runtimeAt, type Host } from './host.js';
 
@@ -35,9 +35,18 @@ export async function createSandbox(host: Host, ctx: SandboxContext): Promise<Cr
   const hostIpc = spec.namespaces.ipc === 'NODE';
   if (!hostIpc) await mountShm(spec, paths.shm);
   host.faults.hit('sandbox.create.files');
-  // [003] the namespace exists, with loopback up, before the pause process starts.
-  if (spec.netnsPath) await createNetns(spec.netnsPath);
-  host.faults.hit('sandbox.create.netns');
+  // [003] the namespace exists, with loopback up, before CNI configures it and before the pause
+  // process starts in it.
+  let network: PodNetworkStatus | null = null;
+  if (spec.netnsPath) {
+    await createNetns(spec.netnsPath);
+    host.faults.hit('sandbox.create.netns');
+    network = await setUpNetwork(host, ctx);
+    host.faults.hit('sandbox.create.network');
+    // /etc/hosts carries the pod's name and IP (kubelet's own hosts file replaces it in containers
+    // that mount one).
+    if (network.ip) await appendFile(paths.hosts, `${network.ip}\t${spec.hostname}\n`);
+  }
   const oci = pauseSpec({
     id,
     spec,
@@ -73,7 +82,41 @@ export async function createSandbox(host: Host, ctx: SandboxContext): Promise<Cr
     const exit = await readExitFile(paths.exitDir, id);
     throw new EffectFailed(`the pause process of ${id} exited right after start (exit code ${exit?.code ?? 'unknown'})`);
   }
-  return { pid, pidStartTime };
+  return { pid, pidStartTime, network };
+}
+
+/** CNI ADD, with the pod's port mappings, DNS and the node's pod CIDR. */
+async function setUpNetwork(host: Host, ctx: SandboxContext): Promise<PodNetworkStatus> {
+  const { spec } = ctx;
+  const result = await host.cni.add({
+    containerId: ctx.id,
+    netnsPath: spec.netnsPath ?? '',
+    ifName: 'eth0',
+    podName: spec.metadata.name,
+    podNamespace: spec.metadata.namespace,
+    podUid: spec.metadata.uid,
+    portMappings: spec.portMappings.map((p) => ({
+      hostPort: p.hostPort,
+      containerPort: p.containerPort,
+      protocol: (p.protocol || 'TCP').toLowerCase() as 'tcp' | 'udp' | 'sctp',
+      hostIp: p.hostIp,
+    })),
+    ...(spec.dns ? { dns: spec.dns } : {}),
+    ...(host.podCidr() ? { podCidr: host.podCidr() } : {}),
+  });
+  const ips = host.cni.podIps(result);
+  return { ip: ips.ip, additionalIps: ips.additional, result };
+}
+
+/** CNI DEL: releases the pod's IP and port mappings; works when the netns is already gone. */
+async function tearDownNetwork(host: Host, ctx: SandboxContext): Promise<void> {
+  if (!ctx.spec.netnsPath) return;
+  const netns = (await isMounted(ctx.spec.netnsPath)) ? ctx.spec.netnsPath : null;
+  await host.cni.del(ctx.id, netns, {
+    podName: ctx.spec.metadata.name,
+    podNamespace: ctx.spec.metadata.namespace,
+    podUid: ctx.spec.metadata.uid,
+  });
 }
 
 /** Stops the pause process: the stop signal, then SIGKILL after the grace period. */
@@ -105,6 +148,8 @@ export async function stopSandbox(host: Host, ctx: SandboxContext): Promise<Stop
   const exit = await killPause(host, ctx, ctx.stopTimeoutSec);
   host.faults.hit('sandbox.stop.killed');
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
+  await tearDownNetwork(host, ctx);
+  host.faults.hit('sandbox.stop.network');
   await unmountShm(podPaths(ctx.spec).shm);
   if (ctx.spec.netnsPath) await unmountNetns(ctx.spec.netnsPath);
   return { exit };
@@ -119,6 +164,7 @@ export async function removeSandbox(host: Host, ctx: SandboxContext): Promise<vo
   await killPause(host, ctx, 0); // seed rule 4: remove does not wait for a graceful stop
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
   host.faults.hit('sandbox.remove.stopped');
+  await tearDownNetwork(host, ctx);
   await unmountShm(podPaths(ctx.spec).shm);
   if (ctx.spec.netnsPath) await removeNetns(ctx.spec.netnsPath);
   host.faults.hit('sandbox.remove.netns');

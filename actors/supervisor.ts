@@ -224,7 +224,7 @@ export class Supervisor {
   async runSandbox(spec: SandboxSpec, id: string, timeoutMs: number): Promise<string> {
     this.assertServing();
     const initial: SandboxContext = {
-      id, spec, pid: null, pidStartTime: null, exit: null, tornDown: true, stopTimeoutSec: 10, lastError: null, containerIds: [],
+      id, spec, pid: null, pidStartTime: null, exit: null, tornDown: true, stopTimeoutSec: 10, lastError: null, containerIds: [], network: null,
     };
     this.deps.store.insertSandbox(id, spec.name, 'UNKNOWN', initial);
     this.registry.add({ id, name: spec.name, kind: 'sandbox' });

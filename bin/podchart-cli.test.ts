@@ -44,6 +44,7 @@ function context(id: string, name: string, namespace: string, createdAgoMs: numb
     stopTimeoutSec: 10,
     lastError: null,
     containerIds: [],
+    network: null,
     ...more,
   };
 }

@@ -23,6 +23,7 @@ import { hostPlatform } from '../images/platform.js';
 import { acquireDaemonLock } from './daemon-lock.js';
 import type { ContainerHost } from '../actors/container-effects.js';
 import { ContainerService } from '../actors/container-service.js';
+import { Cni } from '../network/cni.js';
 
 function hostHasAppArmor(): boolean {
   try {
@@ -61,7 +62,16 @@ async function main(): Promise<void> {
 
   const store = new Store(join(config.rootDir, DB_FILE));
   const floor = oomScoreFloor();
+  const runtimeState = { podCidr: '' };
   const host: Host = {
+    cni: new Cni({
+      confDir: config.cniConfDir,
+      binDirs: config.cniBinDirs,
+      cacheDir: config.cniCacheDir,
+      timeoutMs: config.cniTimeoutMs,
+      logger: logger.child({ component: 'cni' }),
+    }),
+    podCidr: () => runtimeState.podCidr,
     config,
     logger,
     faults: faultsFromEnv(process.env, (point) => logger.warn({ point }, 'fault point reached: killing the daemon')),
@@ -104,7 +114,7 @@ async function main(): Promise<void> {
 
   // A socket left by a crash is replaced; a live daemon was refused by the lock above.
   if (existsSync(config.socket)) rmSync(config.socket, { force: true });
-  const server = buildServer({ supervisor, images, containers: new ContainerService(supervisor), imageRoot, config, logger, version });
+  const server = buildServer({ runtimeState, supervisor, images, containers: new ContainerService(supervisor), imageRoot, config, logger, version });
   await listen(server, config.socket);
   chmodSync(config.socket, 0o660);
   logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir }, 'podchartd serving CRI v1');

@@ -3,6 +3,7 @@
  * JSON config file, overridden by flags. Every key and its default is listed in README.md.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { InvalidArgument } from '../errors/catalogue.js';
 import type { RegistriesConfig } from '../images/types.js';
 
@@ -34,6 +35,14 @@ export interface Config {
   logPretty: boolean;
   /** Registry mirrors, insecure hosts and credentials (see README.md). */
   registries: RegistriesConfig;
+  /** CNI network configs (.conf, .conflist, .json; the lowest file name wins). */
+  cniConfDir: string;
+  /** Where CNI plugins are looked for, in order. */
+  cniBinDirs: string[];
+  /** Each pod's CNI config and result, kept for DEL (survives daemon restarts). */
+  cniCacheDir: string;
+  /** Bound on each CNI plugin call. */
+  cniTimeoutMs: number;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/podchart/config.json';
@@ -62,6 +71,10 @@ export const DEFAULTS: Config = {
     credentialsFile: null,
     requestTimeoutMs: 30_000,
   },
+  cniConfDir: '/etc/cni/net.d',
+  cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
+  cniCacheDir: '/var/lib/podchart/cni',
+  cniTimeoutMs: 60_000,
 };
 
 const FLAGS: Record<string, keyof Config> = {
@@ -73,6 +86,8 @@ const FLAGS: Record<string, keyof Config> = {
   '--catatonit': 'catatonitPath',
   '--cgroup-driver': 'cgroupDriver',
   '--log-level': 'logLevel',
+  '--cni-conf-dir': 'cniConfDir',
+  '--cni-cache-dir': 'cniCacheDir',
 };
 
 export interface ParsedArgs {
@@ -93,6 +108,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     };
     if (flag === '--config') configPath = value();
     else if (flag === '--pretty') overrides.logPretty = true;
+    else if (flag === '--cni-bin-dir') overrides.cniBinDirs = value().split(':');
     else if (flag in FLAGS) (overrides as Record<string, unknown>)[FLAGS[flag] as string] = value();
     else throw new InvalidArgument(`unknown flag ${flag}; see README.md for the flags podchartd takes`);
   }
@@ -115,6 +131,8 @@ export function loadConfig(args: ParsedArgs): Config {
   const config: Config = { ...DEFAULTS, ...fromFile, ...args.overrides };
   config.runtimeHandlers = { ...DEFAULTS.runtimeHandlers, ...(fromFile.runtimeHandlers ?? {}) };
   config.registries = { ...DEFAULTS.registries, ...(fromFile.registries ?? {}) };
+  // The CNI cache lives with the rest of the persistent state unless placed elsewhere.
+  if (fromFile.cniCacheDir === undefined && args.overrides.cniCacheDir === undefined) config.cniCacheDir = join(config.rootDir, 'cni');
   for (const key of Object.keys(fromFile.registries ?? {})) {
     if (!(key in DEFAULTS.registries)) throw new InvalidArgument(`config file ${args.configPath}: unknown key "registries.${key}"`);
   }

@@ -1,22 +1,19 @@
 /** Version, Status, RuntimeConfig, UpdateRuntimeConfig. */
 import type { CriContext } from './context.js';
+import { loadNetworkConfig, networkReady } from '../network/cni-config.js';
 
 export async function version(_req: unknown, ctx: CriContext) {
   return { version: '0.1.0', runtimeName: 'podchart', runtimeVersion: ctx.version, runtimeApiVersion: 'v1' };
 }
 
 export async function status(req: { verbose: boolean }, ctx: CriContext) {
+  // NetworkReady: a usable CNI config whose plugins are all present (read afresh: configs change).
+  const network = networkReady(await loadNetworkConfig(ctx.config.cniConfDir, ctx.config.cniBinDirs));
   return {
     status: {
       conditions: [
         { type: 'RuntimeReady', status: true, reason: '', message: '' },
-        {
-          // Until pod networking (CNI) lands, pods get a netns with loopback only.
-          type: 'NetworkReady',
-          status: false,
-          reason: 'NetworkPluginNotReady',
-          message: 'Network plugin returns error: podchart does not configure pod networks (CNI) yet',
-        },
+        { type: 'NetworkReady', status: network.ready, reason: network.reason, message: network.message },
       ],
     },
     info: req.verbose ? { config: JSON.stringify(ctx.config) } : {},

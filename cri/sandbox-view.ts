@@ -24,7 +24,10 @@ export function toPodSandboxStatus(view: SandboxView): PodSandboxStatus {
   const { spec } = view.context;
   return {
     ...toPodSandbox(view),
-    network: { ip: '', additionalIps: [] },
+    network: {
+      ip: view.context.network?.ip ?? '',
+      additionalIps: (view.context.network?.additionalIps ?? []).map((ip) => ({ ip })),
+    },
     linux: {
       namespaces: {
         options: { network: spec.namespaces.network as never, pid: spec.namespaces.pid as never, ipc: spec.namespaces.ipc as never, targetId: '' },

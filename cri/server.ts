@@ -80,6 +80,8 @@ const IMAGE_HANDLERS: Record<string, AnyHandler> = {
 };
 
 export interface CriServerDeps {
+  /** Shared with the effects: UpdateRuntimeConfig's pod CIDR reaches CNI through it. */
+  runtimeState: { podCidr: string };
   supervisor: Supervisor;
   images: ImageService;
   containers: ContainerService;
@@ -99,7 +101,7 @@ function timeoutFrom(call: grpc.ServerUnaryCall<unknown, unknown>): number {
 export function buildServer(deps: CriServerDeps): grpc.Server {
   const cri = loadCri();
   const server = new grpc.Server();
-  const runtimeConfigState = { podCidr: '' };
+  const runtimeConfigState = deps.runtimeState;
   let seq = 0;
 
   const implement = (service: grpc.ServiceDefinition, handlers: Record<string, AnyHandler>): grpc.UntypedServiceImplementation => {

@@ -37,7 +37,7 @@ const IDS = {
   stop: invokeId('sandbox.STOPPING', 'stopSandbox'),
   remove: invokeId('sandbox.REMOVING', 'removeSandbox'),
 };
-const created: Created = { pid: 4242, pidStartTime: '9000' };
+const created: Created = { pid: 4242, pidStartTime: '9000', network: null };
 const stopped: Stopped = { exit: { code: 0, at: '2' } };
 const done = (id: string, output?: unknown): Ev => ({ type: `xstate.done.actor.${id}`, output });
 const fail = (id: string, msg: string): Ev => ({ type: `xstate.error.actor.${id}`, error: new Error(msg) });

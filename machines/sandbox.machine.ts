@@ -98,6 +98,7 @@ export const sandboxMachine = setup({
     stopTimeoutSec: input.stopTimeoutSec ?? 10,
     lastError: input.lastError ?? null,
     containerIds: input.containerIds ?? [],
+    network: input.network ?? null,
   }),
   // A container may leave whatever the pod is doing.
   on: { CONTAINER_REMOVED: { actions: 'forgetContainer' } },
@@ -127,6 +128,7 @@ export const sandboxMachine = setup({
               actions: assign(({ event }) => ({
                 pid: event.output.pid,
                 pidStartTime: event.output.pidStartTime,
+                network: event.output.network,
                 tornDown: false,
                 lastError: null,
               })),

@@ -29,6 +29,15 @@ export interface SandboxSpec {
   createdAt: string;
 }
 
+/** The pod's network as CNI configured it (seed 003's network settings). */
+export interface PodNetworkStatus {
+  /** Primary IP (the first IPv4, else the first IPv6), without prefix length. */
+  ip: string;
+  additionalIps: string[];
+  /** The CNI result, verbatim, for the inspector and for DEL. */
+  result: unknown;
+}
+
 export interface ExitInfo {
   code: number;
   /** Nanoseconds since the epoch, decimal string. */
@@ -46,6 +55,7 @@ export interface SandboxInput {
   stopTimeoutSec?: number;
   lastError?: string | null;
   containerIds?: string[];
+  network?: PodNetworkStatus | null;
 }
 
 export interface SandboxContext {
@@ -62,12 +72,15 @@ export interface SandboxContext {
   lastError: string | null;
   /** This pod's containers: each is a child actor `container:<id>`. */
   containerIds: string[];
+  /** Set once CNI ADD succeeded; kept after stop for status, cleared by nothing (the pod goes). */
+  network: PodNetworkStatus | null;
 }
 
 /** Results of the effects. */
 export interface Created {
   pid: number;
   pidStartTime: string;
+  network: PodNetworkStatus | null;
 }
 export interface Stopped {
   exit: ExitInfo | null;

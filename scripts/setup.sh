@@ -12,7 +12,7 @@ fi
 # Debian packages: the OCI runtimes, the shim, the pause process, CNI plugins, ip, setfattr (image
 # layers' xattrs and opaque dirs); and for the tests: a real registry, htpasswd, openssl (token
 # auth), busybox (images are built from it) and zstd (zstd layers).
-APT_PACKAGES=(runc crun conmon catatonit containernetworking-plugins iproute2 util-linux mount attr
+APT_PACKAGES=(runc crun conmon catatonit containernetworking-plugins iproute2 iptables util-linux mount attr
   docker-registry apache2-utils openssl busybox zstd)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -24,6 +24,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Pod networking: podchart's default bridge config, unless the node already has a CNI config.
+if ! ls /etc/cni/net.d/*.conf /etc/cni/net.d/*.conflist /etc/cni/net.d/*.json >/dev/null 2>&1; then
+  echo "podchart setup: installing the default CNI config /etc/cni/net.d/10-podchart.conflist"
+  mkdir -p /etc/cni/net.d
+  cp config/cni/10-podchart.conflist /etc/cni/net.d/10-podchart.conflist
+fi
+# Pods reach beyond their bridge only with forwarding on.
+sysctl -qw net.ipv4.ip_forward=1 || echo "podchart setup: could not enable net.ipv4.ip_forward; pods will not reach beyond their bridge" >&2
 
 # npm dependencies (better-sqlite3 builds from source with the toolchain here).
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -2,8 +2,9 @@
  * Runs a real podchartd for the end-to-end tests: its own root, run dir and socket under a temp
  * dir, started as a child process, killed with SIGKILL or stopped with SIGTERM like a user would.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -43,13 +44,55 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
   }
 }
 
+/** Bridges made for test daemons, deleted when the test process exits. */
+const bridges = new Set<string>();
+process.on('exit', () => {
+  for (const br of bridges) {
+    try {
+      execFileSync('ip', ['link', 'del', br], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  }
+});
+
+/**
+ * A CNI config of its own for each test daemon: a bridge with a random name and subnet, host-local
+ * leases under the daemon's temp dir, and portmap.
+ */
+export function writeTestCniConfig(paths: DaemonPaths): { confDir: string; ipamDir: string; bridge: string; subnet: string } {
+  const confDir = join(paths.base, 'cni', 'net.d');
+  const ipamDir = join(paths.base, 'cni', 'ipam');
+  const bridge = `pct${randomBytes(3).toString('hex')}`;
+  const subnet = `10.${100 + randomInt(150)}.${randomInt(250)}.0/24`;
+  mkdirSync(confDir, { recursive: true });
+  writeFileSync(
+    join(confDir, '10-test.conflist'),
+    JSON.stringify({
+      cniVersion: '1.0.0',
+      name: 'podchart-test',
+      plugins: [
+        { type: 'bridge', bridge, isGateway: true, ipMasq: false, hairpinMode: true, ipam: { type: 'host-local', ranges: [[{ subnet }]], dataDir: ipamDir } },
+        { type: 'portmap', capabilities: { portMappings: true } },
+      ],
+    }),
+  );
+  bridges.add(bridge);
+  return { confDir, ipamDir, bridge, subnet };
+}
+
 export class Daemon {
   child: ChildProcess | null = null;
   client: CriClient | null = null;
   exitCode: number | null = null;
   private output = '';
 
-  constructor(readonly paths: DaemonPaths, readonly extraArgs: string[] = [], readonly env: NodeJS.ProcessEnv = {}) {}
+  /** This daemon's CNI setup (null when started without pod networking). */
+  readonly network: ReturnType<typeof writeTestCniConfig> | null;
+
+  constructor(readonly paths: DaemonPaths, readonly extraArgs: string[] = [], readonly env: NodeJS.ProcessEnv = {}, network: 'bridge' | 'none' = 'bridge') {
+    this.network = network === 'bridge' ? writeTestCniConfig(paths) : null;
+  }
 
   get cri(): CriClient {
     if (!this.client) throw new Error('daemon not started');
@@ -61,7 +104,8 @@ export class Daemon {
     await mkdir(this.paths.base, { recursive: true });
     this.output = '';
     this.exitCode = null;
-    const child = spawn(PODCHARTD, ['--root', this.paths.root, '--run', this.paths.run, '--socket', this.paths.socket, '--log-level', 'debug', ...this.extraArgs], {
+    const cni = ['--cni-conf-dir', this.network?.confDir ?? join(this.paths.base, 'no-cni')];
+    const child = spawn(PODCHARTD, ['--root', this.paths.root, '--run', this.paths.run, '--socket', this.paths.socket, '--log-level', 'debug', ...cni, ...this.extraArgs], {
       env: { ...process.env, PODCHART_CONFIG: join(this.paths.base, 'no-config.json'), ...this.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

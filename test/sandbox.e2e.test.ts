@@ -61,12 +61,31 @@ describe('runtime service', () => {
     const s = await daemon.cri.call<{ status: { conditions: { type: string; status: boolean; reason: string; message: string }[] } }>('Status', {});
     const byType = Object.fromEntries(s.status.conditions.map((c) => [c.type, c]));
     assert.equal(byType['RuntimeReady']?.status, true);
-    assert.equal(byType['NetworkReady']?.status, false);
-    assert.equal(byType['NetworkReady']?.reason, 'NetworkPluginNotReady');
-    assert.ok((byType['NetworkReady']?.message ?? '').length > 0);
+    assert.equal(byType['NetworkReady']?.status, true, `a CNI config is present: ${byType['NetworkReady']?.message}`);
     const rc = await daemon.cri.call<{ linux: { cgroupDriver: string } }>('RuntimeConfig', {});
     assert.equal(rc.linux.cgroupDriver, 'CGROUPFS');
     await daemon.cri.call('UpdateRuntimeConfig', { runtimeConfig: { networkConfig: { podCidr: '10.88.0.0/16' } } });
+  });
+
+  test('without a CNI config: NetworkReady is false with a reason; pods are refused unless host-network', async () => {
+    const bare = new Daemon(tempPaths('pc-sb-nocni-'), [], {}, 'none');
+    await bare.start();
+    try {
+      const s = await bare.cri.call<{ status: { conditions: { type: string; status: boolean; reason: string; message: string }[] } }>('Status', {});
+      const net = s.status.conditions.find((c) => c.type === 'NetworkReady');
+      assert.equal(net?.status, false);
+      assert.equal(net?.reason, 'NetworkPluginNotReady');
+      assert.match(net?.message ?? '', /no-cni|no CNI config/);
+      await rejects(bare.cri.call('RunPodSandbox', { config: podConfig('needs-net') }), grpcStatus.INTERNAL, /CNI|network/i);
+      assert.equal((await bare.cri.call<{ items: unknown[] }>('ListPodSandbox', {})).items.length, 0, 'rolled back');
+      const hostNet = await bare.cri.call<{ podSandboxId: string }>('RunPodSandbox', {
+        config: podConfig('hostnet-only', { linux: { securityContext: { namespaceOptions: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } } }),
+      });
+      await bare.cri.call('RemovePodSandbox', { podSandboxId: hostNet.podSandboxId });
+    } finally {
+      await bare.stop();
+      rmSync(bare.paths.base, { recursive: true, force: true });
+    }
   });
 
   test('the socket is mode 0660', () => {
@@ -106,6 +125,9 @@ describe('pod sandbox lifecycle', () => {
     assert.deepEqual(i.transitions.map((t) => t.to), ['PENDING.creating', 'RUNNING']);
     // The netns was made by podchart and the pause process lives in it.
     assert.ok(i.netnsPath && isMountPoint(i.netnsPath), 'netns bind-mounted');
+    const ip = (await status(id) as unknown as { status: { network: { ip: string } } }).status.network.ip;
+    assert.match(ip, new RegExp(`^${(daemon.network?.subnet ?? '').split('.').slice(0, 3).join('\\.')}\\.`), `pod IP ${ip} in the test subnet`);
+    assert.match(readFileSync(join(i.rootDir, 'hosts'), 'utf8'), new RegExp(`${ip.replace(/\./g, '\\.')}\\s+web`), '/etc/hosts carries the pod IP and name');
     const { execFileSync } = await import('node:child_process');
     const nsOfPause = execFileSync('readlink', [`/proc/${i.pid}/ns/net`]).toString().trim();
     const nsOfFile = execFileSync('stat', ['-L', '-c', '%i', i.netnsPath]).toString().trim();
