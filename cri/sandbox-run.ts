@@ -64,9 +64,32 @@ export function buildSandboxSpec(req: RunPodSandboxRequest, id: string, ctx: Cri
   };
 }
 
+/**
+ * Two pods cannot hold one host port: portmap would silently let the newer DNAT rule win. Pods
+ * that are no longer running have released theirs (CNI DEL at stop).
+ */
+function checkHostPorts(spec: SandboxSpec, ctx: CriContext): void {
+  const key = (p: SandboxSpec['portMappings'][number]): string => `${p.hostIp || '*'}:${p.hostPort}/${(p.protocol || 'TCP').toLowerCase()}`;
+  const wanted = spec.portMappings.filter((p) => p.hostPort > 0);
+  const seen = new Set<string>();
+  for (const p of wanted) {
+    if (seen.has(key(p))) throw new InvalidArgument(`host port ${key(p)} is mapped twice in this pod`);
+    seen.add(key(p));
+  }
+  for (const other of ctx.supervisor.views()) {
+    if (other.state === 'REMOVING' || other.state === 'STOPPED') continue;
+    for (const p of other.context.spec.portMappings) {
+      const clash = wanted.find((w) => w.hostPort === p.hostPort && (w.protocol || 'TCP').toLowerCase() === (p.protocol || 'TCP').toLowerCase()
+        && (!w.hostIp || !p.hostIp || w.hostIp === p.hostIp));
+      if (clash) throw new AlreadyExists(`host port ${key(clash)} is already mapped by pod sandbox ${other.id} (${other.context.spec.metadata.namespace}/${other.context.spec.metadata.name})`);
+    }
+  }
+}
+
 export async function runPodSandbox(req: RunPodSandboxRequest, ctx: CriContext) {
   const id = ctx.supervisor.registry.newId();
   const spec = buildSandboxSpec(req, id, ctx);
+  checkHostPorts(spec, ctx);
   const holder = ctx.supervisor.registry.holderOf(spec.name);
   if (holder) {
     throw new AlreadyExists(`pod sandbox name "${spec.name}" is already reserved for ${holder.kind} ${holder.id}; remove it first or use another attempt number`);

@@ -95,6 +95,19 @@ describe('pods on the network', () => {
     assert.deepEqual(leases(), [], 'every IP lease released');
   });
 
+  test('duplicate host ports are refused with a clear error', async () => {
+    const mapping = { protocol: 'TCP', containerPort: 80, hostPort: 18181, hostIp: '' };
+    const first = await runPod('port-owner', { portMappings: [mapping] });
+    await assert.rejects(daemon.cri.call('RunPodSandbox', { config: podConfig('port-thief', { portMappings: [mapping] }) }),
+      (e: ServiceError) => e.code === grpcStatus.ALREADY_EXISTS && e.details.includes(`host port *:18181/tcp is already mapped by pod sandbox ${first}`));
+    await assert.rejects(daemon.cri.call('RunPodSandbox', { config: podConfig('greedy', { portMappings: [{ ...mapping, hostPort: 18182 }, { ...mapping, hostPort: 18182 }] }) }),
+      (e: ServiceError) => e.code === grpcStatus.INVALID_ARGUMENT && /mapped twice/.test(e.details));
+    await daemon.cri.call('StopPodSandbox', { podSandboxId: first });
+    const second = await runPod('port-heir', { portMappings: [mapping] });
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: second });
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: first });
+  });
+
   test('50 pods created and removed leave the host-local store empty and no netns behind', async () => {
     const before = podchartNetns().length;
     const ids: string[] = [];
