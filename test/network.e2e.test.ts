@@ -122,6 +122,33 @@ describe('pods on the network', () => {
   });
 });
 
+describe('pod CIDR and dual stack', () => {
+  test('UpdateRuntimeConfig\'s pod CIDR reaches host-local through ipRanges; IPv4 and IPv6 both reported', async () => {
+    const node = new Daemon(tempPaths('pc-net-cidr-'));
+    const confFile = join(node.network?.confDir ?? '', '10-test.conflist');
+    const conf = JSON.parse(readFileSync(confFile, 'utf8')) as { plugins: { type: string; capabilities?: object; ipam?: Record<string, unknown> }[] };
+    const bridge = conf.plugins[0];
+    assert.ok(bridge?.ipam);
+    bridge.capabilities = { ipRanges: true };
+    delete bridge.ipam['ranges']; // the ranges come from the node's pod CIDR at ADD time
+    writeFileSync(confFile, JSON.stringify(conf));
+    const third = 1 + Math.floor(Math.random() * 250);
+    await node.start({ PODCHART_CONFIG: configPath });
+    try {
+      await node.cri.call('UpdateRuntimeConfig', { runtimeConfig: { networkConfig: { podCidr: `10.77.${third}.0/24,fd77:${third.toString(16)}::/64` } } });
+      const { podSandboxId } = await node.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('from-cidr') });
+      const s = await node.cri.call<PodStatus>('PodSandboxStatus', { podSandboxId });
+      assert.match(s.status.network.ip, new RegExp(`^10\\.77\\.${third}\\.`));
+      assert.equal(s.status.network.additionalIps.length, 1);
+      assert.match(s.status.network.additionalIps[0]?.ip ?? '', new RegExp(`^fd77:${third.toString(16)}:`));
+      await node.cri.call('RemovePodSandbox', { podSandboxId });
+    } finally {
+      await node.stop();
+      rmSync(node.paths.base, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('CNI failures and crashes', () => {
   /** A plugin that marks it has started, then sleeps: a window to kill the daemon in. */
   function slowPlugin(dir: string): string {
