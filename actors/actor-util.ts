@@ -69,3 +69,13 @@ export async function request<S extends AnyMachineSnapshot>(
 export function nowNs(): string {
   return (BigInt(Date.now()) * 1_000_000n).toString();
 }
+
+/**
+ * Runs an effect after one microtask: the supervisor commits the state that invoked the effect
+ * (synchronously, in XState's inspection callback) before any of the effect's I/O starts, so the
+ * intent is always persisted before the effect.
+ */
+export async function afterCommit<T>(fn: () => Promise<T>): Promise<T> {
+  await Promise.resolve();
+  return fn();
+}

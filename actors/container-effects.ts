@@ -22,7 +22,7 @@ import { resolveUser, userOptions } from '../runtime/resolve-user.js';
 import { seccompProfileFor } from '../runtime/seccomp-default.js';
 import type { ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
 import { runtimeAt } from './host.js';
-import { nowNs } from './actor-util.js';
+import { afterCommit, nowNs } from './actor-util.js';
 import type { Faults } from './faults.js';
 
 export interface ContainerHost {
@@ -214,11 +214,6 @@ export async function updateContainer(host: ContainerHost, ctx: ContainerContext
   const runtime = runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath);
   await run(runtime.binary, [...runtime.globalArgs(), 'update', '--resources', '-', ctx.id], { input: JSON.stringify(oci) });
   return resources;
-}
-
-async function afterCommit<T>(fn: () => Promise<T>): Promise<T> {
-  await Promise.resolve();
-  return fn();
 }
 
 /** The chart's placeholders, replaced with these real effects. */

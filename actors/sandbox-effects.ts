@@ -17,6 +17,7 @@ import { processStartTime } from '../runtime/process.js';
 import { createNetns, isMounted, removeNetns, unmountNetns } from '../network/netns.js';
 import { EffectFailed } from '../errors/catalogue.js';
 import { runtimeAt, type Host } from './host.js';
+import { afterCommit } from './actor-util.js';
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
 const KILL_WAIT_MS = 10_000;
@@ -169,12 +170,6 @@ export async function removeSandbox(host: Host, ctx: SandboxContext): Promise<vo
   if (ctx.spec.netnsPath) await removeNetns(ctx.spec.netnsPath);
   host.faults.hit('sandbox.remove.netns');
   await removePodDirs(ctx.spec);
-}
-
-/** Yields once so the state that invoked the effect is committed before any I/O starts. */
-async function afterCommit<T>(fn: () => Promise<T>): Promise<T> {
-  await Promise.resolve();
-  return fn();
 }
 
 /** The chart's placeholders, replaced with these real effects. */

@@ -4,9 +4,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { rejects } from './grpc-assert.js';
 import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
 import { startRegistry, type RegistryFixture } from './registry-fixture.js';
 import { busyboxLayer, buildImage, pushImage } from './image-builder.js';
@@ -24,14 +25,6 @@ const logDir = join(paths.base, 'pod-logs');
 let registry: RegistryFixture;
 let pod = '';
 const IMAGE = 'busybox:1.36';
-
-async function rejects(p: Promise<unknown>, code: grpcStatus, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (err: ServiceError) => {
-    assert.equal(err.code, code, `code ${err.code} (${err.details})`);
-    assert.match(err.details, pattern);
-    return true;
-  });
-}
 
 function containerConfig(name: string, command: string[], extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { metadata: { name, attempt: 0 }, image: { image: IMAGE }, command, logPath: `${name}/0.log`, labels: { app: name }, ...extra };
@@ -81,11 +74,8 @@ before(async () => {
 });
 
 after(async () => {
-  const pods = await daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {}).catch(() => ({ items: [] }));
-  for (const p of pods.items) await daemon.cri.call('RemovePodSandbox', { podSandboxId: p.id }).catch(() => undefined);
-  await daemon.stop();
+  await daemon.dispose();
   await registry?.stop();
-  rmSync(paths.base, { recursive: true, force: true });
 });
 
 describe('container lifecycle', () => {

@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -146,6 +146,16 @@ export class Daemon {
     }
     this.client?.close();
     this.client = null;
+  }
+
+  /** Removes every pod through CRI, stops the daemon and deletes its temp dir (an `after` hook). */
+  async dispose(): Promise<void> {
+    if (this.client && this.exitCode === null) {
+      const pods = await this.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {}).catch(() => ({ items: [] }));
+      for (const p of pods.items) await this.cri.call('RemovePodSandbox', { podSandboxId: p.id }).catch(() => undefined);
+    }
+    await this.stop();
+    rmSync(this.paths.base, { recursive: true, force: true });
   }
 
   logs(): string {

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { rejects } from './grpc-assert.js';
 import { Daemon, tempPaths } from './daemon.js';
 import { startRegistry, startTamperingProxy, type RegistryFixture } from './registry-fixture.js';
 import { busyboxLayer, buildImage, pushImage, pushIndex, type BuiltImage } from './image-builder.js';
@@ -40,14 +41,6 @@ const imageStatus = (image: string, verbose = false): Promise<{ image: CriImage 
 const listImages = async (filter?: string): Promise<CriImage[]> =>
   (await daemon.cri.callImage<{ images: CriImage[] }>('ListImages', filter ? { filter: { image: { image: filter } } } : {})).images;
 const removeImage = (image: string): Promise<unknown> => daemon.cri.callImage('RemoveImage', { image: { image } });
-
-async function rejects(p: Promise<unknown>, code: grpcStatus, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (err: ServiceError) => {
-    assert.equal(err.code, code, `code ${err.code} (${err.details})`);
-    assert.match(err.details, pattern);
-    return true;
-  });
-}
 
 before(async () => {
   plain = await startRegistry();

@@ -62,11 +62,8 @@ before(async () => {
 });
 
 after(async () => {
-  const pods = await daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {}).catch(() => ({ items: [] }));
-  for (const p of pods.items) await daemon.cri.call('RemovePodSandbox', { podSandboxId: p.id }).catch(() => undefined);
-  await daemon.stop();
+  await daemon.dispose();
   await registry?.stop();
-  rmSync(paths.base, { recursive: true, force: true });
 });
 
 describe('pods on the network', () => {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { rejects } from './grpc-assert.js';
 import { Daemon, REPO, eventually, podConfig, tempPaths } from './daemon.js';
 import { isMountPoint, processAlive, runcContainers } from './host-state.js';
 import { loadCri } from '../proto/load.js';
@@ -35,14 +36,6 @@ async function status(id: string): Promise<PodStatus> {
 async function info(id: string): Promise<Info> {
   return JSON.parse((await status(id)).info['info'] ?? '{}') as Info;
 }
-async function rejects(p: Promise<unknown>, code: grpcStatus, pattern: RegExp): Promise<void> {
-  await assert.rejects(p, (err: ServiceError) => {
-    assert.equal(err.code, code, `code ${err.code} (${err.details})`);
-    assert.match(err.details, pattern);
-    return true;
-  });
-}
-
 before(async () => {
   await daemon.start();
 });
