@@ -197,3 +197,15 @@ test('a pod name shared by two sandboxes (two attempts) is ambiguous', async () 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('chart prints a chart as Mermaid, from the machine definition', async () => {
+  const lines: string[] = [];
+  const code = await main(['chart', 'sandbox'], { log: (l: string) => lines.push(l), error: (l: string) => lines.push(l) });
+  assert.equal(code, 0);
+  const text = lines.join('\n');
+  assert.match(text, /^stateDiagram-v2/);
+  assert.match(text, /RUNNING --> STOPPING : STOP/);
+  const bad: string[] = [];
+  assert.equal(await main(['chart', 'pod'], { log: (l: string) => bad.push(l), error: (l: string) => bad.push(l) }), 2);
+  assert.match(bad.join('\n'), /chart takes "sandbox" or "container"/);
+});

@@ -3,6 +3,9 @@
  * while podchartd is down; it never writes (the daemon may be running concurrently, in WAL mode).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { sandboxMachine } from '../machines/sandbox.machine.js';
+import { containerMachine } from '../machines/container.machine.js';
+import { chartGraph, toMermaid } from '../inspector/chart-graph.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from '../actors/registry.js';
@@ -21,6 +24,8 @@ Commands:
   pods                 list pod sandboxes and their states
   inspect <ref>        show one pod sandbox: state, context and transition history
                        (<ref> is a full id, a name, a unique id prefix, or a pod name)
+  chart sandbox|container
+                       print a chart as Mermaid (stateDiagram-v2), drawn from the machine itself
   version              print the podchart and CRI API versions
   help                 show this text
 
@@ -223,6 +228,13 @@ export async function main(argv: string[], out: Output): Promise<number> {
       case '-h':
         out.log(USAGE);
         return 0;
+      case 'chart': {
+        const kind = rest[0];
+        const machine = kind === 'sandbox' ? sandboxMachine : kind === 'container' ? containerMachine : null;
+        if (!machine || rest.length !== 1) throw new CliError(`chart takes "sandbox" or "container"\n\n${USAGE}`, 2);
+        out.log(toMermaid(chartGraph(machine)).trimEnd());
+        return 0;
+      }
       case 'version':
         out.log(`podchart ${packageVersion()}`);
         out.log('CRI API: v1 (runtime.v1)');

@@ -1,0 +1,96 @@
+/**
+ * A chart's drawable graph, read from the machine definition itself (so the picture can never
+ * drift from the code): states with their nesting, transitions with event and guard. Also as
+ * Mermaid, for `podchart chart` and for any tool that renders it.
+ */
+import type { AnyStateMachine, AnyStateNode } from 'xstate';
+
+export interface ChartState {
+  /** Dotted path, e.g. "PENDING.creating". */
+  id: string;
+  parent: string | null;
+  final: boolean;
+  initial: boolean;
+  /** Effects run while in this state (invoke sources). */
+  invokes: string[];
+}
+
+export interface ChartTransition {
+  from: string;
+  to: string;
+  /** The event, with effect completions shown as "createSandbox.done" / ".error". */
+  event: string;
+  guard: string | null;
+}
+
+export interface ChartGraph {
+  machine: string;
+  initial: string;
+  states: ChartState[];
+  transitions: ChartTransition[];
+}
+
+function pathOf(node: AnyStateNode): string {
+  return node.path.join('.');
+}
+
+function eventName(type: string): string {
+  const done = /^xstate\.done\.actor\.(.+)$/.exec(type);
+  if (done) return `${done[1]}.done`;
+  const failed = /^xstate\.error\.actor\.(.+)$/.exec(type);
+  if (failed) return `${failed[1]}.error`;
+  return type;
+}
+
+function guardName(guard: unknown): string | null {
+  if (!guard) return null;
+  if (typeof guard === 'string') return guard;
+  if (typeof guard === 'object' && guard && 'type' in guard) return String((guard as { type: unknown }).type);
+  return 'guard';
+}
+
+export function chartGraph(machine: AnyStateMachine): ChartGraph {
+  const states: ChartState[] = [];
+  const transitions: ChartTransition[] = [];
+  const visit = (node: AnyStateNode): void => {
+    const id = pathOf(node);
+    if (id !== '') {
+      const parentNode = node.parent;
+      const parent = parentNode && pathOf(parentNode) !== '' ? pathOf(parentNode) : null;
+      const initialOfParent = parentNode?.initial?.target?.[0];
+      states.push({
+        id,
+        parent,
+        final: node.type === 'final',
+        initial: initialOfParent ? pathOf(initialOfParent) === id : false,
+        invokes: node.invoke.map((i) => (typeof i.src === 'string' ? i.src : i.id)),
+      });
+    }
+    for (const [type, list] of node.transitions) {
+      for (const t of list) {
+        for (const target of t.target ?? []) {
+          transitions.push({ from: id || '(root)', to: pathOf(target), event: eventName(type), guard: guardName(t.guard) });
+        }
+      }
+    }
+    for (const child of Object.values(node.states)) visit(child);
+  };
+  visit(machine.root);
+  const initial = machine.root.initial?.target?.[0];
+  return { machine: machine.id, initial: initial ? pathOf(initial) : '', states, transitions };
+}
+
+/** Mermaid stateDiagram-v2 text of a chart. */
+export function toMermaid(graph: ChartGraph): string {
+  const safe = (id: string): string => id.replace(/\./g, '_');
+  const lines = ['stateDiagram-v2', `  [*] --> ${safe(graph.initial)}`];
+  for (const s of graph.states) {
+    if (s.invokes.length) lines.push(`  ${safe(s.id)} : ${s.id} (runs ${s.invokes.join(', ')})`);
+    if (s.final) lines.push(`  ${safe(s.id)} --> [*]`);
+  }
+  for (const t of graph.transitions) {
+    if (t.from === '(root)') continue;
+    lines.push(`  ${safe(t.from)} --> ${safe(t.to)} : ${t.event}${t.guard ? ` [${t.guard}]` : ''}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
