@@ -45,7 +45,7 @@ function eventName(type: string): string {
 function guardName(guard: unknown): string | null {
   if (!guard) return null;
   if (typeof guard === 'string') return guard;
-  if (typeof guard === 'object' && guard && 'type' in guard) return String((guard as { type: unknown }).type);
+  if (typeof guard === 'object' && guard && 'type' in guard) return String(guard.type);
   return 'guard';
 }
 
