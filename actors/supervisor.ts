@@ -64,6 +64,13 @@ export interface ContainerLifecycleEvent {
   at: string;
 }
 
+/** A committed transition of any actor, for the inspector's live view. */
+export interface ActorTransition extends Transition {
+  kind: 'sandbox' | 'container';
+  /** The pod of a container (its own id for a pod). */
+  sandboxId: string;
+}
+
 /** Which transitions CRI calls events: the actors' own history, seen from kubelet. */
 function lifecycleEvent(from: string | undefined, to: string): ContainerLifecycleEvent['type'] | null {
   if (to === 'CREATED' && from === 'CREATING') return 'CONTAINER_CREATED_EVENT';
@@ -86,6 +93,7 @@ export class Supervisor {
   private readonly saved = new Map<string, { state: string; context: string }>();
   private readonly watches = new ExitWatches();
   private readonly containerListeners = new Set<(event: ContainerLifecycleEvent) => void>();
+  private readonly transitionListeners = new Set<(event: ActorTransition) => void>();
   private serving = false;
 
   constructor(private readonly deps: SupervisorDeps) {
@@ -200,6 +208,22 @@ export class Supervisor {
   onContainerEvent(listener: (event: ContainerLifecycleEvent) => void): () => void {
     this.containerListeners.add(listener);
     return () => this.containerListeners.delete(listener);
+  }
+
+  /** Subscribes to every committed transition; returns the unsubscribe function. */
+  onTransition(listener: (event: ActorTransition) => void): () => void {
+    this.transitionListeners.add(listener);
+    return () => this.transitionListeners.delete(listener);
+  }
+
+  private emitTransition(event: ActorTransition): void {
+    for (const listener of this.transitionListeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.deps.logger.warn({ err }, 'transition listener failed');
+      }
+    }
   }
 
   private emitContainerEvent(containerId: string, context: ContainerContext, type: ContainerLifecycleEvent['type']): void {
@@ -373,6 +397,10 @@ export class Supervisor {
       this.registry.remove(id);
       this.saved.delete(key);
       log.info({ event: eventLabel(event.event.type), from: previous?.state }, `${kind} removed`);
+      this.emitTransition({
+        kind, sandboxId: kind === 'sandbox' ? id : (snapshot.context as ContainerContext).spec.sandboxId,
+        actorId: id, event: eventLabel(event.event.type), from: previous?.state ?? null, to: 'removed', at: Date.now(), error: null,
+      });
       if (kind === 'sandbox') this.root.send({ type: 'FORGET_SANDBOX', id });
       else this.emitContainerEvent(id, snapshot.context as ContainerContext, 'CONTAINER_DELETED_EVENT');
       return;
@@ -393,7 +421,11 @@ export class Supervisor {
     if (kind === 'sandbox') this.deps.store.saveSandbox(id, to, snapshot.context, transition);
     else this.deps.store.saveContainer(id, to, snapshot.context, transition);
     this.saved.set(key, { state: to, context });
-    if (transition) log.info({ event: label, from: transition.from, to, error: transition.error ?? undefined }, 'transition');
+    if (transition) {
+      log.info({ event: label, from: transition.from, to, error: transition.error ?? undefined }, 'transition');
+      const sandboxId = kind === 'sandbox' ? id : (snapshot.context as ContainerContext).spec.sandboxId;
+      this.emitTransition({ ...transition, kind, sandboxId });
+    }
     const lifecycle = kind === 'container' && changed ? lifecycleEvent(previous?.state, to) : null;
     if (lifecycle) this.emitContainerEvent(id, snapshot.context as ContainerContext, lifecycle);
   }

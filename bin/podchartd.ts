@@ -24,6 +24,8 @@ import { acquireDaemonLock } from './daemon-lock.js';
 import type { ContainerHost } from '../actors/container-effects.js';
 import { ContainerService } from '../actors/container-service.js';
 import { Cni } from '../network/cni.js';
+import { Metrics } from '../inspector/metrics.js';
+import { startInspector } from '../inspector/server.js';
 
 function hostHasAppArmor(): boolean {
   try {
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
   const store = new Store(join(config.rootDir, DB_FILE));
   const floor = oomScoreFloor();
   const runtimeState = { podCidr: '' };
+  const metrics = new Metrics();
   const host: Host = {
     cni: new Cni({
       confDir: config.cniConfDir,
@@ -97,6 +100,10 @@ async function main(): Promise<void> {
     logger: logger.child({ component: 'images' }),
     platform: hostPlatform(),
     inUse: () => inUse(),
+    onPulled: (bytes, seconds) => {
+      metrics.pullBytes.inc({}, bytes);
+      metrics.pullSeconds.observe({}, seconds);
+    },
   });
 
   const containerHost: ContainerHost = {
@@ -110,14 +117,21 @@ async function main(): Promise<void> {
   };
   const supervisor = new Supervisor({ store, host, containerHost, logger });
   inUse = () => new Set(supervisor.containerViews().filter((v) => v.state !== 'REMOVING').map((v) => v.context.spec.imageId));
+  const restoreStarted = performance.now();
   await supervisor.start();
+  metrics.restoreSeconds.observe({}, (performance.now() - restoreStarted) / 1000);
 
   // A socket left by a crash is replaced; a live daemon was refused by the lock above.
   if (existsSync(config.socket)) rmSync(config.socket, { force: true });
-  const server = buildServer({ runtimeState, supervisor, images, containers: new ContainerService(supervisor), imageRoot, config, logger, version });
+  const server = buildServer({ metrics, runtimeState, supervisor, images, containers: new ContainerService(supervisor), imageRoot, config, logger, version });
   await listen(server, config.socket);
   chmodSync(config.socket, 0o660);
   logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir }, 'podchartd serving CRI v1');
+
+  // The inspector and /metrics, on loopback only unless the config says otherwise.
+  const inspector = config.inspectorAddress
+    ? await startInspector(config.inspectorAddress, { supervisor, metrics, logger: logger.child({ component: 'inspector' }) })
+    : null;
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -125,6 +139,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down; pods keep running');
     server.tryShutdown(() => undefined);
+    inspector?.closeAllConnections();
+    inspector?.close();
     void supervisor
       .shutdown()
       .catch((err: unknown) => logger.error({ err }, 'shutdown'))

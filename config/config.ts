@@ -43,6 +43,8 @@ export interface Config {
   cniCacheDir: string;
   /** Bound on each CNI plugin call. */
   cniTimeoutMs: number;
+  /** host:port of the statechart inspector and /metrics, on loopback; "" switches it off. */
+  inspectorAddress: string;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/podchart/config.json';
@@ -75,6 +77,7 @@ export const DEFAULTS: Config = {
   cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
   cniCacheDir: '/var/lib/podchart/cni',
   cniTimeoutMs: 60_000,
+  inspectorAddress: '127.0.0.1:9680',
 };
 
 const FLAGS: Record<string, keyof Config> = {
@@ -88,6 +91,7 @@ const FLAGS: Record<string, keyof Config> = {
   '--log-level': 'logLevel',
   '--cni-conf-dir': 'cniConfDir',
   '--cni-cache-dir': 'cniCacheDir',
+  '--inspector': 'inspectorAddress',
 };
 
 export interface ParsedArgs {

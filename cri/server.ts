@@ -24,6 +24,7 @@ import { execSyncHandler, reopenContainerLog, updateContainerResources } from '.
 import { getContainerEvents } from './container-events.js';
 import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
 import type { ContainerService } from '../actors/container-service.js';
+import type { Metrics } from '../inspector/metrics.js';
 import { pullImage } from './image-pull.js';
 import { imageStatus } from './image-status.js';
 import { listImages } from './image-list.js';
@@ -80,6 +81,7 @@ const IMAGE_HANDLERS: Record<string, AnyHandler> = {
 };
 
 export interface CriServerDeps {
+  metrics?: Metrics;
   /** Shared with the effects: UpdateRuntimeConfig's pod CIDR reaches CNI through it. */
   runtimeState: { podCidr: string };
   supervisor: Supervisor;
@@ -103,6 +105,10 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
   const server = new grpc.Server();
   const runtimeConfigState = deps.runtimeState;
   let seq = 0;
+  const record = (method: string, code: string, ms: number): void => {
+    deps.metrics?.criCalls.inc({ method, code });
+    deps.metrics?.criSeconds.observe({ method, code }, ms / 1000);
+  };
 
   const implement = (service: grpc.ServiceDefinition, handlers: Record<string, AnyHandler>): grpc.UntypedServiceImplementation => {
     const impl: grpc.UntypedServiceImplementation = {};
@@ -142,12 +148,16 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
         logger[level]({ request: call.request }, 'call');
         handler(call.request, ctx).then(
           (response) => {
-            logger[level]({ ms: Math.round(performance.now() - started) }, 'ok');
+            const ms = performance.now() - started;
+            logger[level]({ ms: Math.round(ms) }, 'ok');
+            record(method, 'OK', ms);
             callback(null, response);
           },
           (err: unknown) => {
             const mapped = toGrpcError(err);
-            logger.warn({ code: mapped.code, err: mapped.details, ms: Math.round(performance.now() - started) }, 'failed');
+            const ms = performance.now() - started;
+            logger.warn({ code: mapped.code, err: mapped.details, ms: Math.round(ms) }, 'failed');
+            record(method, grpc.status[mapped.code ?? grpc.status.UNKNOWN] ?? String(mapped.code), ms);
             callback(mapped);
           },
         );

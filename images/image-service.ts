@@ -25,6 +25,8 @@ export interface ImageServiceDeps {
   platform: Platform;
   /** Image ids a container still uses: their data is kept when they are removed. */
   inUse?: () => Set<string>;
+  /** Told of each finished pull (for metrics). */
+  onPulled?: (bytes: number, seconds: number) => void;
 }
 
 /** How often a long pull logs its progress. */
@@ -91,6 +93,7 @@ export class ImageService {
     const image = this.deps.store.images.get(manifest.config.digest);
     if (!image) throw new EffectFailed(`image ${ref.full} vanished right after it was recorded`);
     log.info({ id: image.id, ms: Date.now() - started, from: resolved.endpoint.base, mirror: resolved.endpoint.mirror }, 'pulled');
+    this.deps.onPulled?.(image.size, (Date.now() - started) / 1000);
     return image;
   }
 

@@ -4,6 +4,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
+import { createServer as createNetServer } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -87,6 +88,7 @@ export class Daemon {
   exitCode: number | null = null;
   private output = '';
 
+  inspectorPort = 0;
   /** This daemon's CNI setup (null when started without pod networking). */
   readonly network: ReturnType<typeof writeTestCniConfig> | null;
 
@@ -105,6 +107,9 @@ export class Daemon {
     this.output = '';
     this.exitCode = null;
     const cni = ['--cni-conf-dir', this.network?.confDir ?? join(this.paths.base, 'no-cni')];
+    // A free loopback port of its own for the inspector (several daemons run in one test file).
+    this.inspectorPort = this.inspectorPort || (await freeTcpPort());
+    cni.push('--inspector', `127.0.0.1:${this.inspectorPort}`);
     const child = spawn(PODCHARTD, ['--root', this.paths.root, '--run', this.paths.run, '--socket', this.paths.socket, '--log-level', 'debug', ...cni, ...this.extraArgs], {
       env: { ...process.env, PODCHART_CONFIG: join(this.paths.base, 'no-config.json'), ...this.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -165,6 +170,19 @@ export class Daemon {
   pid(): number {
     return Number.parseInt(readFileSync(join(this.paths.run, 'podchartd.pid'), 'utf8'), 10);
   }
+}
+
+/** A TCP port nobody listens on right now. */
+export function freeTcpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 let podCounter = 0;

@@ -1,0 +1,166 @@
+/**
+ * The inspector page: one self-contained HTML document (no external assets). It draws each chart
+ * from /api/charts (the machine definition itself), lights the actor's state, lists its persisted
+ * history, and follows /api/events to update without reloading.
+ */
+export const INSPECTOR_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>podchart inspector</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 0; display: grid; grid-template-columns: 340px 1fr; height: 100vh; color: #1d2733; }
+  aside { border-right: 1px solid #d6dde5; overflow: auto; padding: 12px; background: #f6f8fa; }
+  main { overflow: auto; padding: 16px; }
+  h1 { font-size: 16px; margin: 0 0 8px; }
+  .filters input, .filters select { width: 100%; margin: 2px 0; padding: 4px; box-sizing: border-box; }
+  ul { list-style: none; padding-left: 14px; margin: 4px 0; }
+  li.actor { cursor: pointer; padding: 2px 4px; border-radius: 4px; }
+  li.actor:hover, li.actor.selected { background: #dbe9ff; }
+  .state { font-family: ui-monospace, monospace; font-size: 12px; padding: 0 4px; border-radius: 3px; background: #e4e8ee; }
+  .state.RUNNING { background: #c8f0d2; } .state.STOPPED, .state.EXITED { background: #f4e2b8; }
+  .state.REMOVING, .state.PENDING, .state.STOPPING, .state.STARTING, .state.CREATING { background: #d7e3fb; }
+  .age { color: #6a7785; font-size: 12px; }
+  svg text { font: 12px system-ui, sans-serif; }
+  .node rect { fill: #fff; stroke: #8a98a8; rx: 6; }
+  .node.current rect { fill: #ffd54a; stroke: #b38600; stroke-width: 2; }
+  .edge { stroke: #9aa7b4; fill: none; marker-end: url(#arrow); }
+  .edge-label { fill: #51606f; font-size: 10px; }
+  table { border-collapse: collapse; width: 100%; margin-top: 12px; font-size: 12px; }
+  td, th { border-bottom: 1px solid #e1e6eb; padding: 3px 6px; text-align: left; }
+  tr.error td { color: #b00020; }
+  pre { background: #f6f8fa; padding: 8px; overflow: auto; max-height: 240px; font-size: 12px; }
+</style>
+</head>
+<body>
+<aside>
+  <h1>podchart</h1>
+  <div class="filters">
+    <select id="f-state"><option value="">every state</option></select>
+    <input id="f-ns" placeholder="namespace">
+    <input id="f-label" placeholder="label key=value">
+  </div>
+  <div id="tree">loading…</div>
+</aside>
+<main>
+  <div id="detail"><p>Select an actor on the left.</p></div>
+</main>
+<script>
+(function () {
+  var charts = {};
+  var tree = null;
+  var selected = null;
+  function $(id) { return document.getElementById(id); }
+  function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]; }); }
+  function age(ns) {
+    var s = Math.max(0, Math.round((Date.now() - Number(BigInt(ns) / 1000000n)) / 1000));
+    if (s < 60) return s + 's'; if (s < 3600) return Math.round(s / 60) + 'm'; return Math.round(s / 3600) + 'h';
+  }
+  function top(state) { return String(state).split('.')[0]; }
+  function matches(a, pod) {
+    var st = $('f-state').value, ns = $('f-ns').value.trim(), lab = $('f-label').value.trim();
+    if (st && top(a.state) !== st) return false;
+    if (ns && pod.namespace.indexOf(ns) < 0) return false;
+    if (lab) { var kv = lab.split('='); if ((a.labels || {})[kv[0]] !== kv[1]) return false; }
+    return true;
+  }
+  function item(a, pod) {
+    return '<li class="actor' + (selected === a.id ? ' selected' : '') + '" data-id="' + a.id + '" data-kind="' + a.kind + '">' +
+      esc(a.kind === 'sandbox' ? pod.namespace + '/' + a.name : a.name) + ' <span class="state ' + top(a.state) + '">' + esc(a.state) + '</span>' +
+      ' <span class="age">' + age(a.createdAt) + '</span></li>';
+  }
+  function renderTree() {
+    var html = '<ul><li><b>supervisor</b> <span class="state">' + esc(tree.supervisor.state) + '</span><ul>';
+    tree.pods.forEach(function (pod) {
+      var kids = pod.containers.filter(function (c) { return matches(c, pod); });
+      if (!matches(pod, pod) && kids.length === 0) return;
+      html += item(pod, pod);
+      if (kids.length) html += '<ul>' + kids.map(function (c) { return item(c, pod); }).join('') + '</ul>';
+    });
+    $('tree').innerHTML = html + '</ul></li></ul>';
+    Array.prototype.forEach.call(document.querySelectorAll('li.actor'), function (li) {
+      li.onclick = function () { selected = li.dataset.id; renderTree(); showActor(); };
+    });
+    var states = {};
+    tree.pods.forEach(function (p) { states[top(p.state)] = 1; p.containers.forEach(function (c) { states[top(c.state)] = 1; }); });
+    var sel = $('f-state'), cur = sel.value;
+    sel.innerHTML = '<option value="">every state</option>' + Object.keys(states).sort().map(function (s) { return '<option' + (s === cur ? ' selected' : '') + '>' + s + '</option>'; }).join('');
+  }
+  function layout(g) {
+    var nodes = g.states.filter(function (s) { return !g.states.some(function (c) { return c.parent === s.id; }); });
+    var depth = {}; depth[g.initial] = 0;
+    var queue = [g.initial];
+    while (queue.length) {
+      var n = queue.shift();
+      g.transitions.forEach(function (t) {
+        if (t.from === n && depth[t.to] === undefined) { depth[t.to] = depth[n] + 1; queue.push(t.to); }
+      });
+    }
+    var rows = {};
+    var pos = {};
+    nodes.forEach(function (s) {
+      var d = depth[s.id] === undefined ? 0 : depth[s.id];
+      rows[d] = (rows[d] || 0) + 1;
+      pos[s.id] = { x: 30 + d * 210, y: 30 + (rows[d] - 1) * 90, s: s };
+    });
+    return pos;
+  }
+  function drawChart(g, current) {
+    var pos = layout(g), w = 0, h = 0, edges = {};
+    Object.keys(pos).forEach(function (k) { w = Math.max(w, pos[k].x + 190); h = Math.max(h, pos[k].y + 80); });
+    g.transitions.forEach(function (t) {
+      if (t.from === t.to || !pos[t.from] || !pos[t.to]) return;
+      var k = t.from + '>' + t.to; (edges[k] = edges[k] || []).push(t.event + (t.guard ? ' [' + t.guard + ']' : ''));
+    });
+    var svg = '<svg width="' + w + '" height="' + h + '"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#9aa7b4"/></marker></defs>';
+    Object.keys(edges).forEach(function (k) {
+      var p = k.split('>'), a = pos[p[0]], b = pos[p[1]];
+      var x1 = a.x + 150, y1 = a.y + 20, x2 = b.x, y2 = b.y + 20;
+      if (b.x <= a.x) { x1 = a.x + 75; y1 = a.y + 40; x2 = b.x + 75; y2 = b.y + (b.y > a.y ? 0 : 40); }
+      var mx = (x1 + x2) / 2, my = (y1 + y2) / 2 - 4;
+      svg += '<path class="edge" d="M' + x1 + ',' + y1 + ' C' + mx + ',' + y1 + ' ' + mx + ',' + y2 + ' ' + x2 + ',' + y2 + '"/>';
+      svg += '<text class="edge-label" x="' + (mx - 40) + '" y="' + my + '">' + esc(edges[k].join(', ')) + '</text>';
+    });
+    Object.keys(pos).forEach(function (id) {
+      var p = pos[id], lit = current === id || current.indexOf(id + '.') === 0;
+      svg += '<g class="node' + (lit ? ' current' : '') + '" data-state="' + esc(id) + '"><rect x="' + p.x + '" y="' + p.y + '" width="150" height="40"></rect>' +
+        '<text x="' + (p.x + 8) + '" y="' + (p.y + 17) + '">' + esc(id) + '</text>' +
+        (p.s.invokes.length ? '<text class="edge-label" x="' + (p.x + 8) + '" y="' + (p.y + 32) + '">runs ' + esc(p.s.invokes.join(', ')) + '</text>' : '') + '</g>';
+    });
+    return svg + '</svg>';
+  }
+  function get(url) { return fetch(url, { cache: 'no-store' }).then(function (r) { return r.json(); }); }
+  function showActor() {
+    if (!selected) return;
+    get('/api/actors/' + selected).then(function (a) {
+      if (a.error) { $('detail').innerHTML = '<p>' + esc(a.error) + ' (removed)</p>'; return; }
+      return (charts[a.kind] ? Promise.resolve(charts[a.kind]) : get('/api/charts/' + a.kind)).then(function (g) {
+        charts[a.kind] = g;
+        var prev = null;
+        var rows = a.history.map(function (t) {
+          var dur = prev === null ? '' : ((t.at - prev) + ' ms'); prev = t.at;
+          var restored = /^(READY|EXIT|PENDING|OBSERVED_|ABANDON)/.test(t.event) && t.from === t.to ? ' (restored)' : '';
+          return '<tr class="' + (t.error ? 'error' : '') + '"><td>' + new Date(t.at).toISOString() + '</td><td>' + esc(t.event) + restored + '</td><td>' + esc(t.from || '') +
+            ' → ' + esc(t.to) + '</td><td>' + dur + '</td><td>' + esc(t.error || '') + '</td></tr>';
+        }).join('');
+        $('detail').innerHTML = '<h2 id="actor-title">' + esc(a.kind) + ' ' + esc(a.id.slice(0, 13)) + ' <span class="state ' + top(a.state) + '" id="actor-state">' + esc(a.state) + '</span></h2>' +
+          drawChart(g, a.state) +
+          '<table id="history"><tr><th>time</th><th>event</th><th>from → to</th><th>after</th><th>error</th></tr>' + rows + '</table>' +
+          '<h3>context</h3><pre>' + esc(JSON.stringify(a.context, null, 2)) + '</pre>';
+      });
+    });
+  }
+  function refresh() { return get('/api/actors').then(function (t) { tree = t; renderTree(); }); }
+  ['f-state', 'f-ns', 'f-label'].forEach(function (id) { $(id).oninput = renderTree; });
+  refresh();
+  var events = new EventSource('/api/events');
+  events.onmessage = function (m) {
+    var t = JSON.parse(m.data);
+    refresh();
+    if (selected === t.actorId) showActor();
+  };
+})();
+</script>
+</body>
+</html>
+`;

@@ -1,0 +1,128 @@
+/**
+ * The statechart inspector: a page and a small JSON API served by the daemon on loopback, with
+ * live transitions over server-sent events and Prometheus metrics. Every asset is served from
+ * here: the page works without any connection to the internet.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Supervisor } from '../actors/supervisor.js';
+import { sandboxMachine } from '../machines/sandbox.machine.js';
+import { containerMachine } from '../machines/container.machine.js';
+import { chartGraph, type ChartGraph } from './chart-graph.js';
+import { Gauge, type Metrics } from './metrics.js';
+import { INSPECTOR_PAGE } from './page.js';
+
+export interface InspectorDeps {
+  supervisor: Supervisor;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+const CHARTS: Record<string, ChartGraph> = {
+  sandbox: chartGraph(sandboxMachine),
+  container: chartGraph(containerMachine),
+};
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+/** The actor tree: supervisor → pods → containers. */
+export function actorTree(supervisor: Supervisor) {
+  return {
+    supervisor: { id: 'supervisor', state: 'SERVING' },
+    pods: supervisor.views().map((pod) => ({
+      id: pod.id,
+      kind: 'sandbox',
+      name: pod.context.spec.metadata.name,
+      namespace: pod.context.spec.metadata.namespace,
+      labels: pod.context.spec.labels,
+      state: pod.state,
+      createdAt: pod.context.spec.createdAt,
+      ip: pod.context.network?.ip ?? '',
+      lastError: pod.context.lastError,
+      containers: pod.context.containerIds.flatMap((cid) => {
+        const c = supervisor.containerView(cid);
+        return c
+          ? [{ id: c.id, kind: 'container', name: c.context.spec.metadata.name, labels: c.context.spec.labels, state: c.state, createdAt: c.context.spec.createdAt, lastError: c.context.lastError }]
+          : [];
+      }),
+    })),
+  };
+}
+
+function actorDetail(supervisor: Supervisor, id: string) {
+  const pod = supervisor.view(id);
+  if (pod) return { kind: 'sandbox', id, state: pod.state, context: pod.context, history: supervisor.history(id, 200) };
+  const ctr = supervisor.containerView(id);
+  if (ctr) return { kind: 'container', id, state: ctr.state, context: ctr.context, history: supervisor.history(id, 200) };
+  return null;
+}
+
+/** Actors by kind and state, computed at scrape time. */
+function actorGauge(supervisor: Supervisor): Gauge {
+  return new Gauge('podchart_actors', 'Actors by kind and top-level state.', () => {
+    const counts = new Map<string, { labels: Record<string, string>; value: number }>();
+    const add = (kind: string, state: string): void => {
+      const top = state.split('.')[0] ?? state;
+      const k = `${kind}/${top}`;
+      const cur = counts.get(k) ?? { labels: { kind, state: top }, value: 0 };
+      cur.value += 1;
+      counts.set(k, cur);
+    };
+    for (const p of supervisor.views()) add('sandbox', p.state);
+    for (const c of supervisor.containerViews()) add('container', c.state);
+    return [...counts.values()];
+  });
+}
+
+export function startInspector(address: string, deps: InspectorDeps): Promise<Server> {
+  deps.metrics.addGauge(actorGauge(deps.supervisor));
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://inspector');
+    const path = url.pathname;
+    if (req.method !== 'GET') return json(res, 405, { error: 'only GET' });
+    if (path === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(INSPECTOR_PAGE);
+      return;
+    }
+    if (path === '/metrics') {
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+      res.end(deps.metrics.text());
+      return;
+    }
+    if (path === '/api/actors') return json(res, 200, actorTree(deps.supervisor));
+    const chart = /^\/api\/charts\/(sandbox|container)$/.exec(path);
+    if (chart?.[1]) return json(res, 200, CHARTS[chart[1]]);
+    const actor = /^\/api\/actors\/([0-9a-f]{64})$/.exec(path);
+    if (actor?.[1]) {
+      const detail = actorDetail(deps.supervisor, actor[1]);
+      return detail ? json(res, 200, detail) : json(res, 404, { error: `no actor ${actor[1]}` });
+    }
+    if (path === '/api/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+      const off = deps.supervisor.onTransition((t) => res.write(`data: ${JSON.stringify(t)}\n\n`));
+      res.write(': podchart transitions\n\n'); // after subscribing: a reader that saw it misses nothing
+      req.on('close', off);
+      return;
+    }
+    json(res, 404, { error: `no such path ${path}` });
+  });
+  const [host, portText] = splitAddress(address);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(portText), host, () => {
+      deps.logger.info({ address }, 'inspector serving');
+      resolve(server);
+    });
+  });
+}
+
+/** "127.0.0.1:9680" or "[::1]:9680" → host and port. */
+export function splitAddress(address: string): [string, string] {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
+  if (!m?.[1] || !m[2]) throw new Error(`inspector address "${address}" is not host:port`);
+  return [m[1], m[2]];
+}

@@ -1,0 +1,88 @@
+/**
+ * The inspector through a real daemon: the actor tree, each actor's chart and history, live
+ * transitions over server-sent events, and Prometheus metrics, all on loopback.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
+
+const daemon = new Daemon(tempPaths('pc-insp-'));
+const base = (): string => `http://127.0.0.1:${daemon.inspectorPort}`;
+const getJson = async <T>(path: string): Promise<T> => (await fetch(`${base()}${path}`)).json() as Promise<T>;
+
+interface Tree { pods: { id: string; state: string; name: string; namespace: string; ip: string; containers: unknown[] }[] }
+interface Detail { kind: string; state: string; history: { event: string; from: string | null; to: string }[] }
+
+before(async () => {
+  await daemon.start();
+});
+after(async () => {
+  await daemon.dispose();
+});
+
+test('the page is self-contained: no asset from elsewhere', async () => {
+  const res = await fetch(`${base()}/`);
+  assert.equal(res.status, 200);
+  const html = await res.text();
+  assert.match(html, /<title>podchart inspector<\/title>/);
+  assert.ok(!/(src|href)=["']https?:/.test(html), 'no external scripts, styles or images');
+  assert.match(html, /new EventSource\('\/api\/events'\)/);
+});
+
+test('the tree, an actor with its persisted history, and its chart from the machine', async () => {
+  const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('inspected') });
+  const tree = await getJson<Tree>('/api/actors');
+  const pod = tree.pods.find((p) => p.id === podSandboxId);
+  assert.equal(pod?.state, 'RUNNING');
+  assert.equal(pod?.name, 'inspected');
+  assert.match(pod?.ip ?? '', /^10\./);
+  const detail = await getJson<Detail>(`/api/actors/${podSandboxId}`);
+  assert.equal(detail.kind, 'sandbox');
+  assert.deepEqual(detail.history.map((h) => h.to), ['PENDING.creating', 'RUNNING']);
+  const chart = await getJson<{ initial: string; transitions: { from: string; event: string; to: string }[] }>('/api/charts/sandbox');
+  assert.equal(chart.initial, 'UNKNOWN');
+  assert.ok(chart.transitions.some((t) => t.from === 'RUNNING' && t.event === 'STOP' && t.to === 'STOPPING'));
+  assert.equal((await fetch(`${base()}/api/actors/${'0'.repeat(64)}`)).status, 404);
+});
+
+test('transitions arrive live over server-sent events', async () => {
+  const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('live') });
+  const seen: { actorId: string; event: string; to: string }[] = [];
+  let opened = false;
+  const req = request(`${base()}/api/events`, (res) => {
+    let buf = '';
+    res.on('data', (chunk: Buffer) => {
+      opened = true; // the server subscribes before it writes its first line
+      buf += chunk.toString();
+      for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+        const frame = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const data = frame.split('\n').find((l) => l.startsWith('data: '));
+        if (data) seen.push(JSON.parse(data.slice(6)) as { actorId: string; event: string; to: string });
+      }
+    });
+  });
+  req.end();
+  try {
+    // The stream is open once the server wrote its comment line; a STOP then shows up within a second.
+    await eventually('the event stream to open', () => opened);
+    await daemon.cri.call('StopPodSandbox', { podSandboxId });
+    const stop = await eventually('the STOP transition', () => seen.find((t) => t.actorId === podSandboxId && t.to === 'STOPPED'), 1_000);
+    assert.equal(stop.event, 'stopSandbox.done');
+    assert.ok(seen.some((t) => t.actorId === podSandboxId && t.event === 'STOP' && t.to === 'STOPPING'));
+  } finally {
+    req.destroy();
+  }
+});
+
+test('Prometheus metrics: CRI calls by method and code, latencies, actors by kind and state, restore time', async () => {
+  await daemon.cri.call('PodSandboxStatus', { podSandboxId: 'f'.repeat(64) }).catch(() => undefined);
+  const text = await (await fetch(`${base()}/metrics`)).text();
+  assert.match(text, /^podchart_cri_calls_total\{code="OK",method="RunPodSandbox"\} [1-9]\d*$/m);
+  assert.match(text, /^podchart_cri_calls_total\{code="NOT_FOUND",method="PodSandboxStatus"\} [1-9]\d*$/m);
+  assert.match(text, /^podchart_cri_call_duration_seconds_bucket\{code="OK",le="\+Inf",method="RunPodSandbox"\} [1-9]\d*$/m);
+  assert.match(text, /^podchart_actors\{kind="sandbox",state="RUNNING"\} [1-9]\d*$/m);
+  assert.match(text, /^podchart_actors\{kind="sandbox",state="STOPPED"\} [1-9]\d*$/m);
+  assert.match(text, /^podchart_restore_duration_seconds_count 1$/m);
+});
