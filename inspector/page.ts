@@ -86,28 +86,35 @@ export const INSPECTOR_PAGE = `<!doctype html>
     var sel = $('f-state'), cur = sel.value;
     sel.innerHTML = '<option value="">every state</option>' + Object.keys(states).sort().map(function (s) { return '<option' + (s === cur ? ' selected' : '') + '>' + s + '</option>'; }).join('');
   }
+  // Layered left to right: back edges (found by a depth-first walk from the initial state) are set
+  // aside, then each state sits one column after its furthest predecessor (longest path).
   function layout(g) {
     var nodes = g.states.filter(function (s) { return !g.states.some(function (c) { return c.parent === s.id; }); });
-    var depth = {}; depth[g.initial] = 0;
-    var queue = [g.initial];
-    while (queue.length) {
-      var n = queue.shift();
-      g.transitions.forEach(function (t) {
-        if (t.from === n && depth[t.to] === undefined) { depth[t.to] = depth[n] + 1; queue.push(t.to); }
-      });
+    var ids = nodes.map(function (s) { return s.id; });
+    var out = {}; ids.forEach(function (id) { out[id] = []; });
+    g.transitions.forEach(function (t) { if (out[t.from] && out[t.to] && t.from !== t.to && out[t.from].indexOf(t.to) < 0) out[t.from].push(t.to); });
+    var back = {}, mark = {};
+    (function dfs(n) {
+      mark[n] = 1;
+      out[n].forEach(function (m) { if (mark[m] === 1) back[n + '>' + m] = 1; else if (!mark[m]) dfs(m); });
+      mark[n] = 2;
+    })(g.initial);
+    ids.forEach(function (id) { if (!mark[id]) mark[id] = 2; });
+    var layer = {}; ids.forEach(function (id) { layer[id] = 0; });
+    for (var round = 0; round < ids.length; round++) {
+      ids.forEach(function (a) { out[a].forEach(function (b) { if (!back[a + '>' + b] && layer[b] < layer[a] + 1) layer[b] = layer[a] + 1; }); });
     }
-    var rows = {};
-    var pos = {};
+    var rows = {}, pos = {};
     nodes.forEach(function (s) {
-      var d = depth[s.id] === undefined ? 0 : depth[s.id];
+      var d = layer[s.id];
       rows[d] = (rows[d] || 0) + 1;
-      pos[s.id] = { x: 30 + d * 210, y: 30 + (rows[d] - 1) * 90, s: s };
+      pos[s.id] = { x: 30 + d * 200, y: 40 + (rows[d] - 1) * 110, s: s };
     });
     return pos;
   }
   function drawChart(g, current) {
     var pos = layout(g), w = 0, h = 0, edges = {};
-    Object.keys(pos).forEach(function (k) { w = Math.max(w, pos[k].x + 190); h = Math.max(h, pos[k].y + 80); });
+    Object.keys(pos).forEach(function (k) { w = Math.max(w, pos[k].x + 260); h = Math.max(h, pos[k].y + 110); });
     g.transitions.forEach(function (t) {
       if (t.from === t.to || !pos[t.from] || !pos[t.to]) return;
       var k = t.from + '>' + t.to; (edges[k] = edges[k] || []).push(t.event + (t.guard ? ' [' + t.guard + ']' : ''));
@@ -115,11 +122,17 @@ export const INSPECTOR_PAGE = `<!doctype html>
     var svg = '<svg width="' + w + '" height="' + h + '"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#9aa7b4"/></marker></defs>';
     Object.keys(edges).forEach(function (k) {
       var p = k.split('>'), a = pos[p[0]], b = pos[p[1]];
-      var x1 = a.x + 150, y1 = a.y + 20, x2 = b.x, y2 = b.y + 20;
-      if (b.x <= a.x) { x1 = a.x + 75; y1 = a.y + 40; x2 = b.x + 75; y2 = b.y + (b.y > a.y ? 0 : 40); }
-      var mx = (x1 + x2) / 2, my = (y1 + y2) / 2 - 4;
-      svg += '<path class="edge" d="M' + x1 + ',' + y1 + ' C' + mx + ',' + y1 + ' ' + mx + ',' + y2 + ' ' + x2 + ',' + y2 + '"/>';
-      svg += '<text class="edge-label" x="' + (mx - 40) + '" y="' + my + '">' + esc(edges[k].join(', ')) + '</text>';
+      var label = esc(edges[k].join(', '));
+      if (b.x > a.x) {
+        var x1 = a.x + 150, y1 = a.y + 20, x2 = b.x, y2 = b.y + 20, mx = (x1 + x2) / 2;
+        svg += '<path class="edge" d="M' + x1 + ',' + y1 + ' C' + mx + ',' + y1 + ' ' + mx + ',' + y2 + ' ' + x2 + ',' + y2 + '"/>';
+        svg += '<text class="edge-label" x="' + (x1 + 4) + '" y="' + (y1 - 4 + (y2 > y1 ? 12 : 0)) + '">' + label + '</text>';
+      } else {
+        // Backwards or within a column: an arc below the boxes.
+        var bx1 = a.x + 75, by1 = a.y + 40, bx2 = b.x + 75, by2 = b.y + 40, low = Math.max(by1, by2) + 40;
+        svg += '<path class="edge" d="M' + bx1 + ',' + by1 + ' C' + bx1 + ',' + low + ' ' + bx2 + ',' + low + ' ' + bx2 + ',' + by2 + '"/>';
+        svg += '<text class="edge-label" x="' + ((bx1 + bx2) / 2 - 30) + '" y="' + (low - 8) + '">' + label + '</text>';
+      }
     });
     Object.keys(pos).forEach(function (id) {
       var p = pos[id], lit = current === id || current.indexOf(id + '.') === 0;

@@ -11,9 +11,9 @@ fi
 
 # Debian packages: the OCI runtimes, the shim, the pause process, CNI plugins, ip, setfattr (image
 # layers' xattrs and opaque dirs); and for the tests: a real registry, htpasswd, openssl (token
-# auth), busybox (images are built from it) and zstd (zstd layers).
+# auth), busybox (images are built from it), zstd (zstd layers) and chromium (the inspector in a browser).
 APT_PACKAGES=(runc crun conmon catatonit containernetworking-plugins iproute2 iptables util-linux mount attr
-  docker-registry apache2-utils openssl busybox zstd)
+  docker-registry apache2-utils openssl busybox zstd chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

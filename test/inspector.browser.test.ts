@@ -1,0 +1,55 @@
+/**
+ * The inspector in a real browser: headless Chromium (Debian's) driven by playwright-core finds a
+ * pod made through the CRI socket, sees RUNNING lit, then sees STOPPED lit and the new history row
+ * after a stop through the socket, without reloading. Screenshots land in test-artifacts/.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { Daemon, REPO, podConfig, tempPaths } from './daemon.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(REPO, 'test-artifacts');
+const daemon = new Daemon(tempPaths('pc-browser-'));
+let browser: Browser;
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await daemon.start();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // As root, and with no network: no sandbox, no background connections.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await daemon.dispose();
+});
+
+test('a pod\'s chart lights RUNNING, then STOPPED with a new history row, live', async () => {
+  const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('browsed') });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(`http://127.0.0.1:${daemon.inspectorPort}/`);
+  const pod = page.locator(`li.actor[data-id="${podSandboxId}"]`);
+  await pod.waitFor({ timeout: 10_000 });
+  assert.match(await pod.innerText(), /e2e\/browsed\s+RUNNING/);
+  await pod.click();
+  await page.locator('g.node.current[data-state="RUNNING"]').waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator('g.node.current').count(), 1, 'exactly one state lit');
+  assert.ok((await page.locator('g.node').count()) >= 8, 'the whole chart is drawn');
+  await page.screenshot({ path: join(ARTIFACTS, 'inspector-running.png'), fullPage: true });
+  // Marks this page load: a reload would lose it.
+  await page.evaluate(() => Object.assign(globalThis, { notReloaded: true }));
+
+  await daemon.cri.call('StopPodSandbox', { podSandboxId });
+  await page.locator('g.node.current[data-state="STOPPED"]').waitFor({ timeout: 5_000 });
+  await page.locator('#history tr', { hasText: 'stopSandbox.done' }).waitFor({ timeout: 5_000 });
+  assert.match(await page.locator('#actor-state').innerText(), /^STOPPED$/);
+  assert.equal(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded), true, 'updated without a reload');
+  assert.match(await pod.innerText(), /STOPPED/, 'the tree follows too');
+  await page.screenshot({ path: join(ARTIFACTS, 'inspector-stopped.png'), fullPage: true });
+});
