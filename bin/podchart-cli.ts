@@ -3,6 +3,7 @@
  * while podchartd is down; it never writes (the daemon may be running concurrently, in WAL mode).
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { sandboxMachine } from '../machines/sandbox.machine.js';
 import { containerMachine } from '../machines/container.machine.js';
 import { chartGraph, toMermaid } from '../inspector/chart-graph.js';
@@ -26,6 +27,7 @@ Commands:
                        (<ref> is a full id, a name, a unique id prefix, or a pod name)
   chart sandbox|container
                        print a chart as Mermaid (stateDiagram-v2), drawn from the machine itself
+  events               follow every actor's transitions live (from the daemon's inspector)
   version              print the podchart and CRI API versions
   help                 show this text
 
@@ -33,7 +35,9 @@ Flags:
   --root DIR           podchartd's state directory (default: from the config file, else /var/lib/podchart)
   --config FILE        podchartd's config file (default: /etc/podchart/config.json)
   --json               machine-readable output (pods, inspect)
-  --limit N            transitions to show in inspect (default 50)`;
+  --limit N            transitions to show in inspect (default 50)
+  --inspector ADDR     the inspector's host:port for events (default: from the config, 127.0.0.1:9680)
+  --count N            events: stop after N transitions`;
 
 /** A failure the operator caused or must act on: printed as is, with this exit code. */
 class CliError extends Error {
@@ -47,11 +51,13 @@ interface Flags {
   config?: string;
   json: boolean;
   limit: number;
+  inspector?: string;
+  count: number | null;
   positional: string[];
 }
 
 function parseFlags(argv: readonly string[]): Flags {
-  const flags: Flags = { json: false, limit: 50, positional: [] };
+  const flags: Flags = { json: false, limit: 50, count: null, positional: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     const eq = arg.indexOf('=');
@@ -64,6 +70,12 @@ function parseFlags(argv: readonly string[]): Flags {
     if (flag === '--root') flags.root = value();
     else if (flag === '--config') flags.config = value();
     else if (flag === '--json') flags.json = true;
+    else if (flag === '--inspector') flags.inspector = value();
+    else if (flag === '--count') {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < 1) throw new CliError('--count needs a positive integer', 2);
+      flags.count = n;
+    }
     else if (flag === '--limit') {
       const n = Number(value());
       if (!Number.isInteger(n) || n < 1) throw new CliError('--limit needs a positive integer', 2);
@@ -194,6 +206,8 @@ function inspect(store: Store, flags: Flags, out: Output): number {
   out.log(`NAME:     ${pod.context.spec?.name ?? '?'}`);
   out.log(`STATE:    ${pod.state} (CRI ${criState(pod.state)})`);
   out.log(`UPDATED:  ${new Date(row.updatedAt).toISOString()}`);
+  out.log('CHART (sandbox; * marks the current state; `podchart chart sandbox` prints it for a renderer):');
+  for (const line of chartText(chartGraph(sandboxMachine), pod.state)) out.log(line);
   out.log(`CONTEXT:\n${JSON.stringify(pod.context, null, 2)}`);
   out.log(`HISTORY (oldest first, at most ${flags.limit}):`);
   if (history.length === 0) out.log('  (none)');
@@ -201,6 +215,52 @@ function inspect(store: Store, flags: Flags, out: Output): number {
     out.log(`  ${new Date(t.at).toISOString()}  ${t.event}  ${t.from ?? '∅'} → ${t.to}${t.error ? `  error: ${t.error}` : ''}`);
   }
   return 0;
+}
+
+/** The chart as text: each state with its way out, the current one marked. */
+export function chartText(graph: ReturnType<typeof chartGraph>, current: string): string[] {
+  const width = Math.max(...graph.states.map((s) => s.id.length));
+  return graph.states
+    .filter((s) => !graph.states.some((c) => c.parent === s.id))
+    .map((s) => {
+      const lit = current === s.id || current.startsWith(`${s.id}.`);
+      const exits = graph.transitions
+        .filter((t) => t.from === s.id && t.to !== s.id)
+        .map((t) => `${t.event}${t.guard ? `[${t.guard}]` : ''} → ${t.to}`);
+      return `  ${lit ? '*' : ' '} ${s.id.padEnd(width)}  ${exits.join(', ') || '(final)'}`;
+    });
+}
+
+/** Follows the daemon's transitions live (the inspector's event stream), one line each. */
+function events(flags: Flags, out: Output): Promise<number> {
+  const address = flags.inspector ?? loadConfig(parseArgs(flags.config ? ['--config', flags.config] : [])).inspectorAddress;
+  if (!address) throw new CliError('the inspector is switched off (inspectorAddress is ""): events come from it');
+  return new Promise((resolve) => {
+    let printed = 0;
+    const req = httpGet(`http://${address}/api/events`, (res) => {
+      out.error(`following transitions at ${address} (Ctrl-C stops)`);
+      let buf = '';
+      res.on('data', (chunk: Buffer) => {
+        buf += chunk.toString();
+        for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+          const data = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
+          buf = buf.slice(i + 2);
+          if (!data) continue;
+          const t = JSON.parse(data.slice(6)) as { at: number; kind: string; actorId: string; event: string; from: string | null; to: string; error: string | null };
+          out.log(`${new Date(t.at).toISOString()}  ${t.kind} ${t.actorId.slice(0, 12)}  ${t.event}  ${t.from ?? '∅'} → ${t.to}${t.error ? `  error: ${t.error}` : ''}`);
+          if (flags.count !== null && ++printed >= flags.count) {
+            req.destroy();
+            resolve(0);
+          }
+        }
+      });
+      res.on('end', () => resolve(0));
+    });
+    req.on('error', (err) => {
+      out.error(`podchart: cannot reach the inspector at ${address}: ${err.message}`);
+      resolve(1);
+    });
+  });
 }
 
 /** The version in the package.json that ships this file, found by walking up from it. */
@@ -235,6 +295,8 @@ export async function main(argv: string[], out: Output): Promise<number> {
         out.log(toMermaid(chartGraph(machine)).trimEnd());
         return 0;
       }
+      case 'events':
+        return await events(parseFlags(rest), out);
       case 'version':
         out.log(`podchart ${packageVersion()}`);
         out.log('CRI API: v1 (runtime.v1)');

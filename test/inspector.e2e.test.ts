@@ -86,3 +86,31 @@ test('Prometheus metrics: CRI calls by method and code, latencies, actors by kin
   assert.match(text, /^podchart_actors\{kind="sandbox",state="STOPPED"\} [1-9]\d*$/m);
   assert.match(text, /^podchart_restore_duration_seconds_count 1$/m);
 });
+
+test('podchart events follows transitions live; podchart inspect shows the chart with the state marked', async () => {
+  const { spawn, execFileSync } = await import('node:child_process');
+  const { join } = await import('node:path');
+  const { REPO } = await import('./daemon.js');
+  const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('followed') });
+  const cli = spawn(join(REPO, 'bin', 'podchart'), ['events', '--inspector', `127.0.0.1:${daemon.inspectorPort}`, '--count', '2']);
+  let output = '';
+  let stderr = '';
+  cli.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  cli.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve));
+  try {
+    await eventually('podchart events to connect', () => stderr.includes('following transitions at'));
+  } catch (err) {
+    cli.kill();
+    throw err;
+  }
+  await daemon.cri.call('StopPodSandbox', { podSandboxId });
+  assert.equal(await exited, 0);
+  const lines = output.trim().split('\n');
+  assert.equal(lines.length, 2);
+  assert.match(lines[0] ?? '', new RegExp(`sandbox ${podSandboxId.slice(0, 12)}  STOP  RUNNING → STOPPING`));
+  assert.match(lines[1] ?? '', /stopSandbox\.done {2}STOPPING → STOPPED/);
+  const inspect = execFileSync(join(REPO, 'bin', 'podchart'), ['inspect', podSandboxId, '--root', daemon.paths.root]).toString();
+  assert.match(inspect, /\* STOPPED\s+STOP\[needsTeardown\] → STOPPING/);
+  assert.match(inspect, / {3}RUNNING\s+EXIT → STOPPED/);
+});
