@@ -4,8 +4,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
+import { join } from 'node:path';
+import { Daemon, REPO, eventually, podConfig, tempPaths } from './daemon.js';
 
 const daemon = new Daemon(tempPaths('pc-insp-'));
 const base = (): string => `http://127.0.0.1:${daemon.inspectorPort}`;
@@ -88,9 +90,6 @@ test('Prometheus metrics: CRI calls by method and code, latencies, actors by kin
 });
 
 test('podchart events follows transitions live; podchart inspect shows the chart with the state marked', async () => {
-  const { spawn, execFileSync } = await import('node:child_process');
-  const { join } = await import('node:path');
-  const { REPO } = await import('./daemon.js');
   const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('followed') });
   const cli = spawn(join(REPO, 'bin', 'podchart'), ['events', '--inspector', `127.0.0.1:${daemon.inspectorPort}`, '--count', '2']);
   let output = '';
