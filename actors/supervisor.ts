@@ -25,6 +25,7 @@ import { sandboxEffects } from './sandbox-effects.js';
 import { containerEffects, containerExitDir, readContainerExit, type ContainerHost } from './container-effects.js';
 import { restoreContainer } from './container-restore.js';
 import { ExitWatches } from './exit-watches.js';
+import { currentCause, withCause } from './cause.js';
 import { actorKey, eventLabel, nowNs, request, settle, stateName } from './actor-util.js';
 import type { Host } from './host.js';
 
@@ -94,6 +95,8 @@ export class Supervisor {
   private readonly watches = new ExitWatches();
   private readonly containerListeners = new Set<(event: ContainerLifecycleEvent) => void>();
   private readonly transitionListeners = new Set<(event: ActorTransition) => void>();
+  /** The cause of each actor's latest outside event; its effects' completions inherit it. */
+  private readonly causes = new Map<string, string>();
   private serving = false;
 
   constructor(private readonly deps: SupervisorDeps) {
@@ -126,7 +129,7 @@ export class Supervisor {
     await Promise.all(
       rows.map(async (row) => {
         try {
-          await this.restoreSandbox(row.id, row.state, JSON.parse(row.context) as SandboxContext);
+          await withCause('restore', () => this.restoreSandbox(row.id, row.state, JSON.parse(row.context) as SandboxContext));
         } catch (err) {
           this.deps.logger.error({ sandboxId: row.id, err }, 'restore failed for this pod; skipped');
         }
@@ -396,6 +399,7 @@ export class Supervisor {
       else this.deps.store.deleteContainer(id);
       this.registry.remove(id);
       this.saved.delete(key);
+      this.causes.delete(key);
       log.info({ event: eventLabel(event.event.type), from: previous?.state }, `${kind} removed`);
       this.emitTransition({
         kind, sandboxId: kind === 'sandbox' ? id : (snapshot.context as ContainerContext).spec.sandboxId,
@@ -408,15 +412,22 @@ export class Supervisor {
     // The initial UNKNOWN of a restored actor is not news: the row keeps its last real state.
     if (to === 'UNKNOWN' && previous) return;
     const context = JSON.stringify(snapshot.context);
+    const restoring = currentCause() === 'restore' && !event.event.type.startsWith('xstate.');
     // Before any early return: an actor restored to RUNNING has an unchanged row but needs its watch.
     if (kind === 'sandbox') this.followPauseExit(id, to, snapshot.context as SandboxContext);
     else this.followContainerExit(id, to, snapshot.context as ContainerContext);
-    if (previous && previous.state === to && previous.context === context) return;
+    if (previous && previous.state === to && previous.context === context && !restoring) return;
     const label = eventLabel(event.event.type);
     const changed = previous?.state !== to;
     const isError = label.endsWith('.error');
-    const transition: Transition | null = changed || isError
-      ? { actorId: id, event: label, from: previous?.state ?? null, to, at: Date.now(), error: isError ? snapshot.context.lastError : null }
+    // An outside event (not an effect's completion) carries the cause of the call that sent it.
+    const outside = !event.event.type.startsWith('xstate.');
+    const cause = (outside ? currentCause() : null) ?? this.causes.get(key) ?? null;
+    if (outside && cause) this.causes.set(key, cause);
+    // Restore's decisions are history too, even when the observed state is the persisted one.
+    const restored = outside && cause === 'restore';
+    const transition: Transition | null = changed || isError || restored
+      ? { actorId: id, event: label, from: previous?.state ?? null, to, at: Date.now(), error: isError ? snapshot.context.lastError : null, cause }
       : null;
     if (kind === 'sandbox') this.deps.store.saveSandbox(id, to, snapshot.context, transition);
     else this.deps.store.saveContainer(id, to, snapshot.context, transition);

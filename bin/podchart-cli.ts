@@ -212,7 +212,8 @@ function inspect(store: Store, flags: Flags, out: Output): number {
   out.log(`HISTORY (oldest first, at most ${flags.limit}):`);
   if (history.length === 0) out.log('  (none)');
   for (const t of history) {
-    out.log(`  ${new Date(t.at).toISOString()}  ${t.event}  ${t.from ?? '∅'} → ${t.to}${t.error ? `  error: ${t.error}` : ''}`);
+    const cause = t.cause ? `  (${t.cause === 'restore' ? 'restore decision' : t.cause})` : '';
+    out.log(`  ${new Date(t.at).toISOString()}  ${t.event}  ${t.from ?? '∅'} → ${t.to}${cause}${t.error ? `  error: ${t.error}` : ''}`);
   }
   return 0;
 }

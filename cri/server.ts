@@ -11,6 +11,7 @@ import type { Supervisor } from '../actors/supervisor.js';
 import type { Config } from '../config/config.js';
 import type { CriContext, UnaryHandler } from './context.js';
 import { toGrpcError } from './errors.js';
+import { withCause } from '../actors/cause.js';
 import { runtimeConfig, status, updateRuntimeConfig, version } from './runtime-info.js';
 import { runPodSandbox } from './sandbox-run.js';
 import { stopPodSandbox } from './sandbox-stop.js';
@@ -146,7 +147,8 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
           version: deps.version,
         };
         logger[level]({ request: call.request }, 'call');
-        handler(call.request, ctx).then(
+        // Every actor event sent while serving this call is tagged with it (the inspector's "cause").
+        withCause(`${method}#${seq}`, () => handler(call.request, ctx)).then(
           (response) => {
             const ms = performance.now() - started;
             logger[level]({ ms: Math.round(ms) }, 'ok');

@@ -152,13 +152,13 @@ export const INSPECTOR_PAGE = `<!doctype html>
         var prev = null;
         var rows = a.history.map(function (t) {
           var dur = prev === null ? '' : ((t.at - prev) + ' ms'); prev = t.at;
-          var restored = /^(READY|EXIT|PENDING|OBSERVED_|ABANDON)/.test(t.event) && t.from === t.to ? ' (restored)' : '';
-          return '<tr class="' + (t.error ? 'error' : '') + '"><td>' + new Date(t.at).toISOString() + '</td><td>' + esc(t.event) + restored + '</td><td>' + esc(t.from || '') +
-            ' → ' + esc(t.to) + '</td><td>' + dur + '</td><td>' + esc(t.error || '') + '</td></tr>';
+          var restored = t.cause === 'restore' ? ' <b>(restore decision)</b>' : '';
+          return '<tr class="' + (t.error ? 'error' : '') + (t.cause === 'restore' ? ' restore' : '') + '"><td>' + new Date(t.at).toISOString() + '</td><td>' + esc(t.event) + restored + '</td><td>' + esc(t.from || '') +
+            ' → ' + esc(t.to) + '</td><td>' + dur + '</td><td>' + esc(t.cause || '') + '</td><td>' + esc(t.error || '') + '</td></tr>';
         }).join('');
         $('detail').innerHTML = '<h2 id="actor-title">' + esc(a.kind) + ' ' + esc(a.id.slice(0, 13)) + ' <span class="state ' + top(a.state) + '" id="actor-state">' + esc(a.state) + '</span></h2>' +
           drawChart(g, a.state) +
-          '<table id="history"><tr><th>time</th><th>event</th><th>from → to</th><th>after</th><th>error</th></tr>' + rows + '</table>' +
+          '<table id="history"><tr><th>time</th><th>event</th><th>from → to</th><th>after</th><th>cause</th><th>error</th></tr>' + rows + '</table>' +
           '<h3>context</h3><pre>' + esc(JSON.stringify(a.context, null, 2)) + '</pre>';
       });
     });

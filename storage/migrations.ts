@@ -80,6 +80,11 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX image_refs_by_image ON image_refs(image_id);
     `,
   },
+  {
+    version: 4,
+    description: 'the cause of each transition (a CRI call, or restore)',
+    sql: `ALTER TABLE transitions ADD COLUMN cause TEXT;`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -29,6 +29,8 @@ export interface Transition {
   /** Milliseconds since the epoch. */
   at: number;
   error: string | null;
+  /** The CRI call ("StopPodSandbox#12") or "restore" that set this transition off. */
+  cause?: string | null;
 }
 
 export interface NameEntry {
@@ -128,15 +130,15 @@ export class Store {
 
   insertTransition(t: Transition): void {
     this.db
-      .prepare('INSERT INTO transitions (actor_id, event, from_state, to_state, at, error) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(t.actorId, t.event, t.from, t.to, t.at, t.error);
+      .prepare('INSERT INTO transitions (actor_id, event, from_state, to_state, at, error, cause) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(t.actorId, t.event, t.from, t.to, t.at, t.error, t.cause ?? null);
   }
 
   /** The most recent transitions of one actor, oldest first. */
   history(actorId: string, limit = 50): Transition[] {
     const rows = this.db
       .prepare(
-        `SELECT seq, actor_id AS actorId, event, from_state AS "from", to_state AS "to", at, error
+        `SELECT seq, actor_id AS actorId, event, from_state AS "from", to_state AS "to", at, error, cause
            FROM transitions WHERE actor_id = ? ORDER BY seq DESC LIMIT ?`,
       )
       .all(actorId, limit) as Transition[];

@@ -14,7 +14,7 @@ const base = (): string => `http://127.0.0.1:${daemon.inspectorPort}`;
 const getJson = async <T>(path: string): Promise<T> => (await fetch(`${base()}${path}`)).json() as Promise<T>;
 
 interface Tree { pods: { id: string; state: string; name: string; namespace: string; ip: string; containers: unknown[] }[] }
-interface Detail { kind: string; state: string; history: { event: string; from: string | null; to: string }[] }
+interface Detail { kind: string; state: string; history: { event: string; from: string | null; to: string; cause: string | null }[] }
 
 before(async () => {
   await daemon.start();
@@ -42,6 +42,9 @@ test('the tree, an actor with its persisted history, and its chart from the mach
   const detail = await getJson<Detail>(`/api/actors/${podSandboxId}`);
   assert.equal(detail.kind, 'sandbox');
   assert.deepEqual(detail.history.map((h) => h.to), ['PENDING.creating', 'RUNNING']);
+  // The CRI call that set each transition off: the effect's completion inherits its cause.
+  assert.match(detail.history[0]?.cause ?? '', /^RunPodSandbox#\d+$/);
+  assert.equal(detail.history[1]?.cause, detail.history[0]?.cause);
   const chart = await getJson<{ initial: string; transitions: { from: string; event: string; to: string }[] }>('/api/charts/sandbox');
   assert.equal(chart.initial, 'UNKNOWN');
   assert.ok(chart.transitions.some((t) => t.from === 'RUNNING' && t.event === 'STOP' && t.to === 'STOPPING'));
@@ -112,4 +115,18 @@ test('podchart events follows transitions live; podchart inspect shows the chart
   const inspect = execFileSync(join(REPO, 'bin', 'podchart'), ['inspect', podSandboxId, '--root', daemon.paths.root]).toString();
   assert.match(inspect, /\* STOPPED\s+STOP\[needsTeardown\] → STOPPING/);
   assert.match(inspect, / {3}RUNNING\s+EXIT → STOPPED/);
+});
+
+test('restore decisions are recorded and marked, even when the observed state is the persisted one', async () => {
+  const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('restored') });
+  await daemon.kill9();
+  await daemon.start();
+  const detail = await getJson<Detail>(`/api/actors/${podSandboxId}`);
+  const last = detail.history[detail.history.length - 1];
+  assert.equal(last?.cause, 'restore');
+  assert.equal(last?.event, 'READY');
+  assert.equal(last?.from, 'RUNNING');
+  assert.equal(last?.to, 'RUNNING');
+  const inspect = execFileSync(join(REPO, 'bin', 'podchart'), ['inspect', podSandboxId, '--root', daemon.paths.root]).toString();
+  assert.match(inspect, /READY {2}RUNNING → RUNNING {2}\(restore decision\)/);
 });
