@@ -23,7 +23,7 @@ export const USAGE = `Usage: podchart <command> [flags]
 
 Commands:
   pods                 list pod sandboxes and their states
-  inspect <ref>        show one pod sandbox: state, context and transition history
+  inspect <ref>        show one pod sandbox or container: state, chart, context and history
                        (<ref> is a full id, a name, a unique id prefix, or a pod name)
   chart sandbox|container
                        print a chart as Mermaid (stateDiagram-v2), drawn from the machine itself
@@ -184,15 +184,18 @@ function byPodName(rows: ActorRow[], ref: string): ActorRow | undefined {
 
 function inspect(store: Store, flags: Flags, out: Output): number {
   const ref = flags.positional[0];
-  if (ref === undefined || flags.positional.length > 1) throw new CliError(`inspect takes one pod reference\n\n${USAGE}`, 2);
+  if (ref === undefined || flags.positional.length > 1) throw new CliError(`inspect takes one pod or container reference\n\n${USAGE}`, 2);
   const registry = new Registry();
   registry.load(store.names());
   let id: string | null;
+  let containerId: string | null;
   try {
     id = registry.resolve(ref, 'sandbox');
+    containerId = id === null ? registry.resolve(ref, 'container') : null;
   } catch (err) {
     throw new CliError((err as Error).message); // an ambiguous prefix: the registry names the candidates
   }
+  if (containerId) return inspectContainer(store, containerId, flags, out);
   const rows = store.loadSandboxes();
   const row = id === null ? byPodName(rows, ref) : rows.find((r) => r.id === id);
   if (!row) throw new CliError(`no pod sandbox matches "${ref}"`);
@@ -209,13 +212,39 @@ function inspect(store: Store, flags: Flags, out: Output): number {
   out.log('CHART (sandbox; * marks the current state; `podchart chart sandbox` prints it for a renderer):');
   for (const line of chartText(chartGraph(sandboxMachine), pod.state)) out.log(line);
   out.log(`CONTEXT:\n${JSON.stringify(pod.context, null, 2)}`);
+  printHistory(history, flags, out);
+  return 0;
+}
+
+/** A container: its state, its chart with that state marked, its context and history. */
+function inspectContainer(store: Store, id: string, flags: Flags, out: Output): number {
+  const row = store.loadContainer(id);
+  if (!row) throw new CliError(`no container matches "${id}"`);
+  const context = JSON.parse(row.context) as { spec?: { name?: string } };
+  const history = store.history(id, flags.limit);
+  if (flags.json) {
+    out.log(JSON.stringify({ id, kind: 'container', sandboxId: row.sandboxId, state: row.state, updatedAt: row.updatedAt, context, history }, null, 2));
+    return 0;
+  }
+  out.log(`ID:       ${id} (container)`);
+  out.log(`NAME:     ${context.spec?.name ?? '?'}`);
+  out.log(`POD:      ${row.sandboxId}`);
+  out.log(`STATE:    ${row.state}`);
+  out.log(`UPDATED:  ${new Date(row.updatedAt).toISOString()}`);
+  out.log('CHART (container; * marks the current state):');
+  for (const line of chartText(chartGraph(containerMachine), row.state)) out.log(line);
+  out.log(`CONTEXT:\n${JSON.stringify(context, null, 2)}`);
+  printHistory(history, flags, out);
+  return 0;
+}
+
+function printHistory(history: ReturnType<Store['history']>, flags: Flags, out: Output): void {
   out.log(`HISTORY (oldest first, at most ${flags.limit}):`);
   if (history.length === 0) out.log('  (none)');
   for (const t of history) {
     const cause = t.cause ? `  (${t.cause === 'restore' ? 'restore decision' : t.cause})` : '';
     out.log(`  ${new Date(t.at).toISOString()}  ${t.event}  ${t.from ?? '∅'} → ${t.to}${cause}${t.error ? `  error: ${t.error}` : ''}`);
   }
-  return 0;
 }
 
 /** The chart as text: each state with its way out, the current one marked. */

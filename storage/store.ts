@@ -112,6 +112,13 @@ export class Store {
     this.db.transaction(() => this.deleteContainerRows(id))();
   }
 
+  loadContainer(id: string): (ActorRow & { sandboxId: string }) | null {
+    const row = this.db
+      .prepare('SELECT id, sandbox_id AS sandboxId, state, context, version, updated_at AS updatedAt FROM containers WHERE id = ?')
+      .get(id) as (ActorRow & { sandboxId: string }) | undefined;
+    return row ?? null;
+  }
+
   loadContainers(sandboxId: string): ActorRow[] {
     return this.db
       .prepare('SELECT id, state, context, version, updated_at AS updatedAt FROM containers WHERE sandbox_id = ? ORDER BY rowid')

@@ -100,6 +100,13 @@ describe('container lifecycle', () => {
     const done = await exited(id);
     assert.equal(done.exitCode, 3);
     assert.equal(done.reason, 'Error');
+    // The operator's view of a container: its chart with EXITED marked, and why it moved.
+    const { execFileSync } = await import('node:child_process');
+    const { REPO } = await import('./daemon.js');
+    const text = execFileSync(join(REPO, 'bin', 'podchart'), ['inspect', id.slice(0, 12), '--root', paths.root]).toString();
+    assert.match(text, /\(container\)/);
+    assert.match(text, /\* EXITED\s+REMOVE → REMOVING/);
+    assert.match(text, /START {2}CREATED → STARTING {2}\(StartContainer#\d+\)/);
   });
 
   test('StopContainer sends the stop signal and honours the grace period, then SIGKILL', async () => {
