@@ -423,7 +423,8 @@ export class Supervisor {
     // An outside event (not an effect's completion) carries the cause of the call that sent it.
     const outside = !event.event.type.startsWith('xstate.');
     const cause = (outside ? currentCause() : null) ?? this.causes.get(key) ?? null;
-    if (outside && cause) this.causes.set(key, cause);
+    // Only an event that moved the actor hands its cause on to the effects it started.
+    if (outside && cause && changed) this.causes.set(key, cause);
     // Restore's decisions are history too, even when the observed state is the persisted one.
     const restored = outside && cause === 'restore';
     const transition: Transition | null = changed || isError || restored
@@ -445,11 +446,13 @@ export class Supervisor {
   private followPauseExit(id: string, state: string, context: SandboxContext): void {
     const key = `sandbox:${id}`;
     if (state !== 'RUNNING' && state !== 'STOPPING') return this.watches.stop(key);
-    this.watches.follow(key, podPaths(context.spec).exitDir, id, (exit) => {
-      const actor = this.sandboxActor(id);
-      const event = { type: 'EXIT' as const, ...exit };
-      if (actor?.getSnapshot().can(event)) actor.send(event);
-    });
+    this.watches.follow(key, podPaths(context.spec).exitDir, id, (exit) =>
+      withCause('exit', () => {
+        const actor = this.sandboxActor(id);
+        const event = { type: 'EXIT' as const, ...exit };
+        if (actor?.getSnapshot().can(event)) actor.send(event);
+      }),
+    );
   }
 
   /** Watch a container's exit file while its process may run. */
@@ -457,11 +460,11 @@ export class Supervisor {
     const key = `container:${id}`;
     if (!['STARTING', 'RUNNING', 'STOPPING', 'UPDATING'].includes(state)) return this.watches.stop(key);
     this.watches.follow(key, containerExitDir(context), id, () => {
-      void readContainerExit(context).then((exit) => {
+      void withCause('exit', () => readContainerExit(context)).then((exit) => withCause('exit', () => {
         const actor = this.containerActor(id);
         const event = { type: 'EXIT' as const, exit: exit ?? { code: UNKNOWN_EXIT_CODE, at: nowNs(), reason: 'Unknown', message: '' } };
         if (actor?.getSnapshot().can(event)) actor.send(event);
-      });
+      }));
     });
   }
 }

@@ -25,6 +25,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
   .node rect { fill: #fff; stroke: #8a98a8; rx: 6; }
   .node.current rect { fill: #ffd54a; stroke: #b38600; stroke-width: 2; }
   .edge { stroke: #9aa7b4; fill: none; marker-end: url(#arrow); }
+  .edge.back { stroke-dasharray: 4 3; stroke: #c3ccd5; }
   .edge-label { fill: #51606f; font-size: 10px; }
   table { border-collapse: collapse; width: 100%; margin-top: 12px; font-size: 12px; }
   td, th { border-bottom: 1px solid #e1e6eb; padding: 3px 6px; text-align: left; }
@@ -108,7 +109,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
     nodes.forEach(function (s) {
       var d = layer[s.id];
       rows[d] = (rows[d] || 0) + 1;
-      pos[s.id] = { x: 30 + d * 200, y: 40 + (rows[d] - 1) * 110, s: s };
+      pos[s.id] = { x: 30 + d * 230, y: 40 + (rows[d] - 1) * 120, s: s };
     });
     return pos;
   }
@@ -122,16 +123,18 @@ export const INSPECTOR_PAGE = `<!doctype html>
     var svg = '<svg width="' + w + '" height="' + h + '"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#9aa7b4"/></marker></defs>';
     Object.keys(edges).forEach(function (k) {
       var p = k.split('>'), a = pos[p[0]], b = pos[p[1]];
-      var label = esc(edges[k].join(', '));
+      var all = edges[k];
+      // Short labels keep the picture readable; the full list is in the hover title.
+      var label = esc(all.length > 2 ? all.slice(0, 2).join(', ') + ' +' + (all.length - 2) : all.join(', '));
+      var title = '<title>' + esc(p[0] + ' → ' + p[1] + ': ' + all.join(', ')) + '</title>';
       if (b.x > a.x) {
         var x1 = a.x + 150, y1 = a.y + 20, x2 = b.x, y2 = b.y + 20, mx = (x1 + x2) / 2;
-        svg += '<path class="edge" d="M' + x1 + ',' + y1 + ' C' + mx + ',' + y1 + ' ' + mx + ',' + y2 + ' ' + x2 + ',' + y2 + '"/>';
-        svg += '<text class="edge-label" x="' + (x1 + 4) + '" y="' + (y1 - 4 + (y2 > y1 ? 12 : 0)) + '">' + label + '</text>';
+        svg += '<g><path class="edge" d="M' + x1 + ',' + y1 + ' C' + mx + ',' + y1 + ' ' + mx + ',' + y2 + ' ' + x2 + ',' + y2 + '"/>' + title;
+        svg += '<text class="edge-label" x="' + (mx - 20) + '" y="' + ((y1 + y2) / 2 - 4) + '">' + label + '</text></g>';
       } else {
-        // Backwards or within a column: an arc below the boxes.
-        var bx1 = a.x + 75, by1 = a.y + 40, bx2 = b.x + 75, by2 = b.y + 40, low = Math.max(by1, by2) + 40;
-        svg += '<path class="edge" d="M' + bx1 + ',' + by1 + ' C' + bx1 + ',' + low + ' ' + bx2 + ',' + low + ' ' + bx2 + ',' + by2 + '"/>';
-        svg += '<text class="edge-label" x="' + ((bx1 + bx2) / 2 - 30) + '" y="' + (low - 8) + '">' + label + '</text>';
+        // Backwards (retries, restores, failures): a dashed arc below, labelled on hover only.
+        var bx1 = a.x + 75, by1 = a.y + 40, bx2 = b.x + 75, by2 = b.y + 40, low = Math.max(by1, by2) + 30 + Math.abs(bx1 - bx2) / 10;
+        svg += '<g><path class="edge back" d="M' + bx1 + ',' + by1 + ' C' + bx1 + ',' + low + ' ' + bx2 + ',' + low + ' ' + bx2 + ',' + by2 + '"/>' + title + '</g>';
       }
     });
     Object.keys(pos).forEach(function (id) {

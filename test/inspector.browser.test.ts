@@ -47,7 +47,9 @@ test('a pod\'s chart lights RUNNING, then STOPPED with a new history row, live',
 
   await daemon.cri.call('StopPodSandbox', { podSandboxId });
   await page.locator('g.node.current[data-state="STOPPED"]').waitFor({ timeout: 5_000 });
-  await page.locator('#history tr', { hasText: 'stopSandbox.done' }).waitFor({ timeout: 5_000 });
+  const done = page.locator('#history tr', { hasText: 'stopSandbox.done' });
+  await done.waitFor({ timeout: 5_000 });
+  assert.match(await done.innerText(), /StopPodSandbox#\d+/, 'the stop effect is credited to the CRI call that asked for it');
   assert.match(await page.locator('#actor-state').innerText(), /^STOPPED$/);
   assert.equal(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded), true, 'updated without a reload');
   assert.match(await pod.innerText(), /STOPPED/, 'the tree follows too');
