@@ -87,8 +87,8 @@ export const INSPECTOR_PAGE = `<!doctype html>
     var sel = $('f-state'), cur = sel.value;
     sel.innerHTML = '<option value="">every state</option>' + Object.keys(states).sort().map(function (s) { return '<option' + (s === cur ? ' selected' : '') + '>' + s + '</option>'; }).join('');
   }
-  // Layered left to right: back edges (found by a depth-first walk from the initial state) are set
-  // aside, then each state sits one column after its furthest predecessor (longest path).
+  // Layered top to bottom: back edges (found by a depth-first walk from the initial state) are set
+  // aside, then each state sits one row below its furthest predecessor (longest path).
   function layout(g) {
     var nodes = g.states.filter(function (s) { return !g.states.some(function (c) { return c.parent === s.id; }); });
     var ids = nodes.map(function (s) { return s.id; });
@@ -109,13 +109,14 @@ export const INSPECTOR_PAGE = `<!doctype html>
     nodes.forEach(function (s) {
       var d = layer[s.id];
       rows[d] = (rows[d] || 0) + 1;
-      pos[s.id] = { x: 30 + d * 230, y: 40 + (rows[d] - 1) * 120, s: s };
+      // Top to bottom: one row per layer, side by side within it.
+      pos[s.id] = { x: 300 + (rows[d] - 1) * 230, y: 30 + d * 100, s: s };
     });
     return pos;
   }
   function drawChart(g, current) {
     var pos = layout(g), w = 0, h = 0, edges = {};
-    Object.keys(pos).forEach(function (k) { w = Math.max(w, pos[k].x + 260); h = Math.max(h, pos[k].y + 110); });
+    Object.keys(pos).forEach(function (k) { w = Math.max(w, pos[k].x + 420); h = Math.max(h, pos[k].y + 70); });
     g.transitions.forEach(function (t) {
       if (t.from === t.to || !pos[t.from] || !pos[t.to]) return;
       var k = t.from + '>' + t.to; (edges[k] = edges[k] || []).push(t.event + (t.guard ? ' [' + t.guard + ']' : ''));
@@ -127,14 +128,20 @@ export const INSPECTOR_PAGE = `<!doctype html>
       // Short labels keep the picture readable; the full list is in the hover title.
       var label = esc(all.length > 2 ? all.slice(0, 2).join(', ') + ' +' + (all.length - 2) : all.join(', '));
       var title = '<title>' + esc(p[0] + ' → ' + p[1] + ': ' + all.join(', ')) + '</title>';
-      if (b.x > a.x) {
-        var x1 = a.x + 150, y1 = a.y + 20, x2 = b.x, y2 = b.y + 20, mx = (x1 + x2) / 2;
-        svg += '<g><path class="edge" d="M' + x1 + ',' + y1 + ' C' + mx + ',' + y1 + ' ' + mx + ',' + y2 + ' ' + x2 + ',' + y2 + '"/>' + title;
-        svg += '<text class="edge-label" x="' + (mx - 20) + '" y="' + ((y1 + y2) / 2 - 4) + '">' + label + '</text></g>';
+      var skip = Math.round((b.y - a.y) / 100);
+      if (skip > 1 && a.x === b.x) {
+        // Skips rows in the same column: an arc out to the left, clear of the chain it skips.
+        var sx = a.x, sy1 = a.y + 20, sy2 = b.y + 20, out = a.x - 30 - skip * 14;
+        svg += '<g><path class="edge" d="M' + sx + ',' + sy1 + ' C' + out + ',' + sy1 + ' ' + out + ',' + sy2 + ' ' + sx + ',' + sy2 + '"/>' + title;
+        svg += '<text class="edge-label" text-anchor="end" x="' + (out + 18) + '" y="' + ((sy1 + sy2) / 2) + '">' + label + '</text></g>';
+      } else if (b.y > a.y) {
+        var x1 = a.x + 75, y1 = a.y + 40, x2 = b.x + 75, y2 = b.y, my = (y1 + y2) / 2;
+        svg += '<g><path class="edge" d="M' + x1 + ',' + y1 + ' C' + x1 + ',' + my + ' ' + x2 + ',' + my + ' ' + x2 + ',' + y2 + '"/>' + title;
+        svg += '<text class="edge-label" x="' + ((x1 + x2) / 2 + 6) + '" y="' + (my + 3) + '">' + label + '</text></g>';
       } else {
-        // Backwards (retries, restores, failures): a dashed arc below, labelled on hover only.
-        var bx1 = a.x + 75, by1 = a.y + 40, bx2 = b.x + 75, by2 = b.y + 40, low = Math.max(by1, by2) + 30 + Math.abs(bx1 - bx2) / 10;
-        svg += '<g><path class="edge back" d="M' + bx1 + ',' + by1 + ' C' + bx1 + ',' + low + ' ' + bx2 + ',' + low + ' ' + bx2 + ',' + by2 + '"/>' + title + '</g>';
+        // Upwards or sideways (retries, restores, failures): a dashed arc out to the right, labelled on hover.
+        var bx1 = a.x + 150, by1 = a.y + 20, bx2 = b.x + 150, by2 = b.y + 20, far = Math.max(bx1, bx2) + 40 + Math.abs(by1 - by2) / 6;
+        svg += '<g><path class="edge back" d="M' + bx1 + ',' + by1 + ' C' + far + ',' + by1 + ' ' + far + ',' + by2 + ' ' + bx2 + ',' + by2 + '"/>' + title + '</g>';
       }
     });
     Object.keys(pos).forEach(function (id) {
