@@ -126,12 +126,12 @@ async function main(): Promise<void> {
   const server = buildServer({ metrics, runtimeState, supervisor, images, containers: new ContainerService(supervisor), imageRoot, config, logger, version });
   await listen(server, config.socket);
   chmodSync(config.socket, 0o660);
-  logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir }, 'podchartd serving CRI v1');
-
   // The inspector and /metrics, on loopback only unless the config says otherwise.
   const inspector = config.inspectorAddress
     ? await startInspector(config.inspectorAddress, { supervisor, metrics, logger: logger.child({ component: 'inspector' }) })
     : null;
+  // The readiness line: logged once everything above is up.
+  logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir, inspector: config.inspectorAddress || undefined }, 'podchartd serving CRI v1');
 
   let stopping = false;
   const stop = (signal: string): void => {

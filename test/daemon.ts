@@ -5,12 +5,16 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { createServer as createNetServer } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CriClient } from './cri-client.js';
+import { untilEvent } from './until-event.js';
+import { setTimeout as pollInterval } from 'node:timers/promises';
+
+const POLL_INTERVAL_MS = 50;
 
 export const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const PODCHARTD = join(REPO, 'bin', 'podchartd');
@@ -29,7 +33,11 @@ export function tempPaths(prefix = 'podchart-e2e-'): DaemonPaths {
   return { base, root: join(base, 'root'), run: join(base, 'run'), socket: join(base, 'run', 'cri.sock'), log: join(base, 'daemon.log') };
 }
 
-/** Polls `check` until it returns a value, or fails after `timeoutMs` with `what` in the message. */
+/**
+ * Polls `check` until it returns a value, or fails after `timeoutMs` with `what` in the message.
+ * For host state that raises no event (a pid gone from /proc, a file, a mount, a lease); anything
+ * that does raise one (a log line, a process exit) is awaited with untilEvent instead.
+ */
 export async function eventually<T>(what: string, check: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -41,7 +49,7 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
       last = err;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
+    await pollInterval(POLL_INTERVAL_MS); // the poll's pace; the deadline above bounds the wait
   }
 }
 
@@ -122,18 +130,34 @@ export class Daemon {
     });
     this.client?.close();
     this.client = new CriClient(this.paths.socket);
-    const outcome = await eventually(`podchartd to serve on ${this.paths.socket}`, async () => {
-      if (this.exitCode !== null) return 'exited';
-      if (!existsSync(this.paths.socket)) return false;
-      await this.cri.call('Version', {}, 1000);
-      return 'serving';
-    }, 30_000);
-    if (outcome === 'exited') throw new Error(`podchartd exited with ${this.exitCode}: ${this.output}`);
+    // podchartd logs this line (synchronously) once its socket is bound and chmod'ed.
+    await untilEvent<void>(`podchartd to serve on ${this.paths.socket}`, 30_000, (done, fail) => {
+      const onData = (): void => {
+        if (this.output.includes('"msg":"podchartd serving CRI v1"')) done();
+      };
+      const onExit = (): void => fail(new Error(`podchartd exited with ${this.exitCode}: ${this.output}`));
+      child.stdout?.on('data', onData);
+      child.once('exit', onExit);
+      onData();
+      return () => {
+        child.stdout?.off('data', onData);
+        child.off('exit', onExit);
+      };
+    });
   }
 
-  /** Resolves when the process has exited. */
+  /** Resolves with the exit code when the process has exited. */
   waitExit(timeoutMs = 30_000): Promise<number> {
-    return eventually('podchartd to exit', () => (this.exitCode === null ? false : this.exitCode), timeoutMs);
+    const child = this.child;
+    return untilEvent<number>('podchartd to exit', timeoutMs, (done) => {
+      const onExit = (): void => done(this.exitCode ?? -1);
+      if (this.exitCode !== null || !child) {
+        onExit();
+        return () => undefined;
+      }
+      child.once('exit', onExit);
+      return () => child.off('exit', onExit);
+    });
   }
 
   /** kill -9, as a crash would. */

@@ -11,7 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
+import { untilEvent } from './until-event.js';
 import { run } from '../runtime/exec.js';
 
 export interface RegistryUser {
@@ -37,7 +37,6 @@ const REGISTRY_BIN = '/usr/bin/docker-registry';
 const SERVICE = 'test-registry';
 const ISSUER = 'podchart-test';
 const START_DEADLINE_MS = 15_000;
-const POLL_MS = 20;
 
 /** A port nobody is using right now (bind to 0, read it, release it). */
 export async function freePort(): Promise<number> {
@@ -61,7 +60,7 @@ export async function startRegistry(opts: { auth?: 'htpasswd' | 'token'; users?:
   try {
     const config: Record<string, unknown> = {
       version: 0.1,
-      log: { level: 'warn', accesslog: { disabled: true } },
+      log: { level: 'info', accesslog: { disabled: true } }, // info: it says when it listens
       storage: { filesystem: { rootdirectory: join(dir, 'data') }, delete: { enabled: true }, maintenance: { uploadpurging: { enabled: false } } },
       http: { addr: '', secret: randomBytes(16).toString('hex') },
     };
@@ -98,7 +97,7 @@ export async function startRegistry(opts: { auth?: 'htpasswd' | 'token'; users?:
     });
     const exited = new Promise<string>((resolve) => proc.once('exit', (code, signal) => resolve(`exited (${code ?? signal})`)));
     const spawnFailed = new Promise<string>((resolve) => proc.once('error', (err) => resolve(`failed to start: ${err.message}`)));
-    await waitUntilServing(`http://${host}`, Promise.race([exited, spawnFailed]), () => stderr);
+    await untilListening(proc, host, Promise.race([exited, spawnFailed]), () => stderr);
 
     const url = `http://${host}`;
     const server = tokenServer;
@@ -123,33 +122,29 @@ export async function startRegistry(opts: { auth?: 'htpasswd' | 'token'; users?:
   }
 }
 
-/** Polls GET /v2/ until the registry answers (200 or 401), the process dies, or the deadline passes. */
-async function waitUntilServing(url: string, died: Promise<string>, stderr: () => string): Promise<void> {
-  const deadline = Date.now() + START_DEADLINE_MS;
-  const state: { dead: string | null } = { dead: null };
-  void died.then((why) => (state.dead = why));
-  for (;;) {
-    if (state.dead !== null) throw new Error(`docker-registry ${state.dead}: ${stderr()}`);
-    try {
-      const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1000) });
-      await res.body?.cancel();
-      if (res.status === 200 || res.status === 401) return;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) throw new Error(`docker-registry did not answer at ${url} within ${START_DEADLINE_MS} ms: ${stderr()}`);
-    // A poll interval, not a wait for state: the loop ends as soon as the registry answers.
-    await delay(POLL_MS);
-  }
+/** Resolves when docker-registry logs that it listens on `host`; fails if it dies first. */
+function untilListening(proc: ChildProcess, host: string, died: Promise<string>, stderr: () => string): Promise<void> {
+  return untilEvent<void>(`docker-registry to listen on ${host}`, START_DEADLINE_MS, (done, fail) => {
+    const onData = (): void => {
+      if (stderr().includes(`listening on ${host}`)) done();
+    };
+    proc.stderr?.on('data', onData);
+    void died.then((why) => fail(new Error(`docker-registry ${why}: ${stderr()}`)));
+    onData();
+    return () => proc.stderr?.off('data', onData);
+  });
 }
 
 async function stopProcess(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  // Escalate if SIGTERM is not enough: a deadline event, not a sleep.
+  const deadline = AbortSignal.timeout(5000);
+  const escalate = (): boolean => proc.kill('SIGKILL');
+  deadline.addEventListener('abort', escalate, { once: true });
   await exited;
-  clearTimeout(timer);
+  deadline.removeEventListener('abort', escalate);
 }
 
 async function closeServer(server: Server): Promise<void> {
