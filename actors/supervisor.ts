@@ -299,31 +299,29 @@ export class Supervisor {
 
   /** StopPodSandbox stops every container of the pod first, without grace (as containerd does). */
   private async stopContainersOf(sandboxId: string): Promise<void> {
-    const ids = this.view(sandboxId)?.context.containerIds ?? [];
-    await Promise.all(
-      ids.map(async (id) => {
-        const actor = this.containerActor(id);
-        if (!actor) return;
-        await settle(actor, CONTAINER_BUSY, 60_000, `container ${id}`);
-        if (actor.getSnapshot().can({ type: 'STOP', timeoutSec: 0 })) actor.send({ type: 'STOP', timeoutSec: 0 });
-        await settle(actor, CONTAINER_BUSY, 60_000, `container ${id}`);
-      }),
-    );
+    await this.toContainersOf(sandboxId, { type: 'STOP', timeoutSec: 0 });
   }
 
   /** A pod's containers go with it. */
   private async removeContainersOf(sandboxId: string): Promise<void> {
+    for (const [id, after] of await this.toContainersOf(sandboxId, { type: 'REMOVE' })) {
+      if (after.status !== 'done') throw new EffectFailed(`container ${id} could not be removed: ${after.context.lastError ?? stateName(after)}`);
+    }
+  }
+
+  /** Sends `event` to each container of a pod once it is idle (if its chart accepts it), and waits for all to settle. */
+  private async toContainersOf(sandboxId: string, event: Parameters<ContainerActor['send']>[0]): Promise<[string, ContainerSnapshot][]> {
     const ids = this.view(sandboxId)?.context.containerIds ?? [];
-    await Promise.all(
-      ids.map(async (id) => {
+    const settled = await Promise.all(
+      ids.map(async (id): Promise<[string, ContainerSnapshot] | null> => {
         const actor = this.containerActor(id);
-        if (!actor) return;
+        if (!actor) return null;
         await settle(actor, CONTAINER_BUSY, 60_000, `container ${id}`);
-        if (actor.getSnapshot().can({ type: 'REMOVE' })) actor.send({ type: 'REMOVE' });
-        const after = await settle<ContainerSnapshot>(actor, CONTAINER_BUSY, 60_000, `container ${id}`);
-        if (after.status !== 'done') throw new EffectFailed(`container ${id} could not be removed: ${after.context.lastError ?? stateName(after)}`);
+        if (actor.getSnapshot().can(event)) actor.send(event);
+        return [id, await settle<ContainerSnapshot>(actor, CONTAINER_BUSY, 60_000, `container ${id}`)];
       }),
     );
+    return settled.filter((x): x is [string, ContainerSnapshot] => x !== null);
   }
 
   /** Adds a container actor under its pod (the pod's chart refuses when the pod is not ready). */

@@ -4,11 +4,8 @@
  * One wrapper (containerd's instrumented service) logs, applies the deadline and maps errors.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from 'pino';
 import { loadCri } from '../proto/load.js';
 import { NotImplemented } from '../errors/catalogue.js';
-import type { Supervisor } from '../actors/supervisor.js';
-import type { Config } from '../config/config.js';
 import type { CriContext, UnaryHandler } from './context.js';
 import { toGrpcError } from './errors.js';
 import { withCause } from '../actors/cause.js';
@@ -24,14 +21,12 @@ import { containerStatus, listContainers } from './container-status.js';
 import { execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
 import { getContainerEvents } from './container-events.js';
 import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
-import type { ContainerService } from '../actors/container-service.js';
 import type { Metrics } from '../inspector/metrics.js';
 import { pullImage } from './image-pull.js';
 import { imageStatus } from './image-status.js';
 import { listImages } from './image-list.js';
 import { removeImage } from './image-remove.js';
 import { imageFsInfo } from './image-fs-info.js';
-import type { ImageService } from '../images/image-service.js';
 
 /** Deadline used when the caller set none: long enough for a slow teardown. */
 const DEFAULT_TIMEOUT_MS = 4 * 60_000;
@@ -81,17 +76,11 @@ const IMAGE_HANDLERS: Record<string, AnyHandler> = {
   ImageFsInfo: imageFsInfo,
 };
 
-export interface CriServerDeps {
+/** What the server needs: what each call's context carries, plus what it builds them from. */
+export interface CriServerDeps extends Pick<CriContext, 'supervisor' | 'images' | 'containers' | 'imageRoot' | 'config' | 'logger' | 'version'> {
   metrics?: Metrics;
   /** Shared with the effects: UpdateRuntimeConfig's pod CIDR reaches CNI through it. */
   runtimeState: { podCidr: string };
-  supervisor: Supervisor;
-  images: ImageService;
-  containers: ContainerService;
-  imageRoot: string;
-  config: Config;
-  logger: Logger;
-  version: string;
 }
 
 function timeoutFrom(call: grpc.ServerUnaryCall<unknown, unknown>): number {

@@ -11,28 +11,11 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } fro
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { pack, type Header } from 'tar-stream';
+import { tarOf, type Spec } from './tar-fixture.js';
 import { isMounted } from '../network/netns.js';
 import { run } from '../runtime/exec.js';
 import { LayerStore } from './layer-store.js';
 import { MOUNT_OPTIONS_LIMIT, mountRootfs, mountsUnder, removeRootfs, rootfsPaths, unmountRootfs, writableLayerUsage } from './rootfs.js';
-
-type Spec = Partial<Header> & { name: string; body?: string | Buffer };
-
-async function tarOf(specs: Spec[]): Promise<Buffer> {
-  const p = pack();
-  const out = (async () => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of p) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  })();
-  for (const { body, ...header } of specs) {
-    if (header.type === undefined || header.type === 'file') p.entry(header, body ?? '');
-    else p.entry(header);
-  }
-  p.finalize();
-  return out;
-}
 
 /** Entries for host files as a distro image holds them: every symlink on the way kept as a symlink. */
 async function hostTree(paths: string[]): Promise<Spec[]> {

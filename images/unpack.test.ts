@@ -12,27 +12,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { pack, type Header } from 'tar-stream';
+import { tarOf, type Spec } from './tar-fixture.js';
 import { AlreadyExists, EffectFailed, InvalidArgument } from '../errors/catalogue.js';
 import { unpackLayer } from './unpack.js';
-
-type Spec = Partial<Header> & { name: string; body?: string | Buffer };
-
-/** A tar of `specs`, in order. Only regular files carry a body. */
-async function tarOf(specs: Spec[]): Promise<Buffer> {
-  const p = pack();
-  const out = (async () => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of p) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks);
-  })();
-  for (const { body, ...header } of specs) {
-    if (header.type === undefined || header.type === 'file') p.entry(header, body ?? '');
-    else p.entry(header);
-  }
-  p.finalize();
-  return out;
-}
 
 /** Hands the bytes over in awkward pieces: the magic bytes split across chunks. */
 async function* pieces(bytes: Buffer): AsyncGenerator<Uint8Array> {

@@ -1,16 +1,19 @@
 /**
  * containerSpec, table-driven: command/args, env, user, mounts (propagation, overriding, read-only),
  * devices, namespaces, capabilities, masked paths, seccomp/AppArmor, resources, sysctls, bad paths.
- * The last suite runs produced specs with the real runc on a busybox rootfs copied from this host,
+ * The last suite runs produced specs with the real runc on a busybox rootfs (the tests' busybox image layer, unpacked),
  * proving runc accepts them and that the container sees what the spec says.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { busyboxLayer, packTar } from '../test/image-builder.js';
+import { unpackLayer } from '../images/unpack.js';
 import { execa } from 'execa';
 import { InvalidArgument, Refused } from '../errors/catalogue.js';
 import type { ImageConfigFile } from '../images/types.js';
@@ -531,45 +534,9 @@ describe('sysctls, annotations, cgroups path', () => {
 
 // --- the real runc -------------------------------------------------------------------------------
 
-/** Copies a host file into `root` at the same path, recreating each symlink met on the way. */
-function copyHostPath(target: string, root: string): void {
-  let pending = target.split('/').filter(Boolean);
-  let resolved = '';
-  for (let hops = 0; pending.length > 0; ) {
-    const [name = '', ...rest] = pending;
-    pending = rest;
-    const p = `${resolved}/${name}`;
-    const st = lstatSync(p);
-    if (st.isSymbolicLink()) {
-      if (++hops > 40) throw new Error(`too many symlinks resolving ${target}`);
-      const link = readlinkSync(p);
-      if (!existsSync(join(root, p)) && !lstatSync(join(root, p), { throwIfNoEntry: false })) symlinkSync(link, join(root, p));
-      const next = posix.normalize(link.startsWith('/') ? link : `${resolved}/${link}`);
-      pending = [...next.split('/').filter(Boolean), ...pending];
-      resolved = '';
-    } else if (st.isDirectory()) {
-      mkdirSync(join(root, p), { recursive: true });
-      resolved = p;
-    } else {
-      copyFileSync(p, join(root, p));
-      resolved = p;
-    }
-  }
-}
-
-/** The host's busybox and the libraries ldd lists, users root and app (1000). */
+/** The host's busybox and the libraries ldd lists, users root and app (1000): the tests' image layer, unpacked. */
 async function busyboxRootfs(root: string): Promise<void> {
-  for (const d of ['bin', 'etc', 'proc', 'sys', 'dev', 'mnt', 'root', 'home/app']) await mkdir(join(root, d), { recursive: true });
-  await mkdir(join(root, 'tmp'));
-  await chmod(join(root, 'tmp'), 0o1777);
-  copyFileSync('/usr/bin/busybox', join(root, 'bin/busybox'));
-  for (const applet of ['sh', 'id', 'cat', 'grep', 'touch', 'wc', 'ls', 'echo', 'pwd']) symlinkSync('busybox', join(root, 'bin', applet));
-  for (const line of execFileSync('ldd', ['/usr/bin/busybox'], { encoding: 'utf8' }).split('\n')) {
-    const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)/.exec(line);
-    if (m?.[1]) copyHostPath(m[1], root);
-  }
-  await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n');
-  await writeFile(join(root, 'etc/group'), 'root:x:0:\napp:x:1000:\n');
+  await unpackLayer(Readable.from([await packTar(busyboxLayer())]), root);
 }
 
 function runcSkip(): string | false {

@@ -274,7 +274,7 @@ export function busyboxLayer(): TarEntry[] {
   const add = (e: TarEntry): void => {
     if (!entries.has(e.path)) entries.set(e.path, e);
   };
-  for (const dir of ['/bin', '/etc', '/proc', '/sys', '/dev', '/home', '/usr', '/var']) add({ path: dir, type: 'dir', mode: 0o755 });
+  for (const dir of ['/bin', '/etc', '/proc', '/sys', '/dev', '/home', '/mnt', '/usr', '/var']) add({ path: dir, type: 'dir', mode: 0o755 });
   add({ path: '/tmp', type: 'dir', mode: 0o1777 });
   add({ path: '/root', type: 'dir', mode: 0o700 });
   add({ path: '/home/app', type: 'dir', mode: 0o755, uid: 1000, gid: 1000 });
