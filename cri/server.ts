@@ -22,6 +22,7 @@ import { execSyncHandler, reopenContainerLog, updateContainerResources } from '.
 import { getContainerEvents } from './container-events.js';
 import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
 import type { Metrics } from '../inspector/metrics.js';
+import type { Supervisor } from '../actors/supervisor.js';
 import { pullImage } from './image-pull.js';
 import { imageStatus } from './image-status.js';
 import { listImages } from './image-list.js';
@@ -65,6 +66,11 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   ListPodSandboxStats: listPodSandboxStats,
 };
 
+/** Server-streaming methods: each writes to its call until the client goes away. */
+const STREAM_HANDLERS: Record<string, (call: grpc.ServerWritableStream<unknown, unknown>, supervisor: Supervisor) => void> = {
+  GetContainerEvents: getContainerEvents,
+};
+
 /** The RuntimeService methods podchart serves; every other one answers UNIMPLEMENTED. */
 export const BUILT_RUNTIME_METHODS: readonly string[] = Object.keys(RUNTIME_HANDLERS);
 
@@ -105,13 +111,14 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
     for (const [method, def] of Object.entries(service)) {
       const handler = handlers[method];
       if (def.responseStream || def.requestStream) {
+        const stream = STREAM_HANDLERS[method];
         impl[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
-          if (method === 'GetContainerEvents') {
-            deps.logger.debug({ rpc: method }, 'stream opened');
-            getContainerEvents(call, deps.supervisor);
+          if (!stream) {
+            call.emit('error', toGrpcError(new NotImplemented(method)));
             return;
           }
-          call.emit('error', toGrpcError(new NotImplemented(method)));
+          deps.logger.debug({ rpc: method }, 'stream opened');
+          stream(call, deps.supervisor);
         };
         continue;
       }
