@@ -124,7 +124,7 @@ async function main(): Promise<void> {
   // A socket left by a crash is replaced; a live daemon was refused by the lock above.
   if (existsSync(config.socket)) rmSync(config.socket, { force: true });
   const server = buildServer({ metrics, runtimeState, supervisor, images, containers: new ContainerService(supervisor), imageRoot, config, logger, version });
-  await listen(server, config.socket);
+  const criSocket = await listen(server, config.socket, logger.child({ component: 'cri-socket' }));
   chmodSync(config.socket, 0o660);
   // The inspector and /metrics, on loopback only unless the config says otherwise.
   const inspector = config.inspectorAddress
@@ -138,6 +138,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down; pods keep running');
+    void criSocket.close();
     server.tryShutdown(() => undefined);
     inspector?.closeAllConnections();
     inspector?.close();

@@ -1,4 +1,5 @@
 /** RunPodSandbox: validate, build the pod's spec, let its actor create it, answer when RUNNING. */
+import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { AlreadyExists, InvalidArgument } from '../errors/catalogue.js';
 import type { SandboxSpec } from '../machines/sandbox.types.js';
@@ -6,7 +7,7 @@ import { netnsPath } from '../network/netns.js';
 import { runtimeForHandler } from '../actors/host.js';
 import type { CriContext } from './context.js';
 import type { NamespaceMode, RunPodSandboxRequest } from './types.js';
-import { checkAbsolutePath, checkStringMap, MAX_ANNOTATIONS_BYTES, MAX_LABELS_BYTES, requireString } from './validate.js';
+import { checkAbsolutePath, checkHostname, checkStringMap, MAX_ANNOTATIONS_BYTES, MAX_LABELS_BYTES, requireString } from './validate.js';
 
 /** The registry name of a pod (names are unique across pods and containers, seed 000 §3.3). */
 export function sandboxName(m: { name: string; namespace: string; uid: string; attempt: number }): string {
@@ -26,8 +27,9 @@ export function buildSandboxSpec(req: RunPodSandboxRequest, id: string, ctx: Cri
   const logDirectory = checkAbsolutePath(config.logDirectory ?? '', 'PodSandboxConfig.log_directory');
   checkStringMap(config.labels ?? {}, 'PodSandboxConfig.labels', MAX_LABELS_BYTES);
   checkStringMap(config.annotations ?? {}, 'PodSandboxConfig.annotations', MAX_ANNOTATIONS_BYTES);
-  const hostname = config.hostname || m.name;
-  if (hostname.length > 64) throw new InvalidArgument(`PodSandboxConfig.hostname "${hostname}" is longer than 64 characters`);
+  // An empty hostname means the node's, as containerd and CRI-O do (not the pod name: critest's
+  // pod names are longer than the kernel's 64-byte limit).
+  const hostname = config.hostname ? checkHostname(config.hostname, 'PodSandboxConfig.hostname') : osHostname();
   const cgroupParent = config.linux?.cgroupParent ?? '';
   if (cgroupParent && cgroupParent.split('/').includes('..')) {
     throw new InvalidArgument(`PodSandboxConfig.linux.cgroup_parent must not contain "..", got "${cgroupParent}"`);

@@ -29,6 +29,8 @@ import { listImages } from './image-list.js';
 import { removeImage } from './image-remove.js';
 import { imageFsInfo } from './image-fs-info.js';
 
+const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
 /** Deadline used when the caller set none: long enough for a slow teardown. */
 const DEFAULT_TIMEOUT_MS = 4 * 60_000;
 
@@ -98,7 +100,8 @@ function timeoutFrom(call: grpc.ServerUnaryCall<unknown, unknown>): number {
 
 export function buildServer(deps: CriServerDeps): grpc.Server {
   const cri = loadCri();
-  const server = new grpc.Server();
+  // Requests up to kubelet's 16 MiB, as containerd and CRI-O accept; grpc-js alone would take 4 MiB.
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
   const runtimeConfigState = deps.runtimeState;
   let seq = 0;
   const record = (method: string, code: string, ms: number): void => {
@@ -169,8 +172,4 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
   return server;
 }
 
-export function listen(server: grpc.Server, socketPath: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.bindAsync(`unix://${socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
-  });
-}
+export { listenUnix as listen } from './socket.js';

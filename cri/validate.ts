@@ -34,3 +34,18 @@ export function checkStringMap(map: Record<string, string>, field: string, maxTo
   }
   if (total > maxTotalBytes) throw new InvalidArgument(`${field} total ${total} bytes; the limit is ${maxTotalBytes}`);
 }
+
+/** The kernel's limit on a UTS hostname (HOST_NAME_MAX). */
+export const MAX_HOSTNAME_BYTES = 64;
+/** Letters, digits, '-', '_' and '.', starting and ending with a letter or digit (RFC 1123, plus '_'). */
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
+
+export function checkHostname(value: string, field: string): string {
+  const bytes = Buffer.byteLength(value);
+  const shown = JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (bytes > MAX_HOSTNAME_BYTES) throw new InvalidArgument(`${field} ${shown} is ${bytes} bytes; the limit is ${MAX_HOSTNAME_BYTES}`);
+  if (!HOSTNAME.test(value)) {
+    throw new InvalidArgument(`${field} ${shown} is not a valid hostname: use letters, digits, '-', '_' and '.', starting and ending with a letter or digit`);
+  }
+  return value;
+}

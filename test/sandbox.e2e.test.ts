@@ -170,6 +170,17 @@ describe('pod sandbox lifecycle', () => {
     assert.equal(persisted(id), undefined, 'the row is gone once remove answers');
   });
 
+  test('no hostname: the pod gets the node\'s, and a pod name longer than 64 bytes is fine (as critest sends)', async () => {
+    const name = `long-${'n'.repeat(70)}`;
+    const id = await run(podConfig(name, { hostname: '' }));
+    const i = await info(id);
+    const { execFileSync } = await import('node:child_process');
+    const { hostname } = await import('node:os');
+    assert.equal(readFileSync(join(i.rootDir, 'hostname'), 'utf8'), `${hostname()}\n`);
+    assert.equal(execFileSync('nsenter', ['-t', String(i.pid), '-u', 'hostname']).toString().trim(), hostname());
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+  });
+
   test('remove of a running pod stops it first and leaves nothing', async () => {
     const id = await run(podConfig());
     const i = await info(id);
@@ -288,6 +299,14 @@ describe('bad input gets a clear error and leaves nothing', () => {
       (config['metadata'] as Record<string, unknown>)[field] = '';
       await rejects(daemon.cri.call('RunPodSandbox', { config }), grpcStatus.INVALID_ARGUMENT, new RegExp(`metadata\\.${field} is required`));
     }
+  });
+
+  test('a hostname with "/", NUL or 65 bytes is refused with the reason', async () => {
+    const before = (await daemon.cri.call<{ items: unknown[] }>('ListPodSandbox', {})).items.length;
+    for (const [hostname, reason] of [['a/b', /not a valid hostname/], ['a\u0000b', /not a valid hostname/], ['h'.repeat(65), /is 65 bytes; the limit is 64/]] as const) {
+      await rejects(daemon.cri.call('RunPodSandbox', { config: podConfig(undefined, { hostname }) }), grpcStatus.INVALID_ARGUMENT, reason);
+    }
+    assert.equal((await daemon.cri.call<{ items: unknown[] }>('ListPodSandbox', {})).items.length, before, 'no pod left behind');
   });
 
   test('a log_directory that is not absolute, or escapes', async () => {
