@@ -1,8 +1,11 @@
 /** ExecSync, UpdateContainerResources and ReopenContainerLog: calls on a running container. */
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgument, NotFound, Refused } from '../errors/catalogue.js';
 import { execSync } from '../runtime/exec-sync.js';
+import { reopenLog } from '../runtime/log-reopen.js';
+
+/** How long ReopenContainerLog waits for conmon to open the new file. */
+const REOPEN_TIMEOUT_MS = 10_000;
 import { runtimeAt } from '../actors/host.js';
 import type { ContainerView } from '../actors/supervisor.js';
 import type { CriContext } from './context.js';
@@ -45,7 +48,6 @@ export async function updateContainerResources(req: { containerId: string; linux
 /** kubelet rotates the log file, then asks conmon (through its control fifo) to open a new one. */
 export async function reopenContainerLog(req: { containerId: string }, ctx: CriContext) {
   const view = running(ctx, req.containerId, 'reopen the log of');
-  // conmon's control message: "<type> <height> <width>\n"; type 2 reopens the log.
-  await writeFile(join(view.context.spec.dir, 'bundle', 'ctl'), '2 0 0\n', { flag: 'a' });
+  await reopenLog(join(view.context.spec.dir, 'bundle', 'ctl'), view.context.spec.logPath, Math.min(ctx.timeoutMs, REOPEN_TIMEOUT_MS));
   return {};
 }

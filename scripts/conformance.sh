@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# npm run conformance: the upstream CRI validation suite (stock critest v1.26.1, the Go client code
+# of kubelet 1.26) against a podchartd of this checkout, offline.
+#
+# It uses the conformance kit in ../shared/critest (see its README): a loopback docker-registry with
+# look-alikes of every image critest pulls, then a podchartd on a temp socket and root whose config
+# mirrors registry.k8s.io and gcr.io to that registry, with the node's CNI config (scripts/setup.sh
+# installs podchart's bridge config when there is none). It prints critest's summary and fails on
+# any spec that fails outside the kit's env-failures.txt and the list below.
+#
+# Env: PODCHART_KIT (the folder holding critest/ and cri-tools/; default ../shared beside the repo),
+#      RESULTS_DIR (default a temp dir, printed), FOCUS / SKIP (ginkgo regexes, passed on).
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+repo="$PWD"
+log() { printf '[conformance %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Specs that fail until streaming (Exec/Attach/PortForward, issue 10) lands; every other failure counts.
+PENDING_STREAMING=(
+  "[k8s.io] Streaming runtime should support streaming interfaces runtime should support attach [Conformance]"
+  "[k8s.io] Streaming runtime should support streaming interfaces runtime should support exec with tty=false and stdin=false [Conformance]"
+  "[k8s.io] Streaming runtime should support streaming interfaces runtime should support exec with tty=true and stdin=true [Conformance]"
+  "[k8s.io] Streaming runtime should support streaming interfaces runtime should support portforward [Conformance]"
+  "[k8s.io] Streaming runtime should support streaming interfaces runtime should support portforward in host network"
+)
+
+kit_root="${PODCHART_KIT:-$(readlink -f "$repo/../shared" 2>/dev/null || true)}"
+kit="$kit_root/critest"
+if [ ! -x "$kit/critest.sh" ] || [ ! -x "$kit_root/cri-tools/critest" ]; then
+  log "no conformance kit at ${kit_root:-../shared} (needs critest/critest.sh and cri-tools/critest); set PODCHART_KIT" >&2
+  exit 1
+fi
+
+bash scripts/setup.sh
+# What the kit needs (its README), installed only when missing.
+kit_packages=(docker-registry skopeo umoci jq gcc libc6-dev curl iproute2 util-linux)
+missing=()
+for p in "${kit_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+bash "$kit/registry/start.sh"
+bash "$kit/images/build-and-push.sh" >/dev/null
+
+work="$(mktemp -d /tmp/pc-conf.XXXXXX)"
+RESULTS_DIR="${RESULTS_DIR:-$work/results}"
+export RESULTS_DIR
+mkdir -p "$RESULTS_DIR"
+socket="$work/run/cri.sock"
+cat > "$work/config.json" <<EOF
+{
+  "socket": "$socket",
+  "rootDir": "$work/root",
+  "runDir": "$work/run",
+  "inspectorAddress": "",
+  "registries": {
+    "hosts": {
+      "registry.k8s.io": { "mirrors": ["http://127.0.0.1:5000"] },
+      "gcr.io": { "mirrors": ["http://127.0.0.1:5000"] }
+    }
+  }
+}
+EOF
+
+daemon_pid=""
+cleanup() {
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then
+    # critest removes what it made; anything a failed spec left is removed here, then the daemon stops.
+    "$kit_root/cri-tools/crictl" --runtime-endpoint "unix://$socket" --timeout 60s rmp -af >/dev/null 2>&1 || true
+    kill -TERM "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+  fi
+  bash "$kit/registry/stop.sh" >/dev/null 2>&1 || true
+  # Keep the results and the daemon log; the state goes.
+  rm -rf "$work/root" "$work/run"
+}
+trap cleanup EXIT
+
+log "podchartd on $socket (log $work/daemon.log)"
+bin/podchartd --config "$work/config.json" > "$work/daemon.log" 2>&1 &
+daemon_pid=$!
+deadline=$((SECONDS + 60))
+until grep -q 'podchartd serving CRI v1' "$work/daemon.log"; do
+  if ! kill -0 "$daemon_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+    tail -20 "$work/daemon.log" >&2
+    log "podchartd did not come up"
+    exit 1
+  fi
+  sleep 0.2 # polling a log file; the deadline above bounds it
+done
+
+set +e
+bash "$kit/critest.sh" "unix://$socket" podchart
+set -e
+
+summary="$RESULTS_DIR/podchart-critest-summary.txt"
+[ -s "$summary" ] || { log "critest wrote no summary (see $RESULTS_DIR)"; exit 1; }
+unexpected=0
+while IFS= read -r line; do
+  spec="${line#\[RUNTIME\] }"
+  allowed=no
+  for p in "${PENDING_STREAMING[@]}"; do [ "$spec" = "$p" ] && allowed=yes; done
+  if [ "$allowed" = yes ]; then
+    log "allowed until streaming lands (issue 10): $spec"
+  else
+    log "FAILED: $spec"
+    unexpected=$((unexpected + 1))
+  fi
+done < <(grep '^\[RUNTIME\] ' "$summary")
+
+log "results in $RESULTS_DIR, daemon log $work/daemon.log"
+if [ "$unexpected" -gt 0 ]; then
+  log "$unexpected spec(s) failed that must pass"
+  exit 1
+fi
+log "conformance: every spec that can pass here passed"
