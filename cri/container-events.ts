@@ -1,5 +1,5 @@
 /** GetContainerEvents: a server stream of the container actors' lifecycle transitions. */
-import type { ServerWritableStream } from '@grpc/grpc-js';
+import { Metadata, type ServerWritableStream } from '@grpc/grpc-js';
 import type { ContainerLifecycleEvent, Supervisor } from '../actors/supervisor.js';
 import { toCriContainerStatus } from './container-view.js';
 import { toPodSandboxStatus } from './sandbox-view.js';
@@ -24,6 +24,8 @@ export function getContainerEvents(call: ServerWritableStream<unknown, unknown>,
   const off = supervisor.onContainerEvent((e) => {
     if (!call.cancelled) call.write(containerEventResponse(supervisor, e));
   });
+  // Response headers now, not with the first event: the client learns the stream is established.
+  call.sendMetadata(new Metadata());
   const stop = (): void => {
     off();
   };

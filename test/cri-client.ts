@@ -8,10 +8,12 @@ export class CriClient {
   readonly runtime: grpc.Client;
   readonly image: grpc.Client;
 
-  constructor(readonly socket: string) {
+  /** `authority`: the HTTP/2 :authority to send, e.g. the socket path as Go clients of kubelet 1.26 do. */
+  constructor(readonly socket: string, authority?: string) {
     const cri = loadCri();
     // kubelet allows 16 MiB replies; ExecSync may send 16 MiB of each stream, so allow more here.
-    const options = { 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
+    const options: grpc.ChannelOptions = { 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
+    if (authority !== undefined) options['grpc.default_authority'] = authority;
     this.runtime = new cri.RuntimeServiceClient(`unix://${socket}`, grpc.credentials.createInsecure(), options);
     this.image = new cri.ImageServiceClient(`unix://${socket}`, grpc.credentials.createInsecure(), options);
   }
