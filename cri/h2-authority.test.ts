@@ -7,20 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import hpack, { type HpackHeader } from 'hpack.js';
-import { AuthorityRewriter, Http2FramingError, PREFACE, acceptableAuthority } from './h2-authority.js';
+import { AuthorityRewriter, Http2FramingError, PREFACE, acceptableAuthority, encodeFrame } from './h2-authority.js';
 
 const HEADERS = 0x1;
 const DATA = 0x0;
 const CONTINUATION = 0x9;
 
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(streamId, 5);
-  return Buffer.concat([header, payload]);
-}
+const frame = (type: number, flags: number, streamId: number, payload: Buffer): Buffer => Buffer.concat(encodeFrame(type, flags, streamId, payload));
 
 /** A client's HPACK encoder: indexes everything it can, like grpc-go's and nghttp2's. */
 function clientEncoder(tableSize = 4096) {

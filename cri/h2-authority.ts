@@ -50,6 +50,16 @@ export function acceptableAuthority(value: string): boolean {
   return NGHTTP2_AUTHORITY.test(value);
 }
 
+/** One HTTP/2 frame: the 9-byte header (RFC 9113 §4.1), then the payload. */
+export function encodeFrame(type: number, flags: number, streamId: number, payload: Buffer): Buffer[] {
+  const header = Buffer.alloc(FRAME_HEADER_BYTES);
+  header.writeUIntBE(payload.length, 0, 3);
+  header[3] = type;
+  header[4] = flags;
+  header.writeUInt32BE(streamId, 5);
+  return [header, payload];
+}
+
 /** A connection that broke HTTP/2 or HPACK: the caller closes it. */
 export class Http2FramingError extends Error {
   override name = 'Http2FramingError';
@@ -226,12 +236,7 @@ export class AuthorityRewriter {
         ? (block.flags & (END_STREAM | PRIORITY)) | (last ? END_HEADERS : 0)
         : last ? END_HEADERS : 0;
       const body = first ? Buffer.concat([prefix, piece]) : piece;
-      const header = Buffer.alloc(FRAME_HEADER_BYTES);
-      header.writeUIntBE(body.length, 0, 3);
-      header[3] = first ? HEADERS : CONTINUATION;
-      header[4] = flags;
-      header.writeUInt32BE(block.streamId, 5);
-      frames.push(header, body);
+      frames.push(...encodeFrame(first ? HEADERS : CONTINUATION, flags, block.streamId, body));
       first = false;
     } while (rest.length > 0);
     return frames;

@@ -38,15 +38,8 @@ kit="$kit_root/critest"
 
 bash scripts/setup.sh
 # What the kit needs (its README), installed only when missing.
-kit_packages=(docker-registry skopeo umoci jq gcc libc6-dev curl iproute2 util-linux)
-missing=()
-for p in "${kit_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+source scripts/apt-ensure.sh
+apt_ensure "conformance" docker-registry skopeo umoci jq gcc libc6-dev curl iproute2 util-linux
 
 bash "$kit/registry/start.sh"
 bash "$kit/images/build-and-push.sh" >/dev/null

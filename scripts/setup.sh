@@ -14,16 +14,8 @@ fi
 # auth), busybox (images are built from it), zstd (zstd layers) and chromium (the inspector in a browser).
 APT_PACKAGES=(runc crun conmon catatonit containernetworking-plugins iproute2 iptables util-linux mount attr
   docker-registry apache2-utils openssl busybox zstd chromium)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "podchart setup: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+source scripts/apt-ensure.sh
+apt_ensure "podchart setup" "${APT_PACKAGES[@]}"
 
 # Pod networking: podchart's default bridge config, unless the node already has a CNI config.
 if ! ls /etc/cni/net.d/*.conf /etc/cni/net.d/*.conflist /etc/cni/net.d/*.json >/dev/null 2>&1; then

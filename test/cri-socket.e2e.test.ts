@@ -18,7 +18,7 @@ import { Daemon, tempPaths } from './daemon.js';
 import { CriClient } from './cri-client.js';
 import { rejects } from './grpc-assert.js';
 import { CRICTL, needsCrictl } from './stock-clients.js';
-import { PREFACE } from '../cri/h2-authority.js';
+import { PREFACE, encodeFrame } from '../cri/h2-authority.js';
 import { loadCri } from '../proto/load.js';
 
 const run = promisify(execFile);
@@ -36,15 +36,7 @@ function crictl(...args: string[]): Promise<{ stdout: string }> {
   return run(CRICTL ?? 'crictl', ['--runtime-endpoint', `unix://${paths.socket}`, '--image-endpoint', `unix://${paths.socket}`, '--timeout', '20s', ...args]);
 }
 
-/** One HTTP/2 frame, for clients that break the protocol on purpose. */
-function frame(type: number, flags: number, streamId: number, payload: Buffer): Buffer {
-  const header = Buffer.alloc(9);
-  header.writeUIntBE(payload.length, 0, 3);
-  header[3] = type;
-  header[4] = flags;
-  header.writeUInt32BE(streamId, 5);
-  return Buffer.concat([header, payload]);
-}
+const frame = (type: number, flags: number, streamId: number, payload: Buffer): Buffer => Buffer.concat(encodeFrame(type, flags, streamId, payload));
 
 /** Sends raw bytes on a fresh connection and resolves with what came back once the daemon closed it. */
 function sendRaw(bytes: Buffer): Promise<Buffer> {
