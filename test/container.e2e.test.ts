@@ -260,6 +260,22 @@ describe('security context, mounts and users', () => {
     assert.match((await sh(priv, 'cat /proc/self/status')).out, new RegExp(`CapEff:\\s+${hostBnd}`));
   });
 
+  test('RuntimeDefault seccomp follows capabilities: sethostname with SYS_ADMIN, refused without', async () => {
+    // A pod of its own: its containers share its UTS namespace, so the rename stays there.
+    const own = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('renamed-pod', { logDirectory: logDir }) })).podSandboxId;
+    const seccomp = { profileType: 'RuntimeDefault' };
+    const admin = await run('sysadmin', ['/bin/sh', '-c', 'sleep 1000'], { linux: { securityContext: { seccomp, capabilities: { addCapabilities: ['SYS_ADMIN'] } } } }, own);
+    const plain = await run('nosysadmin', ['/bin/sh', '-c', 'sleep 1000'], { linux: { securityContext: { seccomp } } }, own);
+    const refused = await sh(plain, 'hostname not-allowed');
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.out, /not permitted/i);
+    const renamed = await sh(admin, 'hostname renamed && hostname');
+    assert.equal(renamed.code, 0, renamed.out);
+    assert.equal(renamed.out, 'renamed');
+    assert.match((await sh(admin, 'cat /proc/self/status')).out, /Seccomp:\s+2/, 'under the filter, not unconfined');
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: own });
+  });
+
   test('bind mounts: readonly, read-write, and a missing host dir created', async () => {
     const shared = join(paths.base, 'shared');
     const missing = join(paths.base, 'made-by-podchart');
