@@ -363,6 +363,26 @@ describe('bad input', () => {
     await daemon.cri.call('RemoveContainer', { containerId: id });
   });
 
+  test('run_as_group without run_as_user or run_as_username is refused, leaving nothing behind', async () => {
+    const { readdirSync } = await import('node:fs');
+    const containersDir = join(paths.root, 'containers');
+    const dirs = (): string[] => (existsSync(containersDir) ? readdirSync(containersDir).sort() : []);
+    const ids = async (): Promise<string[]> => (await daemon.cri.call<{ containers: { id: string }[] }>('ListContainers', {})).containers.map((c) => c.id).sort();
+    const [dirsBefore, idsBefore] = [dirs(), await ids()];
+    await rejects(
+      create('grouponly', ['true'], { linux: { securityContext: { runAsGroup: { value: '2000' } } } }),
+      grpcStatus.INVALID_ARGUMENT,
+      /LinuxContainerSecurityContext\.run_as_group \(2000\) requires run_as_user or run_as_username/,
+    );
+    assert.deepEqual(await ids(), idsBefore, 'no container listed');
+    assert.deepEqual(dirs(), dirsBefore, 'no container dir');
+    // The name is still free, and a group with a user or a username is fine.
+    const withUser = await create('grouponly', ['true'], { linux: { securityContext: { runAsUser: { value: '1000' }, runAsGroup: { value: '2000' } } } });
+    await daemon.cri.call('RemoveContainer', { containerId: withUser });
+    const withName = await create('groupname', ['true'], { linux: { securityContext: { runAsUsername: 'app', runAsGroup: { value: '2000' } } } });
+    await daemon.cri.call('RemoveContainer', { containerId: withName });
+  });
+
   test('a pod that is not ready refuses new containers', async () => {
     const stopped = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('stopped-pod', { logDirectory: logDir }) })).podSandboxId;
     await daemon.cri.call('StopPodSandbox', { podSandboxId: stopped });
