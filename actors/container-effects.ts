@@ -17,7 +17,7 @@ import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
 import { processStartTime } from '../runtime/process.js';
 import { run } from '../runtime/exec.js';
-import { capabilitiesFromMask, containerSpec, ociResources, splitDeviceNumber } from '../runtime/container-spec.js';
+import { capabilitiesFromMask, containerCapabilities, containerSpec, ociResources, splitDeviceNumber } from '../runtime/container-spec.js';
 import { resolveUser, userOptions } from '../runtime/resolve-user.js';
 import { seccompProfileFor } from '../runtime/seccomp-default.js';
 import type { ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
@@ -127,6 +127,7 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
       gid: st.gid,
     };
   }
+  const hostCaps = hostCapabilities();
   const { spec, hostDirsToCreate } = containerSpec({
     id: ctx.id,
     config,
@@ -135,13 +136,14 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
     rootfs,
     user,
     oomScoreFloor: host.oomScoreFloor,
-    seccompProfile: await seccompProfileFor(sc),
+    // RuntimeDefault opens the syscalls of the capabilities the container gets (containerd does).
+    seccompProfile: await seccompProfileFor(sc, containerCapabilities(sc, hostCaps)),
     apparmorProfile: apparmorFor(sc, host.hostHasAppArmor),
     hostHasAppArmor: host.hostHasAppArmor,
     cgroupsPath: cgroupsPath(host, pod, ctx.id),
     cgroupV2: host.cgroupV2,
     deviceInfo,
-    hostCapabilities: hostCapabilities(),
+    hostCapabilities: hostCaps,
     ...(targetPid === undefined ? {} : { targetPid }),
   });
   // Only what is missing: kubelet also bind-mounts files, and those exist.

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { AlreadyExists, InvalidArgument, NotFound } from '../errors/catalogue.js';
 import type { ContainerSpecRecord } from '../machines/container.types.js';
-import type { ContainerConfig } from '../runtime/cri-container-types.js';
+import type { ContainerConfig, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
 import { nowNs } from '../actors/actor-util.js';
 import type { CriContext } from './context.js';
 import { imageConfig } from './image-view.js';
@@ -19,6 +19,16 @@ export function checkLogPath(logPath: string): string {
   if (logPath.startsWith('/')) throw new InvalidArgument(`ContainerConfig.log_path must be relative to the pod's log_directory, got "${logPath}"`);
   if (logPath.split('/').includes('..')) throw new InvalidArgument(`ContainerConfig.log_path must not contain "..", got "${logPath}"`);
   return logPath;
+}
+
+/**
+ * A group alone names no user to run as: refused, as containerd refuses it (generateUserString:
+ * "user group is specified without user") and critest expects, before any actor exists.
+ */
+function checkRunAsGroup(sc: LinuxContainerSecurityContext | null | undefined): void {
+  if (sc?.runAsGroup && !sc.runAsUser && !sc.runAsUsername) {
+    throw new InvalidArgument(`LinuxContainerSecurityContext.run_as_group (${sc.runAsGroup.value}) requires run_as_user or run_as_username`);
+  }
 }
 
 /** CRI signal enum name ("SIGNAL_SIGTERM", "SIGNAL_SIGRTMINPLUS1") → what runc kill takes. */
@@ -39,6 +49,7 @@ export async function createContainer(req: { podSandboxId: string; config: Conta
   checkStringMap(config.labels ?? {}, 'ContainerConfig.labels', MAX_LABELS_BYTES);
   checkStringMap(config.annotations ?? {}, 'ContainerConfig.annotations', MAX_ANNOTATIONS_BYTES);
   const logPath = checkLogPath(config.logPath ?? '');
+  checkRunAsGroup(config.linux?.securityContext);
   for (const [i, m] of (config.mounts ?? []).entries()) {
     checkAbsolutePath(m.containerPath, `ContainerConfig.mounts[${i}].container_path`, false);
     checkAbsolutePath(m.hostPath, `ContainerConfig.mounts[${i}].host_path`, false);

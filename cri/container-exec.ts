@@ -33,6 +33,8 @@ export async function execSyncHandler(req: { containerId: string; cmd: string[];
     workDir: s.dir,
     cmd: req.cmd,
     timeoutSec: Number(req.timeout ?? 0),
+    deadlineMs: ctx.timeoutMs,
+    containerPid: view.context.pid,
   });
   return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
 }

@@ -21,6 +21,7 @@ import type { SandboxSpec } from '../machines/sandbox.types.js';
 import {
   ALL_CAPABILITIES,
   capabilitiesFromMask,
+  containerCapabilities,
   containerSpec,
   DEFAULT_CAPABILITIES,
   DEFAULT_MASKED_PATHS,
@@ -32,7 +33,7 @@ import {
 import type { ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext, Mount } from './cri-container-types.js';
 import { oomScoreFloor } from './oom.js';
 import { resolveUser, userOptions } from './resolve-user.js';
-import { DEFAULT_SECCOMP_PROFILE, seccompProfileFor } from './seccomp-default.js';
+import { defaultSeccompProfile, seccompProfileFor } from './seccomp-default.js';
 
 function podSpec(o: Partial<SandboxSpec> = {}): SandboxSpec {
   return {
@@ -437,9 +438,10 @@ describe('masked and read-only paths, seccomp, AppArmor', () => {
   });
 
   test('seccomp as given, never for privileged', () => {
-    assert.equal(specOf(input({ seccompProfile: DEFAULT_SECCOMP_PROFILE })).linux.seccomp, DEFAULT_SECCOMP_PROFILE);
+    const profile = defaultSeccompProfile(DEFAULT_CAPABILITIES);
+    assert.equal(specOf(input({ seccompProfile: profile })).linux.seccomp, profile);
     assert.equal(specOf(input({ seccompProfile: null })).linux.seccomp, undefined);
-    assert.equal(specOf(input({ seccompProfile: DEFAULT_SECCOMP_PROFILE }, { privileged: true })).linux.seccomp, undefined);
+    assert.equal(specOf(input({ seccompProfile: profile }, { privileged: true })).linux.seccomp, undefined);
   });
 
   test('AppArmor only on AppArmor hosts, never for privileged', () => {
@@ -588,7 +590,7 @@ describe('runc accepts the spec', { skip: runcSkip() }, () => {
       rootfs,
       user,
       oomScoreFloor: oomScoreFloor(),
-      seccompProfile: await seccompProfileFor(config.linux?.securityContext ?? null),
+      seccompProfile: await seccompProfileFor(config.linux?.securityContext ?? null, containerCapabilities(config.linux?.securityContext ?? null, capabilitiesFromMask(hostCaps))),
       apparmorProfile: null,
       hostHasAppArmor: false,
       cgroupsPath: `/${id}`,
@@ -649,14 +651,19 @@ describe('runc accepts the spec', { skip: runcSkip() }, () => {
     assert.match(lines[6] ?? '', /^proc \/proc\/sys proc ro,/);
   });
 
-  test('RuntimeDefault seccomp refuses mount even with CAP_SYS_ADMIN; Unconfined does not', async () => {
-    const caps = { addCapabilities: ['SYS_ADMIN'], dropCapabilities: [], addAmbientCapabilities: [] };
-    const confined = await runSpec(sh('/bin/busybox mount -t tmpfs t /mnt', { capabilities: caps, seccomp: { profileType: 'RuntimeDefault', localhostRef: '' } }));
-    assert.notEqual(confined.code, 0);
-    assert.match(confined.stderr + confined.stdout, /permission denied|not permitted/i);
-    const unconfined = await runSpec(sh('/bin/busybox mount -t tmpfs t /mnt && echo mounted', { capabilities: caps, seccomp: { profileType: 'Unconfined', localhostRef: '' } }));
+  test('RuntimeDefault seccomp follows capabilities: mount with CAP_SYS_ADMIN, and unshare refused without it', async () => {
+    const runtimeDefault = { profileType: 'RuntimeDefault' as const, localhostRef: '' };
+    const admin = { addCapabilities: ['SYS_ADMIN'], dropCapabilities: [], addAmbientCapabilities: [] };
+    const mounted = await runSpec(sh('/bin/busybox mount -t tmpfs t /mnt && echo mounted', { capabilities: admin, seccomp: runtimeDefault }));
+    assert.equal(mounted.code, 0, mounted.stderr);
+    assert.equal(mounted.stdout, 'mounted');
+    // Without CAP_SYS_ADMIN the kernel alone would let root make a user namespace; the profile does not.
+    const refused = await runSpec(sh('/bin/busybox unshare -U true', { seccomp: runtimeDefault }));
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr + refused.stdout, /permission denied|not permitted/i);
+    const unconfined = await runSpec(sh('/bin/busybox unshare -U true && echo unshared', { seccomp: { profileType: 'Unconfined', localhostRef: '' } }));
     assert.equal(unconfined.code, 0, unconfined.stderr);
-    assert.equal(unconfined.stdout, 'mounted');
+    assert.equal(unconfined.stdout, 'unshared');
   });
 
   test('CRI bind mounts: rw, ro, a created host dir, /etc/hosts replaced, rslave propagation', async () => {

@@ -59,7 +59,10 @@ export interface ContainerSpecInput {
   rootfs: string;
   user: ResolvedUser;
   oomScoreFloor: number;
-  /** Already chosen and loaded (seccompProfileFor gives a SeccompProfile); null for Unconfined. */
+  /**
+   * Already chosen and loaded (seccompProfileFor, given containerCapabilities of the same security
+   * context and hostCapabilities); null for Unconfined.
+   */
   seccompProfile: object | null;
   apparmorProfile: string | null;
   hostHasAppArmor: boolean;
@@ -142,8 +145,7 @@ export function containerSpec(input: ContainerSpecInput): ContainerSpecResult {
   checkLogPath(config.logPath);
 
   const { mounts, hostDirsToCreate, rootfsPropagation } = containerMounts(input, privileged, readonlyRoot, hostIpc);
-  const available = input.hostCapabilities ?? ALL_CAPABILITIES;
-  const caps = privileged ? ALL_CAPABILITIES.filter((c) => available.includes(c)) : capabilitySet(sc, available);
+  const caps = containerCapabilities(sc, input.hostCapabilities);
   const ambient = privileged ? [] : (sc?.capabilities?.addAmbientCapabilities ?? []).map((c, i) => capName(c, `capabilities.add_ambient_capabilities[${i}]`));
   const apparmor = !privileged && input.hostHasAppArmor && input.apparmorProfile ? input.apparmorProfile : null;
   const { devices, rules } = containerDevices(input, privileged);
@@ -234,6 +236,16 @@ const envKey = (entry: string): string => entry.split('=', 1)[0] ?? '';
 export function capabilitiesFromMask(hex: string): CapabilityName[] {
   const mask = BigInt(`0x${hex.trim() || '0'}`);
   return ALL_CAPABILITIES.filter((_, bit) => ((mask >> BigInt(bit)) & 1n) === 1n);
+}
+
+/**
+ * The container's capabilities (bounding = effective = permitted): privileged gets every one the
+ * host can grant, others the CRI add/drop result. The RuntimeDefault seccomp profile is built from
+ * the same set, so the caller computes it with this function too.
+ */
+export function containerCapabilities(sc: LinuxContainerSecurityContext | null, hostCapabilities: readonly CapabilityName[] = ALL_CAPABILITIES): CapabilityName[] {
+  if (sc?.privileged) return ALL_CAPABILITIES.filter((c) => hostCapabilities.includes(c));
+  return capabilitySet(sc, hostCapabilities);
 }
 
 /**

@@ -3,17 +3,46 @@
  * (user, env, cwd, capabilities, no_new_privs), capture stdout and stderr apart up to a cap, and
  * kill the command when its timeout passes. child_process rather than execa: execa's maxBuffer
  * fails the call past the cap, while CRI wants the output truncated and the exit code kept.
+ *
+ * What a timeout kills, and why the call waits for it (critest "timeout exec process should be
+ * gone" runs `pgrep sleep` right after):
+ * - `runc exec` (not detached) is the command's parent and a child subreaper, and copies the
+ *   command's stdio through pipes of its own; it exits once it has reaped the command and its
+ *   output is closed. So we never kill runc first: the command would go to the host's init and
+ *   sit in the container's /proc as a zombie, which pgrep counts. runc is killed only if it does
+ *   not exit by itself after everything it ran is gone.
+ * - runc's nsexec makes the command a session leader (setsid), so the session holds everything it
+ *   started, also children orphaned when their parent exited or was killed (a child of a process in
+ *   the container's pid namespace is reparented to that namespace's pid 1, not to runc). A child that
+ *   left the session (setsid) is found through its parent while the parent lives; one that left it
+ *   and was orphaned before the kill escapes, as it would from containerd's and CRI-O's kill.
+ * - A command that exits but leaves a child holding its stdout keeps runc (and the call) waiting for
+ *   EOF: that too ends at the timeout, the child killed, and is reported as a timeout (containerd
+ *   reports it as an error too: the output may be incomplete).
+ * Killed children of a killed parent become zombies of the container's pid 1; reaping them is its
+ * job, as it is for any orphan in the container.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { DeadlineExceeded, EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
+import { pidNamespaceOf, processTable, type ProcessEntry } from './process.js';
 
 /** Each of stdout and stderr is capped here (what kubelet can take in one reply). */
 export const EXEC_OUTPUT_CAP = 16 * 1024 * 1024;
+
+/** Stop this much before the call's deadline, so our reply (naming the cause) reaches the caller. */
+const DEADLINE_MARGIN_MS = 250;
+/** How long killed processes get to be gone (one in uninterruptible sleep can outlast SIGKILL a while). */
+const KILL_WAIT_MS = 5_000;
+/** How long runc gets to reap the command and exit once everything it ran is gone. */
+const RUNC_EXIT_WAIT_MS = 2_000;
+/** The pace of re-reading /proc while killed processes go: nothing signals us the exit of a non-child. */
+const PROC_POLL_MS = 20;
 
 export interface ExecSyncResult {
   stdout: Buffer;
@@ -37,13 +66,90 @@ class CappedBuffer {
   }
 }
 
+/**
+ * The live processes of one exec, from one reading of /proc: the command while it is still runc's
+ * child (its pid is then not reused), every member of its session, and every descendant of those.
+ * `inContainer` guards the session members once the command itself is gone: its pid cannot be
+ * reused while the session holds it, but could be once the session is empty.
+ */
+export function execProcesses(
+  table: ReadonlyMap<number, ProcessEntry>,
+  exec: { leader: number; runc: number },
+  inContainer: (pid: number) => boolean,
+): number[] {
+  const leaderIsOurs = table.get(exec.leader)?.ppid === exec.runc;
+  const found = new Set<number>(leaderIsOurs ? [exec.leader] : []);
+  for (const p of table.values()) {
+    if (p.session === exec.leader && (leaderIsOurs || inContainer(p.pid))) found.add(p.pid);
+  }
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of table.values()) {
+      if (!found.has(p.pid) && found.has(p.ppid)) {
+        found.add(p.pid);
+        grew = true;
+      }
+    }
+  }
+  return [...found].filter((pid) => table.get(pid)?.state !== 'Z').sort((a, b) => a - b);
+}
+
+/** SIGKILLs the exec's processes until none is alive; returns those still alive at the deadline. */
+async function killExecProcesses(leader: number, runcPid: number, containerNs: string | null): Promise<number[]> {
+  const until = Date.now() + KILL_WAIT_MS;
+  for (;;) {
+    const table = await processTable();
+    const session = [...table.values()].filter((p) => p.session === leader);
+    const ns = new Map(await Promise.all(session.map(async (p) => [p.pid, await pidNamespaceOf(p.pid)] as const)));
+    const alive = execProcesses(table, { leader, runc: runcPid }, (pid) => containerNs === null || ns.get(pid) === containerNs);
+    if (alive.length === 0 || Date.now() > until) return alive;
+    for (const pid of alive) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // exited since the reading
+      }
+    }
+    await delay(PROC_POLL_MS);
+  }
+}
+
+/** The command's pid from runc's pid file; null when runc ends (or the wait does) before writing it. */
+async function commandPid(pidFile: string, runcDone: () => boolean): Promise<number | null> {
+  const until = Date.now() + KILL_WAIT_MS;
+  while (!runcDone() && Date.now() <= until) {
+    const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10);
+    if (pid > 0) return pid;
+    await delay(PROC_POLL_MS);
+  }
+  return null;
+}
+
+/** The timeout passed: kill what the exec runs, let runc reap it and exit, kill runc only if it does not. */
+async function stopExec(runc: ChildProcess, closed: Promise<unknown>, pidFile: string, containerPid: number | null): Promise<number[]> {
+  let runcDone = false;
+  const done = (): void => void (runcDone = true);
+  closed.then(done, done);
+  const leader = await commandPid(pidFile, () => runcDone);
+  const containerNs = containerPid ? await pidNamespaceOf(containerPid) : null;
+  const survivors = leader === null || runc.pid === undefined ? [] : await killExecProcesses(leader, runc.pid, containerNs);
+  const exited = await Promise.race([closed.then(() => true, () => true), delay(RUNC_EXIT_WAIT_MS, false)]);
+  if (!exited) runc.kill('SIGKILL');
+  return survivors;
+}
+
 export async function execSync(opts: {
   runtime: OciRuntime;
   id: string;
   bundle: string;
   workDir: string;
   cmd: string[];
+  /** CRI's timeout; 0 means none, and then only the call's deadline bounds the command. */
   timeoutSec: number;
+  /** Milliseconds left before the call's deadline. */
+  deadlineMs: number;
+  /** The container's init pid: the pid namespace the exec runs in. */
+  containerPid: number | null;
   cap?: number;
 }): Promise<ExecSyncResult> {
   const spec = JSON.parse(await readFile(join(opts.bundle, 'config.json'), 'utf8')) as { process: Record<string, unknown> };
@@ -59,24 +165,25 @@ export async function execSync(opts: {
   });
   child.stdout.on('data', (c: Buffer) => stdout.push(c));
   child.stderr.on('data', (c: Buffer) => stderr.push(c));
-  let timedOut = false;
-  const timer =
-    opts.timeoutSec > 0
-      ? setTimeout(() => {
-          timedOut = true;
-          // Kill the command inside the container (runc cannot forward SIGKILL), then runc itself.
-          void readFile(pidFile, 'utf8')
-            .then((pid) => process.kill(Number.parseInt(pid, 10), 'SIGKILL'))
-            .catch(() => undefined)
-            .finally(() => child.kill('SIGKILL'));
-        }, opts.timeoutSec * 1000)
-      : null;
+  const closed = new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (c, s) => resolve([c, s]));
+  });
+  const byTimeout = opts.timeoutSec > 0 && opts.timeoutSec * 1000 <= opts.deadlineMs - DEADLINE_MARGIN_MS;
+  const limitMs = byTimeout ? opts.timeoutSec * 1000 : Math.max(1, opts.deadlineMs - DEADLINE_MARGIN_MS);
+  const timeout: { killing: Promise<number[]> | null } = { killing: null };
+  const timer = setTimeout(() => {
+    timeout.killing = stopExec(child, closed, pidFile, opts.containerPid);
+  }, limitMs);
   try {
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (c, s) => resolve([c, s]));
-    });
-    if (timedOut) throw new DeadlineExceeded(`command ${JSON.stringify(opts.cmd)} timed out after ${opts.timeoutSec}s and was killed`);
+    const [code, signal] = await closed;
+    clearTimeout(timer);
+    if (timeout.killing) {
+      const survivors = await timeout.killing;
+      const left = survivors.length > 0 ? `; pids ${survivors.join(', ')} had not exited ${KILL_WAIT_MS} ms after SIGKILL` : '';
+      const why = byTimeout ? `timed out after ${opts.timeoutSec}s` : `was still running at the call's deadline (${limitMs} ms)`;
+      throw new DeadlineExceeded(`command ${JSON.stringify(opts.cmd)} ${why} and was killed, with everything it started${left}`);
+    }
     const out = stdout.value();
     const err = stderr.value();
     // runc's own failure (no such container, bad command) shows as exit 255 with runc's message on stderr.
@@ -85,7 +192,7 @@ export async function execSync(opts: {
     }
     return { stdout: out, stderr: err, exitCode: code ?? (signal ? 128 + (osSignal(signal) ?? 0) : -1) };
   } finally {
-    if (timer) clearTimeout(timer);
+    clearTimeout(timer);
     await rm(processFile, { force: true });
     await rm(pidFile, { force: true });
   }

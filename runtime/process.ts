@@ -1,5 +1,5 @@
-/** Facts about host processes from /proc, used to tell a live pause process from a reused pid. */
-import { readFile } from 'node:fs/promises';
+/** Facts about host processes from /proc: a live pause process told from a reused pid, what an exec started. */
+import { readdir, readFile, readlink } from 'node:fs/promises';
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or null if the pid is gone. */
 export async function processStartTime(pid: number): Promise<string | null> {
@@ -20,4 +20,41 @@ export async function isSameProcessAlive(pid: number | null, startTime: string |
   if (!pid || pid <= 0) return false;
   const now = await processStartTime(pid);
   return now !== null && (startTime === null || now === startTime);
+}
+
+/** The fields of /proc/<pid>/stat that say where a process sits: parent, group, session, state. */
+export interface ProcessEntry {
+  pid: number;
+  ppid: number;
+  pgrp: number;
+  session: number;
+  /** One letter: R, S, D, Z (exited, not yet reaped), T, … */
+  state: string;
+}
+
+/** Every process on the host as /proc shows it now; ones that exit while it is read are left out. */
+export async function processTable(): Promise<Map<number, ProcessEntry>> {
+  const pids = (await readdir('/proc')).filter((e) => /^\d+$/.test(e));
+  const entries = await Promise.all(
+    pids.map(async (p): Promise<ProcessEntry | null> => {
+      try {
+        const stat = await readFile(`/proc/${p}/stat`, 'utf8');
+        // Fields 3 to 6 follow the command name (which may contain spaces and parens).
+        const [state = '?', ppid = '0', pgrp = '0', session = '0'] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return { pid: Number(p), ppid: Number(ppid), pgrp: Number(pgrp), session: Number(session), state };
+      } catch {
+        return null;
+      }
+    }),
+  );
+  return new Map(entries.filter((e): e is ProcessEntry => e !== null).map((e) => [e.pid, e]));
+}
+
+/** The pid namespace `pid` lives in ("pid:[4026532301]"), or null once it has exited. */
+export async function pidNamespaceOf(pid: number): Promise<string | null> {
+  try {
+    return await readlink(`/proc/${pid}/ns/pid`);
+  } catch {
+    return null;
+  }
 }

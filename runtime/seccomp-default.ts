@@ -3,19 +3,16 @@
  * Localhost profiles.
  *
  * The allowlist follows Docker's/containerd's default profile (moby profiles/seccomp/default.json),
- * with these simplifications, each on the safe side:
- * - Capability-conditional groups are not expanded: syscalls Docker allows only with CAP_SYS_ADMIN,
- *   CAP_SYS_BOOT, CAP_SYS_MODULE, CAP_SYS_PACCT, CAP_SYS_RAWIO, CAP_SYS_TIME, CAP_SYS_TTY_CONFIG,
- *   CAP_SYS_NICE, CAP_SYSLOG, CAP_BPF, CAP_PERFMON (mount, bpf, reboot, init_module, settimeofday,
- *   mbind, …) stay blocked even when the container adds the capability. A pod that needs them runs
- *   Unconfined (or privileged, which gets no seccomp at all).
- * - The CAP_SYS_CHROOT group (chroot) is always allowed: the default capability set has it, and
- *   without the capability the kernel refuses chroot anyway.
+ * built for the container's capabilities as containerd's DefaultProfile does: a syscall that moby
+ * allows only with a capability (`includes: {caps}`: mount, sethostname, setns and unshare with
+ * CAP_SYS_ADMIN, reboot with CAP_SYS_BOOT, settimeofday with CAP_SYS_TIME, …) is allowed exactly when
+ * the container holds that capability. The capability is the real gate then; seccomp only keeps a
+ * container that lacks it from reaching the syscall's code at all. Other choices, each on the safe side:
  * - ptrace, process_vm_readv/writev are allowed unconditionally: Docker allows them on kernels ≥ 4.8,
  *   where seccomp can no longer be bypassed through ptrace; Kubernetes needs newer kernels anyway.
- * - clone is allowed only without namespace flags (Docker's arg filter, x86/arm argument order; the
- *   s390 order is not handled), and clone3 fails with ENOSYS so libc falls back to clone, which the
- *   filter can inspect (clone3 passes its flags in memory, out of seccomp's reach).
+ * - Without CAP_SYS_ADMIN, clone is allowed only without namespace flags (Docker's arg filter, x86/arm
+ *   argument order; the s390 order is not handled), and clone3 fails with ENOSYS so libc falls back to
+ *   clone, which the filter can inspect (clone3 passes its flags in memory, out of seccomp's reach).
  * - Architecture-specific syscalls (arch_prctl, modify_ldt, arm_*, set_tls, …) sit in the one list;
  *   runc skips names libseccomp does not know for an architecture.
  * - io_uring_* are blocked, as Docker does since v25 (a rich source of kernel bugs).
@@ -23,6 +20,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { InvalidArgument } from '../errors/catalogue.js';
+import type { CapabilityName } from './container-spec.js';
 import type { LinuxContainerSecurityContext } from './cri-container-types.js';
 
 export type SeccompAction =
@@ -81,7 +79,7 @@ const CLONE_NAMESPACE_FLAGS = 0x7e020000;
 /** Allowed for everyone (Docker's unconditional group, plus the per-architecture ones). */
 const ALLOWED: readonly string[] = [
   'accept', 'accept4', 'access', 'adjtimex', 'alarm', 'bind', 'brk', 'cachestat', 'capget', 'capset', 'chdir',
-  'chmod', 'chown', 'chown32', 'chroot', 'clock_adjtime', 'clock_adjtime64', 'clock_getres', 'clock_getres_time64',
+  'chmod', 'chown', 'chown32', 'clock_adjtime', 'clock_adjtime64', 'clock_getres', 'clock_getres_time64',
   'clock_gettime', 'clock_gettime64', 'clock_nanosleep', 'clock_nanosleep_time64', 'close', 'close_range',
   'connect', 'copy_file_range', 'creat', 'dup', 'dup2', 'dup3', 'epoll_create', 'epoll_create1', 'epoll_ctl',
   'epoll_ctl_old', 'epoll_pwait', 'epoll_pwait2', 'epoll_wait', 'epoll_wait_old', 'eventfd', 'eventfd2',
@@ -133,41 +131,82 @@ const ALLOWED: readonly string[] = [
   'arm_fadvise64_64', 'arm_sync_file_range', 'sync_file_range2', 'breakpoint', 'cacheflush', 'set_tls',
 ];
 
+/**
+ * Allowed only to a container holding the capability (moby's `includes: {caps}` groups). A syscall
+ * under two capabilities (bpf, perf_event_open, syslog) is allowed with either.
+ */
+const ALLOWED_WITH_CAPABILITY: Readonly<Partial<Record<CapabilityName, readonly string[]>>> = {
+  CAP_DAC_READ_SEARCH: ['open_by_handle_at'],
+  CAP_SYS_ADMIN: [
+    'bpf', 'clone', 'clone3', 'fanotify_init', 'fsconfig', 'fsmount', 'fsopen', 'fspick', 'lookup_dcookie', 'mount',
+    'mount_setattr', 'move_mount', 'open_tree', 'perf_event_open', 'quotactl', 'quotactl_fd', 'setdomainname',
+    'sethostname', 'setns', 'syslog', 'umount', 'umount2', 'unshare',
+  ],
+  CAP_SYS_BOOT: ['reboot'],
+  CAP_SYS_CHROOT: ['chroot'],
+  CAP_SYS_MODULE: ['delete_module', 'init_module', 'finit_module'],
+  CAP_SYS_PACCT: ['acct'],
+  CAP_SYS_PTRACE: ['kcmp', 'pidfd_getfd', 'process_madvise', 'process_vm_readv', 'process_vm_writev', 'ptrace'],
+  CAP_SYS_RAWIO: ['iopl', 'ioperm'],
+  CAP_SYS_TIME: ['settimeofday', 'stime', 'clock_settime', 'clock_settime64'],
+  CAP_SYS_TTY_CONFIG: ['vhangup'],
+  CAP_SYS_NICE: ['get_mempolicy', 'mbind', 'set_mempolicy', 'set_mempolicy_home_node'],
+  CAP_SYSLOG: ['syslog'],
+  CAP_BPF: ['bpf'],
+  CAP_PERFMON: ['perf_event_open'],
+};
+
 /** The personalities Docker allows: PER_LINUX, UNAME26, PER_LINUX32, PER_LINUX32|UNAME26, and query. */
 const PERSONALITIES = [0x0, 0x8, 0x20000, 0x20008, 0xffffffff];
 
-export const DEFAULT_SECCOMP_PROFILE: SeccompProfile = {
-  defaultAction: 'SCMP_ACT_ERRNO',
-  defaultErrnoRet: EPERM,
-  architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'],
-  syscalls: [
-    { names: [...ALLOWED], action: 'SCMP_ACT_ALLOW' },
-    ...PERSONALITIES.map((p): SeccompSyscall => ({
-      names: ['personality'],
-      action: 'SCMP_ACT_ALLOW',
-      args: [{ index: 0, value: p, op: 'SCMP_CMP_EQ' }],
-    })),
-    {
-      names: ['clone'],
-      action: 'SCMP_ACT_ALLOW',
-      args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
-    },
-    { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS },
-  ],
-};
+/** The RuntimeDefault profile for a container with these capabilities (its bounding set). */
+export function defaultSeccompProfile(capabilities: readonly CapabilityName[]): SeccompProfile {
+  const names = new Set(ALLOWED);
+  for (const cap of capabilities) for (const name of ALLOWED_WITH_CAPABILITY[cap] ?? []) names.add(name);
+  const sysAdmin = capabilities.includes('CAP_SYS_ADMIN');
+  return {
+    defaultAction: 'SCMP_ACT_ERRNO',
+    defaultErrnoRet: EPERM,
+    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32', 'SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM'],
+    syscalls: [
+      { names: [...names], action: 'SCMP_ACT_ALLOW' },
+      ...PERSONALITIES.map((p): SeccompSyscall => ({
+        names: ['personality'],
+        action: 'SCMP_ACT_ALLOW',
+        args: [{ index: 0, value: p, op: 'SCMP_CMP_EQ' }],
+      })),
+      // With CAP_SYS_ADMIN, clone and clone3 are in the list above, namespace flags and all.
+      ...(sysAdmin
+        ? []
+        : [
+            {
+              names: ['clone'],
+              action: 'SCMP_ACT_ALLOW',
+              args: [{ index: 0, value: CLONE_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }],
+            } satisfies SeccompSyscall,
+            { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: ENOSYS } satisfies SeccompSyscall,
+          ]),
+    ],
+  };
+}
 
 /**
  * The profile a container gets, chosen as containerd does: privileged → none; else the `seccomp`
- * field (RuntimeDefault → ours, Localhost → that file, Unconfined → none); else the deprecated
- * seccomp_profile_path ("runtime/default", "docker/default", "localhost/<path>", "unconfined"), where
- * "" means Unconfined, kubelet's own default.
+ * field (RuntimeDefault → ours for `capabilities`, Localhost → that file, Unconfined → none); else
+ * the deprecated seccomp_profile_path ("runtime/default", "docker/default", "localhost/<path>",
+ * "unconfined"), where "" means Unconfined, kubelet's own default. `capabilities` is the container's
+ * bounding set (containerSpec's containerCapabilities).
  */
-export async function seccompProfileFor(sc: LinuxContainerSecurityContext | null, root = '/'): Promise<SeccompProfile | null> {
+export async function seccompProfileFor(
+  sc: LinuxContainerSecurityContext | null,
+  capabilities: readonly CapabilityName[],
+  root = '/',
+): Promise<SeccompProfile | null> {
   if (!sc || sc.privileged) return null;
   if (sc.seccomp) {
     switch (sc.seccomp.profileType) {
       case 'RuntimeDefault':
-        return DEFAULT_SECCOMP_PROFILE;
+        return defaultSeccompProfile(capabilities);
       case 'Localhost':
         return loadLocalhostProfile(root, sc.seccomp.localhostRef);
       case 'Unconfined':
@@ -176,7 +215,7 @@ export async function seccompProfileFor(sc: LinuxContainerSecurityContext | null
   }
   const path = sc.seccompProfilePath;
   if (path === '' || path === 'unconfined') return null;
-  if (path === 'runtime/default' || path === 'docker/default') return DEFAULT_SECCOMP_PROFILE;
+  if (path === 'runtime/default' || path === 'docker/default') return defaultSeccompProfile(capabilities);
   if (path.startsWith('localhost/')) return loadLocalhostProfile(root, path.slice('localhost'.length));
   throw new InvalidArgument(`seccomp_profile_path "${path}" is not runtime/default, unconfined or localhost/<path>`);
 }

@@ -261,6 +261,22 @@ describe('security context, mounts and users', () => {
     assert.match((await sh(priv, 'cat /proc/self/status')).out, new RegExp(`CapEff:\\s+${hostBnd}`));
   });
 
+  test('RuntimeDefault seccomp follows capabilities: sethostname with SYS_ADMIN, refused without', async () => {
+    // A pod of its own: its containers share its UTS namespace, so the rename stays there.
+    const own = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('renamed-pod', { logDirectory: logDir }) })).podSandboxId;
+    const seccomp = { profileType: 'RuntimeDefault' };
+    const admin = await run('sysadmin', ['/bin/sh', '-c', 'sleep 1000'], { linux: { securityContext: { seccomp, capabilities: { addCapabilities: ['SYS_ADMIN'] } } } }, own);
+    const plain = await run('nosysadmin', ['/bin/sh', '-c', 'sleep 1000'], { linux: { securityContext: { seccomp } } }, own);
+    const refused = await sh(plain, 'hostname not-allowed');
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.out, /not permitted/i);
+    const renamed = await sh(admin, 'hostname renamed && hostname');
+    assert.equal(renamed.code, 0, renamed.out);
+    assert.equal(renamed.out, 'renamed');
+    assert.match((await sh(admin, 'cat /proc/self/status')).out, /Seccomp:\s+2/, 'under the filter, not unconfined');
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: own });
+  });
+
   test('bind mounts: readonly, read-write, and a missing host dir created', async () => {
     const shared = join(paths.base, 'shared');
     const missing = join(paths.base, 'made-by-podchart');
@@ -346,6 +362,26 @@ describe('bad input', () => {
     const id = await create('dup', ['true']);
     await rejects(create('dup', ['true']), grpcStatus.ALREADY_EXISTS, new RegExp(`already reserved for container ${id}`));
     await daemon.cri.call('RemoveContainer', { containerId: id });
+  });
+
+  test('run_as_group without run_as_user or run_as_username is refused, leaving nothing behind', async () => {
+    const { readdirSync } = await import('node:fs');
+    const containersDir = join(paths.root, 'containers');
+    const dirs = (): string[] => (existsSync(containersDir) ? readdirSync(containersDir).sort() : []);
+    const ids = async (): Promise<string[]> => (await daemon.cri.call<{ containers: { id: string }[] }>('ListContainers', {})).containers.map((c) => c.id).sort();
+    const [dirsBefore, idsBefore] = [dirs(), await ids()];
+    await rejects(
+      create('grouponly', ['true'], { linux: { securityContext: { runAsGroup: { value: '2000' } } } }),
+      grpcStatus.INVALID_ARGUMENT,
+      /LinuxContainerSecurityContext\.run_as_group \(2000\) requires run_as_user or run_as_username/,
+    );
+    assert.deepEqual(await ids(), idsBefore, 'no container listed');
+    assert.deepEqual(dirs(), dirsBefore, 'no container dir');
+    // The name is still free, and a group with a user or a username is fine.
+    const withUser = await create('grouponly', ['true'], { linux: { securityContext: { runAsUser: { value: '1000' }, runAsGroup: { value: '2000' } } } });
+    await daemon.cri.call('RemoveContainer', { containerId: withUser });
+    const withName = await create('groupname', ['true'], { linux: { securityContext: { runAsUsername: 'app', runAsGroup: { value: '2000' } } } });
+    await daemon.cri.call('RemoveContainer', { containerId: withName });
   });
 
   test('a pod that is not ready refuses new containers', async () => {
