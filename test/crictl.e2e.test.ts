@@ -12,15 +12,16 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
-import { Daemon, REPO, eventually, tempPaths, type DaemonPaths } from './daemon.js';
+import { CRICTL as STOCK_CRICTL, needsCrictl } from './stock-clients.js';
+import { Daemon, eventually, tempPaths, type DaemonPaths } from './daemon.js';
 import { startRegistry, type RegistryFixture } from './registry-fixture.js';
 import { busyboxLayer, buildImage, pushImage, type BuiltImage } from './image-builder.js';
 import { isMountPoint, processAlive, runcContainers } from './host-state.js';
 import { untilEvent } from './until-event.js';
 import { run, type RunResult } from '../runtime/exec.js';
 
-const CRICTL = join(REPO, '..', 'shared', 'cri-tools', 'crictl');
-const skip = existsSync(CRICTL) ? false : `stock crictl not found at ${CRICTL} (cri-tools v1.26.1 is expected there)`;
+const CRICTL = STOCK_CRICTL ?? 'crictl';
+const skip = needsCrictl;
 const CRICTL_DEADLINE_MS = 60_000;
 
 // Made in `before`, so a skipped run leaves nothing behind (a Daemon writes its CNI config at once).
