@@ -13,8 +13,9 @@ import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 
 import { loadCri, PROTO_PATH } from './load.js';
+import { lookedFor, sharedFile } from '../test/stock-clients.js';
 
-const REF_MISSING = 'reference descriptor ../shared/cri-api/runtime-v1.json not found';
+const REF_MISSING = `reference descriptor not found: looked for ${lookedFor('cri-api/runtime-v1.json')}`;
 
 /** Walk up from this file until a directory containing package.json. */
 function findRepoRoot(): string {
@@ -29,7 +30,7 @@ function findRepoRoot(): string {
 
 const REPO_ROOT = findRepoRoot();
 const PROTO_FILE = path.join(REPO_ROOT, 'proto', 'api.proto');
-const REF_FILE = path.resolve(REPO_ROOT, '..', 'shared', 'cri-api', 'runtime-v1.json');
+const REF_FILE = sharedFile('cri-api/runtime-v1.json') ?? path.resolve(REPO_ROOT, '..', 'shared', 'cri-api', 'runtime-v1.json');
 
 // ---------------------------------------------------------------------------
 // Normalisation of a protobufjs JSON descriptor into a flat, comparable form
