@@ -5,17 +5,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
 import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
-import { startRegistry, type RegistryFixture } from './registry-fixture.js';
-import { busyboxLayer, buildImage, pushImage } from './image-builder.js';
+import type { RegistryFixture } from './registry-fixture.js';
+import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
 
 const paths = tempPaths('pc-ex-');
 const daemon = new Daemon(paths);
-const IMAGE = 'busybox:1.36';
+const IMAGE = BUSYBOX_IMAGE;
 let registry: RegistryFixture;
 let pod = '';
 let seq = 0;
@@ -62,13 +62,7 @@ async function execSync(id: string, cmd: string[], timeout: number, deadlineMs =
 }
 
 before(async () => {
-  registry = await startRegistry();
-  const image = await buildImage({ layers: [{ compression: 'gzip', entries: busyboxLayer() }], config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] }, format: 'docker' });
-  await pushImage(registry, 'library/busybox', '1.36', image);
-  const configPath = join(paths.base, 'config.json');
-  writeFileSync(configPath, JSON.stringify({ registries: { hosts: { 'docker.io': { mirrors: [registry.url] } } } }));
-  await daemon.start({ PODCHART_CONFIG: configPath });
-  await daemon.cri.callImage('PullImage', { image: { image: IMAGE } }, 120_000);
+  registry = await startWithBusybox(daemon);
   pod = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('execpod', { logDirectory: join(paths.base, 'pod-logs') }) })).podSandboxId;
 });
 

@@ -5,14 +5,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
 import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
-import { startRegistry, type RegistryFixture } from './registry-fixture.js';
-import { busyboxLayer, buildImage, pushImage } from './image-builder.js';
+import type { RegistryFixture } from './registry-fixture.js';
+import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
 
 interface U64 { value: string }
 interface CpuUsage { timestamp: string; usageCoreNanoSeconds: U64 | null; usageNanoCores: U64 | null }
@@ -32,7 +32,7 @@ interface PodStats {
 const paths = tempPaths('pc-st-');
 const daemon = new Daemon(paths);
 const logDir = join(paths.base, 'pod-logs');
-const IMAGE = 'busybox:1.36';
+const IMAGE = BUSYBOX_IMAGE;
 const MB = 1_000_000n;
 /** A cgroup parent of this run's own, so the pod-parent path is exercised and cleaned up after. */
 const PARENT = `podchart-stats-${process.pid}`;
@@ -73,13 +73,7 @@ async function podStats(id: string): Promise<PodStats> {
 const idsOf = (list: { attributes: { id: string } }[]): string[] => list.map((s) => s.attributes.id).sort();
 
 before(async () => {
-  registry = await startRegistry();
-  const image = await buildImage({ layers: [{ compression: 'gzip', entries: busyboxLayer() }], config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] }, format: 'docker' });
-  await pushImage(registry, 'library/busybox', '1.36', image);
-  const configPath = join(paths.base, 'config.json');
-  writeFileSync(configPath, JSON.stringify({ registries: { hosts: { 'docker.io': { mirrors: [registry.url] } } } }));
-  await daemon.start({ PODCHART_CONFIG: configPath });
-  await daemon.cri.callImage('PullImage', { image: { image: IMAGE } }, 120_000);
+  registry = await startWithBusybox(daemon);
   pod = await runPod('statspod');
   otherPod = await runPod('otherpod');
   burner = await run(pod, 'burner', 'while true; do :; done');
