@@ -11,6 +11,7 @@ export const Code = {
   NOT_FOUND: 5,
   PERMISSION_DENIED: 7,
   ALREADY_EXISTS: 6,
+  RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
@@ -82,5 +83,12 @@ export class NotImplemented extends PodchartError {
 export class PermissionDenied extends PodchartError {
   constructor(message: string) {
     super(Code.PERMISSION_DENIED, message);
+  }
+}
+
+/** A bound was reached (too many streaming requests in flight, a pull beyond its caps). */
+export class ResourceExhausted extends PodchartError {
+  constructor(message: string) {
+    super(Code.RESOURCE_EXHAUSTED, message);
   }
 }
