@@ -1,0 +1,117 @@
+/**
+ * Streaming exec end to end (issue 10, the no-tty slice): the stock crictl v1.26.1 (client-go's
+ * SPDY executor, as kubelet 1.26 ships it) against a real podchartd and a busybox container: stdout
+ * and stderr apart, stdin piped, the exit code on the error stream; and the one-time token: a used
+ * or unknown token gets 404 and nothing runs.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { request, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { rejects } from './grpc-assert.js';
+import { CRICTL, needsCrictl } from './stock-clients.js';
+import { Daemon, podConfig, tempPaths, type DaemonPaths } from './daemon.js';
+import type { RegistryFixture } from './registry-fixture.js';
+import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
+import { untilEvent } from './until-event.js';
+
+let paths: DaemonPaths;
+let daemon: Daemon;
+let registry: RegistryFixture;
+let container = '';
+let containerPid = 0;
+
+interface Crictl { code: number | null; stdout: string; stderr: string }
+
+/** crictl on this daemon's socket only (an empty config, so no /etc/crictl.yaml), stdin given or closed. */
+function crictl(args: string[], stdin = ''): Promise<Crictl> {
+  const socket = `unix://${paths.socket}`;
+  const config = join(paths.base, 'crictl.yaml');
+  if (!existsSync(config)) writeFileSync(config, '');
+  const child = spawn(CRICTL ?? 'crictl', ['--config', config, '--runtime-endpoint', socket, '--image-endpoint', socket, '--timeout', '30s', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(stdin);
+  return untilEvent<Crictl>(`crictl ${args.join(' ')}`, 60_000, (done) => {
+    child.once('close', (code) => done({ code, stdout, stderr }));
+    return () => child.kill('SIGKILL');
+  });
+}
+
+/** Opens `url` as client-go does (POST, Upgrade to SPDY/3.1, v4 offered): the status line's code. */
+function upgrade(url: string): Promise<{ status: number; socket: Socket | null }> {
+  return untilEvent('the streaming server to answer', 10_000, (done, fail) => {
+    const req = request(url, { method: 'POST', headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' } });
+    req.on('upgrade', (res: IncomingMessage, socket: Socket) => done({ status: res.statusCode ?? 0, socket }));
+    req.on('response', (res: IncomingMessage) => {
+      res.resume();
+      done({ status: res.statusCode ?? 0, socket: null });
+    });
+    req.on('error', fail);
+    req.end();
+    return () => undefined;
+  });
+}
+
+/** Whether `path` exists in the container (read from the host through its pid 1's root). */
+const inContainer = (path: string): boolean => existsSync(`/proc/${containerPid}/root${path}`);
+
+describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
+  before(async () => {
+    paths = tempPaths('pc-st-');
+    daemon = new Daemon(paths);
+    registry = await startWithBusybox(daemon);
+    const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('stream') });
+    const config = { metadata: { name: 'idle', attempt: 0 }, image: { image: BUSYBOX_IMAGE }, command: ['busybox', 'tail', '-f', '/dev/null'], logPath: 'idle.log' };
+    ({ containerId: container } = await daemon.cri.call<{ containerId: string }>('CreateContainer', { podSandboxId, config, sandboxConfig: podConfig('stream') }));
+    await daemon.cri.call('StartContainer', { containerId: container });
+    const { info } = await daemon.cri.call<{ info: Record<string, string> }>('ContainerStatus', { containerId: container, verbose: true });
+    containerPid = (JSON.parse(info['info'] ?? '{}') as { pid: number }).pid;
+  });
+  after(async () => {
+    await daemon?.dispose();
+    await registry?.stop();
+  });
+
+  test('crictl exec: stdout and stderr apart, the exit code reported', async () => {
+    const r = await crictl(['exec', container, 'sh', '-c', 'echo out; echo err >&2; exit 3']);
+    assert.equal(r.stdout, 'out\n');
+    // crictl 1.26 turns client-go's CodeExitError (from the v4 Status on the error stream) into a
+    // fatal log line and exits 1: the command's own code reaches the user only in the message.
+    assert.match(r.stderr, /^err\n.*level=fatal msg="execing command in container: command terminated with exit code 3"\n$/s);
+    assert.equal(r.code, 1);
+  });
+
+  test('crictl exec: exit 0 succeeds', async () => {
+    const r = await crictl(['exec', container, 'echo', 'fine']);
+    assert.deepEqual(r, { code: 0, stdout: 'fine\n', stderr: '' });
+  });
+
+  test('crictl exec -i: stdin piped to the command, its end closes the command\'s stdin', async () => {
+    const r = await crictl(['exec', '-i', container, 'cat'], 'hi\n');
+    assert.deepEqual(r, { code: 0, stdout: 'hi\n', stderr: '' });
+  });
+
+  test('Exec with tty is refused for now; with no stream at all always', async () => {
+    await rejects(daemon.cri.call('Exec', { containerId: container, cmd: ['true'], tty: true, stdin: true, stdout: true }), grpcStatus.INVALID_ARGUMENT, /tty exec not built yet/);
+    await rejects(daemon.cri.call('Exec', { containerId: container, cmd: ['true'] }), grpcStatus.INVALID_ARGUMENT, /one of stdin, stdout, or stderr/);
+    await rejects(daemon.cri.call('Exec', { containerId: 'nope', cmd: ['true'], stdout: true }), grpcStatus.NOT_FOUND, /not found/);
+  });
+
+  test('a used token and an unknown token get 404, and nothing runs', async () => {
+    const { url } = await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['touch', '/tmp/ran'], stdout: true });
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/exec\/[A-Za-z0-9_-]+$/);
+    const first = await upgrade(url);
+    assert.equal(first.status, 101);
+    first.socket?.destroy(); // before opening any stream: the command never starts
+    assert.equal((await upgrade(url)).status, 404);
+    assert.equal((await upgrade(url.replace(/[^/]+$/, 'AAAAAAAAAAA'))).status, 404);
+    assert.equal(inContainer('/tmp/ran'), false);
+  });
+});
