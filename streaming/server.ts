@@ -106,11 +106,13 @@ export class StreamingServer {
       exec = await startExec(req.target, req.cmd, { stdin: streams.has('stdin'), stdout: streams.has('stdout'), stderr: streams.has('stderr') });
     } catch (err) {
       const message = errorStatus(protocol, `exec in ${req.target.id} failed: ${err instanceof Error ? err.message : String(err)}`);
-      await new Promise<void>((resolve) => errorStream.end(message, resolve));
+      await Promise.race([new Promise<void>((resolve) => errorStream.end(message, resolve)), new Promise((resolve) => socket.once('close', resolve))]);
       conn.end();
       return;
     }
     // The client going away mid-exec kills the command and everything it started.
+    // Once the socket is gone no stream callback fires again: every wait below also ends then.
+    const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const onGone = (): void => void exec.kill().catch((err: unknown) => logger.error({ err }, 'killing an abandoned exec failed'));
     socket.once('close', onGone);
     const stdin = streams.get('stdin');
@@ -121,14 +123,14 @@ export class StreamingServer {
     if (stdout && exec.stdout) copies.push(pipeToStream(exec.stdout, stdout));
     if (stderr && exec.stderr) copies.push(pipeToStream(exec.stderr, stderr));
     const exitCode = await exec.exited;
-    await Promise.all(copies);
+    await Promise.race([Promise.all(copies), gone]);
     socket.off('close', onGone);
     logger.info({ exitCode }, 'exec session ended');
     // Output first, then the result: client-go waits for both, and reads the error stream to its end.
     // Gotcha: conn.end() sends GOAWAY straight to the framer, ahead of DATA still queued in a
     // stream's writable buffer; the Go client then drops the error stream's last frame (and with
     // it the exit code). So GOAWAY goes only once the error stream has handed everything over.
-    await new Promise<void>((resolve) => errorStream.end(exitStatus(protocol, exitCode, req.cmd), resolve));
+    await Promise.race([new Promise<void>((resolve) => errorStream.end(exitStatus(protocol, exitCode, req.cmd), resolve)), gone]);
     stdin?.unpipe();
     conn.end();
   }

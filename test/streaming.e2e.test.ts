@@ -7,14 +7,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
 import { CRICTL, needsCrictl } from './stock-clients.js';
-import { Daemon, podConfig, tempPaths, type DaemonPaths } from './daemon.js';
+import { Daemon, eventually, podConfig, tempPaths, type DaemonPaths } from './daemon.js';
 import type { RegistryFixture } from './registry-fixture.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
 import { untilEvent } from './until-event.js';
@@ -27,12 +27,17 @@ let containerPid = 0;
 
 interface Crictl { code: number | null; stdout: string; stderr: string }
 
-/** crictl on this daemon's socket only (an empty config, so no /etc/crictl.yaml), stdin given or closed. */
-function crictl(args: string[], stdin = ''): Promise<Crictl> {
+/** crictl on this daemon's socket only (an empty config, so no /etc/crictl.yaml). */
+function spawnCrictl(args: string[]) {
   const socket = `unix://${paths.socket}`;
   const config = join(paths.base, 'crictl.yaml');
   if (!existsSync(config)) writeFileSync(config, '');
-  const child = spawn(CRICTL ?? 'crictl', ['--config', config, '--runtime-endpoint', socket, '--image-endpoint', socket, '--timeout', '30s', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn(CRICTL ?? 'crictl', ['--config', config, '--runtime-endpoint', socket, '--image-endpoint', socket, '--timeout', '30s', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** crictl to its end, stdin given or closed. */
+function crictl(args: string[], stdin = ''): Promise<Crictl> {
+  const child = spawnCrictl(args);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -57,6 +62,19 @@ function upgrade(url: string): Promise<{ status: number; socket: Socket | null }
     req.end();
     return () => undefined;
   });
+}
+
+/** The live (not zombie) processes named `comm` in the container's pid namespace, read through its /proc. */
+function running(comm: string): number[] {
+  const procDir = `/proc/${containerPid}/root/proc`;
+  return readdirSync(procDir).filter((e) => /^\d+$/.test(e)).filter((e) => {
+    try {
+      const stat = readFileSync(join(procDir, e, 'stat'), 'utf8');
+      return stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === comm && stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+    } catch {
+      return false; // exited between readdir and read
+    }
+  }).map(Number);
 }
 
 /** Whether `path` exists in the container (read from the host through its pid 1's root). */
@@ -98,6 +116,13 @@ describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
     assert.deepEqual(r, { code: 0, stdout: 'hi\n', stderr: '' });
   });
 
+  test('a client that goes away mid-exec: the command and what it started are killed', async () => {
+    const child = spawnCrictl(['exec', '-i', container, 'sh', '-c', 'sleep 301 & sleep 302; wait']);
+    await eventually('the exec to run', () => running('sleep').length === 2, 20_000);
+    child.kill('SIGKILL');
+    await eventually('the exec to be killed', () => running('sleep').length === 0 && running('sh').length === 0, 20_000);
+  });
+
   test('Exec with tty is refused for now; with no stream at all always', async () => {
     await rejects(daemon.cri.call('Exec', { containerId: container, cmd: ['true'], tty: true, stdin: true, stdout: true }), grpcStatus.INVALID_ARGUMENT, /tty exec not built yet/);
     await rejects(daemon.cri.call('Exec', { containerId: container, cmd: ['true'] }), grpcStatus.INVALID_ARGUMENT, /one of stdin, stdout, or stderr/);
@@ -113,5 +138,22 @@ describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
     assert.equal((await upgrade(url)).status, 404);
     assert.equal((await upgrade(url.replace(/[^/]+$/, 'AAAAAAAAAAA'))).status, 404);
     assert.equal(inContainer('/tmp/ran'), false);
+  });
+
+  // Last: it stops the daemon (started again so `after` can remove the pod).
+  test('SIGTERM with an exec open: the session ends, its command is killed, the daemon exits', async () => {
+    const child = spawnCrictl(['exec', container, 'sleep', '303']);
+    const ended = new Promise<number | null>((resolve) => child.once('close', resolve));
+    await eventually('the exec to run', () => running('sleep').length === 1, 20_000);
+    try {
+      await daemon.stop();
+      assert.equal(daemon.exitCode, 0);
+      assert.equal(running('sleep').length, 0);
+      // crictl ends too; client-go reads a connection closed without a Status as success, so
+      // crictl 1.26 exits 0 here: only the missing output tells.
+      await ended;
+    } finally {
+      await daemon.start();
+    }
   });
 });
