@@ -50,9 +50,9 @@ function crictl(args: string[], stdin = ''): Promise<Crictl> {
 }
 
 /** Opens `url` as client-go does (POST, Upgrade to SPDY/3.1, v4 offered): the status line's code. */
-function upgrade(url: string): Promise<{ status: number; socket: Socket | null }> {
+function upgrade(url: string, headers: Record<string, string> = { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' }): Promise<{ status: number; socket: Socket | null }> {
   return untilEvent('the streaming server to answer', 10_000, (done, fail) => {
-    const req = request(url, { method: 'POST', headers: { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' } });
+    const req = request(url, { method: 'POST', headers });
     req.on('upgrade', (res: IncomingMessage, socket: Socket) => done({ status: res.statusCode ?? 0, socket }));
     req.on('response', (res: IncomingMessage) => {
       res.resume();
@@ -138,6 +138,14 @@ describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
     assert.equal((await upgrade(url)).status, 404);
     assert.equal((await upgrade(url.replace(/[^/]+$/, 'AAAAAAAAAAA'))).status, 404);
     assert.equal(inContainer('/tmp/ran'), false);
+  });
+
+  test('no Upgrade, another upgrade, an unknown subprotocol: refused, nothing runs', async () => {
+    const exec = async (): Promise<string> => (await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['touch', '/tmp/ran2'], stdout: true })).url;
+    assert.equal((await upgrade(await exec(), {})).status, 400);
+    assert.equal((await upgrade(await exec(), { Connection: 'Upgrade', Upgrade: 'websocket', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' })).status, 400);
+    assert.equal((await upgrade(await exec(), { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v9.channel.k8s.io' })).status, 403);
+    assert.equal(inContainer('/tmp/ran2'), false);
   });
 
   // Last: it stops the daemon (started again so `after` can remove the pod).
