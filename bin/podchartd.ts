@@ -26,6 +26,7 @@ import { ContainerService } from '../actors/container-service.js';
 import { Cni } from '../network/cni.js';
 import { Metrics } from '../inspector/metrics.js';
 import { startInspector } from '../inspector/server.js';
+import { StreamingServer } from '../streaming/server.js';
 
 function hostHasAppArmor(): boolean {
   try {
@@ -123,7 +124,10 @@ async function main(): Promise<void> {
 
   // A socket left by a crash is replaced; a live daemon was refused by the lock above.
   if (existsSync(config.socket)) rmSync(config.socket, { force: true });
-  const server = buildServer({ metrics, runtimeState, supervisor, images, containers: new ContainerService(supervisor), imageRoot, config, logger, version });
+  // Exec's URLs point here: started before the CRI socket, so no Exec answers a URL nobody serves.
+  const streaming = new StreamingServer(logger.child({ component: 'streaming' }));
+  const streamingBase = await streaming.listen(config.streamingAddress);
+  const server = buildServer({ streaming, metrics, runtimeState, supervisor, images, containers: new ContainerService(supervisor), imageRoot, config, logger, version });
   const criSocket = await listen(server, config.socket, logger.child({ component: 'cri-socket' }));
   chmodSync(config.socket, 0o660);
   // The inspector and /metrics, on loopback only unless the config says otherwise.
@@ -131,7 +135,7 @@ async function main(): Promise<void> {
     ? await startInspector(config.inspectorAddress, { supervisor, metrics, logger: logger.child({ component: 'inspector' }) })
     : null;
   // The readiness line: logged once everything above is up.
-  logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir, inspector: config.inspectorAddress || undefined }, 'podchartd serving CRI v1');
+  logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir, inspector: config.inspectorAddress || undefined, streaming: streamingBase }, 'podchartd serving CRI v1');
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -142,8 +146,9 @@ async function main(): Promise<void> {
     server.tryShutdown(() => undefined);
     inspector?.closeAllConnections();
     inspector?.close();
-    void supervisor
-      .shutdown()
+    void streaming
+      .close()
+      .then(() => supervisor.shutdown())
       .catch((err: unknown) => logger.error({ err }, 'shutdown'))
       .finally(() => {
         store.close();

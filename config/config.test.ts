@@ -40,3 +40,11 @@ test('bad config is refused with a message that names the problem', () => {
   assert.throws(() => parseArgs(['--bogus']), /unknown flag --bogus/);
   assert.throws(() => parseArgs(['--socket']), /needs a value/);
 });
+
+test('streamingAddress: host:port with port 0 meaning any; anything else is refused', () => {
+  assert.equal(loadConfig(parseArgs(['--config', '/nonexistent'])).streamingAddress, '127.0.0.1:0');
+  assert.equal(loadConfig(parseArgs(['--config', '/nonexistent', '--streaming', '[::1]:10010'])).streamingAddress, '[::1]:10010');
+  for (const bad of ['127.0.0.1', ':80', '127.0.0.1:70000', 'localhost:x', '']) {
+    assert.throws(() => loadConfig(parseArgs(['--config', '/nonexistent', '--streaming', bad])), /streamingAddress must be host:port/, bad);
+  }
+});

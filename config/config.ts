@@ -45,6 +45,8 @@ export interface Config {
   cniTimeoutMs: number;
   /** host:port of the statechart inspector and /metrics, on loopback; "" switches it off. */
   inspectorAddress: string;
+  /** host:port of the streaming server (Exec's URLs), on loopback; port 0 picks a free one. */
+  streamingAddress: string;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/podchart/config.json';
@@ -78,6 +80,7 @@ export const DEFAULTS: Config = {
   cniCacheDir: '/var/lib/podchart/cni',
   cniTimeoutMs: 60_000,
   inspectorAddress: '127.0.0.1:9680',
+  streamingAddress: '127.0.0.1:0',
 };
 
 const FLAGS: Record<string, keyof Config> = {
@@ -92,6 +95,7 @@ const FLAGS: Record<string, keyof Config> = {
   '--cni-conf-dir': 'cniConfDir',
   '--cni-cache-dir': 'cniCacheDir',
   '--inspector': 'inspectorAddress',
+  '--streaming': 'streamingAddress',
 };
 
 export interface ParsedArgs {
@@ -145,6 +149,11 @@ export function loadConfig(args: ParsedArgs): Config {
   }
   if (config.cgroupDriver !== 'cgroupfs' && config.cgroupDriver !== 'systemd') {
     throw new InvalidArgument(`cgroupDriver must be "cgroupfs" or "systemd", not "${String(config.cgroupDriver)}"`);
+  }
+  // The streaming server has no authentication of its own (the token is all): host:port, a real port.
+  const streaming = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(String(config.streamingAddress));
+  if (!streaming || Number(streaming[2]) > 65535) {
+    throw new InvalidArgument(`streamingAddress must be host:port (port 0 picks one), not "${String(config.streamingAddress)}"`);
   }
   return config;
 }

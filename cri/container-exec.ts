@@ -1,6 +1,6 @@
 /** ExecSync, UpdateContainerResources and ReopenContainerLog: calls on a running container. */
 import { join } from 'node:path';
-import { InvalidArgument, NotFound, Refused } from '../errors/catalogue.js';
+import { InvalidArgument, NotFound, NotImplemented, Refused } from '../errors/catalogue.js';
 import { execSync } from '../runtime/exec-sync.js';
 import { reopenLog } from '../runtime/log-reopen.js';
 
@@ -37,6 +37,29 @@ export async function execSyncHandler(req: { containerId: string; cmd: string[];
     containerPid: view.context.pid,
   });
   return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
+}
+
+/**
+ * Exec: validated here, run by the streaming server when the client opens the URL (CRI: "Exec
+ * prepares a streaming endpoint to execute a command in the container"). The request is parked
+ * under a one-time token with where it runs; nothing runs until the URL is used.
+ */
+export async function execHandler(req: { containerId: string; cmd: string[]; tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean }, ctx: CriContext) {
+  if (!req.cmd || req.cmd.length === 0) throw new InvalidArgument('ExecRequest.cmd is required');
+  if (!req.stdin && !req.stdout && !req.stderr) throw new InvalidArgument('one of stdin, stdout, or stderr must be set');
+  if (req.tty) throw new InvalidArgument('tty exec not built yet');
+  if (!ctx.streaming) throw new NotImplemented('Exec');
+  const view = running(ctx, req.containerId, 'exec in');
+  const s = view.context.spec;
+  const url = ctx.streaming.execUrl({
+    target: { runtime: runtimeAt(ctx.config, s.runtimeHandler, s.runtimePath), id: view.id, bundle: join(s.dir, 'bundle'), workDir: s.dir, containerPid: view.context.pid },
+    cmd: req.cmd,
+    stdin: Boolean(req.stdin),
+    stdout: Boolean(req.stdout),
+    stderr: Boolean(req.stderr),
+    tty: false,
+  });
+  return { url };
 }
 
 export async function updateContainerResources(req: { containerId: string; linux: Record<string, unknown> | null }, ctx: CriContext) {

@@ -4,6 +4,7 @@ import type { Supervisor } from '../actors/supervisor.js';
 import type { Config } from '../config/config.js';
 import type { ImageService } from '../images/image-service.js';
 import type { ContainerService } from '../actors/container-service.js';
+import type { StreamingServer } from '../streaming/server.js';
 
 export interface CriContext {
   supervisor: Supervisor;
@@ -18,6 +19,8 @@ export interface CriContext {
   /** Settings UpdateRuntimeConfig gave us (the pod CIDR, for networking). */
   runtimeConfig: { podCidr: string };
   version: string;
+  /** Where Exec parks its requests and gets their URLs; absent when the daemon serves no streams. */
+  streaming?: StreamingServer;
 }
 
 export type UnaryHandler<Req, Res> = (req: Req, ctx: CriContext) => Promise<Res>;

@@ -18,7 +18,7 @@ import { listPodSandbox } from './sandbox-list.js';
 import { createContainer } from './container-create.js';
 import { removeContainer, startContainer, stopContainer } from './container-lifecycle.js';
 import { containerStatus, listContainers } from './container-status.js';
-import { execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
+import { execHandler, execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
 import { getContainerEvents } from './container-events.js';
 import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
 import type { Metrics } from '../inspector/metrics.js';
@@ -60,6 +60,7 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   ContainerStatus: containerStatus,
   ListContainers: listContainers,
   ExecSync: execSyncHandler,
+  Exec: execHandler,
   UpdateContainerResources: updateContainerResources,
   ReopenContainerLog: reopenContainerLog,
   ContainerStats: containerStats,
@@ -85,7 +86,7 @@ const IMAGE_HANDLERS: Record<string, AnyHandler> = {
 };
 
 /** What the server needs: what each call's context carries, plus what it builds them from. */
-export interface CriServerDeps extends Pick<CriContext, 'supervisor' | 'images' | 'containers' | 'imageRoot' | 'config' | 'logger' | 'version'> {
+export interface CriServerDeps extends Pick<CriContext, 'supervisor' | 'images' | 'containers' | 'imageRoot' | 'config' | 'logger' | 'version' | 'streaming'> {
   metrics?: Metrics;
   /** Shared with the effects: UpdateRuntimeConfig's pod CIDR reaches CNI through it. */
   runtimeState: { podCidr: string };
@@ -144,6 +145,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
           timeoutMs: timeoutFrom(call),
           runtimeConfig: runtimeConfigState,
           version: deps.version,
+          ...(deps.streaming ? { streaming: deps.streaming } : {}),
         };
         logger[level]({ request: call.request }, 'call');
         // Every actor event sent while serving this call is tagged with it (the inspector's "cause").

@@ -125,8 +125,11 @@ async function commandPid(pidFile: string, runcDone: () => boolean): Promise<num
   return null;
 }
 
-/** The timeout passed: kill what the exec runs, let runc reap it and exit, kill runc only if it does not. */
-async function stopExec(runc: ChildProcess, closed: Promise<unknown>, pidFile: string, containerPid: number | null): Promise<number[]> {
+/**
+ * The timeout passed (or a streaming client went away): kill what the exec runs, let runc reap it
+ * and exit, kill runc only if it does not. Shared with streaming exec (runtime/exec-stream.ts).
+ */
+export async function stopExec(runc: ChildProcess, closed: Promise<unknown>, pidFile: string, containerPid: number | null): Promise<number[]> {
   let runcDone = false;
   const done = (): void => void (runcDone = true);
   closed.then(done, done);
@@ -136,6 +139,21 @@ async function stopExec(runc: ChildProcess, closed: Promise<unknown>, pidFile: s
   const exited = await Promise.race([closed.then(() => true, () => true), delay(RUNC_EXIT_WAIT_MS, false)]);
   if (!exited) runc.kill('SIGKILL');
   return survivors;
+}
+
+/**
+ * The process file of one `runc exec`: the container's own process settings (user, env, cwd,
+ * capabilities, no_new_privs) from its bundle, with `cmd` as args. Returns runc's argv; the caller
+ * removes both files when runc is done.
+ */
+export async function prepareExec(runtime: OciRuntime, id: string, bundle: string, workDir: string, cmd: string[], terminal: boolean) {
+  const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: Record<string, unknown> };
+  const tag = randomBytes(6).toString('hex');
+  const processFile = join(workDir, `exec-${tag}.json`);
+  const pidFile = join(workDir, `exec-${tag}.pid`);
+  await writeFile(processFile, JSON.stringify({ ...spec.process, args: cmd, terminal }));
+  const args = [...runtime.globalArgs(), 'exec', '--process', processFile, '--pid-file', pidFile, id];
+  return { processFile, pidFile, args };
 }
 
 export async function execSync(opts: {
@@ -152,15 +170,11 @@ export async function execSync(opts: {
   containerPid: number | null;
   cap?: number;
 }): Promise<ExecSyncResult> {
-  const spec = JSON.parse(await readFile(join(opts.bundle, 'config.json'), 'utf8')) as { process: Record<string, unknown> };
-  const tag = randomBytes(6).toString('hex');
-  const processFile = join(opts.workDir, `exec-${tag}.json`);
-  const pidFile = join(opts.workDir, `exec-${tag}.pid`);
-  await writeFile(processFile, JSON.stringify({ ...spec.process, args: opts.cmd, terminal: false }));
+  const { processFile, pidFile, args } = await prepareExec(opts.runtime, opts.id, opts.bundle, opts.workDir, opts.cmd, false);
   const cap = opts.cap ?? EXEC_OUTPUT_CAP;
   const stdout = new CappedBuffer(cap);
   const stderr = new CappedBuffer(cap);
-  const child = spawn(opts.runtime.binary, [...opts.runtime.globalArgs(), 'exec', '--process', processFile, '--pid-file', pidFile, opts.id], {
+  const child = spawn(opts.runtime.binary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.on('data', (c: Buffer) => stdout.push(c));
@@ -198,6 +212,6 @@ export async function execSync(opts: {
   }
 }
 
-function osSignal(signal: NodeJS.Signals): number | undefined {
+export function osSignal(signal: NodeJS.Signals): number | undefined {
   return constants.signals[signal];
 }

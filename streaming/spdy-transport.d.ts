@@ -1,0 +1,35 @@
+/** The part of spdy-transport (indutny's SPDY/3.1 and HTTP/2 framing) that podchart uses. */
+declare module 'spdy-transport' {
+  import type { Duplex } from 'node:stream';
+  import type { EventEmitter } from 'node:events';
+
+  /** One SPDY stream: a Duplex of its DATA frames; `end()` sends FIN. */
+  export interface SpdyStream extends Duplex {
+    id: number;
+    /** The SYN_STREAM's headers, names lowercased. */
+    headers: Record<string, string>;
+    /** Sends SYN_REPLY (spdy-transport adds `:status` and `:version`). */
+    respond(status: number, headers: Record<string, string>, callback?: (err?: Error) => void): void;
+    /** RST_STREAM. */
+    abort(code?: string, callback?: () => void): void;
+  }
+  type KvCallback = (err: Error | null, headers: Record<string, string>) => void;
+  export interface Connection extends EventEmitter {
+    /** Fixes the protocol version (3.1) instead of waiting to detect it from the first frame. */
+    start(version: number): void;
+    /** GOAWAY, then close once the streams are done. */
+    end(callback?: () => void): void;
+    destroyStreams(err?: Error): void;
+    /** Internal: the frame parser (see streaming/spdy.ts for why we reach it). */
+    _spdyState: { parser: { parseKVs(body: unknown, callback: KvCallback): void } };
+  }
+  interface ConnectionOptions {
+    protocol: 'spdy' | 'http2';
+    isServer: boolean;
+    /** Receive window of the connection and of each stream. */
+    windowSize?: number;
+    maxStreams?: number;
+  }
+  const transport: { connection: { create(socket: Duplex, options: ConnectionOptions): Connection } };
+  export default transport;
+}

@@ -1,0 +1,62 @@
+/**
+ * SPDY/3.1 over an HTTP/1.1 Upgrade, as k8s.io/apimachinery/pkg/util/httpstream/spdy's upgrader
+ * answers it: the client offers its subprotocols in `X-Stream-Protocol-Version` (one header per
+ * protocol, newest first), we pick one and answer 101 with `Connection: Upgrade`,
+ * `Upgrade: SPDY/3.1` and the chosen `X-Stream-Protocol-Version`; from then on the raw socket
+ * carries SPDY frames, the client opening every stream.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import transport, { type Connection } from 'spdy-transport';
+
+export const SPDY_31 = 'SPDY/3.1';
+export const PROTOCOL_HEADER = 'x-stream-protocol-version';
+
+/** Lines of a bare HTTP/1.1 reply on a socket node's http server handed over with 'upgrade'. */
+export function refuse(socket: Duplex, status: number, reason: string, message: string, headers: Record<string, string> = {}): void {
+  const body = `${message}\n`;
+  const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`);
+}
+
+/** The client's offered subprotocols (node joins repeated headers with ", "). */
+export function offeredProtocols(req: IncomingMessage): string[] {
+  const raw = req.headers[PROTOCOL_HEADER];
+  const values = Array.isArray(raw) ? raw : raw === undefined ? [] : [raw];
+  return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+}
+
+/** Our most preferred protocol that the client offers, or null. */
+export function negotiate(offered: readonly string[], supported: readonly string[]): string | null {
+  return supported.find((p) => offered.includes(p)) ?? null;
+}
+
+export function isSpdyUpgrade(req: IncomingMessage): boolean {
+  return (req.headers.upgrade ?? '').toLowerCase() === SPDY_31.toLowerCase();
+}
+
+/**
+ * Answers 101 and starts spdy-transport as the server on the socket.
+ *
+ * Gotcha: spdy-transport's parser refuses a SYN_STREAM without `:method` and `:path` (it assumes
+ * HTTP over SPDY), but Go's spdystream (every kubelet-generation client) sends only its own headers
+ * (`streamtype`, `port`, `requestid`). We fill the two in before that check, on this connection's
+ * parser only; nothing reads them.
+ */
+export function acceptSpdy(socket: Duplex, head: Buffer, protocol: string): Connection {
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SPDY_31}\r\nX-Stream-Protocol-Version: ${protocol}\r\n\r\n`);
+  if (head.length > 0) socket.unshift(head);
+  const conn = transport.connection.create(socket, { protocol: 'spdy', isServer: true, windowSize: 1 << 20 });
+  const parser = conn._spdyState.parser;
+  const parseKVs = parser.parseKVs.bind(parser);
+  parser.parseKVs = (body, callback) =>
+    parseKVs(body, (err, headers) => {
+      if (!err) {
+        headers[':method'] ??= 'POST';
+        headers[':path'] ??= '/';
+      }
+      callback(err, headers);
+    });
+  conn.start(3.1);
+  return conn;
+}
