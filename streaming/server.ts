@@ -69,7 +69,7 @@ export class StreamingServer {
     const m = /^\/exec\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
     const request = m?.[1] ? this.execs.consume(m[1]) : null;
     if (!request) {
-      this.logger.info({ url: req.url }, 'streaming request with an unknown, used or expired token refused');
+      this.logger.info({ path: (req.url ?? '').replace(/[^/]*$/, '<token>') }, 'streaming request with an unknown, used or expired token refused');
       refuse(socket, 404, 'Not Found', 'unknown, used or expired streaming token');
       return;
     }
