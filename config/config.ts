@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgument } from '../errors/catalogue.js';
 import type { RegistriesConfig } from '../images/types.js';
+import { parseAddress } from './address.js';
 
 export interface RuntimeHandlerConfig {
   /** The OCI runtime binary: runc or crun (same CLI). */
@@ -150,10 +151,8 @@ export function loadConfig(args: ParsedArgs): Config {
   if (config.cgroupDriver !== 'cgroupfs' && config.cgroupDriver !== 'systemd') {
     throw new InvalidArgument(`cgroupDriver must be "cgroupfs" or "systemd", not "${String(config.cgroupDriver)}"`);
   }
-  // The streaming server has no authentication of its own (the token is all): host:port, a real port.
-  const streaming = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(String(config.streamingAddress));
-  if (!streaming || Number(streaming[2]) > 65535) {
-    throw new InvalidArgument(`streamingAddress must be host:port (port 0 picks one), not "${String(config.streamingAddress)}"`);
-  }
+  // Both servers bind where they are told; a malformed address is refused here, before anything starts.
+  if (config.inspectorAddress) parseAddress(String(config.inspectorAddress), 'inspectorAddress');
+  parseAddress(String(config.streamingAddress), 'streamingAddress');
   return config;
 }

@@ -11,6 +11,7 @@ import { containerMachine } from '../machines/container.machine.js';
 import { chartGraph, type ChartGraph } from './chart-graph.js';
 import { Gauge, type Metrics } from './metrics.js';
 import { INSPECTOR_PAGE } from './page.js';
+import { parseAddress } from '../config/address.js';
 
 export interface InspectorDeps {
   supervisor: Supervisor;
@@ -110,19 +111,13 @@ export function startInspector(address: string, deps: InspectorDeps): Promise<Se
     }
     json(res, 404, { error: `no such path ${path}` });
   });
-  const [host, portText] = splitAddress(address);
+  const { host, port } = parseAddress(address, 'inspectorAddress');
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(Number(portText), host, () => {
+    server.listen(port, host, () => {
       deps.logger.info({ address }, 'inspector serving');
       resolve(server);
     });
   });
 }
 
-/** "127.0.0.1:9680" or "[::1]:9680" → host and port. */
-export function splitAddress(address: string): [string, string] {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
-  if (!m?.[1] || !m[2]) throw new Error(`inspector address "${address}" is not host:port`);
-  return [m[1], m[2]];
-}

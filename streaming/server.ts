@@ -12,7 +12,7 @@ import { RequestCache } from './request-cache.js';
 import { acceptSpdy, isSpdyUpgrade, negotiate, offeredProtocols, refuse } from './spdy.js';
 import { collectStreams, errorStatus, EXEC_PROTOCOLS, exitStatus, expectedStreams, pipeToStream } from './remotecommand.js';
 import { startExec, type ExecTarget } from '../runtime/exec-stream.js';
-import { splitAddress } from '../inspector/server.js';
+import { parseAddress } from '../config/address.js';
 
 /** An Exec RPC's request, validated, with where it runs. */
 export interface ExecRequest {
@@ -41,10 +41,10 @@ export class StreamingServer {
 
   /** Binds `address` (port 0: any free one); the URLs carry the bound port. */
   async listen(address: string): Promise<string> {
-    const [host, port] = splitAddress(address);
+    const { host, port } = parseAddress(address, 'streamingAddress');
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
-      this.http.listen(Number(port), host, () => resolve());
+      this.http.listen(port, host, () => resolve());
     });
     const bound = this.http.address() as AddressInfo;
     this.base = `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
