@@ -3,14 +3,15 @@ import { join } from 'node:path';
 import { InvalidArgument, NotFound, NotImplemented, Refused } from '../errors/catalogue.js';
 import { execSync } from '../runtime/exec-sync.js';
 import { reopenLog } from '../runtime/log-reopen.js';
-
-/** How long ReopenContainerLog waits for conmon to open the new file. */
-const REOPEN_TIMEOUT_MS = 10_000;
+import type { ExecTarget } from '../runtime/exec-stream.js';
 import { runtimeAt } from '../actors/host.js';
 import type { ContainerView } from '../actors/supervisor.js';
 import type { CriContext } from './context.js';
 import { criContainerState } from './container-view.js';
 import { requireId } from './validate.js';
+
+/** How long ReopenContainerLog waits for conmon to open the new file. */
+const REOPEN_TIMEOUT_MS = 10_000;
 
 function running(ctx: CriContext, ref: string, action: string): ContainerView {
   const id = ctx.supervisor.findContainer(requireId(ref, 'container_id'));
@@ -22,19 +23,20 @@ function running(ctx: CriContext, ref: string, action: string): ContainerView {
   return view;
 }
 
+/** Where an exec (sync or streaming) runs: the container's runtime, bundle and pid namespace. */
+function execTarget(view: ContainerView, ctx: CriContext): ExecTarget {
+  const s = view.context.spec;
+  return { runtime: runtimeAt(ctx.config, s.runtimeHandler, s.runtimePath), id: view.id, bundle: join(s.dir, 'bundle'), workDir: s.dir, containerPid: view.context.pid };
+}
+
 export async function execSyncHandler(req: { containerId: string; cmd: string[]; timeout: string }, ctx: CriContext) {
   if (!req.cmd || req.cmd.length === 0) throw new InvalidArgument('ExecSyncRequest.cmd is required');
   const view = running(ctx, req.containerId, 'exec in');
-  const s = view.context.spec;
   const result = await execSync({
-    runtime: runtimeAt(ctx.config, s.runtimeHandler, s.runtimePath),
-    id: view.id,
-    bundle: join(s.dir, 'bundle'),
-    workDir: s.dir,
+    ...execTarget(view, ctx),
     cmd: req.cmd,
     timeoutSec: Number(req.timeout ?? 0),
     deadlineMs: ctx.timeoutMs,
-    containerPid: view.context.pid,
   });
   return { stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode };
 }
@@ -50,9 +52,8 @@ export async function execHandler(req: { containerId: string; cmd: string[]; tty
   if (req.tty) throw new InvalidArgument('tty exec not built yet');
   if (!ctx.streaming) throw new NotImplemented('Exec');
   const view = running(ctx, req.containerId, 'exec in');
-  const s = view.context.spec;
   const url = ctx.streaming.execUrl({
-    target: { runtime: runtimeAt(ctx.config, s.runtimeHandler, s.runtimePath), id: view.id, bundle: join(s.dir, 'bundle'), workDir: s.dir, containerPid: view.context.pid },
+    target: execTarget(view, ctx),
     cmd: req.cmd,
     stdin: Boolean(req.stdin),
     stdout: Boolean(req.stdout),
