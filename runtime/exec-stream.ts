@@ -8,18 +8,10 @@
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
-import type { OciRuntime } from './oci-runtime.js';
-import { osSignal, prepareExec, stopExec } from './exec-sync.js';
+import { osSignal, prepareExec, stopExec, type ExecTarget } from './exec-sync.js';
 
-/** Where an exec runs: resolved from the container when the Exec RPC is validated. */
-export interface ExecTarget {
-  runtime: OciRuntime;
-  id: string;
-  bundle: string;
-  workDir: string;
-  /** The container's init pid: the pid namespace the exec runs in. */
-  containerPid: number | null;
-}
+export type { ExecTarget } from './exec-sync.js';
+
 
 export interface StreamingExec {
   stdin: Writable | null;

@@ -156,18 +156,22 @@ export async function prepareExec(runtime: OciRuntime, id: string, bundle: strin
   return { processFile, pidFile, args };
 }
 
-export async function execSync(opts: {
+/** Where an exec (sync or streaming) runs: resolved from the container when the RPC is validated. */
+export interface ExecTarget {
   runtime: OciRuntime;
   id: string;
   bundle: string;
   workDir: string;
+  /** The container's init pid: the pid namespace the exec runs in. */
+  containerPid: number | null;
+}
+
+export async function execSync(opts: ExecTarget & {
   cmd: string[];
   /** CRI's timeout; 0 means none, and then only the call's deadline bounds the command. */
   timeoutSec: number;
   /** Milliseconds left before the call's deadline. */
   deadlineMs: number;
-  /** The container's init pid: the pid namespace the exec runs in. */
-  containerPid: number | null;
   cap?: number;
 }): Promise<ExecSyncResult> {
   const { processFile, pidFile, args } = await prepareExec(opts.runtime, opts.id, opts.bundle, opts.workDir, opts.cmd, false);
