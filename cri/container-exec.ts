@@ -48,19 +48,49 @@ export async function execSyncHandler(req: { containerId: string; cmd: string[];
  */
 export async function execHandler(req: { containerId: string; cmd: string[]; tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean }, ctx: CriContext) {
   if (!req.cmd || req.cmd.length === 0) throw new InvalidArgument('ExecRequest.cmd is required');
-  if (!req.stdin && !req.stdout && !req.stderr) throw new InvalidArgument('one of stdin, stdout, or stderr must be set');
-  if (req.tty) throw new InvalidArgument('tty exec not built yet');
-  if (!ctx.streaming) throw new NotImplemented('Exec');
+  const streams = requestedStreams(req, 'ExecRequest');
+  const streaming = streamingOf(ctx, 'Exec');
   const view = running(ctx, req.containerId, 'exec in');
-  const url = ctx.streaming.execUrl({
-    target: execTarget(view, ctx),
-    cmd: req.cmd,
-    stdin: Boolean(req.stdin),
-    stdout: Boolean(req.stdout),
-    stderr: Boolean(req.stderr),
-    tty: false,
-  });
-  return { url };
+  return { url: streaming.url({ kind: 'exec', target: execTarget(view, ctx), cmd: req.cmd, ...streams }) };
+}
+
+/**
+ * Attach: to the container's main process through conmon's attach socket, as the streaming server
+ * runs it. The container's own tty setting decides whether its output is a terminal; a request
+ * for stderr with a tty is refused, as kubelet does (a terminal has one output).
+ */
+export async function attachHandler(req: { containerId: string; tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean }, ctx: CriContext) {
+  const streams = requestedStreams(req, 'AttachRequest');
+  const streaming = streamingOf(ctx, 'Attach');
+  const view = running(ctx, req.containerId, 'attach to');
+  const spec = view.context.spec;
+  if (streams.stdin && !spec.stdin) throw new InvalidArgument(`container ${view.id} was not created with stdin open (ContainerConfig.stdin), so there is no stdin to attach to`);
+  return {
+    url: streaming.url({
+      kind: 'attach',
+      containerId: view.id,
+      target: { bundle: join(spec.dir, 'bundle'), tty: spec.tty, stdinOnce: spec.stdinOnce },
+      // The client's tty decides which streams it opens; the container's, what conmon sends.
+      ...streams,
+    }),
+  };
+}
+
+/**
+ * The streams asked for. With a tty, an exec's stderr is dropped (kubelet bypasses it: the terminal
+ * carries both), an attach's is refused (the issue's rule, and containerd's).
+ */
+function requestedStreams(req: { tty: boolean; stdin: boolean; stdout: boolean; stderr: boolean }, message: 'ExecRequest' | 'AttachRequest') {
+  const tty = Boolean(req.tty);
+  const streams = { stdin: Boolean(req.stdin), stdout: Boolean(req.stdout), stderr: Boolean(req.stderr) && !(tty && message === 'ExecRequest'), tty };
+  if (!streams.stdin && !streams.stdout && !req.stderr) throw new InvalidArgument(`${message}: one of stdin, stdout, or stderr must be set`);
+  if (streams.tty && streams.stderr) throw new InvalidArgument(`${message}: tty and stderr cannot both be set (a terminal has one output stream)`);
+  return streams;
+}
+
+function streamingOf(ctx: CriContext, method: string) {
+  if (!ctx.streaming) throw new NotImplemented(`${method}: this daemon runs without a streaming server`);
+  return ctx.streaming;
 }
 
 export async function updateContainerResources(req: { containerId: string; linux: Record<string, unknown> | null }, ctx: CriContext) {

@@ -18,7 +18,7 @@ import { listPodSandbox } from './sandbox-list.js';
 import { createContainer } from './container-create.js';
 import { removeContainer, startContainer, stopContainer } from './container-lifecycle.js';
 import { containerStatus, listContainers } from './container-status.js';
-import { execHandler, execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
+import { attachHandler, execHandler, execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
 import { getContainerEvents } from './container-events.js';
 import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
 import type { Metrics } from '../inspector/metrics.js';
@@ -61,6 +61,7 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   ListContainers: listContainers,
   ExecSync: execSyncHandler,
   Exec: execHandler,
+  Attach: attachHandler,
   UpdateContainerResources: updateContainerResources,
   ReopenContainerLog: reopenContainerLog,
   ContainerStats: containerStats,

@@ -1,50 +1,122 @@
 /**
- * A streaming exec (CRI Exec, without a tty): `runc exec` of a command in a running container with
- * the container's process settings, its stdin, stdout and stderr handed to the caller as pipes, and
- * its exit code at the end. The process file and the kill on abort are ExecSync's
- * (runtime/exec-sync.ts): a client that goes away gets the command and everything it started
- * killed, runc is never killed first.
+ * A streaming exec (CRI Exec): `runc exec` of a command in a running container with the
+ * container's process settings, its stdio handed to the caller, and its exit code at the end. The
+ * process file and the kill on abort are ExecSync's (runtime/exec-sync.ts): a client that goes
+ * away gets the command and everything it started killed, runc is never killed first.
+ *
+ * Without a tty, the command's stdin, stdout and stderr are pipes. With a tty, runc runs in the
+ * foreground on a pseudo-terminal of ours (node-pty), as CRI-O runs it: runc itself takes the
+ * container's console and copies it to and from its own terminal, and passes a resize of ours
+ * (SIGWINCH) on to it. That spares us receiving the console's fd over a unix socket
+ * (SCM_RIGHTS), which Node cannot do.
  */
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import type { Readable, Writable } from 'node:stream';
-import { osSignal, prepareExec, stopExec, type ExecTarget } from './exec-sync.js';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import pty from 'node-pty';
+import { osSignal, prepareExec, stopExec, type ExecTarget, type RuncHandle } from './exec-sync.js';
 
 export type { ExecTarget } from './exec-sync.js';
 
+export interface TerminalSize {
+  width: number;
+  height: number;
+}
 
 export interface StreamingExec {
   stdin: Writable | null;
   stdout: Readable | null;
+  /** Always null with a tty: the terminal carries both streams. */
   stderr: Readable | null;
+  /** Resizes the exec's terminal (nothing without a tty). */
+  resize(size: TerminalSize): void;
   /** The command's exit code (128 + signal when killed) once runc has exited and its output is closed. */
-  exited: Promise<number>;
+  done: Promise<number>;
   /** Kills the command and everything it started (the client went away); resolves when done. */
-  kill(): Promise<void>;
+  abort(): Promise<void>;
 }
 
-export async function startExec(target: ExecTarget, cmd: string[], want: { stdin: boolean; stdout: boolean; stderr: boolean }): Promise<StreamingExec> {
-  const { processFile, pidFile, args } = await prepareExec(target.runtime, target.id, target.bundle, target.workDir, cmd, false);
-  const child = spawn(target.runtime.binary, args, {
+/** The terminal size before the client's first resize (the client sends its own at once). */
+const DEFAULT_SIZE: TerminalSize = { width: 80, height: 24 };
+
+export async function startExec(target: ExecTarget, cmd: string[], want: { stdin: boolean; stdout: boolean; stderr: boolean; tty: boolean }): Promise<StreamingExec> {
+  const { processFile, pidFile, args } = await prepareExec(target.runtime, target.id, target.bundle, target.workDir, cmd, want.tty);
+  const cleanup = async (): Promise<void> => {
+    await rm(processFile, { force: true });
+    await rm(pidFile, { force: true });
+  };
+  const started = want.tty ? startOnTerminal(target.runtime.binary, args, want) : startOnPipes(target.runtime.binary, args, want);
+  const done = started.closed.finally(cleanup);
+  let killing: Promise<void> | null = null;
+  return {
+    ...started.streams,
+    done,
+    abort: () => (killing ??= stopExec(started.runc, started.closed, pidFile, target.containerPid).then(() => undefined)),
+  };
+}
+
+interface Started {
+  runc: RuncHandle;
+  closed: Promise<number>;
+  streams: Pick<StreamingExec, 'stdin' | 'stdout' | 'stderr' | 'resize'>;
+}
+
+function startOnPipes(binary: string, args: string[], want: { stdin: boolean; stdout: boolean; stderr: boolean }): Started {
+  const child = spawn(binary, args, {
     stdio: [want.stdin ? 'pipe' : 'ignore', want.stdout ? 'pipe' : 'ignore', want.stderr ? 'pipe' : 'ignore'],
   });
   const closed = new Promise<number>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + (osSignal(signal) ?? 0) : -1)));
   });
-  const cleanup = async (): Promise<void> => {
-    await rm(processFile, { force: true });
-    await rm(pidFile, { force: true });
-  };
-  const exited = closed.finally(cleanup);
   // A write after the command closed its stdin is the command's business, not an error of ours.
   child.stdin?.on('error', () => undefined);
-  let killing: Promise<void> | null = null;
+  return { runc: child, closed, streams: { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, resize: () => undefined } };
+}
+
+function startOnTerminal(binary: string, args: string[], want: { stdin: boolean; stdout: boolean }): Started {
+  // encoding null: the terminal's bytes as Buffers, not decoded (a split UTF-8 sequence stays whole).
+  const term = pty.spawn(binary, args, { name: 'xterm', cols: DEFAULT_SIZE.width, rows: DEFAULT_SIZE.height, encoding: null });
+  const stdout = new PassThrough();
+  let exited = false;
+  term.onData((data: string | Buffer) => {
+    if (!want.stdout || stdout.writableEnded) return;
+    if (!stdout.write(data)) {
+      term.pause();
+      stdout.once('drain', () => term.resume());
+    }
+  });
+  const closed = new Promise<number>((resolve) => {
+    term.onExit(({ exitCode, signal }) => {
+      exited = true;
+      stdout.end();
+      resolve(signal ? 128 + signal : exitCode);
+    });
+  });
+  const stdin = want.stdin
+    ? new Writable({
+        write(chunk: Buffer, _enc, callback) {
+          if (!exited) term.write(chunk);
+          callback();
+        },
+        // The client closed stdin: as on a terminal, that is an end-of-file (^D) to the command.
+        final(callback) {
+          if (!exited) term.write('\x04');
+          callback();
+        },
+      })
+    : null;
+  const runc: RuncHandle = { pid: term.pid, kill: (signal) => term.kill(signal) };
   return {
-    stdin: child.stdin,
-    stdout: child.stdout,
-    stderr: child.stderr,
-    exited,
-    kill: () => (killing ??= stopExec(child, closed, pidFile, target.containerPid).then(() => undefined)),
+    runc,
+    closed,
+    streams: {
+      stdin,
+      stdout: want.stdout ? stdout : null,
+      stderr: null,
+      resize: (size) => {
+        if (!exited && size.width > 0 && size.height > 0) term.resize(size.width, size.height);
+      },
+    },
   };
 }

@@ -22,7 +22,7 @@
  * Killed children of a killed parent become zombies of the container's pid 1; reaping them is its
  * job, as it is for any orphan in the container.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -125,11 +125,17 @@ async function commandPid(pidFile: string, runcDone: () => boolean): Promise<num
   return null;
 }
 
+/** runc as child_process or node-pty started it: its pid, and a way to kill it. */
+export interface RuncHandle {
+  readonly pid?: number | undefined;
+  kill(signal: NodeJS.Signals): unknown;
+}
+
 /**
  * The timeout passed (or a streaming client went away): kill what the exec runs, let runc reap it
  * and exit, kill runc only if it does not. Shared with streaming exec (runtime/exec-stream.ts).
  */
-export async function stopExec(runc: ChildProcess, closed: Promise<unknown>, pidFile: string, containerPid: number | null): Promise<number[]> {
+export async function stopExec(runc: RuncHandle, closed: Promise<unknown>, pidFile: string, containerPid: number | null): Promise<number[]> {
   let runcDone = false;
   const done = (): void => void (runcDone = true);
   closed.then(done, done);

@@ -11,11 +11,13 @@
  */
 import type { Connection, SpdyStream } from 'spdy-transport';
 import type { Logger } from 'pino';
-import type { Readable } from 'node:stream';
+import type { Duplex } from 'node:stream';
+import type { ClientChannels, SessionResult } from './session.js';
 
 export const V4 = 'v4.channel.k8s.io';
+export const V3 = 'v3.channel.k8s.io';
 /** Ours, most preferred first. */
-export const EXEC_PROTOCOLS = [V4, 'v3.channel.k8s.io', 'v2.channel.k8s.io', 'channel.k8s.io'] as const;
+export const EXEC_PROTOCOLS = [V4, V3, 'v2.channel.k8s.io', 'channel.k8s.io'] as const;
 
 /** How long the client gets to open its streams (kubelet's streamCreationTimeout). */
 export const STREAM_CREATION_TIMEOUT_MS = 30_000;
@@ -23,14 +25,51 @@ export const STREAM_CREATION_TIMEOUT_MS = 30_000;
 export type StreamType = 'error' | 'stdin' | 'stdout' | 'stderr' | 'resize';
 const STREAM_TYPES: readonly string[] = ['error', 'stdin', 'stdout', 'stderr', 'resize'];
 
-/** The streams a request expects: error always, the rest as asked (stderr never with a tty). */
-export function expectedStreams(want: { stdin: boolean; stdout: boolean; stderr: boolean; tty: boolean }): Set<StreamType> {
+/**
+ * The streams a request expects: error always, the rest as asked (stderr never with a tty), and
+ * resize with a tty from v3 on (the older protocols have no resize stream).
+ */
+export function expectedStreams(protocol: string, want: { stdin: boolean; stdout: boolean; stderr: boolean; tty: boolean }): Set<StreamType> {
   const s = new Set<StreamType>(['error']);
   if (want.stdin) s.add('stdin');
   if (want.stdout) s.add('stdout');
   if (want.stderr && !want.tty) s.add('stderr');
-  if (want.tty) s.add('resize');
+  if (want.tty && (protocol === V4 || protocol === V3)) s.add('resize');
   return s;
+}
+
+/**
+ * The session's view of the client's SPDY streams. The end: the result on the error stream, and
+ * only once that stream has handed everything over, GOAWAY. Gotcha: conn.end() sends GOAWAY
+ * straight to the framer, ahead of DATA still queued in a stream's writable buffer; the Go client
+ * then drops the error stream's last frame (and with it the exit code).
+ */
+export function spdyChannels(conn: Connection, socket: Duplex, streams: Map<StreamType, SpdyStream>, protocol: string, cmd: readonly string[]): ClientChannels {
+  const gone = new Promise<void>((resolve) => {
+    if (socket.destroyed) resolve();
+    socket.once('close', () => resolve());
+  });
+  const errorStream = streams.get('error');
+  return {
+    stdin: streams.get('stdin') ?? null,
+    stdout: streams.get('stdout') ?? null,
+    stderr: streams.get('stderr') ?? null,
+    resize: streams.get('resize') ?? null,
+    gone,
+    finish: async (result) => {
+      const text = resultText(protocol, result, cmd);
+      if (errorStream) {
+        await Promise.race([new Promise<void>((resolve) => (text ? errorStream.end(text, () => resolve()) : errorStream.end(() => resolve()))), gone]);
+      }
+      conn.end();
+    },
+  };
+}
+
+/** The error stream's text for a session's result, in the negotiated protocol. */
+export function resultText(protocol: string, result: SessionResult, cmd: readonly string[]): string {
+  if ('error' in result) return errorStatus(protocol, result.error);
+  return exitStatus(protocol, result.exitCode ?? 0, cmd);
 }
 
 /** Accepts the client's streams until `expected` are all there; rejects at the timeout or on close. */
@@ -63,23 +102,6 @@ export function collectStreams(conn: Connection, expected: ReadonlySet<StreamTyp
     };
     conn.on('stream', onStream);
     conn.on('close', onClose);
-  });
-}
-
-/** Copies `from` into a SPDY stream and ends it (FIN) once `from` ends; resolves when all is handed to the framer. */
-export function pipeToStream(from: Readable, to: SpdyStream): Promise<void> {
-  return new Promise((resolve) => {
-    from.on('data', (chunk: Buffer) => {
-      if (!to.write(chunk)) {
-        from.pause();
-        to.once('drain', () => from.resume());
-      }
-    });
-    const done = (): void => {
-      to.end(() => resolve());
-    };
-    from.once('end', done);
-    from.once('error', done);
   });
 }
 

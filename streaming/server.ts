@@ -1,8 +1,9 @@
 /**
  * The streaming server (issue 10): loopback HTTP on `streamingAddress`, serving the URLs that the
- * Exec RPC answers with. `POST /exec/<token>` with an Upgrade to SPDY/3.1 takes the request parked
- * under the one-time token (streaming/request-cache.ts) and runs it; an unknown, used or expired
- * token gets 404 and nothing runs. Not built yet: tty exec, attach, port-forward, WebSocket.
+ * Exec and Attach RPCs answer with. `POST /<kind>/<token>` with an Upgrade to SPDY/3.1 takes the
+ * request parked under the one-time token (streaming/request-cache.ts) and runs it; an unknown,
+ * used or expired token, or one used under another kind's path, gets 404 and nothing runs.
+ * Not built yet: WebSocket.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,31 +11,61 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { RequestCache } from './request-cache.js';
 import { acceptSpdy, isSpdyUpgrade, negotiate, offeredProtocols, refuse } from './spdy.js';
-import { collectStreams, errorStatus, EXEC_PROTOCOLS, exitStatus, expectedStreams, pipeToStream } from './remotecommand.js';
+import { collectStreams, EXEC_PROTOCOLS, expectedStreams, spdyChannels } from './remotecommand.js';
+import { runSession, type StreamedProcess } from './session.js';
 import { startExec, type ExecTarget } from '../runtime/exec-stream.js';
+import { attachContainer, type AttachTarget } from '../runtime/attach.js';
 import { parseAddress } from '../config/address.js';
 
-/** An Exec RPC's request, validated, with where it runs. */
-export interface ExecRequest {
-  target: ExecTarget;
-  cmd: string[];
+interface Streams {
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
   tty: boolean;
 }
 
+/** An Exec RPC's request, validated, with where it runs. */
+export interface ExecRequest extends Streams {
+  kind: 'exec';
+  target: ExecTarget;
+  cmd: string[];
+}
+
+/** An Attach RPC's request, validated, with the container's conmon. */
+export interface AttachRequest extends Streams {
+  kind: 'attach';
+  containerId: string;
+  target: AttachTarget;
+}
+
+export type StreamingRequest = ExecRequest | AttachRequest;
+
+/** An open exec or attach session, as the inspector shows it on its container. */
+export interface SessionInfo {
+  kind: StreamingRequest['kind'];
+  containerId: string;
+  /** The client's address (kubelet, crictl: always loopback here, the server binds only that). */
+  peer: string;
+  protocol: string;
+  since: string;
+  cmd?: string[];
+  tty: boolean;
+}
+
+const KINDS: readonly string[] = ['exec', 'attach'];
+
 export class StreamingServer {
-  private readonly execs = new RequestCache<ExecRequest>();
+  private readonly requests = new RequestCache<StreamingRequest>();
   private readonly http: Server;
   private readonly sockets = new Set<Duplex>();
-  private readonly sessions = new Set<Promise<void>>();
+  private readonly running = new Map<Promise<void>, SessionInfo>();
   private base = '';
 
   constructor(private readonly logger: Logger) {
     this.http = createServer((req, res) => {
       // Every streaming URL needs an upgrade; a plain request is refused as kubelet's server does.
-      res.writeHead(req.url?.startsWith('/exec/') ? 400 : 404, { 'Content-Type': 'text/plain' }).end(req.url?.startsWith('/exec/') ? 'an Upgrade to SPDY/3.1 is required\n' : 'not found\n');
+      const known = KINDS.includes((req.url ?? '').split('/')[1] ?? '');
+      res.writeHead(known ? 400 : 404, { 'Content-Type': 'text/plain' }).end(known ? 'an Upgrade to SPDY/3.1 is required\n' : 'not found\n');
     });
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
   }
@@ -51,24 +82,29 @@ export class StreamingServer {
     return this.base;
   }
 
-  /** Parks a validated Exec request; its URL (RESOURCE_EXHAUSTED when 1000 wait). */
-  execUrl(request: ExecRequest): string {
-    return `${this.base}/exec/${this.execs.insert(request)}`;
+  /** Parks a validated request; its URL (RESOURCE_EXHAUSTED when 1000 wait). */
+  url(request: StreamingRequest): string {
+    return `${this.base}/${request.kind}/${this.requests.insert(request)}`;
   }
 
-  /** Stops listening and ends every session (their commands killed). */
+  /** The sessions open now, oldest first. */
+  sessions(): SessionInfo[] {
+    return [...this.running.values()];
+  }
+
+  /** Stops listening and ends every session (execs killed, attaches let go). */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
     for (const s of this.sockets) s.destroy();
-    await Promise.allSettled([...this.sessions]);
+    await Promise.allSettled([...this.running.keys()]);
     await closed;
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => this.logger.debug({ err: err.message }, 'streaming socket error'));
-    const m = /^\/exec\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
-    const request = m?.[1] ? this.execs.consume(m[1]) : null;
-    if (!request) {
+    const m = /^\/([a-z]+)\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
+    const request = m?.[1] && m[2] && KINDS.includes(m[1]) ? this.requests.consume(m[2]) : null;
+    if (!request || request.kind !== m?.[1]) {
       this.logger.info({ path: (req.url ?? '').replace(/[^/]*$/, '<token>') }, 'streaming request with an unknown, used or expired token refused');
       refuse(socket, 404, 'Not Found', 'unknown, used or expired streaming token');
       return;
@@ -85,53 +121,44 @@ export class StreamingServer {
     }
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    const session = this.runExec(socket, head, protocol, request).catch((err: unknown) => {
-      this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'exec session failed');
+    const info: SessionInfo = {
+      kind: request.kind,
+      containerId: request.kind === 'exec' ? request.target.id : request.containerId,
+      peer: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`,
+      protocol,
+      since: new Date().toISOString(),
+      tty: request.tty,
+      ...(request.kind === 'exec' ? { cmd: request.cmd } : {}),
+    };
+    const session = this.serveSpdy(socket, head, protocol, request, info).catch((err: unknown) => {
+      this.logger.warn({ err: err instanceof Error ? err.message : String(err), kind: request.kind }, 'streaming session failed');
       socket.destroy();
     });
-    this.sessions.add(session);
-    void session.finally(() => this.sessions.delete(session));
+    this.running.set(session, info);
+    void session.finally(() => this.running.delete(session));
   }
 
-  private async runExec(socket: Duplex, head: Buffer, protocol: string, req: ExecRequest): Promise<void> {
-    const logger = this.logger.child({ exec: req.target.id, protocol });
+  private async serveSpdy(socket: Duplex, head: Buffer, protocol: string, req: StreamingRequest, info: SessionInfo): Promise<void> {
+    const logger = this.logger.child({ [req.kind]: info.containerId, protocol });
     const conn = acceptSpdy(socket, head, protocol);
     conn.on('error', (err: Error) => logger.debug({ err: err.message }, 'spdy connection error'));
-    const streams = await collectStreams(conn, expectedStreams(req), logger);
-    const errorStream = streams.get('error');
-    if (!errorStream) throw new Error('no error stream'); // expectedStreams always names it
-    logger.info({ cmd: req.cmd, streams: [...streams.keys()] }, 'exec session started');
-    let exec;
-    try {
-      exec = await startExec(req.target, req.cmd, { stdin: streams.has('stdin'), stdout: streams.has('stdout'), stderr: streams.has('stderr') });
-    } catch (err) {
-      const message = errorStatus(protocol, `exec in ${req.target.id} failed: ${err instanceof Error ? err.message : String(err)}`);
-      await Promise.race([new Promise<void>((resolve) => errorStream.end(message, resolve)), new Promise((resolve) => socket.once('close', resolve))]);
-      conn.end();
-      return;
-    }
-    // The client going away mid-exec kills the command and everything it started.
-    // Once the socket is gone no stream callback fires again: every wait below also ends then.
-    const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    const onGone = (): void => void exec.kill().catch((err: unknown) => logger.error({ err }, 'killing an abandoned exec failed'));
-    socket.once('close', onGone);
-    const stdin = streams.get('stdin');
-    if (stdin && exec.stdin) stdin.pipe(exec.stdin);
-    const copies: Promise<void>[] = [];
-    const stdout = streams.get('stdout');
-    const stderr = streams.get('stderr');
-    if (stdout && exec.stdout) copies.push(pipeToStream(exec.stdout, stdout));
-    if (stderr && exec.stderr) copies.push(pipeToStream(exec.stderr, stderr));
-    const exitCode = await exec.exited;
-    await Promise.race([Promise.all(copies), gone]);
-    socket.off('close', onGone);
-    logger.info({ exitCode }, 'exec session ended');
-    // Output first, then the result: client-go waits for both, and reads the error stream to its end.
-    // Gotcha: conn.end() sends GOAWAY straight to the framer, ahead of DATA still queued in a
-    // stream's writable buffer; the Go client then drops the error stream's last frame (and with
-    // it the exit code). So GOAWAY goes only once the error stream has handed everything over.
-    await Promise.race([new Promise<void>((resolve) => errorStream.end(exitStatus(protocol, exitCode, req.cmd), resolve)), gone]);
-    stdin?.unpipe();
-    conn.end();
+    const streams = await collectStreams(conn, expectedStreams(protocol, req), logger);
+    const client = spdyChannels(conn, socket, streams, protocol, req.kind === 'exec' ? req.cmd : []);
+    const want = { stdin: streams.has('stdin'), stdout: streams.has('stdout'), stderr: streams.has('stderr'), tty: req.tty };
+    // Only the command's name: its arguments may carry secrets (issue 11).
+    logger.info({ ...(req.kind === 'exec' ? { command: req.cmd[0] } : {}), streams: [...streams.keys()], tty: req.tty }, `${req.kind} session started`);
+    const result = await runSession(client, () => startProcess(req, want), logger);
+    logger.info({ result }, `${req.kind} session ended`);
   }
+}
+
+async function startProcess(req: StreamingRequest, want: Streams): Promise<StreamedProcess> {
+  if (req.kind === 'exec') {
+    try {
+      return await startExec(req.target, req.cmd, want);
+    } catch (err) {
+      throw new Error(`exec in ${req.target.id} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return attachContainer(req.target, want);
 }

@@ -123,8 +123,11 @@ describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
     await eventually('the exec to be killed', () => running('sleep').length === 0 && running('sh').length === 0, 20_000);
   });
 
-  test('Exec with tty is refused for now; with no stream at all always', async () => {
-    await rejects(daemon.cri.call('Exec', { containerId: container, cmd: ['true'], tty: true, stdin: true, stdout: true }), grpcStatus.INVALID_ARGUMENT, /tty exec not built yet/);
+  test('Exec and Attach refuse what cannot be served', async () => {
+    await rejects(daemon.cri.call('Attach', { containerId: container, tty: true, stdout: true, stderr: true }), grpcStatus.INVALID_ARGUMENT, /tty and stderr cannot both be set/);
+    await rejects(daemon.cri.call('Attach', { containerId: container, stdout: false }), grpcStatus.INVALID_ARGUMENT, /one of stdin, stdout, or stderr/);
+    await rejects(daemon.cri.call('Attach', { containerId: container, stdin: true, stdout: true }), grpcStatus.INVALID_ARGUMENT, /not created with stdin open/);
+    await rejects(daemon.cri.call('Attach', { containerId: 'nope', stdout: true }), grpcStatus.NOT_FOUND, /not found/);
     await rejects(daemon.cri.call('Exec', { containerId: container, cmd: ['true'] }), grpcStatus.INVALID_ARGUMENT, /one of stdin, stdout, or stderr/);
     await rejects(daemon.cri.call('Exec', { containerId: 'nope', cmd: ['true'], stdout: true }), grpcStatus.NOT_FOUND, /not found/);
   });
