@@ -55,13 +55,15 @@ export interface SessionInfo {
 const KINDS: readonly string[] = ['exec', 'attach'];
 
 export class StreamingServer {
-  private readonly requests = new RequestCache<StreamingRequest>();
+  private readonly requests: RequestCache<StreamingRequest>;
   private readonly http: Server;
   private readonly sockets = new Set<Duplex>();
   private readonly running = new Map<Promise<void>, SessionInfo>();
   private base = '';
 
-  constructor(private readonly logger: Logger) {
+  /** `tokenTtlMs`: how long a URL stays usable (a minute, as kubelet's; tests shorten it). */
+  constructor(private readonly logger: Logger, options: { tokenTtlMs?: number } = {}) {
+    this.requests = new RequestCache<StreamingRequest>(undefined, undefined, options.tokenTtlMs);
     this.http = createServer((req, res) => {
       // Every streaming URL needs an upgrade; a plain request is refused as kubelet's server does.
       const known = KINDS.includes((req.url ?? '').split('/')[1] ?? '');
