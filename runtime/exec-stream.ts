@@ -11,7 +11,8 @@
  * (SCM_RIGHTS), which Node cannot do.
  */
 import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { access, rm } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import pty from 'node-pty';
 import { osSignal, prepareExec, stopExec, type ExecTarget, type RuncHandle } from './exec-sync.js';
@@ -40,12 +41,12 @@ export interface StreamingExec {
 const DEFAULT_SIZE: TerminalSize = { width: 80, height: 24 };
 
 export async function startExec(target: ExecTarget, cmd: string[], want: { stdin: boolean; stdout: boolean; stderr: boolean; tty: boolean }): Promise<StreamingExec> {
-  const { processFile, pidFile, args } = await prepareExec(target.runtime, target.id, target.bundle, target.workDir, cmd, want.tty);
+  const { processFile, pidFile, args } = await prepareExec(target.runtime, target.id, target.bundle, target.workDir, cmd, want.tty ? DEFAULT_SIZE : null);
   const cleanup = async (): Promise<void> => {
     await rm(processFile, { force: true });
     await rm(pidFile, { force: true });
   };
-  const started = want.tty ? startOnTerminal(target.runtime.binary, args, want) : startOnPipes(target.runtime.binary, args, want);
+  const started = want.tty ? startOnTerminal(target.runtime.binary, args, pidFile, want) : startOnPipes(target.runtime.binary, args, want);
   const done = started.closed.finally(cleanup);
   let killing: Promise<void> | null = null;
   return {
@@ -74,9 +75,12 @@ function startOnPipes(binary: string, args: string[], want: { stdin: boolean; st
   return { runc: child, closed, streams: { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, resize: () => undefined } };
 }
 
-function startOnTerminal(binary: string, args: string[], want: { stdin: boolean; stdout: boolean }): Started {
-  // encoding null: the terminal's bytes as Buffers, not decoded (a split UTF-8 sequence stays whole).
-  const term = pty.spawn(binary, args, { name: 'xterm', cols: DEFAULT_SIZE.width, rows: DEFAULT_SIZE.height, encoding: null });
+function startOnTerminal(binary: string, args: string[], pidFile: string, want: { stdin: boolean; stdout: boolean }): Started {
+  // Our terminal is made raw before runc starts: runc would make it raw too, but only once it
+  // holds the container's console, and input arriving before that would be echoed and
+  // line-edited twice. `exec` keeps the pid: it is runc's. encoding null: the terminal's bytes as
+  // Buffers, not decoded (a UTF-8 sequence split across reads stays whole).
+  const term = pty.spawn('/bin/sh', ['-c', 'stty raw -echo && exec "$@"', 'sh', binary, ...args], { name: 'xterm', cols: DEFAULT_SIZE.width, rows: DEFAULT_SIZE.height, encoding: null });
   const stdout = new PassThrough();
   let exited = false;
   term.onData((data: string | Buffer) => {
@@ -93,16 +97,45 @@ function startOnTerminal(binary: string, args: string[], want: { stdin: boolean;
       resolve(signal ? 128 + signal : exitCode);
     });
   });
+  // runc passes our size on to the container's console once it holds it (its pid file says so);
+  // a resize before then would be lost in runc's start-up, so the latest one waits for it.
+  let latest: TerminalSize | null = null;
+  let consoleReady = false;
+  const applySize = (): void => {
+    if (!latest || exited) return;
+    try {
+      term.resize(latest.width, latest.height);
+    } catch {
+      // the terminal closed between the exit and its event: nothing left to resize
+    }
+  };
+  const ready = untilExists(pidFile, () => exited).then(() => {
+    consoleReady = true;
+    applySize();
+  });
+  // Input waits for the same moment: written before runc copies it, it would sit in our terminal
+  // before `stty raw` (echoed, line-edited, ^D taken as our end of file rather than the command's).
+  const send = (data: Buffer | string): void => {
+    try {
+      if (!exited) term.write(data);
+    } catch {
+      // the terminal closed between the exit and its event: the input has nowhere to go
+    }
+  };
   const stdin = want.stdin
     ? new Writable({
         write(chunk: Buffer, _enc, callback) {
-          if (!exited) term.write(chunk);
-          callback();
+          void ready.then(() => {
+            send(chunk);
+            callback();
+          });
         },
         // The client closed stdin: as on a terminal, that is an end-of-file (^D) to the command.
         final(callback) {
-          if (!exited) term.write('\x04');
-          callback();
+          void ready.then(() => {
+            send('\x04');
+            callback();
+          });
         },
       })
     : null;
@@ -115,8 +148,21 @@ function startOnTerminal(binary: string, args: string[], want: { stdin: boolean;
       stdout: want.stdout ? stdout : null,
       stderr: null,
       resize: (size) => {
-        if (!exited && size.width > 0 && size.height > 0) term.resize(size.width, size.height);
+        if (size.width <= 0 || size.height <= 0) return;
+        latest = size;
+        if (consoleReady) applySize();
       },
     },
   };
+}
+
+/** How often the pid file is looked for while runc starts the command. */
+const PID_FILE_POLL_MS = 10;
+
+/** Resolves once `path` exists, or when `stop()` says it never will. */
+async function untilExists(path: string, stop: () => boolean): Promise<void> {
+  while (!stop()) {
+    if (await access(path).then(() => true, () => false)) return;
+    await delay(PID_FILE_POLL_MS);
+  }
 }

@@ -149,15 +149,18 @@ export async function stopExec(runc: RuncHandle, closed: Promise<unknown>, pidFi
 
 /**
  * The process file of one `runc exec`: the container's own process settings (user, env, cwd,
- * capabilities, no_new_privs) from its bundle, with `cmd` as args. Returns runc's argv; the caller
+ * capabilities, no_new_privs) from its bundle, with `cmd` as args and a terminal of the given size or none. Returns runc's argv; the caller
  * removes both files when runc is done.
  */
-export async function prepareExec(runtime: OciRuntime, id: string, bundle: string, workDir: string, cmd: string[], terminal: boolean) {
+export async function prepareExec(runtime: OciRuntime, id: string, bundle: string, workDir: string, cmd: string[], terminal: { width: number; height: number } | null) {
   const spec = JSON.parse(await readFile(join(bundle, 'config.json'), 'utf8')) as { process: Record<string, unknown> };
   const tag = randomBytes(6).toString('hex');
   const processFile = join(workDir, `exec-${tag}.json`);
   const pidFile = join(workDir, `exec-${tag}.pid`);
-  await writeFile(processFile, JSON.stringify({ ...spec.process, args: cmd, terminal }));
+  // A terminal is created at its size: without one it starts 0x0 until runc first resizes it,
+  // and a command that reads its size at once (stty size) fails.
+  const tty = terminal ? { terminal: true, consoleSize: terminal } : { terminal: false };
+  await writeFile(processFile, JSON.stringify({ ...spec.process, args: cmd, ...tty }));
   const args = [...runtime.globalArgs(), 'exec', '--process', processFile, '--pid-file', pidFile, id];
   return { processFile, pidFile, args };
 }
@@ -180,7 +183,7 @@ export async function execSync(opts: ExecTarget & {
   deadlineMs: number;
   cap?: number;
 }): Promise<ExecSyncResult> {
-  const { processFile, pidFile, args } = await prepareExec(opts.runtime, opts.id, opts.bundle, opts.workDir, opts.cmd, false);
+  const { processFile, pidFile, args } = await prepareExec(opts.runtime, opts.id, opts.bundle, opts.workDir, opts.cmd, null);
   const cap = opts.cap ?? EXEC_OUTPUT_CAP;
   const stdout = new CappedBuffer(cap);
   const stderr = new CappedBuffer(cap);

@@ -3,7 +3,7 @@
  * Exec and Attach RPCs answer with. `POST /<kind>/<token>` with an Upgrade to SPDY/3.1 takes the
  * request parked under the one-time token (streaming/request-cache.ts) and runs it; an unknown,
  * used or expired token, or one used under another kind's path, gets 404 and nothing runs.
- * Not built yet: WebSocket.
+ * Both SPDY/3.1 (kubelet and crictl 1.26) and WebSocket (kubectl 1.30+) carry the sessions.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +12,9 @@ import type { Logger } from 'pino';
 import { RequestCache } from './request-cache.js';
 import { acceptSpdy, isSpdyUpgrade, negotiate, offeredProtocols, refuse } from './spdy.js';
 import { collectStreams, EXEC_PROTOCOLS, expectedStreams, spdyChannels } from './remotecommand.js';
-import { runSession, type StreamedProcess } from './session.js';
+import { runSession, type ClientChannels, type StreamedProcess } from './session.js';
+import { isWebSocketUpgrade, offeredWsProtocols, WS_EXEC_PROTOCOLS, wsChannels } from './websocket.js';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { startExec, type ExecTarget } from '../runtime/exec-stream.js';
 import { attachContainer, type AttachTarget } from '../runtime/attach.js';
 import { parseAddress } from '../config/address.js';
@@ -53,12 +55,20 @@ export interface SessionInfo {
 }
 
 const KINDS: readonly string[] = ['exec', 'attach'];
+/** Largest WebSocket message taken from a client (stdin arrives in chunks far below this). */
+const MAX_WS_MESSAGE = 1 << 20;
 
 export class StreamingServer {
   private readonly requests: RequestCache<StreamingRequest>;
   private readonly http: Server;
   private readonly sockets = new Set<Duplex>();
   private readonly running = new Map<Promise<void>, SessionInfo>();
+  /** WebSocket framing for upgrades we have already accepted (noServer: routing stays ours). */
+  private readonly ws = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_WS_MESSAGE,
+    handleProtocols: (offered) => negotiate([...offered], WS_EXEC_PROTOCOLS) ?? false,
+  });
   private base = '';
 
   /** `tokenTtlMs`: how long a URL stays usable (a minute, as kubelet's; tests shorten it). */
@@ -67,7 +77,7 @@ export class StreamingServer {
     this.http = createServer((req, res) => {
       // Every streaming URL needs an upgrade; a plain request is refused as kubelet's server does.
       const known = KINDS.includes((req.url ?? '').split('/')[1] ?? '');
-      res.writeHead(known ? 400 : 404, { 'Content-Type': 'text/plain' }).end(known ? 'an Upgrade to SPDY/3.1 is required\n' : 'not found\n');
+      res.writeHead(known ? 400 : 404, { 'Content-Type': 'text/plain' }).end(known ? 'an Upgrade to SPDY/3.1 or websocket is required\n' : 'not found\n');
     });
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
   }
@@ -104,23 +114,29 @@ export class StreamingServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => this.logger.debug({ err: err.message }, 'streaming socket error'));
-    const m = /^\/([a-z]+)\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
+    const m = /^\/([a-z]+)\/([A-Za-z0-9_-]+)(?:\?.*)?$/.exec(req.url ?? '');
     const request = m?.[1] && m[2] && KINDS.includes(m[1]) ? this.requests.consume(m[2]) : null;
     if (!request || request.kind !== m?.[1]) {
-      this.logger.info({ path: (req.url ?? '').replace(/[^/]*$/, '<token>') }, 'streaming request with an unknown, used or expired token refused');
+      this.logger.info({ path: (req.url ?? '').replace(/\?.*$/, '').replace(/[^/]*$/, '<token>') }, 'streaming request with an unknown, used or expired token refused');
       refuse(socket, 404, 'Not Found', 'unknown, used or expired streaming token');
       return;
     }
-    if (!isSpdyUpgrade(req)) {
-      refuse(socket, 400, 'Bad Request', `an Upgrade to SPDY/3.1 is required (got ${JSON.stringify(req.headers.upgrade ?? '')})`);
-      return;
+    if (isSpdyUpgrade(req)) {
+      const protocol = negotiate(offeredProtocols(req), EXEC_PROTOCOLS);
+      if (!protocol) return refuseProtocol(socket, offeredProtocols(req), EXEC_PROTOCOLS);
+      this.track(req, socket, request, protocol, (logger) => this.serveSpdy(socket, head, protocol, request, logger));
+    } else if (isWebSocketUpgrade(req)) {
+      if (!req.headers['sec-websocket-key']) return refuse(socket, 400, 'Bad Request', 'a WebSocket upgrade needs Sec-WebSocket-Key');
+      const protocol = negotiate(offeredWsProtocols(req), WS_EXEC_PROTOCOLS);
+      if (!protocol) return refuseProtocol(socket, offeredWsProtocols(req), WS_EXEC_PROTOCOLS);
+      this.track(req, socket, request, protocol, (logger) => this.serveWebSocket(req, socket, head, protocol, request, logger));
+    } else {
+      refuse(socket, 400, 'Bad Request', `an Upgrade to SPDY/3.1 or websocket is required (got ${JSON.stringify(req.headers.upgrade ?? '')})`);
     }
-    const protocol = negotiate(offeredProtocols(req), EXEC_PROTOCOLS);
-    if (!protocol) {
-      refuse(socket, 403, 'Forbidden', `unable to negotiate protocol: client offered ${JSON.stringify(offeredProtocols(req))}, server supports ${JSON.stringify(EXEC_PROTOCOLS)}`,
-        { 'X-Accepted-Stream-Protocol-Versions': EXEC_PROTOCOLS.join(',') });
-      return;
-    }
+  }
+
+  /** Runs a session, listed in sessions() while it lasts; its socket is destroyed at close(). */
+  private track(req: IncomingMessage, socket: Duplex, request: StreamingRequest, protocol: string, serve: (logger: Logger) => Promise<void>): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     const info: SessionInfo = {
@@ -132,26 +148,41 @@ export class StreamingServer {
       tty: request.tty,
       ...(request.kind === 'exec' ? { cmd: request.cmd } : {}),
     };
-    const session = this.serveSpdy(socket, head, protocol, request, info).catch((err: unknown) => {
-      this.logger.warn({ err: err instanceof Error ? err.message : String(err), kind: request.kind }, 'streaming session failed');
+    const logger = this.logger.child({ [request.kind]: info.containerId, protocol });
+    const session = serve(logger).catch((err: unknown) => {
+      logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'streaming session failed');
       socket.destroy();
     });
     this.running.set(session, info);
     void session.finally(() => this.running.delete(session));
   }
 
-  private async serveSpdy(socket: Duplex, head: Buffer, protocol: string, req: StreamingRequest, info: SessionInfo): Promise<void> {
-    const logger = this.logger.child({ [req.kind]: info.containerId, protocol });
+  private async serveSpdy(socket: Duplex, head: Buffer, protocol: string, req: StreamingRequest, logger: Logger): Promise<void> {
     const conn = acceptSpdy(socket, head, protocol);
     conn.on('error', (err: Error) => logger.debug({ err: err.message }, 'spdy connection error'));
     const streams = await collectStreams(conn, expectedStreams(protocol, req), logger);
     const client = spdyChannels(conn, socket, streams, protocol, req.kind === 'exec' ? req.cmd : []);
-    const want = { stdin: streams.has('stdin'), stdout: streams.has('stdout'), stderr: streams.has('stderr'), tty: req.tty };
+    await this.run(client, req, { stdin: streams.has('stdin'), stdout: streams.has('stdout'), stderr: streams.has('stderr'), tty: req.tty }, logger);
+  }
+
+  private async serveWebSocket(httpReq: IncomingMessage, socket: Duplex, head: Buffer, protocol: string, req: StreamingRequest, logger: Logger): Promise<void> {
+    const ws = await new Promise<WebSocket>((resolve) => this.ws.handleUpgrade(httpReq, socket, head, resolve));
+    ws.on('error', (err: Error) => logger.debug({ err: err.message }, 'websocket error'));
+    const want = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr && !req.tty, tty: req.tty };
+    await this.run(wsChannels(ws, protocol, want, req.kind === 'exec' ? req.cmd : []), req, want, logger);
+  }
+
+  private async run(client: ClientChannels, req: StreamingRequest, want: Streams, logger: Logger): Promise<void> {
     // Only the command's name: its arguments may carry secrets (issue 11).
-    logger.info({ ...(req.kind === 'exec' ? { command: req.cmd[0] } : {}), streams: [...streams.keys()], tty: req.tty }, `${req.kind} session started`);
+    logger.info({ ...(req.kind === 'exec' ? { command: req.cmd[0] } : {}), ...want }, `${req.kind} session started`);
     const result = await runSession(client, () => startProcess(req, want), logger);
     logger.info({ result }, `${req.kind} session ended`);
   }
+}
+
+function refuseProtocol(socket: Duplex, offered: readonly string[], supported: readonly string[]): void {
+  refuse(socket, 403, 'Forbidden', `unable to negotiate protocol: client offered ${JSON.stringify(offered)}, server supports ${JSON.stringify(supported)}`,
+    { 'X-Accepted-Stream-Protocol-Versions': supported.join(',') });
 }
 
 async function startProcess(req: StreamingRequest, want: Streams): Promise<StreamedProcess> {

@@ -18,6 +18,7 @@ import { Daemon, eventually, podConfig, tempPaths, type DaemonPaths } from './da
 import type { RegistryFixture } from './registry-fixture.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
 import { untilEvent } from './until-event.js';
+import { WebSocket } from 'ws';
 
 let paths: DaemonPaths;
 let daemon: Daemon;
@@ -63,6 +64,37 @@ function upgrade(url: string, headers: Record<string, string> = { Connection: 'U
     return () => undefined;
   });
 }
+
+/** What a WebSocket session delivered, per channel, and how it ended. */
+interface WsResult { protocol: string; channels: Map<number, Buffer>; closeCode: number }
+
+/**
+ * A WebSocket exec/attach client as client-go's (channel byte first): sends `input` on stdin (then,
+ * on v5, the close signal), `resizes` on channel 4, and collects every channel until the server closes.
+ */
+function wsSession(url: string, protocols: string[], opts: { input?: string; resizes?: string[]; onOpen?: (ws: WebSocket) => void } = {}): Promise<WsResult> {
+  return untilEvent<WsResult>('the WebSocket session to end', 30_000, (done, fail) => {
+    const ws = new WebSocket(url.replace(/^http/, 'ws'), protocols);
+    const channels = new Map<number, Buffer>();
+    ws.on('message', (data: Buffer) => {
+      const ch = data[0] ?? -1;
+      channels.set(ch, Buffer.concat([channels.get(ch) ?? Buffer.alloc(0), data.subarray(1)]));
+    });
+    ws.on('open', () => {
+      for (const r of opts.resizes ?? []) ws.send(Buffer.concat([Buffer.from([4]), Buffer.from(r)]));
+      if (opts.input !== undefined) {
+        ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(opts.input)]));
+        if (ws.protocol === 'v5.channel.k8s.io') ws.send(Buffer.from([255, 0]));
+      }
+      opts.onOpen?.(ws);
+    });
+    ws.on('close', (code) => done({ protocol: ws.protocol, channels, closeCode: code }));
+    ws.on('error', fail);
+    return () => ws.terminate();
+  });
+}
+
+const text = (r: WsResult, ch: number): string => r.channels.get(ch)?.toString() ?? '';
 
 /** The live (not zombie) processes named `comm` in the container's pid namespace, read through its /proc. */
 function running(comm: string): number[] {
@@ -149,6 +181,44 @@ describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
     assert.equal((await upgrade(await exec(), { Connection: 'Upgrade', Upgrade: 'websocket', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' })).status, 400);
     assert.equal((await upgrade(await exec(), { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v9.channel.k8s.io' })).status, 403);
     assert.equal(inContainer('/tmp/ran2'), false);
+  });
+
+  test('exec over WebSocket v5 and v4: stdout, stderr, the exit code as a Status', async () => {
+    for (const protocol of ['v5.channel.k8s.io', 'v4.channel.k8s.io']) {
+      const { url } = await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['sh', '-c', 'echo out; echo err >&2; exit 3'], stdout: true, stderr: true });
+      const r = await wsSession(url, [protocol]);
+      assert.equal(r.protocol, protocol);
+      assert.equal(text(r, 1), 'out\n');
+      assert.equal(text(r, 2), 'err\n');
+      const status = JSON.parse(text(r, 3)) as { status: string; reason: string; details: { causes: { reason: string; message: string }[] } };
+      assert.equal(status.status, 'Failure');
+      assert.equal(status.reason, 'NonZeroExitCode');
+      assert.deepEqual(status.details.causes, [{ reason: 'ExitCode', message: '3' }]);
+      assert.equal(r.closeCode, 1000);
+    }
+  });
+
+  test('exec over WebSocket v5: stdin and its close signal; a tty with a resize', async () => {
+    const cat = await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['cat'], stdin: true, stdout: true });
+    const r = await wsSession(cat.url, ['v5.channel.k8s.io'], { input: 'through ws\n' });
+    assert.equal(text(r, 1), 'through ws\n');
+    assert.equal((JSON.parse(text(r, 3)) as { status: string }).status, 'Success');
+    const tty = await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['busybox', 'stty', 'size'], stdout: true, tty: true });
+    const t = await wsSession(tty.url, ['v5.channel.k8s.io'], { resizes: ['{"Width":111,"Height":33}'] });
+    // The first resize can race the command's start: the size is either the one sent or the default.
+    assert.match(text(t, 1), /^(33 111|24 80)\r\n$/);
+  });
+
+  test('WebSocket: an unknown subprotocol is refused, and a resize that is not JSON is skipped', async () => {
+    const { url } = await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['touch', '/tmp/ran3'], stdout: true });
+    await assert.rejects(wsSession(url, ['v9.channel.k8s.io']), /Unexpected server response: 403/);
+    assert.equal(inContainer('/tmp/ran3'), false);
+    // The command waits (bounded) for the size to arrive: a resize lands once runc holds the console.
+    const waitForSize = 'for i in $(busybox seq 100); do [ "$(busybox stty size)" = "20 90" ] && break; busybox usleep 50000; done; read x; echo "$x at $(busybox stty size)"';
+    const sh = await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['sh', '-c', waitForSize], stdin: true, stdout: true, tty: true });
+    const r = await wsSession(sh.url, ['v5.channel.k8s.io'], { resizes: ['not json', '{"Width":"x"}', '{"Width":90,"Height":20}'], input: 'go\r' });
+    assert.equal(text(r, 1), 'go\r\ngo at 20 90\r\n');
+    assert.equal((JSON.parse(text(r, 3)) as { status: string }).status, 'Success');
   });
 
   // Last: it stops the daemon (started again so `after` can remove the pod).
