@@ -132,7 +132,7 @@ async function main(): Promise<void> {
   chmodSync(config.socket, 0o660);
   // The inspector and /metrics, on loopback only unless the config says otherwise.
   const inspector = config.inspectorAddress
-    ? await startInspector(config.inspectorAddress, { supervisor, metrics, logger: logger.child({ component: 'inspector' }) })
+    ? await startInspector(config.inspectorAddress, { supervisor, metrics, streaming, logger: logger.child({ component: 'inspector' }) })
     : null;
   // The readiness line: logged once everything above is up.
   logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir, inspector: config.inspectorAddress || undefined, streaming: streamingBase }, 'podchartd serving CRI v1');

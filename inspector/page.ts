@@ -167,11 +167,19 @@ export const INSPECTOR_PAGE = `<!doctype html>
             ' → ' + esc(t.to) + '</td><td>' + dur + '</td><td>' + esc(t.cause || '') + '</td><td>' + esc(t.error || '') + '</td></tr>';
         }).join('');
         $('detail').innerHTML = '<h2 id="actor-title">' + esc(a.kind) + ' ' + esc(a.id.slice(0, 13)) + ' <span class="state ' + top(a.state) + '" id="actor-state">' + esc(a.state) + '</span></h2>' +
-          drawChart(g, a.state) +
+          drawChart(g, a.state) + sessionsTable(a.sessions) +
           '<table id="history"><tr><th>time</th><th>event</th><th>from → to</th><th>after</th><th>cause</th><th>error</th></tr>' + rows + '</table>' +
           '<h3>context</h3><pre>' + esc(JSON.stringify(a.context, null, 2)) + '</pre>';
       });
     });
+  }
+  function sessionsTable(sessions) {
+    if (!sessions) return '';
+    if (!sessions.length) return '<p id="sessions">No exec or attach session open.</p>';
+    return '<table id="sessions"><tr><th>open session</th><th>command</th><th>client</th><th>protocol</th><th>tty</th><th>since</th></tr>' +
+      sessions.map(function (s) {
+        return '<tr><td>' + esc(s.kind) + '</td><td>' + esc(s.command || '') + '</td><td>' + esc(s.peer) + '</td><td>' + esc(s.protocol) + '</td><td>' + (s.tty ? 'yes' : 'no') + '</td><td>' + esc(s.since) + '</td></tr>';
+      }).join('') + '</table>';
   }
   function refresh() { return get('/api/actors').then(function (t) { tree = t; renderTree(); }); }
   ['f-state', 'f-ns', 'f-label'].forEach(function (id) { $(id).oninput = renderTree; });
@@ -182,6 +190,9 @@ export const INSPECTOR_PAGE = `<!doctype html>
     refresh();
     if (selected === t.actorId) showActor();
   };
+  events.addEventListener('sessions', function (m) {
+    if (selected === JSON.parse(m.data).actorId) showActor();
+  });
 })();
 </script>
 </body>

@@ -12,11 +12,14 @@ import { chartGraph, type ChartGraph } from './chart-graph.js';
 import { Gauge, type Metrics } from './metrics.js';
 import { INSPECTOR_PAGE } from './page.js';
 import { parseAddress } from '../config/address.js';
+import type { StreamingServer } from '../streaming/server.js';
 
 export interface InspectorDeps {
   supervisor: Supervisor;
   metrics: Metrics;
   logger: Logger;
+  /** The open exec and attach sessions (absent: the daemon serves no streams). */
+  streaming?: Pick<StreamingServer, 'sessions' | 'onSessionsChanged'>;
 }
 
 const CHARTS: Record<string, ChartGraph> = {
@@ -53,11 +56,15 @@ export function actorTree(supervisor: Supervisor) {
   };
 }
 
-function actorDetail(supervisor: Supervisor, id: string) {
+function actorDetail(deps: InspectorDeps, id: string) {
+  const { supervisor } = deps;
   const pod = supervisor.view(id);
   if (pod) return { kind: 'sandbox', id, state: pod.state, context: pod.context, history: supervisor.history(id, 200) };
   const ctr = supervisor.containerView(id);
-  if (ctr) return { kind: 'container', id, state: ctr.state, context: ctr.context, history: supervisor.history(id, 200) };
+  if (ctr) {
+    const sessions = deps.streaming?.sessions().filter((s) => s.containerId === id) ?? [];
+    return { kind: 'container', id, state: ctr.state, context: ctr.context, history: supervisor.history(id, 200), sessions };
+  }
   return null;
 }
 
@@ -99,14 +106,19 @@ export function startInspector(address: string, deps: InspectorDeps): Promise<Se
     if (chart?.[1]) return json(res, 200, CHARTS[chart[1]]);
     const actor = /^\/api\/actors\/([0-9a-f]{64})$/.exec(path);
     if (actor?.[1]) {
-      const detail = actorDetail(deps.supervisor, actor[1]);
+      const detail = actorDetail(deps, actor[1]);
       return detail ? json(res, 200, detail) : json(res, 404, { error: `no actor ${actor[1]}` });
     }
     if (path === '/api/events') {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
       const off = deps.supervisor.onTransition((t) => res.write(`data: ${JSON.stringify(t)}\n\n`));
+      // A session opening or ending is no transition: its own event, so the page follows it live.
+      const offSessions = deps.streaming?.onSessionsChanged((containerId) => res.write(`event: sessions\ndata: ${JSON.stringify({ actorId: containerId })}\n\n`));
       res.write(': podchart transitions\n\n'); // after subscribing: a reader that saw it misses nothing
-      req.on('close', off);
+      req.on('close', () => {
+        off();
+        offSessions?.();
+      });
       return;
     }
     json(res, 404, { error: `no such path ${path}` });

@@ -50,7 +50,8 @@ export interface SessionInfo {
   peer: string;
   protocol: string;
   since: string;
-  cmd?: string[];
+  /** An exec's command name (not its arguments, which may carry secrets). */
+  command?: string;
   tty: boolean;
 }
 
@@ -63,6 +64,7 @@ export class StreamingServer {
   private readonly http: Server;
   private readonly sockets = new Set<Duplex>();
   private readonly running = new Map<Promise<void>, SessionInfo>();
+  private readonly listeners = new Set<(containerId: string) => void>();
   /** WebSocket framing for upgrades we have already accepted (noServer: routing stays ours). */
   private readonly ws = new WebSocketServer({
     noServer: true,
@@ -102,6 +104,16 @@ export class StreamingServer {
   /** The sessions open now, oldest first. */
   sessions(): SessionInfo[] {
     return [...this.running.values()];
+  }
+
+  /** Calls `listener` with the container's id whenever a session on it opens or ends; returns the unsubscribe. */
+  onSessionsChanged(listener: (containerId: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(containerId: string): void {
+    for (const l of this.listeners) l(containerId);
   }
 
   /** Stops listening and ends every session (execs killed, attaches let go). */
@@ -146,7 +158,7 @@ export class StreamingServer {
       protocol,
       since: new Date().toISOString(),
       tty: request.tty,
-      ...(request.kind === 'exec' ? { cmd: request.cmd } : {}),
+      ...(request.kind === 'exec' && request.cmd[0] !== undefined ? { command: request.cmd[0] } : {}),
     };
     const logger = this.logger.child({ [request.kind]: info.containerId, protocol });
     const session = serve(logger).catch((err: unknown) => {
@@ -154,7 +166,11 @@ export class StreamingServer {
       socket.destroy();
     });
     this.running.set(session, info);
-    void session.finally(() => this.running.delete(session));
+    this.changed(info.containerId);
+    void session.finally(() => {
+      this.running.delete(session);
+      this.changed(info.containerId);
+    });
   }
 
   private async serveSpdy(socket: Duplex, head: Buffer, protocol: string, req: StreamingRequest, logger: Logger): Promise<void> {

@@ -221,6 +221,23 @@ describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
     assert.equal((JSON.parse(text(r, 3)) as { status: string }).status, 'Success');
   });
 
+  test('the inspector shows an open session on its container, and drops it when it ends', async () => {
+    const sessions = async (): Promise<{ kind: string; command?: string; peer: string; since: string }[]> => {
+      const res = await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/actors/${container}`);
+      return ((await res.json()) as { sessions: { kind: string; command?: string; peer: string; since: string }[] }).sessions;
+    };
+    assert.deepEqual(await sessions(), []);
+    const child = spawnCrictl(['exec', container, 'sleep', '304']);
+    await eventually('the session to show', async () => (await sessions()).length === 1, 20_000);
+    const [open] = await sessions();
+    assert.equal(open?.kind, 'exec');
+    assert.equal(open?.command, 'sleep'); // the name only: arguments may carry secrets
+    assert.match(open?.peer ?? '', /^127\.0\.0\.1:\d+$/);
+    assert.ok(Date.now() - Date.parse(open?.since ?? '') < 60_000);
+    child.kill('SIGKILL');
+    await eventually('the session to end', async () => (await sessions()).length === 0, 20_000);
+  });
+
   // Last: it stops the daemon (started again so `after` can remove the pod).
   test('SIGTERM with an exec open: the session ends, its command is killed, the daemon exits', async () => {
     const child = spawnCrictl(['exec', container, 'sleep', '303']);
