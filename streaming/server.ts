@@ -175,7 +175,11 @@ export class StreamingServer {
 
   private async serveSpdy(socket: Duplex, head: Buffer, protocol: string, req: StreamingRequest, logger: Logger): Promise<void> {
     const conn = acceptSpdy(socket, head, protocol);
-    conn.on('error', (err: Error) => logger.debug({ err: err.message }, 'spdy connection error'));
+    // A protocol error (malformed or oversized frames) ends the connection, and with it the session.
+    conn.on('error', (err: Error) => {
+      logger.warn({ err: err.message }, 'spdy connection error, closing it');
+      socket.destroy();
+    });
     const streams = await collectStreams(conn, expectedStreams(protocol, req), logger);
     const client = spdyChannels(conn, socket, streams, protocol, req.kind === 'exec' ? req.cmd : []);
     await this.run(client, req, { stdin: streams.has('stdin'), stdout: streams.has('stdout'), stderr: streams.has('stderr'), tty: req.tty }, logger);

@@ -14,6 +14,14 @@ declare module 'spdy-transport' {
     abort(code?: string, callback?: () => void): void;
   }
   type KvCallback = (err: Error | null, headers: Record<string, string>) => void;
+  type FrameCallback = (err: Error | null, frame: unknown) => void;
+  /** Internal: spdy-transport's frame parser. */
+  interface SpdyParser {
+    parseKVs(body: unknown, callback: KvCallback): void;
+    /** Reads a frame's 8-byte head; sets `pendingHeader` before calling back. */
+    onFrameHead(buffer: unknown, callback: FrameCallback): void;
+    pendingHeader: { control: boolean; length: number } | null;
+  }
   export interface Connection extends EventEmitter {
     /** Fixes the protocol version (3.1) instead of waiting to detect it from the first frame. */
     start(version: number): void;
@@ -21,7 +29,7 @@ declare module 'spdy-transport' {
     end(callback?: () => void): void;
     destroyStreams(err?: Error): void;
     /** Internal: the frame parser (see streaming/spdy.ts for why we reach it). */
-    _spdyState: { parser: { parseKVs(body: unknown, callback: KvCallback): void } };
+    _spdyState: { parser: SpdyParser };
   }
   interface ConnectionOptions {
     protocol: 'spdy' | 'http2';
@@ -29,6 +37,8 @@ declare module 'spdy-transport' {
     /** Receive window of the connection and of each stream. */
     windowSize?: number;
     maxStreams?: number;
+    /** Largest DATA frame we send. */
+    maxChunk?: number;
   }
   const transport: { connection: { create(socket: Duplex, options: ConnectionOptions): Connection } };
   export default transport;

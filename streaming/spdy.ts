@@ -11,6 +11,13 @@ import transport, { type Connection } from 'spdy-transport';
 
 export const SPDY_31 = 'SPDY/3.1';
 export const PROTOCOL_HEADER = 'x-stream-protocol-version';
+/**
+ * Largest control frame (SYN_STREAM with its compressed headers) taken: Go's clients send a few
+ * hundred bytes, and zlib's ratio bounds the inflated headers to about a thousand times this.
+ */
+export const MAX_CONTROL_FRAME_BYTES = 16 * 1024;
+/** Streams one connection may open: exec needs five; port-forward two per connection it forwards. */
+const MAX_STREAMS = 1000;
 
 /** Lines of a bare HTTP/1.1 reply on a socket node's http server handed over with 'upgrade'. */
 export function refuse(socket: Duplex, status: number, reason: string, message: string, headers: Record<string, string> = {}): void {
@@ -46,8 +53,19 @@ export function isSpdyUpgrade(req: IncomingMessage): boolean {
 export function acceptSpdy(socket: Duplex, head: Buffer, protocol: string): Connection {
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SPDY_31}\r\nX-Stream-Protocol-Version: ${protocol}\r\n\r\n`);
   if (head.length > 0) socket.unshift(head);
-  const conn = transport.connection.create(socket, { protocol: 'spdy', isServer: true, windowSize: 1 << 20 });
+  const conn = transport.connection.create(socket, { protocol: 'spdy', isServer: true, windowSize: 1 << 20, maxStreams: MAX_STREAMS });
   const parser = conn._spdyState.parser;
+  // spdy-transport buffers a control frame whole (up to 16 MiB) and inflates its header block
+  // without a limit: a frame longer than any real client's is refused from its head alone.
+  const onFrameHead = parser.onFrameHead.bind(parser);
+  parser.onFrameHead = (buffer, callback) =>
+    onFrameHead(buffer, (err, frame) => {
+      const head = parser.pendingHeader;
+      if (!err && head?.control && head.length > MAX_CONTROL_FRAME_BYTES) {
+        return callback(new Error(`a SPDY control frame of ${head.length} bytes was refused (at most ${MAX_CONTROL_FRAME_BYTES})`), null);
+      }
+      callback(err, frame);
+    });
   const parseKVs = parser.parseKVs.bind(parser);
   parser.parseKVs = (body, callback) =>
     parseKVs(body, (err, headers) => {

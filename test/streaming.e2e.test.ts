@@ -238,6 +238,44 @@ describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
     await eventually('the session to end', async () => (await sessions()).length === 0, 20_000);
   });
 
+  test('malformed and oversized SPDY frames close that connection at once; other sessions go on', async () => {
+    const open = spawnCrictl(['exec', '-i', container, 'cat']);
+    let echoed = '';
+    open.stdout.on('data', (d: Buffer) => (echoed += d.toString()));
+    open.stdin.write('before\n');
+    await eventually('the other session to run', () => echoed === 'before\n', 20_000);
+    const synStream = (length: number, body: Buffer): Buffer => Buffer.concat([Buffer.from([0x80, 0x03, 0x00, 0x01, 0x00, length >> 16, (length >> 8) & 0xff, length & 0xff]), body]);
+    const notZlib = Buffer.concat([Buffer.from([0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), Buffer.from('definitely not zlib')]);
+    for (const frame of [synStream(notZlib.length, notZlib), synStream(1 << 20, Buffer.alloc(64))]) {
+      const { url } = await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['touch', '/tmp/ran4'], stdout: true });
+      const { status, socket } = await upgrade(url);
+      assert.equal(status, 101);
+      const started = Date.now();
+      await untilEvent('the server to close the connection', 10_000, (done) => {
+        socket?.once('close', () => done(undefined));
+        socket?.on('error', () => undefined);
+        socket?.resume();
+        socket?.write(frame);
+        return () => socket?.destroy();
+      });
+      assert.ok(Date.now() - started < 5_000, 'closed at once, not at the stream-creation timeout');
+    }
+    assert.equal(inContainer('/tmp/ran4'), false);
+    open.stdin.write('after\n');
+    await eventually('the other session to still run', () => echoed === 'before\nafter\n', 20_000);
+    open.stdin.end();
+    assert.equal(await new Promise((resolve) => open.once('close', resolve)), 0);
+  });
+
+  test('an upgrade request with oversized headers is refused', async () => {
+    const { url } = await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['true'], stdout: true });
+    const r = await upgrade(url, { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io', 'X-Padding': 'x'.repeat(64 * 1024) }).catch((err: Error) => ({ status: 0, socket: null, err }));
+    // Node's HTTP parser answers 431 (or drops the connection) before any route sees it.
+    assert.ok(r.status === 431 || r.status === 0, `got ${r.status}`);
+    const ok = await crictl(['exec', container, 'echo', 'still up']);
+    assert.deepEqual(ok, { code: 0, stdout: 'still up\n', stderr: '' });
+  });
+
   // Last: it stops the daemon (started again so `after` can remove the pod).
   test('SIGTERM with an exec open: the session ends, its command is killed, the daemon exits', async () => {
     const child = spawnCrictl(['exec', container, 'sleep', '303']);
