@@ -276,6 +276,30 @@ describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
     assert.deepEqual(ok, { code: 0, stdout: 'still up\n', stderr: '' });
   });
 
+  test('a container that exits mid-stream ends its exec and attach sessions', async () => {
+    const { items } = await daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {});
+    const podSandboxId = items[0]?.id ?? '';
+    const config = { metadata: { name: 'short', attempt: 0 }, image: { image: BUSYBOX_IMAGE }, command: ['sh', '-c', 'while :; do echo tick; sleep 1; done'], stdin: true, logPath: 'short.log' };
+    const { containerId } = await daemon.cri.call<{ containerId: string }>('CreateContainer', { podSandboxId, config, sandboxConfig: podConfig('stream') });
+    await daemon.cri.call('StartContainer', { containerId });
+    const exec = spawnCrictl(['exec', containerId, 'sleep', '305']);
+    const attach = spawnCrictl(['attach', containerId]);
+    let attached = '';
+    attach.stdout.on('data', (d: Buffer) => (attached += d.toString()));
+    const ended = (c: typeof exec): Promise<number | null> => new Promise((resolve) => c.once('close', resolve));
+    const [execEnd, attachEnd] = [ended(exec), ended(attach)];
+    await eventually('the attach to get output', () => attached.includes('tick'), 20_000);
+    await daemon.cri.call('StopContainer', { containerId, timeout: 2 });
+    await untilEvent('both sessions to end', 30_000, (done) => {
+      void Promise.all([execEnd, attachEnd]).then(() => done(undefined));
+      return () => undefined;
+    });
+    const { status } = await daemon.cri.call<{ status: { state: string } }>('ContainerStatus', { containerId });
+    assert.equal(status.state, 'CONTAINER_EXITED');
+    await eventually('the server to drop both sessions', async () => ((await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/actors/${containerId}`)).json()) as { sessions: unknown[] }).sessions.length === 0 || undefined, 10_000);
+    await daemon.cri.call('RemoveContainer', { containerId });
+  });
+
   // Last: it stops the daemon (started again so `after` can remove the pod).
   test('SIGTERM with an exec open: the session ends, its command is killed, the daemon exits', async () => {
     const child = spawnCrictl(['exec', container, 'sleep', '303']);
