@@ -160,6 +160,13 @@ async function main(): Promise<void> {
   };
   // A bug in one effect must not take every pod's runtime down with it: log it loudly, keep serving.
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
+  // A throw nothing caught leaves no state we can vouch for: fail closed. The pods run on under
+  // conmon, and the next start's restore repairs whatever was in flight.
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception: exiting, the next start restores every actor');
+    logger.flush?.();
+    process.exit(70);
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

@@ -88,7 +88,9 @@ function actorGauge(supervisor: Supervisor): Gauge {
 export function startInspector(address: string, deps: InspectorDeps): Promise<Server> {
   deps.metrics.addGauge(actorGauge(deps.supervisor));
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://inspector');
+    // A request line no URL parser takes (`GET //[ HTTP/1.1`) is the client's error, not ours.
+    const url = URL.canParse(req.url ?? '/', 'http://inspector') ? new URL(req.url ?? '/', 'http://inspector') : null;
+    if (!url) return json(res, 400, { error: 'malformed request path' });
     const path = url.pathname;
     if (req.method !== 'GET') return json(res, 405, { error: 'only GET' });
     if (path === '/') {

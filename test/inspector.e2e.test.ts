@@ -130,3 +130,19 @@ test('restore decisions are recorded and marked, even when the observed state is
   const inspect = execFileSync(join(REPO, 'bin', 'podchart'), ['inspect', podSandboxId, '--root', daemon.paths.root]).toString();
   assert.match(inspect, /READY {2}RUNNING → RUNNING {2}\(restore decision\)/);
 });
+
+test('a request line no URL parser takes gets 400, and the daemon keeps serving', async () => {
+  const { connect } = await import('node:net');
+  const reply = await new Promise<string>((resolve, reject) => {
+    const socket = connect(daemon.inspectorPort, '127.0.0.1', () => socket.end('GET //[ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString()));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+  assert.match(reply, /^HTTP\/1\.1 400 /);
+  assert.equal(daemon.exitCode, null);
+  const { runtimeName } = await daemon.cri.call<{ runtimeName: string }>('Version', {});
+  assert.equal(runtimeName, 'podchart');
+  assert.equal((await fetch(`${base()}/api/actors`)).status, 200);
+});
