@@ -10,6 +10,7 @@ import { chartGraph, toMermaid } from '../inspector/chart-graph.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from '../actors/registry.js';
+import { readTokenFile } from '../inspector/access.js';
 import { loadConfig, parseArgs } from '../config/config.js';
 import type { SandboxContext } from '../machines/sandbox.types.js';
 import { Store, type ActorRow } from '../storage/store.js';
@@ -263,19 +264,23 @@ export function chartText(graph: ReturnType<typeof chartGraph>, current: string)
 
 /** Follows the daemon's transitions live (the inspector's event stream), one line each. */
 function events(flags: Flags, out: Output): Promise<number> {
-  const address = flags.inspector ?? loadConfig(parseArgs(flags.config ? ['--config', flags.config] : [])).inspectorAddress;
+  const config = loadConfig(parseArgs(flags.config ? ['--config', flags.config] : []));
+  const address = flags.inspector ?? config.inspectorAddress;
   if (!address) throw new CliError('the inspector is switched off (inspectorAddress is ""): events come from it');
+  const headers = config.inspectorTokenFile ? { authorization: `Bearer ${readTokenFile(config.inspectorTokenFile)}` } : {};
   return new Promise((resolve) => {
     let printed = 0;
-    const req = httpGet(`http://${address}/api/events`, (res) => {
+    const req = httpGet(`http://${address}/api/events`, { headers }, (res) => {
       out.error(`following transitions at ${address} (Ctrl-C stops)`);
       let buf = '';
       res.on('data', (chunk: Buffer) => {
         buf += chunk.toString();
         for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
-          const data = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
+          const lines = buf.slice(0, i).split('\n');
           buf = buf.slice(i + 2);
-          if (!data) continue;
+          const data = lines.find((l) => l.startsWith('data: '));
+          // Named events (sessions opening and closing) are for the page; transitions have none.
+          if (!data || lines.some((l) => l.startsWith('event: '))) continue;
           const t = JSON.parse(data.slice(6)) as { at: number; kind: string; actorId: string; event: string; from: string | null; to: string; error: string | null };
           out.log(`${new Date(t.at).toISOString()}  ${t.kind} ${t.actorId.slice(0, 12)}  ${t.event}  ${t.from ?? '∅'} → ${t.to}${t.error ? `  error: ${t.error}` : ''}`);
           if (flags.count !== null && ++printed >= flags.count) {

@@ -27,6 +27,7 @@ import { Cni } from '../network/cni.js';
 import { Metrics } from '../inspector/metrics.js';
 import { startInspector } from '../inspector/server.js';
 import { StreamingServer } from '../streaming/server.js';
+import { readTokenFile } from '../inspector/access.js';
 
 function hostHasAppArmor(): boolean {
   try {
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
   chmodSync(config.socket, 0o660);
   // The inspector and /metrics, on loopback only unless the config says otherwise.
   const inspector = config.inspectorAddress
-    ? await startInspector(config.inspectorAddress, { supervisor, metrics, streaming, logger: logger.child({ component: 'inspector' }) })
+    ? await startInspector(config.inspectorAddress, { supervisor, metrics, streaming, logger: logger.child({ component: 'inspector' }) }, config.inspectorTokenFile ? readTokenFile(config.inspectorTokenFile) : null)
     : null;
   // The readiness line: logged once everything above is up.
   logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir, inspector: config.inspectorAddress || undefined, streaming: streamingBase }, 'podchartd serving CRI v1');

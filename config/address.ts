@@ -9,3 +9,9 @@ export function parseAddress(address: string, key: string): { host: string; port
   if (!host || !(port <= 65535)) throw new InvalidArgument(`${key} must be host:port (port 0 picks one), not "${address}"`);
   return { host, port };
 }
+
+/** localhost, ::1 or 127.0.0.0/8: reachable from this host only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}

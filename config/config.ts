@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InvalidArgument } from '../errors/catalogue.js';
 import type { RegistriesConfig } from '../images/types.js';
-import { parseAddress } from './address.js';
+import { isLoopbackHost, parseAddress } from './address.js';
 
 export interface RuntimeHandlerConfig {
   /** The OCI runtime binary: runc or crun (same CLI). */
@@ -46,6 +46,8 @@ export interface Config {
   cniTimeoutMs: number;
   /** host:port of the statechart inspector and /metrics, on loopback; "" switches it off. */
   inspectorAddress: string;
+  /** A file (mode 0600) holding the bearer token the inspector then requires; needed off loopback. */
+  inspectorTokenFile: string;
   /** host:port of the streaming server (Exec's URLs), on loopback; port 0 picks a free one. */
   streamingAddress: string;
 }
@@ -81,6 +83,7 @@ export const DEFAULTS: Config = {
   cniCacheDir: '/var/lib/podchart/cni',
   cniTimeoutMs: 60_000,
   inspectorAddress: '127.0.0.1:9680',
+  inspectorTokenFile: '',
   streamingAddress: '127.0.0.1:0',
 };
 
@@ -152,7 +155,13 @@ export function loadConfig(args: ParsedArgs): Config {
     throw new InvalidArgument(`cgroupDriver must be "cgroupfs" or "systemd", not "${String(config.cgroupDriver)}"`);
   }
   // Both servers bind where they are told; a malformed address is refused here, before anything starts.
-  if (config.inspectorAddress) parseAddress(String(config.inspectorAddress), 'inspectorAddress');
+  if (config.inspectorAddress) {
+    const { host } = parseAddress(String(config.inspectorAddress), 'inspectorAddress');
+    // Context and history say what runs on the node: off loopback only behind a token.
+    if (!isLoopbackHost(host) && !config.inspectorTokenFile) {
+      throw new InvalidArgument(`inspectorAddress ${config.inspectorAddress} is not a loopback address: set inspectorTokenFile (a 0600 file holding a token) to serve the inspector there`);
+    }
+  }
   parseAddress(String(config.streamingAddress), 'streamingAddress');
   return config;
 }

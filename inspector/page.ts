@@ -152,7 +152,10 @@ export const INSPECTOR_PAGE = `<!doctype html>
     });
     return svg + '</svg>';
   }
-  function get(url) { return fetch(url, { cache: 'no-store' }).then(function (r) { return r.json(); }); }
+  // Off loopback the inspector needs its token: given once in the page's URL, passed on to every call.
+  var token = new URLSearchParams(location.search).get('token');
+  function withToken(url) { return token ? url + (url.indexOf('?') < 0 ? '?' : '&') + 'token=' + encodeURIComponent(token) : url; }
+  function get(url) { return fetch(withToken(url), { cache: 'no-store' }).then(function (r) { return r.json(); }); }
   function showActor() {
     if (!selected) return;
     get('/api/actors/' + selected).then(function (a) {
@@ -184,7 +187,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
   function refresh() { return get('/api/actors').then(function (t) { tree = t; renderTree(); }); }
   ['f-state', 'f-ns', 'f-label'].forEach(function (id) { $(id).oninput = renderTree; });
   refresh();
-  var events = new EventSource('/api/events');
+  var events = new EventSource(withToken('/api/events'));
   events.onmessage = function (m) {
     var t = JSON.parse(m.data);
     refresh();

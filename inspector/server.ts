@@ -13,6 +13,9 @@ import { Gauge, type Metrics } from './metrics.js';
 import { INSPECTOR_PAGE } from './page.js';
 import { parseAddress } from '../config/address.js';
 import type { StreamingServer } from '../streaming/server.js';
+import type { AddressInfo } from 'node:net';
+import { refusal } from './access.js';
+import { redactSecrets } from './redact.js';
 
 export interface InspectorDeps {
   supervisor: Supervisor;
@@ -59,11 +62,11 @@ export function actorTree(supervisor: Supervisor) {
 function actorDetail(deps: InspectorDeps, id: string) {
   const { supervisor } = deps;
   const pod = supervisor.view(id);
-  if (pod) return { kind: 'sandbox', id, state: pod.state, context: pod.context, history: supervisor.history(id, 200) };
+  if (pod) return { kind: 'sandbox', id, state: pod.state, context: redactSecrets(pod.context), history: supervisor.history(id, 200) };
   const ctr = supervisor.containerView(id);
   if (ctr) {
     const sessions = deps.streaming?.sessions().filter((s) => s.containerId === id) ?? [];
-    return { kind: 'container', id, state: ctr.state, context: ctr.context, history: supervisor.history(id, 200), sessions };
+    return { kind: 'container', id, state: ctr.state, context: redactSecrets(ctr.context), history: supervisor.history(id, 200), sessions };
   }
   return null;
 }
@@ -85,12 +88,17 @@ function actorGauge(supervisor: Supervisor): Gauge {
   });
 }
 
-export function startInspector(address: string, deps: InspectorDeps): Promise<Server> {
+/** `token`: required of every request when set (a non-loopback bind needs one: config/config.ts). */
+export function startInspector(address: string, deps: InspectorDeps, token: string | null = null): Promise<Server> {
   deps.metrics.addGauge(actorGauge(deps.supervisor));
+  const { host, port } = parseAddress(address, 'inspectorAddress');
+  let boundPort = port;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     // A request line no URL parser takes (`GET //[ HTTP/1.1`) is the client's error, not ours.
     const url = URL.canParse(req.url ?? '/', 'http://inspector') ? new URL(req.url ?? '/', 'http://inspector') : null;
     if (!url) return json(res, 400, { error: 'malformed request path' });
+    const refused = refusal(req, url, boundPort, token);
+    if (refused) return json(res, refused.status, { error: refused.error });
     const path = url.pathname;
     if (req.method !== 'GET') return json(res, 405, { error: 'only GET' });
     if (path === '/') {
@@ -125,10 +133,10 @@ export function startInspector(address: string, deps: InspectorDeps): Promise<Se
     }
     json(res, 404, { error: `no such path ${path}` });
   });
-  const { host, port } = parseAddress(address, 'inspectorAddress');
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
+      boundPort = (server.address() as AddressInfo).port;
       deps.logger.info({ address }, 'inspector serving');
       resolve(server);
     });
