@@ -29,7 +29,7 @@ test('the page is self-contained: no asset from elsewhere', async () => {
   const html = await res.text();
   assert.match(html, /<title>podchart inspector<\/title>/);
   assert.ok(!/(src|href)=["']https?:/.test(html), 'no external scripts, styles or images');
-  assert.match(html, /new EventSource\('\/api\/events'\)/);
+  assert.match(html, /new EventSource\(withToken\('\/api\/events'\)\)/);
 });
 
 test('the tree, an actor with its persisted history, and its chart from the machine', async () => {
