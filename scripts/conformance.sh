@@ -16,13 +16,11 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 repo="$PWD"
 log() { printf '[conformance %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# Specs that fail until the rest of streaming (tty exec, Attach, PortForward: issue 10) lands; every other
-# failure counts (exec without a tty passes).
+# Specs that fail until the rest of streaming (tty exec, Attach: issue 10) lands; every other
+# failure counts (exec without a tty and PortForward pass).
 PENDING_STREAMING=(
   "[k8s.io] Streaming runtime should support streaming interfaces runtime should support attach [Conformance]"
   "[k8s.io] Streaming runtime should support streaming interfaces runtime should support exec with tty=true and stdin=true [Conformance]"
-  "[k8s.io] Streaming runtime should support streaming interfaces runtime should support portforward [Conformance]"
-  "[k8s.io] Streaming runtime should support streaming interfaces runtime should support portforward in host network"
 )
 
 # The kit: $PODCHART_KIT, else ../shared beside the repository, else the workplace's /work/shared.

@@ -2,7 +2,8 @@
  * The streaming server (issue 10): loopback HTTP on `streamingAddress`, serving the URLs that the
  * Exec RPC answers with. `POST /exec/<token>` with an Upgrade to SPDY/3.1 takes the request parked
  * under the one-time token (streaming/request-cache.ts) and runs it; an unknown, used or expired
- * token gets 404 and nothing runs. Not built yet: tty exec, attach, port-forward, WebSocket.
+ * token gets 404 and nothing runs. `POST /portforward/<token>` likewise serves a PortForward
+ * (streaming/portforward.ts). Not built yet: tty exec, attach, WebSocket.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +14,7 @@ import { acceptSpdy, isSpdyUpgrade, negotiate, offeredProtocols, refuse } from '
 import { collectStreams, errorStatus, EXEC_PROTOCOLS, exitStatus, expectedStreams, pipeToStream } from './remotecommand.js';
 import { startExec, type ExecTarget } from '../runtime/exec-stream.js';
 import { parseAddress } from '../config/address.js';
+import { PORTFORWARD_PROTOCOLS, servePortForward, type PortForwardTarget } from './portforward.js';
 
 /** An Exec RPC's request, validated, with where it runs. */
 export interface ExecRequest {
@@ -26,6 +28,7 @@ export interface ExecRequest {
 
 export class StreamingServer {
   private readonly execs = new RequestCache<ExecRequest>();
+  private readonly portForwards = new RequestCache<PortForwardTarget>();
   private readonly http: Server;
   private readonly sockets = new Set<Duplex>();
   private readonly sessions = new Set<Promise<void>>();
@@ -34,7 +37,8 @@ export class StreamingServer {
   constructor(private readonly logger: Logger) {
     this.http = createServer((req, res) => {
       // Every streaming URL needs an upgrade; a plain request is refused as kubelet's server does.
-      res.writeHead(req.url?.startsWith('/exec/') ? 400 : 404, { 'Content-Type': 'text/plain' }).end(req.url?.startsWith('/exec/') ? 'an Upgrade to SPDY/3.1 is required\n' : 'not found\n');
+      const known = /^\/(exec|portforward)\//.test(req.url ?? '');
+      res.writeHead(known ? 400 : 404, { 'Content-Type': 'text/plain' }).end(known ? 'an Upgrade to SPDY/3.1 is required\n' : 'not found\n');
     });
     this.http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
   }
@@ -56,6 +60,11 @@ export class StreamingServer {
     return `${this.base}/exec/${this.execs.insert(request)}`;
   }
 
+  /** Parks a validated PortForward request; its URL (RESOURCE_EXHAUSTED when 1000 wait). */
+  portForwardUrl(request: PortForwardTarget): string {
+    return `${this.base}/portforward/${this.portForwards.insert(request)}`;
+  }
+
   /** Stops listening and ends every session (their commands killed). */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
@@ -66,6 +75,10 @@ export class StreamingServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => this.logger.debug({ err: err.message }, 'streaming socket error'));
+    if (req.url?.startsWith('/portforward/')) {
+      this.onPortForwardUpgrade(req, socket, head);
+      return;
+    }
     const m = /^\/exec\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
     const request = m?.[1] ? this.execs.consume(m[1]) : null;
     if (!request) {
@@ -89,6 +102,36 @@ export class StreamingServer {
       this.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'exec session failed');
       socket.destroy();
     });
+    this.sessions.add(session);
+    void session.finally(() => this.sessions.delete(session));
+  }
+
+  /** `/portforward/<token>`: the exec route's checks and answers, then a port-forward session. */
+  private onPortForwardUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const token = /^\/portforward\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '')?.[1];
+    const target = token ? this.portForwards.consume(token) : null;
+    if (!target) {
+      this.logger.info({ path: '/portforward/<token>' }, 'streaming request with an unknown, used or expired token refused');
+      refuse(socket, 404, 'Not Found', 'unknown, used or expired streaming token');
+      return;
+    }
+    if (!isSpdyUpgrade(req)) {
+      refuse(socket, 400, 'Bad Request', `an Upgrade to SPDY/3.1 is required (got ${JSON.stringify(req.headers.upgrade ?? '')})`);
+      return;
+    }
+    const protocol = negotiate(offeredProtocols(req), PORTFORWARD_PROTOCOLS);
+    if (!protocol) {
+      refuse(socket, 403, 'Forbidden', `unable to negotiate protocol: client offered ${JSON.stringify(offeredProtocols(req))}, server supports ${JSON.stringify(PORTFORWARD_PROTOCOLS)}`,
+        { 'X-Accepted-Stream-Protocol-Versions': PORTFORWARD_PROTOCOLS.join(',') });
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    const logger = this.logger.child({ portForward: target.podId });
+    const conn = acceptSpdy(socket, head, protocol);
+    conn.on('error', (err: Error) => logger.debug({ err: err.message }, 'spdy connection error'));
+    logger.info({ ports: target.ports }, 'port-forward session started');
+    const session = servePortForward(conn, target, logger).then(() => logger.info('port-forward session ended'));
     this.sessions.add(session);
     void session.finally(() => this.sessions.delete(session));
   }
