@@ -15,6 +15,7 @@ import { stopPodSandbox } from './sandbox-stop.js';
 import { removePodSandbox } from './sandbox-remove.js';
 import { podSandboxStatus } from './sandbox-status.js';
 import { listPodSandbox } from './sandbox-list.js';
+import { portForward } from './sandbox-portforward.js';
 import { createContainer } from './container-create.js';
 import { removeContainer, startContainer, stopContainer } from './container-lifecycle.js';
 import { containerStatus, listContainers } from './container-status.js';
@@ -53,6 +54,7 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   RemovePodSandbox: removePodSandbox,
   PodSandboxStatus: podSandboxStatus,
   ListPodSandbox: listPodSandbox,
+  PortForward: portForward,
   CreateContainer: createContainer,
   StartContainer: startContainer,
   StopContainer: stopContainer,

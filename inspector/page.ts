@@ -178,10 +178,10 @@ export const INSPECTOR_PAGE = `<!doctype html>
   }
   function sessionsTable(sessions) {
     if (!sessions) return '';
-    if (!sessions.length) return '<p id="sessions">No exec or attach session open.</p>';
-    return '<table id="sessions"><tr><th>open session</th><th>command</th><th>client</th><th>protocol</th><th>tty</th><th>since</th></tr>' +
+    if (!sessions.length) return '<p id="sessions">No streaming session open.</p>';
+    return '<table id="sessions"><tr><th>open session</th><th>command / ports</th><th>client</th><th>protocol</th><th>tty</th><th>since</th></tr>' +
       sessions.map(function (s) {
-        return '<tr><td>' + esc(s.kind) + '</td><td>' + esc(s.command || '') + '</td><td>' + esc(s.peer) + '</td><td>' + esc(s.protocol) + '</td><td>' + (s.tty ? 'yes' : 'no') + '</td><td>' + esc(s.since) + '</td></tr>';
+        return '<tr><td>' + esc(s.kind) + '</td><td>' + esc(s.command || (s.ports || []).join(', ')) + '</td><td>' + esc(s.peer) + '</td><td>' + esc(s.protocol) + '</td><td>' + (s.tty ? 'yes' : 'no') + '</td><td>' + esc(s.since) + '</td></tr>';
       }).join('') + '</table>';
   }
   function refresh() { return get('/api/actors').then(function (t) { tree = t; renderTree(); }); }

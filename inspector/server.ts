@@ -62,12 +62,10 @@ export function actorTree(supervisor: Supervisor) {
 function actorDetail(deps: InspectorDeps, id: string) {
   const { supervisor } = deps;
   const pod = supervisor.view(id);
-  if (pod) return { kind: 'sandbox', id, state: pod.state, context: redactSecrets(pod.context), history: supervisor.history(id, 200) };
+  const sessions = deps.streaming?.sessions().filter((s) => s.actorId === id) ?? [];
+  if (pod) return { kind: 'sandbox', id, state: pod.state, context: redactSecrets(pod.context), history: supervisor.history(id, 200), sessions };
   const ctr = supervisor.containerView(id);
-  if (ctr) {
-    const sessions = deps.streaming?.sessions().filter((s) => s.containerId === id) ?? [];
-    return { kind: 'container', id, state: ctr.state, context: redactSecrets(ctr.context), history: supervisor.history(id, 200), sessions };
-  }
+  if (ctr) return { kind: 'container', id, state: ctr.state, context: redactSecrets(ctr.context), history: supervisor.history(id, 200), sessions };
   return null;
 }
 
@@ -123,7 +121,7 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
       const off = deps.supervisor.onTransition((t) => res.write(`data: ${JSON.stringify(t)}\n\n`));
       // A session opening or ending is no transition: its own event, so the page follows it live.
-      const offSessions = deps.streaming?.onSessionsChanged((containerId) => res.write(`event: sessions\ndata: ${JSON.stringify({ actorId: containerId })}\n\n`));
+      const offSessions = deps.streaming?.onSessionsChanged((actorId) => res.write(`event: sessions\ndata: ${JSON.stringify({ actorId })}\n\n`));
       res.write(': podchart transitions\n\n'); // after subscribing: a reader that saw it misses nothing
       req.on('close', () => {
         off();

@@ -6,7 +6,7 @@
 # look-alikes of every image critest pulls, then a podchartd on a temp socket and root whose config
 # mirrors registry.k8s.io and gcr.io to that registry, with the node's CNI config (scripts/setup.sh
 # installs podchart's bridge config when there is none). It prints critest's summary and fails on
-# any spec that fails outside the kit's env-failures.txt and the list below.
+# any spec that fails outside the kit's env-failures.txt.
 #
 # Env: PODCHART_KIT (the folder holding critest/ and cri-tools/; default ../shared beside the repo,
 #      then /work/shared; without a kit the run is skipped, saying so),
@@ -15,13 +15,6 @@ set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 repo="$PWD"
 log() { printf '[conformance %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-# Specs that fail until the rest of streaming (PortForward: issue 10) lands; every other failure
-# counts (exec with and without a tty, and attach, pass).
-PENDING_STREAMING=(
-  "[k8s.io] Streaming runtime should support streaming interfaces runtime should support portforward [Conformance]"
-  "[k8s.io] Streaming runtime should support streaming interfaces runtime should support portforward in host network"
-)
 
 # The kit: $PODCHART_KIT, else ../shared beside the repository, else the workplace's /work/shared.
 kit_root=""
@@ -96,16 +89,10 @@ set -e
 summary="$RESULTS_DIR/podchart-critest-summary.txt"
 [ -s "$summary" ] || { log "critest wrote no summary (see $RESULTS_DIR)"; exit 1; }
 unexpected=0
+# Every spec must pass but those the kit's env-failures.txt names (critest.sh marks those [ENV]).
 while IFS= read -r line; do
-  spec="${line#\[RUNTIME\] }"
-  allowed=no
-  for p in "${PENDING_STREAMING[@]}"; do [ "$spec" = "$p" ] && allowed=yes; done
-  if [ "$allowed" = yes ]; then
-    log "allowed until streaming lands (issue 10): $spec"
-  else
-    log "FAILED: $spec"
-    unexpected=$((unexpected + 1))
-  fi
+  log "FAILED: ${line#\[RUNTIME\] }"
+  unexpected=$((unexpected + 1))
 done < <(grep '^\[RUNTIME\] ' "$summary")
 
 log "results in $RESULTS_DIR, daemon log $work/daemon.log"

@@ -1,9 +1,10 @@
 /**
  * The streaming server (issue 10): loopback HTTP on `streamingAddress`, serving the URLs that the
- * Exec and Attach RPCs answer with. `POST /<kind>/<token>` with an Upgrade to SPDY/3.1 takes the
+ * Exec, Attach and PortForward RPCs answer with. `POST /<kind>/<token>` with an Upgrade to SPDY/3.1 takes the
  * request parked under the one-time token (streaming/request-cache.ts) and runs it; an unknown,
  * used or expired token, or one used under another kind's path, gets 404 and nothing runs.
- * Both SPDY/3.1 (kubelet and crictl 1.26) and WebSocket (kubectl 1.30+) carry the sessions.
+ * Both SPDY/3.1 (kubelet and crictl 1.26) and WebSocket (kubectl 1.30+) carry the sessions;
+ * port-forward is streaming/portforward.ts.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +19,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { startExec, type ExecTarget } from '../runtime/exec-stream.js';
 import { attachContainer, type AttachTarget } from '../runtime/attach.js';
 import { parseAddress } from '../config/address.js';
+import { PORTFORWARD_PROTOCOLS, servePortForward, type PortForwardTarget } from './portforward.js';
 
 interface Streams {
   stdin: boolean;
@@ -40,12 +42,18 @@ export interface AttachRequest extends Streams {
   target: AttachTarget;
 }
 
-export type StreamingRequest = ExecRequest | AttachRequest;
+/** A PortForward RPC's request, validated, with the pod's network namespace. */
+export interface PortForwardRequest {
+  kind: 'portforward';
+  target: PortForwardTarget;
+}
 
-/** An open exec or attach session, as the inspector shows it on its container. */
+export type StreamingRequest = ExecRequest | AttachRequest | PortForwardRequest;
+
+/** An open session, as the inspector shows it on its container (exec, attach) or pod (port-forward). */
 export interface SessionInfo {
   kind: StreamingRequest['kind'];
-  containerId: string;
+  actorId: string;
   /** The client's address (kubelet, crictl: always loopback here, the server binds only that). */
   peer: string;
   protocol: string;
@@ -53,9 +61,10 @@ export interface SessionInfo {
   /** An exec's command name (not its arguments, which may carry secrets). */
   command?: string;
   tty: boolean;
+  ports?: number[];
 }
 
-const KINDS: readonly string[] = ['exec', 'attach'];
+const KINDS: readonly string[] = ['exec', 'attach', 'portforward'];
 /** Largest WebSocket message taken from a client (stdin arrives in chunks far below this). */
 const MAX_WS_MESSAGE = 1 << 20;
 
@@ -64,7 +73,7 @@ export class StreamingServer {
   private readonly http: Server;
   private readonly sockets = new Set<Duplex>();
   private readonly running = new Map<Promise<void>, SessionInfo>();
-  private readonly listeners = new Set<(containerId: string) => void>();
+  private readonly listeners = new Set<(actorId: string) => void>();
   /** WebSocket framing for upgrades we have already accepted (noServer: routing stays ours). */
   private readonly ws = new WebSocketServer({
     noServer: true,
@@ -106,14 +115,14 @@ export class StreamingServer {
     return [...this.running.values()];
   }
 
-  /** Calls `listener` with the container's id whenever a session on it opens or ends; returns the unsubscribe. */
-  onSessionsChanged(listener: (containerId: string) => void): () => void {
+  /** Calls `listener` with the actor's id whenever a session on it opens or ends; returns the unsubscribe. */
+  onSessionsChanged(listener: (actorId: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  private changed(containerId: string): void {
-    for (const l of this.listeners) l(containerId);
+  private changed(actorId: string): void {
+    for (const l of this.listeners) l(actorId);
   }
 
   /** Stops listening and ends every session (execs killed, attaches let go). */
@@ -134,10 +143,12 @@ export class StreamingServer {
       return;
     }
     if (isSpdyUpgrade(req)) {
-      const protocol = negotiate(offeredProtocols(req), EXEC_PROTOCOLS);
-      if (!protocol) return refuseProtocol(socket, offeredProtocols(req), EXEC_PROTOCOLS);
+      const supported = request.kind === 'portforward' ? PORTFORWARD_PROTOCOLS : EXEC_PROTOCOLS;
+      const protocol = negotiate(offeredProtocols(req), supported);
+      if (!protocol) return refuseProtocol(socket, offeredProtocols(req), supported);
       this.track(req, socket, request, protocol, (logger) => this.serveSpdy(socket, head, protocol, request, logger));
     } else if (isWebSocketUpgrade(req)) {
+      if (request.kind === 'portforward') return refuse(socket, 400, 'Bad Request', 'port-forward over WebSocket is not built yet: use SPDY/3.1');
       if (!req.headers['sec-websocket-key']) return refuse(socket, 400, 'Bad Request', 'a WebSocket upgrade needs Sec-WebSocket-Key');
       const protocol = negotiate(offeredWsProtocols(req), WS_EXEC_PROTOCOLS);
       if (!protocol) return refuseProtocol(socket, offeredWsProtocols(req), WS_EXEC_PROTOCOLS);
@@ -153,23 +164,24 @@ export class StreamingServer {
     socket.once('close', () => this.sockets.delete(socket));
     const info: SessionInfo = {
       kind: request.kind,
-      containerId: request.kind === 'exec' ? request.target.id : request.containerId,
+      actorId: actorOf(request),
       peer: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`,
       protocol,
       since: new Date().toISOString(),
-      tty: request.tty,
+      tty: request.kind !== 'portforward' && request.tty,
       ...(request.kind === 'exec' && request.cmd[0] !== undefined ? { command: request.cmd[0] } : {}),
+      ...(request.kind === 'portforward' ? { ports: request.target.ports } : {}),
     };
-    const logger = this.logger.child({ [request.kind]: info.containerId, protocol });
+    const logger = this.logger.child({ [request.kind]: info.actorId, protocol });
     const session = serve(logger).catch((err: unknown) => {
       logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'streaming session failed');
       socket.destroy();
     });
     this.running.set(session, info);
-    this.changed(info.containerId);
+    this.changed(info.actorId);
     void session.finally(() => {
       this.running.delete(session);
-      this.changed(info.containerId);
+      this.changed(info.actorId);
     });
   }
 
@@ -180,19 +192,25 @@ export class StreamingServer {
       logger.warn({ err: err.message }, 'spdy connection error, closing it');
       socket.destroy();
     });
+    if (req.kind === 'portforward') {
+      logger.info({ ports: req.target.ports }, 'port-forward session started');
+      await servePortForward(conn, req.target, logger);
+      logger.info('port-forward session ended');
+      return;
+    }
     const streams = await collectStreams(conn, expectedStreams(protocol, req), logger);
     const client = spdyChannels(conn, socket, streams, protocol, req.kind === 'exec' ? req.cmd : []);
     await this.run(client, req, { stdin: streams.has('stdin'), stdout: streams.has('stdout'), stderr: streams.has('stderr'), tty: req.tty }, logger);
   }
 
-  private async serveWebSocket(httpReq: IncomingMessage, socket: Duplex, head: Buffer, protocol: string, req: StreamingRequest, logger: Logger): Promise<void> {
+  private async serveWebSocket(httpReq: IncomingMessage, socket: Duplex, head: Buffer, protocol: string, req: ExecRequest | AttachRequest, logger: Logger): Promise<void> {
     const ws = await new Promise<WebSocket>((resolve) => this.ws.handleUpgrade(httpReq, socket, head, resolve));
     ws.on('error', (err: Error) => logger.debug({ err: err.message }, 'websocket error'));
     const want = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr && !req.tty, tty: req.tty };
     await this.run(wsChannels(ws, protocol, want, req.kind === 'exec' ? req.cmd : []), req, want, logger);
   }
 
-  private async run(client: ClientChannels, req: StreamingRequest, want: Streams, logger: Logger): Promise<void> {
+  private async run(client: ClientChannels, req: ExecRequest | AttachRequest, want: Streams, logger: Logger): Promise<void> {
     // Only the command's name: its arguments may carry secrets (issue 11).
     logger.info({ ...(req.kind === 'exec' ? { command: req.cmd[0] } : {}), ...want }, `${req.kind} session started`);
     const result = await runSession(client, () => startProcess(req, want), logger);
@@ -200,12 +218,18 @@ export class StreamingServer {
   }
 }
 
+function actorOf(request: StreamingRequest): string {
+  if (request.kind === 'exec') return request.target.id;
+  if (request.kind === 'attach') return request.containerId;
+  return request.target.podId;
+}
+
 function refuseProtocol(socket: Duplex, offered: readonly string[], supported: readonly string[]): void {
   refuse(socket, 403, 'Forbidden', `unable to negotiate protocol: client offered ${JSON.stringify(offered)}, server supports ${JSON.stringify(supported)}`,
     { 'X-Accepted-Stream-Protocol-Versions': supported.join(',') });
 }
 
-async function startProcess(req: StreamingRequest, want: Streams): Promise<StreamedProcess> {
+async function startProcess(req: ExecRequest | AttachRequest, want: Streams): Promise<StreamedProcess> {
   if (req.kind === 'exec') {
     try {
       return await startExec(req.target, req.cmd, want);

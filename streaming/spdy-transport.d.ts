@@ -13,6 +13,13 @@ declare module 'spdy-transport' {
     /** RST_STREAM. */
     abort(code?: string, callback?: () => void): void;
   }
+  /** One direction of a flow-control window: bytes we may still send, its size, its ceiling. */
+  interface WindowSide {
+    current: number;
+    max: number;
+    limit: number;
+    lowWaterMark: number;
+  }
   type KvCallback = (err: Error | null, headers: Record<string, string>) => void;
   type FrameCallback = (err: Error | null, frame: unknown) => void;
   /** Internal: spdy-transport's frame parser. */
@@ -28,8 +35,15 @@ declare module 'spdy-transport' {
     /** GOAWAY, then close once the streams are done. */
     end(callback?: () => void): void;
     destroyStreams(err?: Error): void;
-    /** Internal: the frame parser (see streaming/spdy.ts for why we reach it). */
-    _spdyState: { parser: SpdyParser };
+    /** Client side: opens a stream (SYN_STREAM with `headers`); the tests' raw client uses it. */
+    request(uri: { method: string; path: string; host: string; headers: Record<string, string> }): SpdyStream;
+    /** Internal: the frame parser and the send windows (see streaming/spdy.ts for why we reach them). */
+    _spdyState: {
+      parser: SpdyParser;
+      /** The session's flow-control window, and the template every stream's window is cloned from. */
+      window: { send: WindowSide };
+      streamWindow: { send: WindowSide };
+    };
   }
   interface ConnectionOptions {
     protocol: 'spdy' | 'http2';

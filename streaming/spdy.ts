@@ -49,6 +49,12 @@ export function isSpdyUpgrade(req: IncomingMessage): boolean {
  * HTTP over SPDY), but Go's spdystream (every kubelet-generation client) sends only its own headers
  * (`streamtype`, `port`, `requestid`). We fill the two in before that check, on this connection's
  * parser only; nothing reads them.
+ *
+ * Gotcha: spdystream does no flow control either. It never sends WINDOW_UPDATE, so spdy-transport,
+ * honouring SPDY/3.1's 64 KiB initial windows (the session's and each stream's), would stop sending
+ * after 64 KiB on a stream: an exec's output or a port-forward's download would hang there. Our send
+ * windows are unbounded instead, as kubelet's own spdystream server sends; TCP's backpressure (the
+ * client reads the socket only as fast as its streams are read) is what paces us.
  */
 export function acceptSpdy(socket: Duplex, head: Buffer, protocol: string): Connection {
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SPDY_31}\r\nX-Stream-Protocol-Version: ${protocol}\r\n\r\n`);
@@ -75,6 +81,8 @@ export function acceptSpdy(socket: Duplex, head: Buffer, protocol: string): Conn
       }
       callback(err, headers);
     });
+  const { window: session, streamWindow } = conn._spdyState;
+  for (const side of [session.send, streamWindow.send]) Object.assign(side, { current: Infinity, max: Infinity, limit: Infinity, lowWaterMark: 0 });
   conn.start(3.1);
   return conn;
 }

@@ -148,6 +148,12 @@ describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
     assert.deepEqual(r, { code: 0, stdout: 'hi\n', stderr: '' });
   });
 
+  test('crictl exec: output past SPDY\'s 64 KiB initial window arrives whole', async () => {
+    // spdystream never sends WINDOW_UPDATE: a server that waits for one stops after 64 KiB.
+    const r = await crictl(['exec', container, 'busybox', 'head', '-c', '1048576', '/dev/zero']);
+    assert.deepEqual({ code: r.code, bytes: r.stdout.length, stderr: r.stderr }, { code: 0, bytes: 1 << 20, stderr: '' });
+  });
+
   test('a client that goes away mid-exec: the command and what it started are killed', async () => {
     const child = spawnCrictl(['exec', '-i', container, 'sh', '-c', 'sleep 301 & sleep 302; wait']);
     await eventually('the exec to run', () => running('sleep').length === 2, 20_000);
