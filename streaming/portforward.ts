@@ -51,6 +51,11 @@ interface Pair {
   timer: NodeJS.Timeout;
 }
 
+/** kubelet's wording for a connection that could not be forwarded (uid empty, as its CRI streaming server passes it). */
+export function forwardFailure(podId: string, port: string, reason: string): string {
+  return `error forwarding port ${port} to pod ${podId}, uid : ${reason}`;
+}
+
 /** Serves `conn` until the client closes it; resolves once every forwarded connection is gone. */
 export function servePortForward(conn: Connection, target: PortForwardTarget, logger: Logger, dial: Dial = dialPodPort): Promise<void> {
   const pairs = new Map<string, Pair>();
@@ -58,8 +63,7 @@ export function servePortForward(conn: Connection, target: PortForwardTarget, lo
   const forwards = new Set<Promise<void>>();
   let closed = false;
 
-  /** kubelet's wording, uid empty as its CRI streaming server passes it. */
-  const failure = (port: string, reason: string): string => `error forwarding port ${port} to pod ${target.podId}, uid : ${reason}`;
+  const failure = (port: string, reason: string): string => forwardFailure(target.podId, port, reason);
 
   const forward = async (error: SpdyStream, data: SpdyStream, log: Logger): Promise<void> => {
     // Both streams end once, here. (spdy-transport's streams are readable-stream 3's: no

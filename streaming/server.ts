@@ -4,7 +4,7 @@
  * request parked under the one-time token (streaming/request-cache.ts) and runs it; an unknown,
  * used or expired token, or one used under another kind's path, gets 404 and nothing runs.
  * Both SPDY/3.1 (kubelet and crictl 1.26) and WebSocket (kubectl 1.30+) carry the sessions;
- * port-forward is streaming/portforward.ts.
+ * port-forward is streaming/portforward.ts (SPDY) and streaming/portforward-ws.ts.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,6 +20,7 @@ import { startExec, type ExecTarget } from '../runtime/exec-stream.js';
 import { attachContainer, type AttachTarget } from '../runtime/attach.js';
 import { parseAddress } from '../config/address.js';
 import { PORTFORWARD_PROTOCOLS, servePortForward, type PortForwardTarget } from './portforward.js';
+import { serveWsPortForward, WS_PORTFORWARD_PROTOCOLS, wsPorts } from './portforward-ws.js';
 
 interface Streams {
   stdin: boolean;
@@ -78,7 +79,7 @@ export class StreamingServer {
   private readonly ws = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_WS_MESSAGE,
-    handleProtocols: (offered) => negotiate([...offered], WS_EXEC_PROTOCOLS) ?? false,
+    handleProtocols: (offered) => negotiate([...offered], [...WS_EXEC_PROTOCOLS, ...WS_PORTFORWARD_PROTOCOLS]) ?? false,
   });
   private base = '';
 
@@ -148,8 +149,20 @@ export class StreamingServer {
       if (!protocol) return refuseProtocol(socket, offeredProtocols(req), supported);
       this.track(req, socket, request, protocol, (logger) => this.serveSpdy(socket, head, protocol, request, logger));
     } else if (isWebSocketUpgrade(req)) {
-      if (request.kind === 'portforward') return refuse(socket, 400, 'Bad Request', 'port-forward over WebSocket is not built yet: use SPDY/3.1');
       if (!req.headers['sec-websocket-key']) return refuse(socket, 400, 'Bad Request', 'a WebSocket upgrade needs Sec-WebSocket-Key');
+      if (request.kind === 'portforward') {
+        const ports = wsPorts(req.url ?? '', request.target);
+        if (typeof ports === 'string') return refuse(socket, 400, 'Bad Request', ports);
+        const protocol = negotiate(offeredWsProtocols(req), WS_PORTFORWARD_PROTOCOLS);
+        if (!protocol) return refuseProtocol(socket, offeredWsProtocols(req), WS_PORTFORWARD_PROTOCOLS);
+        this.track(req, socket, request, protocol, async (logger) => {
+          const ws = await this.acceptWebSocket(req, socket, head, logger);
+          logger.info({ ports }, 'port-forward session started');
+          await serveWsPortForward(ws, request.target, ports, logger);
+          logger.info('port-forward session ended');
+        });
+        return;
+      }
       const protocol = negotiate(offeredWsProtocols(req), WS_EXEC_PROTOCOLS);
       if (!protocol) return refuseProtocol(socket, offeredWsProtocols(req), WS_EXEC_PROTOCOLS);
       this.track(req, socket, request, protocol, (logger) => this.serveWebSocket(req, socket, head, protocol, request, logger));
@@ -203,9 +216,14 @@ export class StreamingServer {
     await this.run(client, req, { stdin: streams.has('stdin'), stdout: streams.has('stdout'), stderr: streams.has('stderr'), tty: req.tty }, logger);
   }
 
-  private async serveWebSocket(httpReq: IncomingMessage, socket: Duplex, head: Buffer, protocol: string, req: ExecRequest | AttachRequest, logger: Logger): Promise<void> {
+  private async acceptWebSocket(httpReq: IncomingMessage, socket: Duplex, head: Buffer, logger: Logger): Promise<WebSocket> {
     const ws = await new Promise<WebSocket>((resolve) => this.ws.handleUpgrade(httpReq, socket, head, resolve));
     ws.on('error', (err: Error) => logger.debug({ err: err.message }, 'websocket error'));
+    return ws;
+  }
+
+  private async serveWebSocket(httpReq: IncomingMessage, socket: Duplex, head: Buffer, protocol: string, req: ExecRequest | AttachRequest, logger: Logger): Promise<void> {
+    const ws = await this.acceptWebSocket(httpReq, socket, head, logger);
     const want = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr && !req.tty, tty: req.tty };
     await this.run(wsChannels(ws, protocol, want, req.kind === 'exec' ? req.cmd : []), req, want, logger);
   }

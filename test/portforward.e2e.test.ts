@@ -23,6 +23,7 @@ import { Daemon, eventually, freeTcpPort, podConfig, tempPaths, type DaemonPaths
 import type { RegistryFixture } from './registry-fixture.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
 import { untilEvent } from './until-event.js';
+import { WebSocket } from 'ws';
 
 const BIG_MIB = 100;
 let paths: DaemonPaths;
@@ -292,5 +293,61 @@ describe('PortForward (SPDY)', { skip: needsCrictl }, () => {
     const { url } = await daemon.cri.call<{ url: string }>('PortForward', { podSandboxId: pod });
     (await rawSession(url)).socket.destroy();
     await assert.rejects(rawSession(url), /no upgrade: 404/);
+  });
+  test('WebSocket v4.portforward.k8s.io: 100 MiB intact on one port, an HTTP reply on another, a refused port reported', async () => {
+    const { url } = await daemon.cri.call<{ url: string }>('PortForward', { podSandboxId: pod });
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}?port=8080&port=8081,81`, ['v4.portforward.k8s.io']);
+    const channels = new Map<number, Buffer[]>();
+    const hash = createHash('sha256');
+    let bigBytes = 0;
+    let head: Buffer | null = Buffer.alloc(0);
+    const first = new Map<number, Buffer>();
+    ws.on('message', (m: Buffer) => {
+      const ch = m[0] ?? -1;
+      let body = m.subarray(1);
+      if (!first.has(ch)) return void first.set(ch, body); // each channel opens with its port
+      if (ch === 0) {
+        // The reply's headers, then the file: only the file goes into the digest.
+        if (head !== null) {
+          head = Buffer.concat([head, body]);
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          body = head.subarray(end + 4);
+          head = null;
+        }
+        hash.update(body);
+        bigBytes += body.length;
+      } else channels.set(ch, [...(channels.get(ch) ?? []), body]);
+    });
+    const text = (ch: number): string => Buffer.concat(channels.get(ch) ?? []).toString();
+    await untilEvent('the WebSocket to open', 10_000, (done, fail) => {
+      ws.once('open', () => done(undefined));
+      ws.once('error', fail);
+      return () => undefined;
+    });
+    assert.equal(ws.protocol, 'v4.portforward.k8s.io');
+    ws.send(Buffer.concat([Buffer.from([0]), Buffer.from('GET /big HTTP/1.0\r\n\r\n')]));
+    ws.send(Buffer.concat([Buffer.from([2]), Buffer.from('GET /small HTTP/1.0\r\n\r\n')]));
+    await eventually('the big reply and the small one', () => bigBytes === BIG_MIB << 20 && text(2).endsWith('small\n') && text(5).length > 0, 60_000);
+    assert.deepEqual([...first.entries()].sort(([a], [b]) => a - b).map(([ch, b]) => [ch, b.readUInt16LE()]), [[0, 8080], [1, 8080], [2, 8081], [3, 8081], [4, 81], [5, 81]]);
+    assert.match(text(5), new RegExp(`^error forwarding port 81 to pod ${pod}, uid : IPv4: .*Connection refused`));
+    assert.equal(text(1), '');
+    assert.equal(text(3), '');
+    ws.close();
+    await eventually('the session\'s socats to exit', () => dialChildren().length === 0);
+    assert.equal(hash.digest('hex'), bigDigest);
+  });
+
+  test('WebSocket port-forward without ports, or with a port the RPC did not name: 400, nothing dialled', async () => {
+    for (const [port, query] of [[[], ''], [[8080], '?port=8081'], [[], '?port=http']] as const) {
+      const { url } = await daemon.cri.call<{ url: string }>('PortForward', { podSandboxId: pod, port });
+      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${query}`, ['v4.portforward.k8s.io']);
+      await assert.rejects(untilEvent('the WebSocket to be refused', 10_000, (done, fail) => {
+        ws.once('open', () => done(undefined));
+        ws.once('error', fail);
+        return () => ws.terminate();
+      }), /Unexpected server response: 400/);
+    }
+    assert.deepEqual(dialChildren(), []);
   });
 });
