@@ -19,6 +19,9 @@ export const V3 = 'v3.channel.k8s.io';
 /** Ours, most preferred first. */
 export const EXEC_PROTOCOLS = [V4, V3, 'v2.channel.k8s.io', 'channel.k8s.io'] as const;
 
+/** How long a client may keep the connection after the result was sent. */
+const CLIENT_CLOSE_GRACE_MS = 5_000;
+
 /** How long the client gets to open its streams (kubelet's streamCreationTimeout). */
 export const STREAM_CREATION_TIMEOUT_MS = 30_000;
 
@@ -62,6 +65,10 @@ export function spdyChannels(conn: Connection, socket: Duplex, streams: Map<Stre
         await Promise.race([new Promise<void>((resolve) => (text ? errorStream.end(text, () => resolve()) : errorStream.end(() => resolve()))), gone]);
       }
       conn.end();
+      // The client closes the connection once it has read the result; one that does not is
+      // closed for it (kubelet closes it too), so its socket cannot outlive the session.
+      const timer = setTimeout(() => socket.destroy(), CLIENT_CLOSE_GRACE_MS);
+      socket.once('close', () => clearTimeout(timer));
     },
   };
 }

@@ -149,7 +149,7 @@ export class StreamingServer {
       if (!protocol) return refuseProtocol(socket, offeredProtocols(req), supported);
       this.track(req, socket, request, protocol, (logger) => this.serveSpdy(socket, head, protocol, request, logger));
     } else if (isWebSocketUpgrade(req)) {
-      if (!req.headers['sec-websocket-key']) return refuse(socket, 400, 'Bad Request', 'a WebSocket upgrade needs Sec-WebSocket-Key');
+      if (req.method !== 'GET' || !req.headers['sec-websocket-key']) return refuse(socket, 400, 'Bad Request', 'a WebSocket upgrade is a GET with Sec-WebSocket-Key');
       if (request.kind === 'portforward') {
         const ports = wsPorts(req.url ?? '', request.target);
         if (typeof ports === 'string') return refuse(socket, 400, 'Bad Request', ports);
@@ -217,7 +217,15 @@ export class StreamingServer {
   }
 
   private async acceptWebSocket(httpReq: IncomingMessage, socket: Duplex, head: Buffer, logger: Logger): Promise<WebSocket> {
-    const ws = await new Promise<WebSocket>((resolve) => this.ws.handleUpgrade(httpReq, socket, head, resolve));
+    // ws answers a handshake it refuses itself and never calls back: the socket's close ends the wait.
+    const ws = await new Promise<WebSocket>((resolve, reject) => {
+      const closed = (): void => reject(new Error('the WebSocket handshake failed'));
+      socket.once('close', closed);
+      this.ws.handleUpgrade(httpReq, socket, head, (accepted) => {
+        socket.off('close', closed);
+        resolve(accepted);
+      });
+    });
     ws.on('error', (err: Error) => logger.debug({ err: err.message }, 'websocket error'));
     return ws;
   }

@@ -43,6 +43,8 @@ export async function runSession(client: ClientChannels, start: () => Promise<St
     proc = await start();
   } catch (err) {
     const result = { error: err instanceof Error ? err.message : String(err) };
+    // Nothing will come on the output channels: they end before the result, as after a run.
+    await Promise.race([Promise.all([copyOut(null, client.stdout), copyOut(null, client.stderr)]), client.gone]);
     await client.finish(result);
     return result;
   }

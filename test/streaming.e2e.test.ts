@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
@@ -51,9 +52,9 @@ function crictl(args: string[], stdin = ''): Promise<Crictl> {
 }
 
 /** Opens `url` as client-go does (POST, Upgrade to SPDY/3.1, v4 offered): the status line's code. */
-function upgrade(url: string, headers: Record<string, string> = { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' }): Promise<{ status: number; socket: Socket | null }> {
+function upgrade(url: string, headers: Record<string, string> = { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' }, method = 'POST'): Promise<{ status: number; socket: Socket | null }> {
   return untilEvent('the streaming server to answer', 10_000, (done, fail) => {
-    const req = request(url, { method: 'POST', headers });
+    const req = request(url, { method, headers });
     req.on('upgrade', (res: IncomingMessage, socket: Socket) => done({ status: res.statusCode ?? 0, socket }));
     req.on('response', (res: IncomingMessage) => {
       res.resume();
@@ -304,6 +305,27 @@ describe('streaming exec (SPDY, no tty)', { skip: needsCrictl }, () => {
     assert.equal(status.state, 'CONTAINER_EXITED');
     await eventually('the server to drop both sessions', async () => ((await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/actors/${containerId}`)).json()) as { sessions: unknown[] }).sessions.length === 0 || undefined, 10_000);
     await daemon.cri.call('RemoveContainer', { containerId });
+  });
+
+  test('a malformed WebSocket frame closes that session and kills its command; the daemon goes on', async () => {
+    const { url } = await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['sleep', '306'], stdout: true });
+    const headers = { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': randomBytes(16).toString('base64'), 'Sec-WebSocket-Protocol': 'v5.channel.k8s.io' };
+    // A WebSocket handshake is a GET: a POST is refused before anything runs.
+    assert.equal((await upgrade((await daemon.cri.call<{ url: string }>('Exec', { containerId: container, cmd: ['sleep', '307'], stdout: true })).url, headers)).status, 400);
+    const { status, socket } = await upgrade(url, headers, 'GET');
+    assert.equal(status, 101);
+    await eventually('the command to run', () => running('sleep').length === 1, 20_000);
+    // A client frame must be masked (RFC 6455 5.1): this one is not.
+    await untilEvent('the server to close the connection', 10_000, (done) => {
+      socket?.once('close', () => done(undefined));
+      socket?.on('error', () => undefined);
+      socket?.resume();
+      socket?.write(Buffer.from([0x82, 0x02, 0x00, 0x41]));
+      return () => socket?.destroy();
+    });
+    await eventually('the command to be killed', () => running('sleep').length === 0, 20_000);
+    const ok = await crictl(['exec', container, 'echo', 'still up']);
+    assert.deepEqual(ok, { code: 0, stdout: 'still up\n', stderr: '' });
   });
 
   // Last: it stops the daemon (started again so `after` can remove the pod).
