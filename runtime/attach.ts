@@ -52,6 +52,9 @@ export async function attachContainer(target: AttachTarget, want: { stdin: boole
     finish = () => {
       stdout?.end();
       stderr?.end();
+      // The session is over, so is our connection: node-unix-socket closes it by itself only once
+      // both halves have ended, and conmon keeps its half open (stdin_once false) or is gone.
+      socket.destroy();
       resolve(null);
     };
   });
@@ -68,8 +71,10 @@ export async function attachContainer(target: AttachTarget, want: { stdin: boole
           writeChunks(socket, chunk).then(() => callback(), callback);
         },
         final(callback) {
-          socket.end(() => callback());
-          if (!target.stdinOnce && !target.tty) finish();
+          socket.end(() => {
+            callback();
+            if (!target.stdinOnce && !target.tty) finish();
+          });
         },
       })
     : null;
