@@ -15,6 +15,7 @@ import { access, rm } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import pty from 'node-pty';
+import { foldCarriageReturns } from './tty-output.js';
 import { osSignal, prepareExec, stopExec, type ExecTarget, type RuncHandle } from './exec-sync.js';
 
 export type { ExecTarget } from './exec-sync.js';
@@ -76,9 +77,10 @@ function startOnPipes(binary: string, args: string[], want: { stdin: boolean; st
 }
 
 function startOnTerminal(binary: string, args: string[], pidFile: string, want: { stdin: boolean; stdout: boolean }): Started {
-  // Our terminal is made raw before runc starts: runc would make it raw too, but only once it
-  // holds the container's console, and input arriving before that would be echoed and
-  // line-edited twice. `exec` keeps the pid: it is runc's. encoding null: the terminal's bytes as
+  // Our terminal is made raw before runc starts: runc makes it raw too (keeping output
+  // translation on: runtime/tty-output.ts), but only once it holds the container's console, and
+  // input that came sooner would be echoed and line-edited twice; input also waits for that
+  // moment (below), this is the second net. `exec` keeps the pid: it is runc's. encoding null: the terminal's bytes as
   // Buffers, not decoded (a UTF-8 sequence split across reads stays whole).
   const term = pty.spawn('/bin/sh', ['-c', 'stty raw -echo && exec "$@"', 'sh', binary, ...args], { name: 'xterm', cols: DEFAULT_SIZE.width, rows: DEFAULT_SIZE.height, encoding: null });
   const stdout = new PassThrough();
@@ -145,7 +147,7 @@ function startOnTerminal(binary: string, args: string[], pidFile: string, want: 
     closed,
     streams: {
       stdin,
-      stdout: want.stdout ? stdout : null,
+      stdout: want.stdout ? stdout.pipe(foldCarriageReturns()) : null,
       stderr: null,
       resize: (size) => {
         if (size.width <= 0 || size.height <= 0) return;
