@@ -15,6 +15,7 @@ import type { Host } from '../actors/host.js';
 import { ensurePauseRootfs } from '../runtime/pause-rootfs.js';
 import { oomScoreFloor } from '../runtime/oom.js';
 import { buildServer, listen } from '../cri/server.js';
+import { LOG_REDACT } from '../cri/call-log.js';
 import { ContentStore } from '../images/content-store.js';
 import { LayerStore } from '../images/layer-store.js';
 import { RegistryClient } from '../images/registry/client.js';
@@ -51,10 +52,10 @@ function packageVersion(): string {
 
 function buildLogger(config: Config): Logger {
   if (config.logPretty) {
-    return pino({ level: config.logLevel, transport: { target: 'pino-pretty', options: { colorize: false } } });
+    return pino({ level: config.logLevel, redact: LOG_REDACT, transport: { target: 'pino-pretty', options: { colorize: false } } });
   }
   // Synchronous writes: the last lines before a crash (or a kill -9) are the ones an operator needs.
-  return pino({ level: config.logLevel }, pino.destination({ dest: 1, sync: true }));
+  return pino({ level: config.logLevel, redact: LOG_REDACT }, pino.destination({ dest: 1, sync: true }));
 }
 
 async function main(): Promise<void> {

@@ -7,6 +7,8 @@ interface AuthConfig {
   username: string;
   password: string;
   auth: string;
+  /** The host the credentials are for; empty: the image's registry (images/registry/credentials.ts). */
+  serverAddress: string;
   identityToken: string;
   registryToken: string;
 }
@@ -19,7 +21,9 @@ export function credentialsFrom(auth: AuthConfig | null | undefined): Credential
   if (auth.auth) creds.auth = auth.auth;
   if (auth.identityToken) creds.identityToken = auth.identityToken;
   if (auth.registryToken) creds.registryToken = auth.registryToken;
-  return Object.keys(creds).length ? creds : null;
+  if (Object.keys(creds).length === 0) return null;
+  if (auth.serverAddress) creds.serverAddress = auth.serverAddress;
+  return creds;
 }
 
 export async function pullImage(req: { image: { image: string } | null; auth: AuthConfig | null }, ctx: CriContext) {

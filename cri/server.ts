@@ -1,7 +1,9 @@
 /**
  * The gRPC adapter: runtime.v1.RuntimeService and ImageService on a unix socket. Every method of
  * the proto is served; those not built yet answer UNIMPLEMENTED with "not implemented yet: <Method>".
- * One wrapper (containerd's instrumented service) logs, applies the deadline and maps errors.
+ * One wrapper (containerd's instrumented service) logs, applies the deadline and maps errors. It logs
+ * what identifies each call (call-log.ts), never the request itself: requests carry credentials,
+ * env values and exec arguments.
  */
 import * as grpc from '@grpc/grpc-js';
 import { loadCri } from '../proto/load.js';
@@ -9,6 +11,7 @@ import { NotImplemented } from '../errors/catalogue.js';
 import type { CriContext, UnaryHandler } from './context.js';
 import { toGrpcError } from './errors.js';
 import { withCause } from '../actors/cause.js';
+import { callFields } from './call-log.js';
 import { runtimeConfig, status, updateRuntimeConfig, version } from './runtime-info.js';
 import { runPodSandbox } from './sandbox-run.js';
 import { stopPodSandbox } from './sandbox-stop.js';
@@ -150,7 +153,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
           version: deps.version,
           ...(deps.streaming ? { streaming: deps.streaming } : {}),
         };
-        logger[level]({ request: call.request }, 'call');
+        logger[level](callFields(method, call.request), 'call');
         // Every actor event sent while serving this call is tagged with it (the inspector's "cause").
         withCause(`${method}#${seq}`, () => handler(call.request, ctx)).then(
           (response) => {

@@ -4,6 +4,7 @@
  * diff id, and only then records the image and its refs in one transaction: a pull cut off midway
  * leaves no half image visible, and the next pull reuses every blob already fetched.
  */
+import { createHmac, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
 import { EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
@@ -14,6 +15,7 @@ import type { LayerStore } from './layer-store.js';
 import { mountRootfs, removeRootfs, unmountRootfs, writableLayerUsage } from './rootfs.js';
 import { parseReference } from './reference.js';
 import type { RegistryClient } from './registry/client.js';
+import { hasCredentials } from './registry/credentials.js';
 import type { Credentials, Descriptor, ImageConfigFile, ImageReference, Platform } from './types.js';
 
 export interface ImageServiceDeps {
@@ -33,8 +35,14 @@ export interface ImageServiceDeps {
 const PROGRESS_EVERY_MS = 2_000;
 
 export class ImageService {
-  /** Pulls in flight by reference: two pulls of one image share one download. */
+  /**
+   * Pulls in flight by reference and credentials: two pulls of one image with the same credentials
+   * share one download; a pull with other credentials, or none, runs on its own, so it succeeds
+   * or fails on its own credentials instead of riding along on someone else's (issue 11).
+   */
   private readonly pulls = new Map<string, Promise<ImageRecord>>();
+  /** Keys the credential identity in `pulls`: an HMAC, so not even a hash of a password is kept. */
+  private readonly identityKey = randomBytes(32);
   /** Blobs and layers a pull in flight needs: never garbage-collected under it. */
   private readonly busy = new Map<string, number>();
 
@@ -42,11 +50,19 @@ export class ImageService {
 
   pull(refText: string, creds: Credentials | null): Promise<ImageRecord> {
     const ref = parseReference(refText);
-    const running = this.pulls.get(ref.full);
+    const key = `${ref.full} ${this.identity(creds)}`;
+    const running = this.pulls.get(key);
     if (running) return running;
-    const pull = this.doPull(ref, creds).finally(() => this.pulls.delete(ref.full));
-    this.pulls.set(ref.full, pull);
+    const pull = this.doPull(ref, creds).finally(() => this.pulls.delete(key));
+    this.pulls.set(key, pull);
     return pull;
+  }
+
+  /** Who a pull is made as: "anonymous", or an HMAC of every field of its credentials. */
+  private identity(creds: Credentials | null): string {
+    if (!hasCredentials(creds)) return 'anonymous';
+    const fields = [creds.username, creds.password, creds.auth, creds.identityToken, creds.registryToken, creds.serverAddress];
+    return createHmac('sha256', this.identityKey).update(JSON.stringify(fields)).digest('hex');
   }
 
   private async doPull(ref: ImageReference, creds: Credentials | null): Promise<ImageRecord> {

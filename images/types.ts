@@ -27,6 +27,11 @@ export interface Credentials {
   identityToken?: string;
   /** A bearer token to send as is. */
   registryToken?: string;
+  /**
+   * CRI's server_address: the one registry host these are for ("registry.example.com:5000",
+   * "https://index.docker.io/v1/", kubelet's "*.example.com"). Empty: the image's own registry.
+   */
+  serverAddress?: string;
 }
 
 export interface RegistryHostConfig {
@@ -96,6 +101,11 @@ export interface Endpoint {
   repository: string;
   /** True when this is a mirror rather than the origin. */
   mirror: boolean;
+  /**
+   * The registry host the image reference names ("docker.io", "127.0.0.1:5000"): the host CRI
+   * credentials without a server_address belong to, mirror or not.
+   */
+  registry: string;
 }
 
 export interface ResolvedImage {

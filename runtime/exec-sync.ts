@@ -209,7 +209,10 @@ export async function execSync(opts: ExecTarget & {
       const survivors = await timeout.killing;
       const left = survivors.length > 0 ? `; pids ${survivors.join(', ')} had not exited ${KILL_WAIT_MS} ms after SIGKILL` : '';
       const why = byTimeout ? `timed out after ${opts.timeoutSec}s` : `was still running at the call's deadline (${limitMs} ms)`;
-      throw new DeadlineExceeded(`command ${JSON.stringify(opts.cmd)} ${why} and was killed, with everything it started${left}`);
+      // The program only: its arguments may be secrets (a probe's password), and errors are logged.
+      const argc = opts.cmd.length - 1;
+      const what = `command ${JSON.stringify(opts.cmd[0] ?? '')}${argc > 0 ? ` (${argc} argument${argc === 1 ? '' : 's'} not shown)` : ''}`;
+      throw new DeadlineExceeded(`${what} ${why} and was killed, with everything it started${left}`);
     }
     const out = stdout.value();
     const err = stderr.value();

@@ -1,13 +1,15 @@
 /**
  * A real registry for tests: /usr/bin/docker-registry (distribution 2.8) on a free loopback port with
  * its storage in a temp dir, anonymous, behind htpasswd, or behind a token server that this process
- * serves (a small node:http realm that signs RS256 JWTs the registry verifies through the x5c chain).
+ * serves (a small node:http realm that signs RS256 JWTs the registry verifies through the x5c chain),
+ * on 127.0.0.1 or on another loopback address, over http or https.
  * Below it, named fakes for faults a real registry does not produce: a hung server, a tampering proxy.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, sign, X509Certificate, createPrivateKey } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +31,21 @@ export interface RegistryFixture {
   stop(): Promise<void>;
   /** How many times the token endpoint was asked (token mode). */
   readonly tokenRequests: number;
+  /** How many of those carried credentials: Basic, a password or a refresh token (token mode). */
+  readonly tokenRequestsWithCredentials: number;
   /** The token endpoint (token mode), e.g. to mint a registryToken in a test. */
   readonly tokenRealm: string | null;
+  /** The CA certificate (PEM file) of an https token realm, for NODE_EXTRA_CA_CERTS; else null. */
+  readonly tokenRealmCa: string | null;
+  /** Everything docker-registry logged: it names the user of each authenticated or refused request. */
+  log(): string;
+}
+
+export interface RegistryOptions {
+  auth?: 'htpasswd' | 'token';
+  users?: RegistryUser[];
+  /** Token mode: where the realm listens (default 127.0.0.1, the registry's own address) and whether over https. */
+  realm?: { address?: string; tls?: boolean };
 }
 
 const REGISTRY_BIN = '/usr/bin/docker-registry';
@@ -50,13 +65,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-export async function startRegistry(opts: { auth?: 'htpasswd' | 'token'; users?: RegistryUser[] } = {}): Promise<RegistryFixture> {
+export async function startRegistry(opts: RegistryOptions = {}): Promise<RegistryFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'podchart-registry-'));
   const users = opts.users ?? [];
   let tokenServer: Server | null = null;
   let child: ChildProcess | null = null;
-  const counters = { tokenRequests: 0 };
+  const counters = { tokenRequests: 0, tokenRequestsWithCredentials: 0 };
   let realm: string | null = null;
+  let realmCa: string | null = null;
   try {
     const config: Record<string, unknown> = {
       version: 0.1,
@@ -71,14 +87,22 @@ export async function startRegistry(opts: { auth?: 'htpasswd' | 'token'; users?:
       config.auth = { htpasswd: { realm: 'podchart-test-realm', path: join(dir, 'htpasswd') } };
     } else if (opts.auth === 'token') {
       const signer = await makeSigner(dir);
-      tokenServer = createServer((req, res) => {
+      const address = opts.realm?.address ?? '127.0.0.1';
+      const listener: RequestListener = (req, res) => {
         counters.tokenRequests += 1;
-        serveToken(req, res, users, signer).catch((err: unknown) => {
+        serveToken(req, res, users, signer, () => (counters.tokenRequestsWithCredentials += 1)).catch((err: unknown) => {
           res.writeHead(500).end(String(err));
         });
-      });
-      await new Promise<void>((resolve) => tokenServer?.listen(0, '127.0.0.1', resolve));
-      realm = `http://127.0.0.1:${(tokenServer.address() as AddressInfo).port}/token`;
+      };
+      if (opts.realm?.tls) {
+        const tls = await makeServerCertificate(dir, address);
+        realmCa = tls.certPath;
+        tokenServer = createHttpsServer({ key: tls.key, cert: tls.cert }, listener);
+      } else {
+        tokenServer = createServer(listener);
+      }
+      await new Promise<void>((resolve) => tokenServer?.listen(0, address, resolve));
+      realm = `${opts.realm?.tls ? 'https' : 'http'}://${address}:${(tokenServer.address() as AddressInfo).port}/token`;
       config.auth = { token: { realm, service: SERVICE, issuer: ISSUER, rootcertbundle: signer.certPath } };
     }
 
@@ -92,7 +116,9 @@ export async function startRegistry(opts: { auth?: 'htpasswd' | 'token'; users?:
     const proc = spawn(REGISTRY_BIN, ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
     let stderr = '';
+    let log = '';
     proc.stderr?.on('data', (d: Buffer) => {
+      log += d.toString();
       stderr = (stderr + d.toString()).slice(-4000);
     });
     const exited = new Promise<string>((resolve) => proc.once('exit', (code, signal) => resolve(`exited (${code ?? signal})`)));
@@ -107,7 +133,12 @@ export async function startRegistry(opts: { auth?: 'htpasswd' | 'token'; users?:
       get tokenRequests() {
         return counters.tokenRequests;
       },
+      get tokenRequestsWithCredentials() {
+        return counters.tokenRequestsWithCredentials;
+      },
       tokenRealm: realm,
+      tokenRealmCa: realmCa,
+      log: () => log,
       stop: async () => {
         await stopProcess(proc);
         if (server) await closeServer(server);
@@ -169,13 +200,21 @@ async function makeSigner(dir: string): Promise<Signer> {
   return { certPath, x5c: cert.raw.toString('base64'), key: createPrivateKey(await readFile(keyPath)) };
 }
 
+/** A self-signed certificate for `address` (an IP SAN), its own CA: what NODE_EXTRA_CA_CERTS then trusts. */
+async function makeServerCertificate(dir: string, address: string): Promise<{ certPath: string; cert: Buffer; key: Buffer }> {
+  const keyPath = join(dir, 'realm.key');
+  const certPath = join(dir, 'realm.pem');
+  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', `/CN=${address}`, '-addext', `subjectAltName=IP:${address}`]);
+  return { certPath, cert: await readFile(certPath), key: await readFile(keyPath) };
+}
+
 const b64url = (data: Buffer | string): string => Buffer.from(data).toString('base64url');
 
 /**
  * GET ?service&scope (Basic credentials, or none for an anonymous token with no access) and the
  * OAuth2 POST form (grant_type=password or refresh_token), as docs/spec/auth/{token,oauth}.md.
  */
-async function serveToken(req: IncomingMessage, res: ServerResponse, users: RegistryUser[], signer: Signer): Promise<void> {
+async function serveToken(req: IncomingMessage, res: ServerResponse, users: RegistryUser[], signer: Signer, withCredentials: () => void): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://token');
   let scopes = url.searchParams.getAll('scope');
   let service = url.searchParams.get('service');
@@ -186,6 +225,7 @@ async function serveToken(req: IncomingMessage, res: ServerResponse, users: Regi
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const form = new URLSearchParams(Buffer.concat(chunks).toString());
+    if (form.has('refresh_token') || form.has('password')) withCredentials();
     scopes = (form.get('scope') ?? '').split(' ').filter(Boolean);
     service = form.get('service');
     const grant = form.get('grant_type');
@@ -195,6 +235,7 @@ async function serveToken(req: IncomingMessage, res: ServerResponse, users: Regi
   } else {
     const header = req.headers.authorization;
     if (header !== undefined) {
+      withCredentials();
       const [name, ...rest] = Buffer.from(header.replace(/^Basic /i, ''), 'base64').toString().split(':');
       user = users.find((u) => u.user === name && u.password === rest.join(':'));
       if (!user) return deny(res, 'incorrect username or password');

@@ -3,12 +3,14 @@
  * distribution spec — answer a 401's WWW-Authenticate with Basic credentials or with a bearer token
  * from the realm it names (docs/spec/auth/token.md, oauth.md), cached per endpoint and scope.
  * Shared by the pull client and by the test image builder, which pushes with the same flow.
+ * Which credentials an endpoint gets is decided before (credentials.ts); here, a token realm gets
+ * them only where realmRefusal allows (issue 11, item 3), else it is asked anonymously.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { EffectFailed, NotFound, PermissionDenied, Unavailable } from '../../errors/catalogue.js';
-import type { Credentials, RegistriesConfig } from '../types.js';
+import type { Credentials } from '../types.js';
+import { accountName, basicAuthorization, hasCredentials, realmRefusal } from './credentials.js';
 
 export interface Challenge {
   scheme: 'basic' | 'bearer';
@@ -37,71 +39,12 @@ export function parseChallenges(header: string | null): Challenge[] {
   return out;
 }
 
-export function hasCredentials(creds: Credentials | null | undefined): creds is Credentials {
-  if (!creds) return false;
-  return Boolean(creds.username || creds.password || creds.auth || creds.identityToken || creds.registryToken);
-}
-
-/** `Basic base64(user:password)` from username/password or the pre-encoded `auth`. */
-export function basicAuthorization(creds: Credentials | null): string | null {
-  if (!creds) return null;
-  if (creds.username) return `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`;
-  if (creds.auth) return `Basic ${creds.auth}`;
-  return null;
-}
-
-/** Who the credentials name, for error messages (never the secret). */
-export function accountName(creds: Credentials | null): string | null {
-  if (!creds) return null;
-  if (creds.username) return creds.username;
-  if (creds.auth) return Buffer.from(creds.auth, 'base64').toString('utf8').split(':')[0] ?? null;
-  return null;
-}
-
-/**
- * Credentials for one registry host: the CRI request's, else the configured host's, else the
- * credentials file's entry for that host (read at each call, so edits apply to the next pull).
- */
-export async function lookupCredentials(config: RegistriesConfig, host: string, cri: Credentials | null): Promise<Credentials | null> {
-  if (hasCredentials(cri)) return cri;
-  const configured = config.hosts[host]?.auth;
-  if (hasCredentials(configured)) return configured;
-  if (config.credentialsFile === null) return null;
-  let text: string;
-  try {
-    text = await readFile(config.credentialsFile, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new EffectFailed(`cannot read credentials file ${config.credentialsFile}: ${(err as Error).message}`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new EffectFailed(`credentials file ${config.credentialsFile} is not valid JSON: ${(err as Error).message}`);
-  }
-  // Also accept Docker's config.json shape ({"auths": {...}}) and its keys ("https://index.docker.io/v1/").
-  const table = (isObject(parsed) && isObject(parsed.auths) ? parsed.auths : parsed) as Record<string, unknown>;
-  if (!isObject(table)) return null;
-  for (const [key, value] of Object.entries(table)) {
-    if (credentialsKeyHost(key) === host && isObject(value) && hasCredentials(value)) return value;
-  }
-  return null;
-}
-
-function credentialsKeyHost(key: string): string {
-  const host = key.replace(/^[a-z]+:\/\//, '').split('/')[0] ?? '';
-  return host === 'index.docker.io' || host === 'registry-1.docker.io' ? 'docker.io' : host;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /** A response plus the means to abort it, so a body can run under its own idle timeout. */
 export interface Sent {
   res: Response;
   controller: AbortController;
+  /** Why credentials given were not used for this request: added to a refusal's message. */
+  withheld?: string;
 }
 
 /**
@@ -217,7 +160,7 @@ export async function failure(base: string, sent: Sent, what: string, timeoutMs:
   if (status === 404 || codes.some((c) => c === 'MANIFEST_UNKNOWN' || c === 'NAME_UNKNOWN' || c === 'BLOB_UNKNOWN')) {
     return new NotFound(`${what} not found at ${base}: ${text}`);
   }
-  if (status === 401 || status === 403) return new PermissionDenied(`registry ${base} denied access to ${what}: ${text}`);
+  if (status === 401 || status === 403) return new PermissionDenied(`registry ${base} denied access to ${what}: ${text}${sent.withheld ? ` (${sent.withheld})` : ''}`);
   if (status === 429 || status >= 500) return new Unavailable(`registry ${base} answered ${status} for ${what}: ${text}`);
   return new EffectFailed(`registry ${base} answered ${status} for ${what}: ${text}`);
 }
@@ -228,11 +171,15 @@ export interface AuthContext {
   /** e.g. "repository:library/busybox:pull". */
   scope: string;
   creds: Credentials | null;
+  /** Why the caller's credentials are not in `creds` for this endpoint, for a refusal's message. */
+  withheld?: string;
 }
 
 interface CachedToken {
   authorization: string;
   expiresAt: number;
+  /** Set when the token was asked for anonymously because the realm may not get the credentials. */
+  withheld?: string;
 }
 
 /** Tokens live at least this long when the server does not say (distribution token spec: 60 s). */
@@ -241,7 +188,7 @@ const TOKEN_BODY_LIMIT = 1024 * 1024;
 
 export class RegistryAuth {
   private readonly tokens = new Map<string, CachedToken>();
-  private readonly pending = new Map<string, Promise<string>>();
+  private readonly pending = new Map<string, Promise<CachedToken>>();
 
   constructor(
     private readonly timeoutMs: number,
@@ -257,33 +204,39 @@ export class RegistryAuth {
   async fetch(url: string, init: RequestInit, ctx: AuthContext): Promise<Sent> {
     const key = cacheKey(ctx);
     const headers = new Headers(init.headers);
-    let cached = false;
+    const noted = (sent: Sent, withheld = ctx.withheld): Sent => (withheld ? { ...sent, withheld } : sent);
+    let cached: CachedToken | null = null;
     if (ctx.creds?.registryToken) {
       headers.set('Authorization', `Bearer ${ctx.creds.registryToken}`);
     } else {
       const token = this.tokens.get(key);
       if (token !== undefined && token.expiresAt > this.now()) {
         headers.set('Authorization', token.authorization);
-        cached = true;
+        cached = token;
       }
     }
     const first = await send(ctx.base, url, { ...init, headers }, this.timeoutMs);
-    if (first.res.status !== 401 || ctx.creds?.registryToken) return first;
+    if (first.res.status !== 401 || ctx.creds?.registryToken) return noted(first, cached?.withheld ?? ctx.withheld);
     if (cached) this.tokens.delete(key); // revoked or expired early: get a fresh one
 
     const challenges = parseChallenges(first.res.headers.get('www-authenticate'));
     const challenge = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
     let authorization: string | null = null;
+    let withheld = ctx.withheld;
     if (challenge?.scheme === 'basic') authorization = basicAuthorization(ctx.creds);
-    if (challenge?.scheme === 'bearer') authorization = await this.bearer(challenge, ctx, key);
-    if (authorization === null) return first;
+    if (challenge?.scheme === 'bearer') {
+      const token = await this.bearer(challenge, ctx, key);
+      authorization = token.authorization;
+      withheld = token.withheld ?? withheld;
+    }
+    if (authorization === null) return noted(first);
     await first.res.body?.cancel();
     headers.set('Authorization', authorization);
-    return send(ctx.base, url, { ...init, headers }, this.timeoutMs);
+    return noted(await send(ctx.base, url, { ...init, headers }, this.timeoutMs), withheld);
   }
 
   /** A bearer token for the challenge, shared by concurrent requests for the same key. */
-  private async bearer(challenge: Challenge, ctx: AuthContext, key: string): Promise<string> {
+  private async bearer(challenge: Challenge, ctx: AuthContext, key: string): Promise<CachedToken> {
     const running = this.pending.get(key);
     if (running !== undefined) return running;
     const job = this.requestToken(challenge, ctx, key).finally(() => this.pending.delete(key));
@@ -291,22 +244,33 @@ export class RegistryAuth {
     return job;
   }
 
-  private async requestToken(challenge: Challenge, ctx: AuthContext, key: string): Promise<string> {
+  private async requestToken(challenge: Challenge, ctx: AuthContext, key: string): Promise<CachedToken> {
     const realm = challenge.params.realm;
     if (!realm) throw new EffectFailed(`registry ${ctx.base} asked for a bearer token without naming a realm`);
+    let realmUrl: URL;
+    try {
+      realmUrl = new URL(realm);
+    } catch {
+      throw new EffectFailed(`registry ${ctx.base} named a token realm that is not a URL: ${JSON.stringify(realm)}`);
+    }
     const service = challenge.params.service;
     // Our scope, plus the challenge's if it asks for something else (the spec allows several).
     const scopes = [...new Set([ctx.scope, challenge.params.scope].filter((s): s is string => Boolean(s)))];
-    const creds = ctx.creds;
+    // A realm that may not get the credentials is asked anonymously: a public image still pulls,
+    // and a private one is refused with the reason in its message.
+    const refusal = hasCredentials(ctx.creds) ? realmRefusal(realmUrl, ctx.base) : null;
+    if (refusal !== null) this.logger.warn({ realm: `${realmUrl.origin}${realmUrl.pathname}`, registry: ctx.base }, refusal);
+    const creds = refusal === null ? ctx.creds : null;
     let sent: Sent;
     if (creds?.identityToken) {
       // OAuth2 refresh-token grant (distribution docs/spec/auth/oauth.md).
       const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'podchart' });
       if (service) form.set('service', service);
       form.set('scope', scopes.join(' '));
-      sent = await send(ctx.base, realm, { method: 'POST', body: form.toString(), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } }, this.timeoutMs);
+      // No redirects: a 307 would carry the refresh token in the body to wherever it points.
+      sent = await send(ctx.base, realm, { method: 'POST', body: form.toString(), headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, redirect: 'error' }, this.timeoutMs);
     } else {
-      const url = new URL(realm);
+      const url = new URL(realmUrl);
       if (service) url.searchParams.set('service', service);
       for (const scope of scopes) url.searchParams.append('scope', scope);
       const account = accountName(creds);
@@ -318,7 +282,7 @@ export class RegistryAuth {
       const { text } = await errorText(ctx.base, sent, this.timeoutMs);
       const account = accountName(creds);
       const what = account ? `credentials for "${account}"` : creds?.identityToken ? 'the identity token' : 'anonymous access';
-      const message = `token server ${realm} refused ${what} (HTTP ${sent.res.status}): ${text}`;
+      const message = `token server ${realm} refused ${what} (HTTP ${sent.res.status}): ${text}${refusal !== null ? ` (${refusal})` : ''}`;
       throw sent.res.status === 401 || sent.res.status === 403 ? new PermissionDenied(message) : new Unavailable(message);
     }
     const body = await readBody(ctx.base, sent, TOKEN_BODY_LIMIT, this.timeoutMs);
@@ -332,10 +296,10 @@ export class RegistryAuth {
     if (!token) throw new EffectFailed(`token server ${realm} answered without a token`);
     const seconds = typeof doc.expires_in === 'number' && doc.expires_in > 0 ? doc.expires_in : DEFAULT_TOKEN_SECONDS;
     // Renew a little early so a token does not expire between our check and the registry's.
-    const authorization = `Bearer ${token}`;
-    this.tokens.set(key, { authorization, expiresAt: this.now() + seconds * 900 });
+    const cachedToken: CachedToken = { authorization: `Bearer ${token}`, expiresAt: this.now() + seconds * 900, ...(refusal !== null ? { withheld: refusal } : {}) };
+    this.tokens.set(key, cachedToken);
     this.logger.debug({ realm, service, scopes, expiresIn: seconds }, 'registry token obtained');
-    return authorization;
+    return cachedToken;
   }
 }
 

@@ -89,7 +89,7 @@ test('anonymous pull: resolve an OCI image and fetch its blobs into the content 
   const { client: c } = client();
   const ref = parseReference(`${anon.host}/test/oci:v1`);
   const r = await c.resolve(ref, null, HOST);
-  assert.deepEqual(r.endpoint, { base: anon.url, repository: 'test/oci', mirror: false });
+  assert.deepEqual(r.endpoint, { base: anon.url, repository: 'test/oci', mirror: false, registry: anon.host });
   assert.equal(r.repoDigest, image.manifestDigest);
   assert.equal(r.manifestDigest, image.manifestDigest);
   assert.deepEqual(r.manifestBytes, image.manifestBytes);
@@ -132,7 +132,7 @@ test('an unknown tag or repository is NotFound with the registry words', async (
   const { client: c } = client();
   await isRejectedWith(c.resolve(parseReference(`${anon.host}/test/oci:nope`), null, HOST), NotFound, /test\/oci:nope not found at .*MANIFEST_UNKNOWN: manifest unknown/);
   await isRejectedWith(c.resolve(parseReference(`${anon.host}/no/such:v1`), null, HOST), NotFound, /no\/such:v1 not found at .*manifest unknown/);
-  await isRejectedWith(c.fetchBlob({ endpoint: { base: anon.url, repository: 'test/oci', mirror: false } }, sha256('no blob'), null), NotFound, /BLOB_UNKNOWN/);
+  await isRejectedWith(c.fetchBlob({ endpoint: { base: anon.url, repository: 'test/oci', mirror: false, registry: anon.host } }, sha256('no blob'), null), NotFound, /BLOB_UNKNOWN/);
 });
 
 test('a multi-arch index resolves to this platform, with variant fallbacks', async () => {
@@ -204,12 +204,12 @@ test('a docker.io mirror is used with the repository path kept; a dead mirror fa
   const { client: c, logs } = client(config({ hosts: { 'docker.io': { mirrors: [`http://127.0.0.1:${dead}`, anon.url] } } }));
   const ref = parseReference('docker.io/library/busybox:1');
   assert.deepEqual(c.endpoints(ref), [
-    { base: `http://127.0.0.1:${dead}`, repository: 'library/busybox', mirror: true },
-    { base: anon.url, repository: 'library/busybox', mirror: true },
-    { base: 'https://registry-1.docker.io', repository: 'library/busybox', mirror: false },
+    { base: `http://127.0.0.1:${dead}`, repository: 'library/busybox', mirror: true, registry: 'docker.io' },
+    { base: anon.url, repository: 'library/busybox', mirror: true, registry: 'docker.io' },
+    { base: 'https://registry-1.docker.io', repository: 'library/busybox', mirror: false, registry: 'docker.io' },
   ]);
   const r = await c.resolve(ref, null, HOST);
-  assert.deepEqual(r.endpoint, { base: anon.url, repository: 'library/busybox', mirror: true });
+  assert.deepEqual(r.endpoint, { base: anon.url, repository: 'library/busybox', mirror: true, registry: 'docker.io' });
   assert.equal(r.manifestDigest, mirrored.manifestDigest);
   const fellThrough = logs.find((l) => l.msg === 'endpoint failed, trying the next');
   assert.equal(fellThrough?.endpoint, `http://127.0.0.1:${dead}`);

@@ -3,14 +3,16 @@
  * distribution HTTP API v2. Endpoints are tried in order — configured mirrors, then the origin — as
  * containerd's hosts.toml does; any failure at a mirror falls through to the next, and the last
  * endpoint's error is the one reported. Bytes are verified against digests here (manifests) or by the
- * content store (blobs).
+ * content store (blobs). The CRI credentials go to the endpoint whose host they are for, not to every
+ * endpoint: a mirror on another host gets its own configured credentials or none (issue 11).
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { EffectFailed, NotFound } from '../../errors/catalogue.js';
 import { digestHex } from '../content-store.js';
 import type { Credentials, Descriptor, Endpoint, ImageIndex, ImageManifest, ImageReference, Platform, RegistriesConfig, ResolvedImage } from '../types.js';
-import { failure, lookupCredentials, readBody, RegistryAuth, streamBody } from './auth.js';
+import { failure, readBody, RegistryAuth, streamBody, type AuthContext } from './auth.js';
+import { credentialsApply, credentialsHost, hasCredentials, lookupCredentials, normalizeRegistryHost } from './credentials.js';
 
 export const MediaType = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -39,9 +41,10 @@ export class RegistryClient {
 
   /** Mirrors for the reference's registry (repository path kept), then the origin. */
   endpoints(ref: ImageReference): Endpoint[] {
-    const mirrors = (this.config.hosts[ref.domain]?.mirrors ?? []).map((m) => ({ base: this.mirrorBase(m), repository: ref.path, mirror: true }));
+    const registry = ref.domain;
+    const mirrors = (this.config.hosts[ref.domain]?.mirrors ?? []).map((m) => ({ base: this.mirrorBase(m), repository: ref.path, mirror: true, registry }));
     const origin = ref.domain === DOCKER_HUB ? DOCKER_HUB_ORIGIN : `${this.scheme(ref.domain)}://${ref.domain}`;
-    return [...mirrors, { base: origin, repository: ref.path, mirror: false }];
+    return [...mirrors, { base: origin, repository: ref.path, mirror: false, registry }];
   }
 
   async resolve(ref: ImageReference, creds: Credentials | null, platform: Platform): Promise<ResolvedImage> {
@@ -120,12 +123,27 @@ export class RegistryClient {
     return { bytes, digest, json, kind: manifestKind(contentType, json, what) };
   }
 
-  private async authContext(endpoint: Endpoint, creds: Credentials | null): Promise<{ base: string; scope: string; creds: Credentials | null }> {
-    return {
+  /**
+   * The credentials for one endpoint: the CRI's when they are for its host (credentialsApply), else
+   * the ones configured for its host. When the CRI's were held back, a refusal says for which host
+   * they were, so a wrong server_address or an unauthenticated mirror is plain from the message.
+   */
+  private async authContext(endpoint: Endpoint, creds: Credentials | null): Promise<AuthContext> {
+    const host = registryHost(endpoint.base);
+    const given = hasCredentials(creds) ? creds : null;
+    const own = given !== null && credentialsApply(given, endpoint.registry, host) ? given : null;
+    const ctx: AuthContext = {
       base: endpoint.base,
       scope: `repository:${endpoint.repository}:pull`,
-      creds: await lookupCredentials(this.config, registryHost(endpoint.base), creds),
+      creds: await lookupCredentials(this.config, host, own),
     };
+    if (given !== null && own === null && ctx.creds === null) {
+      const forHost = credentialsHost(given, endpoint.registry);
+      ctx.withheld = endpoint.mirror
+        ? `the credentials given are for ${forHost}, so they were not sent to the mirror ${host}; its own go in registries.hosts["${host}"].auth`
+        : `the credentials given are for ${forHost}${given.serverAddress ? ' (their server_address)' : ''}, so they were not sent to ${host}`;
+    }
+    return ctx;
   }
 
   private mirrorBase(mirror: string): string {
@@ -152,8 +170,7 @@ interface FetchedManifest {
 
 /** The host credentials are looked up under: docker.io for Docker Hub's origin, else the endpoint's host. */
 export function registryHost(base: string): string {
-  const host = new URL(base).host;
-  return host === 'registry-1.docker.io' ? DOCKER_HUB : host;
+  return normalizeRegistryHost(new URL(base).host);
 }
 
 function manifestKind(contentType: string, json: unknown, what: string): 'index' | 'manifest' {
