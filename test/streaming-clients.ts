@@ -101,9 +101,9 @@ export class CrictlSession {
 export const SPDY_V4_HEADERS: Readonly<Record<string, string>> = { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' };
 
 /** Opens `url` as client-go does (POST, Upgrade to SPDY/3.1, v4 offered): the status line's code. */
-export function upgrade(url: string, headers: Readonly<Record<string, string>> = SPDY_V4_HEADERS): Promise<{ status: number; socket: Socket | null }> {
+export function upgrade(url: string, headers: Readonly<Record<string, string>> = SPDY_V4_HEADERS, method = 'POST'): Promise<{ status: number; socket: Socket | null }> {
   return untilEvent('the streaming server to answer', 10_000, (done, fail) => {
-    const req = request(url, { method: 'POST', headers });
+    const req = request(url, { method, headers });
     req.on('upgrade', (res: IncomingMessage, socket: Socket) => done({ status: res.statusCode ?? 0, socket }));
     req.on('response', (res: IncomingMessage) => {
       res.resume();

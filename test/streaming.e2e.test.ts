@@ -9,8 +9,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request, type IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
@@ -19,6 +17,7 @@ import { Daemon, eventually, podConfig, tempPaths, type DaemonPaths } from './da
 import type { RegistryFixture } from './registry-fixture.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
 import { untilEvent } from './until-event.js';
+import { upgrade } from './streaming-clients.js';
 import { WebSocket } from 'ws';
 
 let paths: DaemonPaths;
@@ -51,20 +50,6 @@ function crictl(args: string[], stdin = ''): Promise<Crictl> {
   });
 }
 
-/** Opens `url` as client-go does (POST, Upgrade to SPDY/3.1, v4 offered): the status line's code. */
-function upgrade(url: string, headers: Record<string, string> = { Connection: 'Upgrade', Upgrade: 'SPDY/3.1', 'X-Stream-Protocol-Version': 'v4.channel.k8s.io' }, method = 'POST'): Promise<{ status: number; socket: Socket | null }> {
-  return untilEvent('the streaming server to answer', 10_000, (done, fail) => {
-    const req = request(url, { method, headers });
-    req.on('upgrade', (res: IncomingMessage, socket: Socket) => done({ status: res.statusCode ?? 0, socket }));
-    req.on('response', (res: IncomingMessage) => {
-      res.resume();
-      done({ status: res.statusCode ?? 0, socket: null });
-    });
-    req.on('error', fail);
-    req.end();
-    return () => undefined;
-  });
-}
 
 /** What a WebSocket session delivered, per channel, and how it ended. */
 interface WsResult { protocol: string; channels: Map<number, Buffer>; closeCode: number }
