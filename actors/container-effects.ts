@@ -15,6 +15,7 @@ import type { ImageService } from '../images/image-service.js';
 import { EffectFailed, NotFound } from '../errors/catalogue.js';
 import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
+import { secondsToMs } from '../runtime/long-timer.js';
 import { processStartTime } from '../runtime/process.js';
 import { run } from '../runtime/exec.js';
 import { capabilitiesFromMask, containerCapabilities, containerSpec, ociResources, splitDeviceNumber } from '../runtime/container-spec.js';
@@ -187,7 +188,7 @@ export async function stopContainer(host: ContainerHost, ctx: ContainerContext):
   const state = await runtime.state(ctx.id);
   if (state && state.status === 'running' && ctx.stopTimeoutSec > 0) {
     await runtime.kill(ctx.id, ctx.spec.stopSignal);
-    if (await waitForExitFile(containerExitDir(ctx), ctx.id, ctx.stopTimeoutSec * 1000)) return readContainerExit(ctx);
+    if (await waitForExitFile(containerExitDir(ctx), ctx.id, secondsToMs(ctx.stopTimeoutSec))) return readContainerExit(ctx);
   }
   if (state && state.status !== 'stopped') {
     await runtime.kill(ctx.id, 'KILL', true);

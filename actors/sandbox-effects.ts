@@ -10,6 +10,7 @@ import { fromPromise } from 'xstate';
 import type { Created, ExitInfo, PodNetworkStatus, SandboxContext, Stopped } from '../machines/sandbox.types.js';
 import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
+import { secondsToMs } from '../runtime/long-timer.js';
 import { clampOomScoreAdj } from '../runtime/oom.js';
 import { pauseSpec } from '../runtime/pause-spec.js';
 import { mountShm, podPaths, removePodDirs, unmountShm, writePodFiles } from '../runtime/pod-files.js';
@@ -129,7 +130,7 @@ async function killPause(host: Host, ctx: SandboxContext, graceSec: number): Pro
   if (!state || state.status === 'stopped') return readExitFile(exitDir, id);
   if (state.status === 'running' && graceSec > 0) {
     await runtime.kill(id, 'TERM');
-    const exit = await waitForExitFile(exitDir, id, graceSec * 1000);
+    const exit = await waitForExitFile(exitDir, id, secondsToMs(graceSec));
     if (exit) return exit;
   }
   await runtime.kill(id, 'KILL', true);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { InvalidArgument } from '../errors/catalogue.js';
 import type { RegistriesConfig } from '../images/types.js';
 import { isLoopbackHost, parseAddress } from './address.js';
+import { MAX_TIMER_MS } from '../runtime/long-timer.js';
 
 export interface RuntimeHandlerConfig {
   /** The OCI runtime binary: runc or crun (same CLI). */
@@ -153,6 +154,17 @@ export function loadConfig(args: ParsedArgs): Config {
   }
   if (config.cgroupDriver !== 'cgroupfs' && config.cgroupDriver !== 'systemd') {
     throw new InvalidArgument(`cgroupDriver must be "cgroupfs" or "systemd", not "${String(config.cgroupDriver)}"`);
+  }
+  // Durations feed timers: a positive number that setTimeout can take (at most 24.8 days).
+  const durations: [string, unknown, number][] = [
+    ['cniTimeoutMs', config.cniTimeoutMs, 1],
+    ['registries.requestTimeoutMs', config.registries.requestTimeoutMs, 1],
+    ['sandboxStopGraceSeconds', config.sandboxStopGraceSeconds, 1000],
+  ];
+  for (const [key, value, unitMs] of durations) {
+    if (typeof value !== 'number' || !(value > 0) || value * unitMs > MAX_TIMER_MS) {
+      throw new InvalidArgument(`${key} must be a positive number of ${unitMs === 1 ? 'milliseconds' : 'seconds'} up to ${Math.floor(MAX_TIMER_MS / unitMs)}, not ${JSON.stringify(value)}`);
+    }
   }
   // Both servers bind where they are told; a malformed address is refused here, before anything starts.
   if (config.inspectorAddress) {

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import hpack, { type HpackHeader } from 'hpack.js';
-import { AuthorityRewriter, Http2FramingError, PREFACE, acceptableAuthority, encodeFrame } from './h2-authority.js';
+import { AuthorityRewriter, Http2FramingError, PREFACE, acceptableAuthority, clampGrpcTimeout, encodeFrame, MAX_GRPC_TIMEOUT } from './h2-authority.js';
 
 const HEADERS = 0x1;
 const DATA = 0x0;
@@ -180,4 +180,11 @@ test('broken framing or HPACK is a framing error, never a crash', () => {
   for (const b of bad) {
     assert.throws(() => new AuthorityRewriter().push(Buffer.concat([PREFACE, b])), Http2FramingError);
   }
+});
+
+test('a grpc-timeout past 24.8 days is shortened to what a timer holds; others are left as sent', () => {
+  assert.equal(clampGrpcTimeout('2501999H'), MAX_GRPC_TIMEOUT); // Go's encoding of 1000h... and more
+  assert.equal(clampGrpcTimeout('99999999S'), MAX_GRPC_TIMEOUT);
+  assert.equal(clampGrpcTimeout('2147484S'), MAX_GRPC_TIMEOUT);
+  for (const fits of ['2147483S', '30S', '120000m', '596H', '99999999n', 'junk', '']) assert.equal(clampGrpcTimeout(fits), null, fits);
 });

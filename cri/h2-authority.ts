@@ -8,7 +8,8 @@
  * So the bytes a client sends pass through this rewriter before nghttp2 reads them. It follows the
  * client→server HTTP/2 framing (RFC 9113 §4), decodes every header block with the client's HPACK
  * state (RFC 7541, hpack.js), replaces an `:authority`/`host` that nghttp2 would refuse with
- * "localhost", and re-encodes the block without touching the server's dynamic table (static-table
+ * "localhost" (and a `grpc-timeout` past what grpc-js's timer holds with 24.8 days, see
+ * clampGrpcTimeout), and re-encodes the block without touching the server's dynamic table (static-table
  * references and literals without indexing only), so the two HPACK contexts can never disagree.
  * Every header block is decoded, rewritten or not, because each may change the client's dynamic
  * table. All other frames, and the server→client direction, pass through as they are.
@@ -42,6 +43,22 @@ const MAX_HEADER_BLOCK_BYTES = 256 * 1024;
 const MAX_HELD_FRAME_BYTES = 16 * 1024 * 1024;
 
 export const SAFE_AUTHORITY = 'localhost';
+
+const TIMEOUT_UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
+/** The longest deadline grpc-js's own timer can hold, as a grpc-timeout value (2 147 483 s). */
+export const MAX_GRPC_TIMEOUT = '2147483S';
+
+/**
+ * A `grpc-timeout` longer than 24.8 days, shortened to that; null when it fits (or is not one).
+ * grpc-js arms its server-side deadline with a plain setTimeout, which turns anything longer into
+ * 1 ms: a Go client's "2501999H" (crictl --timeout 1000h) would expire at once.
+ */
+export function clampGrpcTimeout(value: string): string | null {
+  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
+  if (!m) return null;
+  const ms = Number(m[1]) * (TIMEOUT_UNIT_MS[m[2] ?? 'S'] ?? 1);
+  return ms > 2_147_483_000 ? MAX_GRPC_TIMEOUT : null;
+}
 
 /** What nghttp2 accepts in `:authority` and `host` (its check_authority: RFC 3986 authority characters). */
 const NGHTTP2_AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:@[\]%]+$/;
@@ -184,6 +201,13 @@ export class AuthorityRewriter {
     for (const h of headers) {
       if ((h.name === ':authority' || h.name === 'host') && !acceptableAuthority(h.value)) {
         h.value = SAFE_AUTHORITY;
+        fixed = true;
+      }
+    }
+    for (const h of headers) {
+      const clamped = h.name === 'grpc-timeout' ? clampGrpcTimeout(h.value) : null;
+      if (clamped !== null) {
+        h.value = clamped;
         fixed = true;
       }
     }

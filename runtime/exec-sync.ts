@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
+import { after, secondsToMs } from './long-timer.js';
 import { DeadlineExceeded, EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
 import { pidNamespaceOf, processTable, type ProcessEntry } from './process.js';
@@ -196,15 +197,16 @@ export async function execSync(opts: ExecTarget & {
     child.on('error', reject);
     child.on('close', (c, s) => resolve([c, s]));
   });
-  const byTimeout = opts.timeoutSec > 0 && opts.timeoutSec * 1000 <= opts.deadlineMs - DEADLINE_MARGIN_MS;
-  const limitMs = byTimeout ? opts.timeoutSec * 1000 : Math.max(1, opts.deadlineMs - DEADLINE_MARGIN_MS);
+  const byTimeout = opts.timeoutSec > 0 && secondsToMs(opts.timeoutSec) <= opts.deadlineMs - DEADLINE_MARGIN_MS;
+  const limitMs = byTimeout ? secondsToMs(opts.timeoutSec) : Math.max(1, opts.deadlineMs - DEADLINE_MARGIN_MS);
   const timeout: { killing: Promise<number[]> | null } = { killing: null };
-  const timer = setTimeout(() => {
+  // Any length: a CRI timeout or a deadline past 24.8 days would overflow setTimeout.
+  const cancelTimer = after(limitMs, () => {
     timeout.killing = stopExec(child, closed, pidFile, opts.containerPid);
-  }, limitMs);
+  });
   try {
     const [code, signal] = await closed;
-    clearTimeout(timer);
+    cancelTimer();
     if (timeout.killing) {
       const survivors = await timeout.killing;
       const left = survivors.length > 0 ? `; pids ${survivors.join(', ')} had not exited ${KILL_WAIT_MS} ms after SIGKILL` : '';
@@ -222,7 +224,7 @@ export async function execSync(opts: ExecTarget & {
     }
     return { stdout: out, stderr: err, exitCode: code ?? (signal ? 128 + (osSignal(signal) ?? 0) : -1) };
   } finally {
-    clearTimeout(timer);
+    cancelTimer();
     await rm(processFile, { force: true });
     await rm(pidFile, { force: true });
   }

@@ -7,6 +7,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExitInfo } from '../machines/sandbox.types.js';
+import { after } from './long-timer.js';
 
 export async function readExitFile(exitDir: string, id: string): Promise<ExitInfo | null> {
   const path = join(exitDir, id);
@@ -22,7 +23,7 @@ export async function readExitFile(exitDir: string, id: string): Promise<ExitInf
 
 /**
  * Resolves with the exit when the file appears (watched with inotify, not polled on a timer),
- * or with null after `timeoutMs`, or when `signal` aborts.
+ * or with null after `timeoutMs` (any length; Infinity: never), or when `signal` aborts.
  */
 export function waitForExitFile(exitDir: string, id: string, timeoutMs: number, signal?: AbortSignal): Promise<ExitInfo | null> {
   return new Promise((resolve) => {
@@ -35,14 +36,14 @@ export function waitForExitFile(exitDir: string, id: string, timeoutMs: number, 
       resolve(null);
       return;
     }
-    const timer = setTimeout(() => finish(null), timeoutMs);
+    const cancelTimer = after(timeoutMs, () => finish(null));
     const onAbort = (): void => finish(null);
     signal?.addEventListener('abort', onAbort);
     function finish(value: ExitInfo | null): void {
       if (settled) return;
       settled = true;
       watcher?.close();
-      clearTimeout(timer);
+      cancelTimer();
       signal?.removeEventListener('abort', onAbort);
       resolve(value);
     }
@@ -61,7 +62,7 @@ export function waitForExitFile(exitDir: string, id: string, timeoutMs: number, 
  */
 export function watchExitFile(exitDir: string, id: string, onExit: (exit: ExitInfo) => void): () => void {
   const controller = new AbortController();
-  void waitForExitFile(exitDir, id, 2 ** 31 - 1, controller.signal).then((exit) => {
+  void waitForExitFile(exitDir, id, Infinity, controller.signal).then((exit) => {
     if (exit) onExit(exit);
   });
   return () => controller.abort();

@@ -7,6 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { CRICTL, needsCrictl } from './stock-clients.js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
 import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
@@ -123,5 +125,17 @@ describe('ExecSync timeout', () => {
     assert.equal(r.stdout.toString(), 'done\n');
     assert.equal(r.stderr.toString(), 'err\n');
     assert.equal(r.exitCode, 3);
+  });
+
+  test('a timeout no timer can hold (2 147 484 s and more) is a long wait, not an instant one', { skip: needsCrictl }, async () => {
+    const c = await idleContainer();
+    // crictl (Go) sets a deadline past 24.8 days too, which grpc-js clients cannot: then neither the
+    // timeout nor the deadline fits a plain setTimeout.
+    const socket = `unix://${paths.socket}`;
+    for (const timeout of ['2147484', '9007199254']) {
+      const r = spawnSync(CRICTL ?? 'crictl', ['--runtime-endpoint', socket, '--timeout', '1000h', 'exec', '--sync', '--timeout', timeout, c.id, 'sh', '-c', 'sleep 0.3; echo done'], { encoding: 'utf8', timeout: 60_000 });
+      // crictl prints the reply's stdout, then a newline for each stream.
+      assert.deepEqual({ done: r.stdout.startsWith('done\n'), status: r.status }, { done: true, status: 0 }, `timeout ${timeout}: ${r.stdout} ${r.stderr}`);
+    }
   });
 });
