@@ -1,7 +1,7 @@
 /** PullImage: the image spec's reference, with the CRI AuthConfig when kubelet sends one. */
 import type { Credentials } from '../images/types.js';
 import type { CriContext } from './context.js';
-import { requireString } from './validate.js';
+import { requireImageRef } from './validate.js';
 
 interface AuthConfig {
   username: string;
@@ -27,7 +27,7 @@ export function credentialsFrom(auth: AuthConfig | null | undefined): Credential
 }
 
 export async function pullImage(req: { image: { image: string } | null; auth: AuthConfig | null }, ctx: CriContext) {
-  const ref = requireString(req.image?.image, 'image.image');
+  const ref = requireImageRef(req.image?.image, 'image.image');
   const image = await ctx.images.pull(ref, credentialsFrom(req.auth));
   return { imageRef: image.id };
 }

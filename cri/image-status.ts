@@ -1,10 +1,10 @@
 /** ImageStatus: an absent image answers with no image (not an error), as CRI requires. */
 import type { CriContext } from './context.js';
 import { imageConfig, toCriImage } from './image-view.js';
-import { requireString } from './validate.js';
+import { requireImageRef } from './validate.js';
 
 export async function imageStatus(req: { image: { image: string } | null; verbose: boolean }, ctx: CriContext) {
-  const image = ctx.images.find(requireString(req.image?.image, 'image.image'));
+  const image = ctx.images.find(requireImageRef(req.image?.image, 'image.image'));
   if (!image) return { image: null, info: {} };
   const info: Record<string, string> = {};
   if (req.verbose) {

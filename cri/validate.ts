@@ -12,8 +12,36 @@ export function requireString(value: string | undefined | null, field: string): 
   return value;
 }
 
+/** Longest id (or id prefix) taken: podchart's ids are 64 hex characters. */
+export const MAX_ID_BYTES = 64;
+
+/** A full id or a prefix of one: at most 64 characters, never echoed whole when it is not. */
 export function requireId(value: string | undefined | null, field: string): string {
-  return requireString(value, field);
+  const id = requireString(value, field);
+  if (Buffer.byteLength(id) > MAX_ID_BYTES) throw new InvalidArgument(`${field} is ${Buffer.byteLength(id)} bytes: ids are at most ${MAX_ID_BYTES} (${quote(id)})`);
+  return id;
+}
+
+/** Longest image reference taken (a valid one is far shorter: distribution caps the name at 255). */
+export const MAX_IMAGE_REF_BYTES = 4096;
+
+/** An image reference or id: present, and at most MAX_IMAGE_REF_BYTES. */
+export function requireImageRef(value: string | undefined | null, field: string): string {
+  const ref = requireString(value, field);
+  if (Buffer.byteLength(ref) > MAX_IMAGE_REF_BYTES) throw new InvalidArgument(`${field} is ${Buffer.byteLength(ref)} bytes: image references are at most ${MAX_IMAGE_REF_BYTES} (${quote(ref)})`);
+  return ref;
+}
+
+/** Bytes of client input quoted in a message at most: a reply stays small whatever was sent. */
+export const MAX_QUOTED_BYTES = 128;
+
+/** `value` as JSON for a message, cut to MAX_QUOTED_BYTES with how much was left out. */
+export function quote(value: string): string {
+  const bytes = Buffer.from(value);
+  if (bytes.length <= MAX_QUOTED_BYTES) return JSON.stringify(value);
+  // Cut on a character boundary: decoding a prefix may end in a partial character, dropped here.
+  const head = bytes.subarray(0, MAX_QUOTED_BYTES).toString('utf8').replace(/\uFFFD$/, '');
+  return `${JSON.stringify(head)}… (${bytes.length - Buffer.byteLength(head)} more bytes)`;
 }
 
 /** An absolute, normalized path without `..`; empty is allowed when `optional`. */

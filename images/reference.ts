@@ -19,6 +19,8 @@ const DOMAIN_RE = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*
 const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
 const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
+/** Longest reference taken at all (name, tag and digest together are far shorter when valid). */
+const MAX_REFERENCE_BYTES = 4096;
 /** distribution's NameTotalLengthMax. */
 const MAX_NAME_LENGTH = 255;
 
@@ -26,7 +28,9 @@ const MAX_NAME_LENGTH = 255;
 export function parseReference(text: string): ImageReference {
   const input = text.trim();
   if (input === '') throw new InvalidArgument('image reference is empty');
-  const bad = (why: string): InvalidArgument => new InvalidArgument(`invalid image reference "${text}": ${why}`);
+  const shown = text.length > 300 ? `${text.slice(0, 128)}… (${text.length} characters)` : text;
+  if (Buffer.byteLength(text) > MAX_REFERENCE_BYTES) throw new InvalidArgument(`image reference is ${Buffer.byteLength(text)} bytes: at most ${MAX_REFERENCE_BYTES} ("${shown}")`);
+  const bad = (why: string): InvalidArgument => new InvalidArgument(`invalid image reference "${shown}": ${why.length > 300 ? `${why.slice(0, 300)}…` : why}`);
 
   let rest = input;
   let digest: string | null = null;
