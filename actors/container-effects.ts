@@ -14,7 +14,7 @@ import type { Config } from '../config/config.js';
 import type { ImageService } from '../images/image-service.js';
 import { EffectFailed, NotFound } from '../errors/catalogue.js';
 import { createUnderConmon } from '../runtime/conmon.js';
-import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
+import { readExitFile, settleExitFiles, waitForExitFile } from '../runtime/exit-file.js';
 import { secondsToMs } from '../runtime/long-timer.js';
 import { processStartTime } from '../runtime/process.js';
 import { run } from '../runtime/exec.js';
@@ -24,6 +24,7 @@ import { seccompProfileFor } from '../runtime/seccomp-default.js';
 import type { ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
 import { runtimeAt } from './host.js';
 import { afterCommit, nowNs } from './actor-util.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
 import type { Faults } from './faults.js';
 
 export interface ContainerHost {
@@ -54,6 +55,7 @@ export async function readContainerExit(ctx: ContainerContext): Promise<Containe
   const exit = await readExitFile(containerExitDir(ctx), ctx.id);
   if (!exit) return null;
   const oom = existsSync(oomFile(ctx));
+  await settleExitFiles(oomFile(ctx), join(ctx.spec.dir, 'exit')); // conmon's --persist-dir files
   const reason = oom ? 'OOMKilled' : exit.code === 0 ? 'Completed' : 'Error';
   return { code: exit.code, at: exit.at, reason, message: '' };
 }
@@ -104,9 +106,7 @@ async function missing(path: string): Promise<boolean> {
 export async function createContainer(host: ContainerHost, ctx: ContainerContext): Promise<void> {
   const pod = requirePod(host, ctx);
   const config = ctx.spec.config as unknown as ContainerConfig;
-  await mkdir(ctx.spec.dir, { recursive: true, mode: 0o700 });
-  await mkdir(containerExitDir(ctx), { recursive: true });
-  await mkdir(bundleDir(ctx), { recursive: true });
+  for (const dir of [ctx.spec.dir, containerExitDir(ctx), bundleDir(ctx)]) await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
   const rootfs = await host.images.mountRootfs(ctx.spec.imageId, rootfsDir(ctx));
   host.faults.hit('container.create.rootfs');
   const image = host.images.require(ctx.spec.imageId);
@@ -150,7 +150,7 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
   // Only what is missing: kubelet also bind-mounts files, and those exist.
   for (const dir of hostDirsToCreate) if (await missing(dir)) await mkdir(dir, { recursive: true });
   if (ctx.spec.logPath) await mkdir(dirname(ctx.spec.logPath), { recursive: true });
-  await writeFile(join(bundleDir(ctx), 'config.json'), JSON.stringify(spec, null, 2));
+  await writeFile(join(bundleDir(ctx), 'config.json'), JSON.stringify(spec, null, 2), { mode: PRIVATE_FILE }); // the env
 }
 
 export async function startContainer(host: ContainerHost, ctx: ContainerContext): Promise<Started> {

@@ -19,6 +19,7 @@ import { createNetns, isMounted, removeNetns, unmountNetns } from '../network/ne
 import { EffectFailed } from '../errors/catalogue.js';
 import { runtimeAt, type Host } from './host.js';
 import { afterCommit } from './actor-util.js';
+import { PRIVATE_FILE } from '../runtime/private-modes.js';
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
 const KILL_WAIT_MS = 10_000;
@@ -60,7 +61,7 @@ export async function createSandbox(host: Host, ctx: SandboxContext): Promise<Cr
     hostsPath: paths.hosts,
     resolvPath: paths.resolv,
   });
-  await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(oci, null, 2));
+  await writeFile(join(paths.bundle, 'config.json'), JSON.stringify(oci, null, 2), { mode: PRIVATE_FILE });
   // A pause container left by an earlier attempt would make runc create fail: clear it first.
   await runtime.delete(id);
   await rm(join(paths.exitDir, id), { force: true });

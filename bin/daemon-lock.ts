@@ -26,7 +26,7 @@ export function acquireDaemonLock(path: string): () => void {
         'stop it first, or give this one its own --root, --run and --socket',
     );
   }
-  writeFileSync(path, `${process.pid}\n`);
+  writeFileSync(path, `${process.pid}\n`, { mode: 0o600 });
   return () => {
     try {
       if (Number.parseInt(readFileSync(path, 'utf8'), 10) === process.pid) rmSync(path, { force: true });

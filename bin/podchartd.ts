@@ -22,6 +22,8 @@ import { RegistryClient } from '../images/registry/client.js';
 import { ImageService } from '../images/image-service.js';
 import { hostPlatform } from '../images/platform.js';
 import { acquireDaemonLock } from './daemon-lock.js';
+import { tightenState } from './state-modes.js';
+import { PRIVATE_DIR } from '../runtime/private-modes.js';
 import type { ContainerHost } from '../actors/container-effects.js';
 import { ContainerService } from '../actors/container-service.js';
 import { Cni } from '../network/cni.js';
@@ -61,7 +63,10 @@ function buildLogger(config: Config): Logger {
 async function main(): Promise<void> {
   const config = loadConfig(parseArgs(process.argv.slice(2)));
   const logger = buildLogger(config);
-  for (const dir of [config.rootDir, config.runDir, dirname(config.socket)]) mkdirSync(dir, { recursive: true, mode: 0o711 });
+  // Ours alone (issue 11, item 4): nobody else may traverse to a layer's setuid binaries or the db.
+  for (const dir of [config.rootDir, config.runDir]) mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
+  // A socket placed outside runDir: its dir only needs to let the socket's group reach it (0660).
+  mkdirSync(dirname(config.socket), { recursive: true, mode: 0o711 });
   const releaseLock = acquireDaemonLock(join(config.runDir, 'podchartd.pid'));
   const version = packageVersion();
 
@@ -93,6 +98,8 @@ async function main(): Promise<void> {
   await content.cleanIngest(); // temp files of pulls a crash cut off
   const layers = new LayerStore(join(imageRoot, 'layers'));
   await layers.sweep(); // layers a crash left half unpacked or half deleted
+  const narrowed = await tightenState(config); // a tree an older podchart (or conmon, meanwhile) left open
+  if (narrowed > 0) logger.info({ paths: narrowed }, 'state made private: dirs 0700, files 0600');
   // Images that containers run on keep their data when removed (bound once the supervisor exists).
   let inUse = (): Set<string> => new Set();
   const images = new ImageService({

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
 
 const DIGEST_RE = /^sha256:([a-f0-9]{64})$/;
 
@@ -77,14 +78,15 @@ export class ContentStore {
       await cancel(body);
       return;
     }
-    await mkdir(this.ingestDir, { recursive: true });
-    await mkdir(this.blobDir, { recursive: true });
+    // Private blobs may be private images: dirs 0700, blobs 0600 (runtime/private-modes.ts).
+    await mkdir(this.ingestDir, { recursive: true, mode: PRIVATE_DIR });
+    await mkdir(this.blobDir, { recursive: true, mode: PRIVATE_DIR });
     const temp = join(this.ingestDir, `${hex}.${randomBytes(6).toString('hex')}`);
     this.activeTemps.add(temp);
     try {
       const hash = createHash('sha256');
       let bytes = 0;
-      const file = await open(temp, 'wx', 0o644);
+      const file = await open(temp, 'wx', PRIVATE_FILE);
       try {
         for await (const chunk of body) {
           bytes += chunk.byteLength;

@@ -12,6 +12,7 @@ import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
 import { unpackLayer } from './unpack.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
 
 const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 const SHORT = /^[0-9a-f]{12,64}$/;
@@ -100,15 +101,16 @@ export class LayerStore {
   private async unpackOnce(diffId: string, open: () => Promise<AsyncIterable<Uint8Array>>): Promise<string> {
     const found = await this.find(diffId);
     if (found !== null) return join(found, 'fs');
-    await mkdir(this.root, { recursive: true });
+    // 0700 up to the lower dir: the layer's own modes (setuid binaries, device nodes) start at fs/.
+    await mkdir(this.root, { recursive: true, mode: PRIVATE_DIR });
     const name = `.stage-${randomBytes(6).toString('hex')}`;
     const stage = join(this.root, name);
     this.staging.add(name);
     try {
-      await mkdir(stage);
+      await mkdir(stage, { mode: PRIVATE_DIR });
       const { diffId: got } = await unpackLayer(await open(), join(stage, 'fs'));
       if (got !== diffId) throw new EffectFailed(`layer content does not match its diffId: expected ${diffId}, got ${got}`);
-      await writeFile(join(stage, 'diffid'), `${diffId}\n`);
+      await writeFile(join(stage, 'diffid'), `${diffId}\n`, { mode: PRIVATE_FILE });
       return join(await this.publish(stage, diffId), 'fs');
     } finally {
       this.staging.delete(name);

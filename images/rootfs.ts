@@ -9,11 +9,12 @@
  * do in-process. With the layer store's `<short>/fs` names that is 16 bytes a layer, ~250 layers;
  * overlay itself stacks at most 500 and images stop near 127.
  */
-import { mkdir, readFile, realpath, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, realpath, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { EffectFailed, InvalidArgument } from '../errors/catalogue.js';
 import { isMounted } from '../network/netns.js';
 import { run } from '../runtime/exec.js';
+import { PRIVATE_DIR } from '../runtime/private-modes.js';
 import { diskUsage, type DiskUsage } from './layer-store.js';
 
 /** What mount(2) accepts (one page) less room for the kernel's own additions. */
@@ -40,11 +41,17 @@ export function rootfsPaths(containerDir: string): { upper: string; work: string
 export async function mountRootfs(opts: RootfsOptions): Promise<string> {
   const { upper, work, merged, empty } = rootfsPaths(opts.containerDir);
   if (await isMounted(merged)) return merged;
-  for (const dir of [upper, work, merged]) await mkdir(dir, { recursive: true, mode: 0o755 });
+  // Ours, 0700: the container dir, overlay's work dir and the mount point (mounted, merged/ shows
+  // the upper dir's mode). upper/ is the container's `/`: 0755, for a container of any uid.
+  await mkdir(opts.containerDir, { recursive: true, mode: PRIVATE_DIR });
+  for (const dir of [work, merged]) await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+  // Whatever the daemon's umask: a 0750 `/` would lock out a container of another uid. Only when
+  // made here, since the container may have changed the mode of its `/` since.
+  if ((await mkdir(upper, { recursive: true, mode: 0o755 })) !== undefined) await chmod(upper, 0o755);
   let lowers = opts.lowerDirs;
   if (lowers.length === 0) {
     // overlay needs at least one lower dir: an image without layers gets an empty one.
-    await mkdir(empty, { recursive: true, mode: 0o755 });
+    await mkdir(empty, { recursive: true, mode: PRIVATE_DIR });
     lowers = [empty];
   }
   for (const path of [...lowers, upper, work]) {

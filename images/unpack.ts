@@ -21,6 +21,7 @@ import { Decompress } from 'fzstd';
 import { extract, type Extract, type Header as TarHeader } from 'tar-stream';
 import { AlreadyExists, EffectFailed, InvalidArgument, PodchartError } from '../errors/catalogue.js';
 import { run } from '../runtime/exec.js';
+import { PRIVATE_DIR } from '../runtime/private-modes.js';
 
 export type ByteSource = AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
 
@@ -46,7 +47,7 @@ export function escapes(name: string): InvalidArgument {
 
 export async function unpackLayer(input: ByteSource, dir: string): Promise<UnpackResult> {
   if ((await lstatOrNull(dir)) !== null) throw new AlreadyExists(`layer directory ${dir} already exists`);
-  await mkdir(dirname(dir), { recursive: true });
+  await mkdir(dirname(dir), { recursive: true, mode: PRIVATE_DIR }); // ours, around the layer
   const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
   await mkdir(tmp, { mode: 0o700 });
   try {

@@ -4,9 +4,11 @@
  * It daemonizes; the container's pid (or runc's error) comes back over a sync pipe, fd 3.
  */
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
 import { tail } from './exec.js';
+import { makePrivate } from './private-modes.js';
 
 export interface ConmonLaunch {
   conmonPath: string;
@@ -89,7 +91,12 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
   clearTimeout(timer);
   syncPipe?.destroy();
   const message = parseSync(sync);
-  if (message && message.pid > 0) return message.pid;
+  if (message && message.pid > 0) {
+    // Written with the umask conmon and runc must keep (see private-modes.ts): the pid files, and
+    // the control fifos (ctl, winsz) anyone who could open them for reading would drain.
+    await makePrivate(l.pidFile, l.conmonPidFile, join(l.bundle, 'ctl'), join(l.bundle, 'winsz'));
+    return message.pid;
+  }
   const why = message?.message ?? (spawnError || (exitCode ? `conmon exited with ${exitCode}` : 'no pid reported in time'));
   throw new EffectFailed(`creating ${l.id} under conmon with ${l.runtime.binary} failed: ${tail(why)}`);
 }

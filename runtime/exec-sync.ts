@@ -32,6 +32,7 @@ import { after, secondsToMs } from './long-timer.js';
 import { DeadlineExceeded, EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
 import { pidNamespaceOf, processTable, type ProcessEntry } from './process.js';
+import { PRIVATE_FILE } from './private-modes.js';
 
 /** Each of stdout and stderr is capped here (what kubelet can take in one reply). */
 export const EXEC_OUTPUT_CAP = 16 * 1024 * 1024;
@@ -161,7 +162,7 @@ export async function prepareExec(runtime: OciRuntime, id: string, bundle: strin
   // A terminal is created at its size: without one it starts 0x0 until runc first resizes it,
   // and a command that reads its size at once (stty size) fails.
   const tty = terminal ? { terminal: true, consoleSize: terminal } : { terminal: false };
-  await writeFile(processFile, JSON.stringify({ ...spec.process, args: cmd, ...tty }));
+  await writeFile(processFile, JSON.stringify({ ...spec.process, args: cmd, ...tty }), { mode: PRIVATE_FILE }); // the env
   const args = [...runtime.globalArgs(), 'exec', '--process', processFile, '--pid-file', pidFile, id];
   return { processFile, pidFile, args };
 }

@@ -6,18 +6,36 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makePrivate } from './private-modes.js';
 import type { ExitInfo } from '../machines/sandbox.types.js';
 import { after } from './long-timer.js';
 
 export async function readExitFile(exitDir: string, id: string): Promise<ExitInfo | null> {
   const path = join(exitDir, id);
+  let exit: ExitInfo;
   try {
     const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path, { bigint: true })]);
     const code = Number.parseInt(text.trim(), 10);
     if (Number.isNaN(code)) return null; // conmon is still writing it
-    return { code, at: st.mtimeNs.toString() };
+    exit = { code, at: st.mtimeNs.toString() };
   } catch {
     return null;
+  }
+  await settleExitFiles(path);
+  return exit;
+}
+
+/**
+ * conmon writes its exit-time files (the exit file, and in its persist dir `exit` and `oom`) with
+ * the umask runc needs (private-modes.ts): they are made 0600 once the daemon has seen them. A
+ * failure is let go on purpose: the exit is what the caller needs, the file sits in a 0700 dir,
+ * and the next start's pass narrows it.
+ */
+export async function settleExitFiles(...paths: string[]): Promise<void> {
+  try {
+    await makePrivate(...paths);
+  } catch {
+    // see above
   }
 }
 

@@ -1,10 +1,11 @@
 /** The files every pod shares with its containers: hostname, hosts, resolv.conf and /dev/shm. */
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SandboxSpec } from '../machines/sandbox.types.js';
 import { isMounted } from '../network/netns.js';
 import { run } from './exec.js';
+import { PRIVATE_DIR, SHARED_FILE } from './private-modes.js';
 
 export interface PodPaths {
   hostname: string;
@@ -49,11 +50,13 @@ export function resolvConf(dns: NonNullable<SandboxSpec['dns']>): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * The pod's dirs are ours (0700); the three files are bind-mounted into every container, where a
+ * process of any uid reads them: 0644 whatever the host's copies have. A bind mount needs no
+ * traversal of the host-side parents, so those stay 0700.
+ */
 export async function writePodFiles(spec: SandboxSpec, paths: PodPaths): Promise<void> {
-  await mkdir(spec.rootDir, { recursive: true, mode: 0o700 });
-  await mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
-  await mkdir(paths.exitDir, { recursive: true });
-  await mkdir(paths.bundle, { recursive: true });
+  for (const dir of [spec.rootDir, spec.stateDir, paths.exitDir, paths.bundle]) await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
   const hostNetwork = spec.namespaces.network === 'NODE';
   await writeFile(paths.hostname, `${spec.hostname}\n`);
   if (hostNetwork && existsSync('/etc/hosts')) await copyFile('/etc/hosts', paths.hosts);
@@ -65,11 +68,12 @@ export async function writePodFiles(spec: SandboxSpec, paths: PodPaths): Promise
   } else {
     await writeFile(paths.resolv, '');
   }
+  for (const file of [paths.hostname, paths.hosts, paths.resolv]) await chmod(file, SHARED_FILE);
 }
 
 /** A size-limited tmpfs for /dev/shm, unless the pod shares the host's IPC namespace. */
 export async function mountShm(spec: SandboxSpec, path: string): Promise<void> {
-  await mkdir(path, { recursive: true });
+  await mkdir(path, { recursive: true, mode: PRIVATE_DIR }); // the mount point; the tmpfs itself is 1777
   if (await isMounted(path)) return;
   await run('mount', ['-t', 'tmpfs', '-o', `nosuid,nodev,noexec,mode=1777,size=${spec.shmSizeBytes}`, 'shm', path]);
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -110,6 +110,21 @@ test('containers: a row per container under its sandbox, names shared with pods,
     assert.deepEqual(store.loadContainers('pod1'), []);
     assert.equal(store.history('c1').length, 0);
     assert.equal(store.names().length, 0);
+  } finally {
+    done();
+  }
+});
+
+test('the database, its WAL and -shm are 0600; an older 0644 database is narrowed on open', () => {
+  const { path, done } = tempDb();
+  try {
+    const store = new Store(path);
+    store.insertSandbox('s1', 'pod-s1', 'PENDING', {}); // a write: the WAL exists now
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) assert.equal(statSync(file).mode & 0o777, 0o600, file);
+    store.close();
+    chmodSync(path, 0o644);
+    new Store(path).close();
+    assert.equal(statSync(path).mode & 0o777, 0o600);
   } finally {
     done();
   }

@@ -2,6 +2,7 @@
  * SQLite (better-sqlite3, WAL) behind a small typed API. Synchronous on purpose: a transition is
  * committed in the same tick the actor reaches it, before any CRI reply can be sent.
  */
+import { chmodSync, closeSync, lstatSync, openSync } from 'node:fs';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import { AlreadyExists } from '../errors/catalogue.js';
 import { migrate } from './migrations.js';
@@ -44,6 +45,11 @@ export class Store {
   readonly images: ImageTable;
 
   constructor(path: string) {
+    // Every container's env is in here: 0600 (issue 11, item 4). SQLite gives the -wal and -shm it
+    // creates the database file's mode, so the file is made 0600 before SQLite first opens it; an
+    // older tree's files, the WAL and -shm a crash left included, are narrowed.
+    if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) narrowToOwner(file);
     this.db = new BetterSqlite3(path);
     this.db.pragma('journal_mode = WAL');
     // FULL: a committed transition survives power loss, not just a daemon crash.
@@ -170,4 +176,16 @@ export class Store {
     this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
     this.db.prepare('DELETE FROM names WHERE id = ?').run(id);
   }
+}
+
+/** chmod go-rwx, when the file exists and has any of those bits. */
+function narrowToOwner(file: string): void {
+  let mode: number;
+  try {
+    mode = lstatSync(file).mode;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if ((mode & 0o077) !== 0) chmodSync(file, mode & 0o700);
 }

@@ -1,0 +1,78 @@
+/**
+ * The modes of podchart's own state (issue 11, item 4; the CVE-2021-41091 class): directories
+ * 0700, files 0600, so no unprivileged host user reaches an unpacked setuid binary, a device node,
+ * the database or a bundle's env. containerd keeps its snapshots under 0700 the same way.
+ *
+ * Set explicitly at each create, not by a process umask: conmon and runc inherit the daemon's
+ * umask, and runc makes a missing mount target inside the container's rootfs with it. Under 077
+ * that directory is 0700 root's, and a container running as another uid cannot reach its own
+ * volume (runc's process.user.umask applies to the container process only, after the mounts).
+ * So the umask stays as the host gives it (022, as containerd and CRI-O run), and what conmon and
+ * runc write with it into our directories is narrowed afterwards with makePrivate().
+ *
+ * What is not ours keeps its mode: image content under a layer's fs/, the container's own `/`,
+ * the pod files bind-mounted into containers, the OCI runtime's state, mounted file systems.
+ */
+import type { Stats } from 'node:fs';
+import { chmod, lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const PRIVATE_DIR = 0o700;
+export const PRIVATE_FILE = 0o600;
+/** Files bind-mounted into containers (hostname, hosts, resolv.conf): any uid reads them there. */
+export const SHARED_FILE = 0o644;
+
+/** Drops the group and other bits of each path that has any; absent paths and symlinks are left. */
+export async function makePrivate(...paths: string[]): Promise<void> {
+  for (const path of paths) {
+    const st = await lstatOrNull(path);
+    if (st !== null) await narrow(path, st);
+  }
+}
+
+/**
+ * Makes every directory and file under `top` (and `top` itself) private, except where `keep` says
+ * a path is not ours: that path is neither changed nor entered. Symlinks are never followed.
+ * Returns how many paths it changed.
+ *
+ * Assumes nobody else writes below `top` while it runs except conmon and runc (trusted), since a
+ * path swapped for a symlink between lstat and chmod would be followed: the paths a container can
+ * write (its upper dir, mounts) must be among those `keep` names.
+ */
+export async function tightenTree(top: string, keep: (path: string) => boolean): Promise<number> {
+  let changed = 0;
+  const visit = async (path: string): Promise<void> => {
+    if (keep(path)) return;
+    const st = await lstatOrNull(path);
+    if (st === null || st.isSymbolicLink()) return;
+    if (await narrow(path, st)) changed++;
+    if (!st.isDirectory()) return;
+    for (const name of await readdirOrEmpty(path)) await visit(join(path, name));
+  };
+  await visit(top);
+  return changed;
+}
+
+async function narrow(path: string, st: Stats): Promise<boolean> {
+  if (st.isSymbolicLink() || (st.mode & 0o077) === 0) return false;
+  await chmod(path, st.mode & 0o700);
+  return true;
+}
+
+async function lstatOrNull(path: string): Promise<Stats | null> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
