@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fromPromise } from 'xstate';
 import type { Logger } from 'pino';
 import type { ContainerContext, ContainerExit, Started } from '../machines/container.types.js';
@@ -16,6 +16,7 @@ import { EffectFailed, NotFound } from '../errors/catalogue.js';
 import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, settleExitFiles, waitForExitFile } from '../runtime/exit-file.js';
 import { secondsToMs } from '../runtime/long-timer.js';
+import { logFileOf, logFilePath, secureLogFile, type LogFile } from '../runtime/log-path.js';
 import { processStartTime } from '../runtime/process.js';
 import { run } from '../runtime/exec.js';
 import { capabilitiesFromMask, containerCapabilities, containerSpec, ociResources, splitDeviceNumber } from '../runtime/container-spec.js';
@@ -48,7 +49,9 @@ export const containerExitDir = (ctx: ContainerContext): string => join(ctx.spec
 const rootfsDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'rootfs');
 const bundleDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'bundle');
 const oomFile = (ctx: ContainerContext): string => join(ctx.spec.dir, 'oom');
-const logPathOf = (ctx: ContainerContext): string => ctx.spec.logPath || join(ctx.spec.dir, 'container.log');
+/** The log beneath the pod's log_directory, or null: then conmon logs into the container's dir. */
+const logFile = (host: ContainerHost, ctx: ContainerContext): LogFile | null =>
+  logFileOf(ctx.spec, host.sandboxOf?.(ctx.spec.sandboxId)?.spec.logDirectory);
 
 /** The container's exit as conmon recorded it: code, time, and why (Completed, Error, OOMKilled). */
 export async function readContainerExit(ctx: ContainerContext): Promise<ContainerExit | null> {
@@ -149,12 +152,18 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
   });
   // Only what is missing: kubelet also bind-mounts files, and those exist.
   for (const dir of hostDirsToCreate) if (await missing(dir)) await mkdir(dir, { recursive: true });
-  if (ctx.spec.logPath) await mkdir(dirname(ctx.spec.logPath), { recursive: true });
   await writeFile(join(bundleDir(ctx), 'config.json'), JSON.stringify(spec, null, 2), { mode: PRIVATE_FILE }); // the env
+  // Made by the daemon, beneath the log directory, never through a link (checked at CreateContainer
+  // too: this catches a change since). Last, so a failure before it leaves nothing in kubelet's dir.
+  const log = logFile(host, ctx);
+  if (log) await secureLogFile(log, 'create');
 }
 
 export async function startContainer(host: ContainerHost, ctx: ContainerContext): Promise<Started> {
   const runtime = runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath);
+  // conmon opens the log by path, following links: what was checked at create is checked again.
+  const log = logFile(host, ctx);
+  if (log) await secureLogFile(log, 'create');
   // What an earlier attempt may have left: its runc state, exit and oom files.
   await runtime.delete(ctx.id);
   await rm(join(containerExitDir(ctx), ctx.id), { force: true });
@@ -167,7 +176,7 @@ export async function startContainer(host: ContainerHost, ctx: ContainerContext)
     bundle: bundleDir(ctx),
     pidFile: join(ctx.spec.dir, 'container.pid'),
     conmonPidFile: join(ctx.spec.dir, 'conmon.pid'),
-    logPath: logPathOf(ctx),
+    logPath: log ? logFilePath(log) : join(ctx.spec.dir, 'container.log'),
     exitDir: containerExitDir(ctx),
     socketDir: ctx.spec.dir,
     persistDir: ctx.spec.dir,

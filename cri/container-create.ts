@@ -1,8 +1,9 @@
 /** CreateContainer: validate, resolve the pod and the image, let a new child of the pod's actor create it. */
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { AlreadyExists, InvalidArgument, NotFound } from '../errors/catalogue.js';
 import type { ContainerSpecRecord } from '../machines/container.types.js';
 import type { ContainerConfig, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
+import { realLogDirectory, secureLogFile, type LogFile } from '../runtime/log-path.js';
 import { nowNs } from '../actors/actor-util.js';
 import type { CriContext } from './context.js';
 import { imageConfig } from './image-view.js';
@@ -13,12 +14,31 @@ export function containerName(container: string, pod: { name: string; namespace:
   return ['k8s', container, pod.name, pod.namespace, pod.uid, String(attempt)].join('_');
 }
 
-/** log_path is relative to the pod's log_directory and must stay inside it. */
+/**
+ * log_path is relative to the pod's log_directory and must stay inside it: by its text here (no
+ * leading "/", no "..", a file name last), by what is on disk in `logFileBeneath`.
+ */
 export function checkLogPath(logPath: string): string {
   if (logPath === '') return logPath;
   if (logPath.startsWith('/')) throw new InvalidArgument(`ContainerConfig.log_path must be relative to the pod's log_directory, got "${logPath}"`);
   if (logPath.split('/').includes('..')) throw new InvalidArgument(`ContainerConfig.log_path must not contain "..", got "${logPath}"`);
-  return logPath;
+  if (logPath.includes('\0')) throw new InvalidArgument('ContainerConfig.log_path must not contain a NUL byte');
+  const normalized = posix.normalize(logPath);
+  if (normalized === '.' || normalized.endsWith('/')) throw new InvalidArgument(`ContainerConfig.log_path must name a file, got "${logPath}"`);
+  return normalized;
+}
+
+/**
+ * The log file beneath the pod's log_directory, refused (INVALID_ARGUMENT, before any actor or
+ * record exists) when a symbolic link or a non-directory below the directory would carry it
+ * elsewhere, or the file is there and is not a regular file. Nothing is made here: the create
+ * effect makes the file, checking again (issue 11, item 5).
+ */
+async function logFileBeneath(logDirectory: string, logPath: string): Promise<LogFile | null> {
+  if (!logPath || !logDirectory) return null;
+  const file = { root: await realLogDirectory(logDirectory), relative: logPath };
+  await secureLogFile(file, 'check');
+  return file;
 }
 
 /**
@@ -61,6 +81,8 @@ export async function createContainer(req: { podSandboxId: string; config: Conta
   const podId = ctx.supervisor.findSandbox(podRef);
   const pod = podId ? ctx.supervisor.view(podId) : null;
   if (!podId || !pod) throw new NotFound(`pod sandbox "${podRef}" not found`);
+  // The one await before create(): from the image and name look-ups to the reservation, none.
+  const logFile = await logFileBeneath(pod.context.spec.logDirectory, logPath);
   const image = ctx.images.find(imageRef);
   if (!image) throw new NotFound(`image "${imageRef}" is not present on this node: pull it first`);
   const attempt = config.metadata?.attempt ?? 0;
@@ -78,7 +100,8 @@ export async function createContainer(req: { podSandboxId: string; config: Conta
     config: config as unknown as Record<string, unknown>,
     labels: config.labels ?? {},
     annotations: config.annotations ?? {},
-    logPath: logPath && pod.context.spec.logDirectory ? join(pod.context.spec.logDirectory, logPath) : '',
+    logPath: logFile ? join(pod.context.spec.logDirectory, logFile.relative) : '',
+    ...(logFile ? { logFile } : {}),
     dir: join(ctx.config.rootDir, 'containers', id),
     runtimeHandler: pod.context.spec.runtimeHandler,
     runtimePath: pod.context.spec.runtimePath,

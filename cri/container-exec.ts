@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { InvalidArgument, NotFound, NotImplemented, Refused } from '../errors/catalogue.js';
 import { execSync } from '../runtime/exec-sync.js';
 import { reopenLog } from '../runtime/log-reopen.js';
+import { logFileOf } from '../runtime/log-path.js';
 import type { ExecTarget } from '../runtime/exec-stream.js';
 import { runtimeAt } from '../actors/host.js';
 import type { ContainerView } from '../actors/supervisor.js';
@@ -104,6 +105,8 @@ export async function updateContainerResources(req: { containerId: string; linux
 /** kubelet rotates the log file, then asks conmon (through its control fifo) to open a new one. */
 export async function reopenContainerLog(req: { containerId: string }, ctx: CriContext) {
   const view = running(ctx, req.containerId, 'reopen the log of');
-  await reopenLog(join(view.context.spec.dir, 'bundle', 'ctl'), view.context.spec.logPath, Math.min(ctx.timeoutMs, REOPEN_TIMEOUT_MS));
+  const spec = view.context.spec;
+  const file = logFileOf(spec, ctx.supervisor.view(spec.sandboxId)?.context.spec.logDirectory);
+  await reopenLog(join(spec.dir, 'bundle', 'ctl'), file, Math.min(ctx.timeoutMs, REOPEN_TIMEOUT_MS));
   return {};
 }

@@ -17,6 +17,11 @@ export interface ContainerSpecRecord {
   annotations: Record<string, string>;
   /** Absolute log path (pod log_directory + log_path), or "" when kubelet asked for none. */
   logPath: string;
+  /**
+   * Where conmon writes that log: the real path of the log_directory at CreateContainer, and the
+   * log_path beneath it (runtime/log-path.ts). Absent without a log_path, and in older records.
+   */
+  logFile?: { root: string; relative: string };
   /** The container's own dir: bundle, rootfs layers, exit file, conmon files. */
   dir: string;
   runtimeHandler: string;

@@ -7,15 +7,24 @@
 import { watch, existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import { logFilePath, secureLogFile, type LogFile } from './log-path.js';
 
 /** conmon's control message: "<type> <height> <width>\n"; type 2 reopens the log. */
 const REOPEN_LOG = '2 0 0\n';
 
-export async function reopenLog(ctlFifo: string, logPath: string, timeoutMs: number): Promise<void> {
-  if (!logPath) {
+/**
+ * `file` null: the log is in the container's own dir, which only the daemon writes. Otherwise
+ * conmon will open `<path>.tmp` and rename it over `<path>`, following links on the way, so both
+ * and the directories above them are checked first (runtime/log-path.ts); a refusal leaves conmon
+ * writing to the file it has.
+ */
+export async function reopenLog(ctlFifo: string, file: LogFile | null, timeoutMs: number): Promise<void> {
+  if (!file) {
     await writeFile(ctlFifo, REOPEN_LOG, { flag: 'a' });
     return;
   }
+  await secureLogFile(file, 'reopen');
+  const logPath = logFilePath(file);
   const controller = new AbortController();
   try {
     // The watch starts before the message is sent, so the creation cannot be missed.
