@@ -4,6 +4,7 @@
  * diff id, and only then records the image and its refs in one transaction: a pull cut off midway
  * leaves no half image visible, and the next pull reuses every blob already fetched.
  */
+import { UsageCache, type Usage } from './usage-cache.js';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Logger } from 'pino';
@@ -108,6 +109,7 @@ export class ImageService {
     }
     const image = this.deps.store.images.get(manifest.config.digest);
     if (!image) throw new EffectFailed(`image ${ref.full} vanished right after it was recorded`);
+    this.usageCache.changed();
     log.info({ id: image.id, ms: Date.now() - started, from: resolved.endpoint.base, mirror: resolved.endpoint.mirror }, 'pulled');
     this.deps.onPulled?.(image.size, (Date.now() - started) / 1000);
     return image;
@@ -228,12 +230,18 @@ export class ImageService {
     const blobs = [removed.id, removed.manifestDigest, ...removed.layers.map((l) => l.digest)];
     for (const digest of blobs) if (!keep.has(digest)) await this.deps.content.delete(digest);
     for (const l of removed.layers) if (!keep.has(l.diffId)) await this.deps.layers.remove(l.diffId);
+    this.usageCache.changed();
   }
 
-  async usage(): Promise<{ bytes: number; inodes: number }> {
+  /** Bytes and inodes of the store, from memory (images/usage-cache.ts). */
+  usage(): Promise<Usage> {
+    return this.usageCache.get();
+  }
+
+  private readonly usageCache = new UsageCache(async () => {
     const [blobs, layers] = await Promise.all([this.deps.content.usage(), this.deps.layers.usage()]);
     return { bytes: blobs.bytes + layers.bytes, inodes: blobs.inodes + layers.inodes };
-  }
+  });
 
   /**
    * The root filesystem API containers build on: an overlay of the image's layers (shared,
