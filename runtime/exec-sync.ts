@@ -34,8 +34,11 @@ import type { OciRuntime } from './oci-runtime.js';
 import { pidNamespaceOf, processTable, type ProcessEntry } from './process.js';
 import { PRIVATE_FILE } from './private-modes.js';
 
-/** Each of stdout and stderr is capped here (what kubelet can take in one reply). */
-export const EXEC_OUTPUT_CAP = 16 * 1024 * 1024;
+/**
+ * stdout and stderr together are capped here: kubelet's 16 MiB receive limit, less room for the
+ * reply's framing, the exit code and the truncation notes.
+ */
+export const EXEC_OUTPUT_CAP = 16 * 1024 * 1024 - 64 * 1024;
 
 /** Stop this much before the call's deadline, so our reply (naming the cause) reaches the caller. */
 const DEADLINE_MARGIN_MS = 250;
@@ -52,19 +55,31 @@ export interface ExecSyncResult {
   exitCode: number;
 }
 
+/**
+ * stdout and stderr drawing on one budget: kubelet takes at most 16 MiB per reply, both streams
+ * together. What does not fit is dropped and counted, and the stream says so at its end.
+ */
+class SharedBudget {
+  constructor(public remaining: number) {}
+}
+
 class CappedBuffer {
   private readonly chunks: Buffer[] = [];
   private size = 0;
-  constructor(private readonly cap: number) {}
+  private dropped = 0;
+  constructor(private readonly budget: SharedBudget, private readonly name: string) {}
   push(chunk: Buffer): void {
-    const room = this.cap - this.size;
-    if (room <= 0) return;
-    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    const kept = chunk.length > this.budget.remaining ? chunk.subarray(0, this.budget.remaining) : chunk;
+    this.dropped += chunk.length - kept.length;
+    if (kept.length === 0) return;
     this.chunks.push(kept);
     this.size += kept.length;
+    this.budget.remaining -= kept.length;
   }
   value(): Buffer {
-    return Buffer.concat(this.chunks, this.size);
+    const out = Buffer.concat(this.chunks, this.size);
+    if (this.dropped === 0) return out;
+    return Buffer.concat([out, Buffer.from(`\n[podchart: ${this.name} cut: ${this.dropped} bytes dropped, the reply holds at most ${EXEC_OUTPUT_CAP} bytes of output]\n`)]);
   }
 }
 
@@ -186,9 +201,9 @@ export async function execSync(opts: ExecTarget & {
   cap?: number;
 }): Promise<ExecSyncResult> {
   const { processFile, pidFile, args } = await prepareExec(opts.runtime, opts.id, opts.bundle, opts.workDir, opts.cmd, null);
-  const cap = opts.cap ?? EXEC_OUTPUT_CAP;
-  const stdout = new CappedBuffer(cap);
-  const stderr = new CappedBuffer(cap);
+  const budget = new SharedBudget(opts.cap ?? EXEC_OUTPUT_CAP);
+  const stdout = new CappedBuffer(budget, 'stdout');
+  const stderr = new CappedBuffer(budget, 'stderr');
   const child = spawn(opts.runtime.binary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

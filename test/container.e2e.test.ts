@@ -175,17 +175,22 @@ describe('exec, update, log reopen', () => {
     assert.equal(r.exitCode, 5);
   });
 
-  test('ExecSync: a timeout kills the command; output is capped at 16 MiB', async () => {
+  test('ExecSync: a timeout kills the command; output is capped at 16 MiB for both streams together, the cut marked', async () => {
     const id = await run('slowexec', ['/bin/sh', '-c', 'sleep 1000']);
     const started = Date.now();
     await rejects(daemon.cri.call('ExecSync', { containerId: id, cmd: ['/bin/sh', '-c', 'sleep 30'], timeout: 1 }), grpcStatus.DEADLINE_EXCEEDED, /timed out after 1s and was killed/);
     assert.ok(Date.now() - started < 10_000);
     const ps = await daemon.cri.call<{ stdout: Buffer }>('ExecSync', { containerId: id, cmd: ['busybox', 'ps'], timeout: 10 });
     assert.ok(!/sleep 30/.test(ps.stdout.toString()), 'the timed-out command is gone');
-    const big = await daemon.cri.call<{ stdout: Buffer; exitCode: number }>('ExecSync', {
-      containerId: id, cmd: ['/bin/sh', '-c', 'busybox head -c 20000000 /dev/zero'], timeout: 30,
+    // 20 MB on each stream: the reply still fits kubelet's 16 MiB receive limit (the test client has that limit too).
+    const big = await daemon.cri.call<{ stdout: Buffer; stderr: Buffer; exitCode: number }>('ExecSync', {
+      containerId: id, cmd: ['/bin/sh', '-c', 'busybox head -c 20000000 /dev/zero & busybox head -c 20000000 /dev/zero >&2; wait'], timeout: 30,
     }, 60_000);
-    assert.equal(big.stdout.length, 16 * 1024 * 1024);
+    const notes = [big.stdout, big.stderr].map((b) => /\n\[podchart: (stdout|stderr) cut: (\d+) bytes dropped, the reply holds at most \d+ bytes of output\]\n$/.exec(b.toString('latin1')));
+    const kept = [big.stdout, big.stderr].reduce((n, b, i) => n + b.length - (notes[i]?.[0].length ?? 0), 0);
+    assert.equal(kept, 16 * 1024 * 1024 - 64 * 1024);
+    const dropped = notes.reduce((n, m) => n + Number(m?.[2] ?? 0), 0);
+    assert.equal(kept + dropped, 40_000_000, 'every byte is either in the reply or counted as dropped');
     assert.equal(big.exitCode, 0);
   });
 

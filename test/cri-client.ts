@@ -11,8 +11,8 @@ export class CriClient {
   /** `authority`: the HTTP/2 :authority to send, e.g. the socket path as Go clients of kubelet 1.26 do. */
   constructor(readonly socket: string, authority?: string) {
     const cri = loadCri();
-    // kubelet allows 16 MiB replies; ExecSync may send 16 MiB of each stream, so allow more here.
-    const options: grpc.ChannelOptions = { 'grpc.max_receive_message_length': 64 * 1024 * 1024 };
+    // kubelet's own receive limit: every reply must fit it (ExecSync's output is capped to).
+    const options: grpc.ChannelOptions = { 'grpc.max_receive_message_length': 16 * 1024 * 1024 };
     if (authority !== undefined) options['grpc.default_authority'] = authority;
     this.runtime = new cri.RuntimeServiceClient(`unix://${socket}`, grpc.credentials.createInsecure(), options);
     this.image = new cri.ImageServiceClient(`unix://${socket}`, grpc.credentials.createInsecure(), options);
