@@ -31,6 +31,7 @@ import { Metrics } from '../inspector/metrics.js';
 import { startInspector } from '../inspector/server.js';
 import { StreamingServer } from '../streaming/server.js';
 import { readTokenFile } from '../inspector/access.js';
+import { eventLoopGauge } from '../inspector/event-loop.js';
 
 function hostHasAppArmor(): boolean {
   try {
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
   const floor = oomScoreFloor();
   const runtimeState = { podCidr: '' };
   const metrics = new Metrics();
+  metrics.addGauge(eventLoopGauge());
   const host: Host = {
     cni: new Cni({
       confDir: config.cniConfDir,

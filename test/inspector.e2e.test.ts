@@ -81,7 +81,7 @@ test('transitions arrive live over server-sent events', async () => {
   }
 });
 
-test('Prometheus metrics: CRI calls by method and code, latencies, actors by kind and state, restore time', async () => {
+test('Prometheus metrics: CRI calls by method and code, latencies, actors by kind and state, restore time, event-loop delay', async () => {
   await daemon.cri.call('PodSandboxStatus', { podSandboxId: 'f'.repeat(64) }).catch(() => undefined);
   const text = await (await fetch(`${base()}/metrics`)).text();
   assert.match(text, /^podchart_cri_calls_total\{code="OK",method="RunPodSandbox"\} [1-9]\d*$/m);
@@ -90,6 +90,9 @@ test('Prometheus metrics: CRI calls by method and code, latencies, actors by kin
   assert.match(text, /^podchart_actors\{kind="sandbox",state="RUNNING"\} [1-9]\d*$/m);
   assert.match(text, /^podchart_actors\{kind="sandbox",state="STOPPED"\} [1-9]\d*$/m);
   assert.match(text, /^podchart_restore_duration_seconds_count 1$/m);
+  // The event-loop delay: a real number of seconds, the worst at least the median.
+  const stat = (name: string): number => Number(new RegExp(`^podchart_event_loop_delay_seconds\\{stat="${name}"\\} ([0-9.e-]+)$`, 'm').exec(text)?.[1]);
+  assert.ok(stat('max') > 0 && stat('max') >= stat('p50') && stat('p99') >= stat('p50'), `max ${stat('max')}, p50 ${stat('p50')}, p99 ${stat('p99')}`);
 });
 
 test('podchart events follows transitions live; podchart inspect shows the chart with the state marked', async () => {

@@ -1,0 +1,17 @@
+/**
+ * The daemon's event-loop delay on /metrics (issue 12, item 10: no request may block the loop for
+ * more than 50 ms). Node's own histogram (perf_hooks.monitorEventLoopDelay, sampled every 10 ms)
+ * gives the worst delay since start and the p99; a soak reads both while hostile cases run.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Gauge } from './metrics.js';
+
+export function eventLoopGauge(): Gauge {
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  return new Gauge('podchart_event_loop_delay_seconds', 'Event-loop delay since the daemon started: the worst, and the 50th and 99th percentiles.', () => [
+    { labels: { stat: 'max' }, value: histogram.max / 1e9 },
+    { labels: { stat: 'p50' }, value: histogram.percentile(50) / 1e9 },
+    { labels: { stat: 'p99' }, value: histogram.percentile(99) / 1e9 },
+  ]);
+}
