@@ -1,0 +1,176 @@
+/**
+ * npm run soak (issue 12, item 19; not part of the tests): SOAK_CLIENTS concurrent clients (50)
+ * run whole pod and container lifecycles with an exec for SOAK_MINUTES (10) against a real
+ * podchartd, while a kubelet-shaped poller lists and stats everything every second. It prints the
+ * cycles done, errors by code, p99 latency by RPC, the poll round's latency, the daemon's RSS at
+ * start and end, the worst event-loop delay, and what leaked (pods, containers, netns, mounts,
+ * conmons, IP leases). Any leak, or a client stuck for two minutes, fails it.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Daemon, podConfig, tempPaths } from '../test/daemon.js';
+import { BUSYBOX_IMAGE, startWithBusybox } from '../test/busybox-daemon.js';
+import { netnsPath } from '../network/netns.js';
+
+const CLIENTS = Number(process.env['SOAK_CLIENTS'] ?? 50);
+const MINUTES = Number(process.env['SOAK_MINUTES'] ?? 10);
+/** A client that completes no call for this long is stuck: the soak fails. */
+const STUCK_MS = 120_000;
+
+const latencies = new Map<string, number[]>();
+const errors = new Map<string, number>();
+let cycles = 0;
+
+function record(method: string, ms: number, code: string | null): void {
+  let list = latencies.get(method);
+  if (!list) latencies.set(method, (list = []));
+  list.push(ms);
+  if (code) errors.set(`${method} ${code}`, (errors.get(`${method} ${code}`) ?? 0) + 1);
+}
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+}
+
+const rssKb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+
+/** The soak's own pods, for their netns: other daemons on the host have netns too. */
+const podIds = new Set<string>();
+
+/** The network namespaces of the soak's pods that are still there. */
+function leftNetns(): string[] {
+  return [...podIds].filter((id) => existsSync(netnsPath(id)));
+}
+
+/** What the daemon's pods leave on the host, counted. */
+function footprint(daemon: Daemon, base: string) {
+  const count = (dir: string, match: (name: string) => boolean): number => {
+    try {
+      return readdirSync(dir).filter(match).length;
+    } catch {
+      return 0;
+    }
+  };
+  const ipamDir = daemon.network?.ipamDir ?? '';
+  const conmons = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      return cmd.startsWith('/usr/bin/conmon') && cmd.includes(base);
+    } catch {
+      return false;
+    }
+  }).length;
+  return {
+    mounts: readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(base)).length,
+    conmons,
+    ipLeases: count(join(ipamDir, daemon.network?.bridge ?? ''), (n) => /^\d/.test(n)),
+  };
+}
+
+async function main(): Promise<void> {
+  const paths = tempPaths('pc-soak-');
+  const daemon = new Daemon(paths);
+  const registry = await startWithBusybox(daemon);
+  const pid = daemon.pid();
+  const before = footprint(daemon, paths.base);
+  const rssStart = rssKb(pid);
+  const deadline = Date.now() + MINUTES * 60_000;
+  const lastProgress = new Map<number, number>();
+
+  const timed = async <T>(method: string, call: () => Promise<T>): Promise<T | null> => {
+    const started = performance.now();
+    try {
+      const r = await call();
+      record(method, performance.now() - started, null);
+      return r;
+    } catch (err) {
+      record(method, performance.now() - started, String((err as { code?: number }).code ?? 'thrown'));
+      return null;
+    }
+  };
+
+  const client = async (n: number): Promise<void> => {
+    for (let i = 0; Date.now() < deadline; i++) {
+      const sandboxConfig = podConfig(`soak-${n}-${i}`);
+      const run = await timed('RunPodSandbox', () => daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: sandboxConfig }, 120_000));
+      if (!run) continue;
+      const podSandboxId = run.podSandboxId;
+      podIds.add(podSandboxId);
+      const config = { metadata: { name: 'c', attempt: 0 }, image: { image: BUSYBOX_IMAGE }, command: ['sleep', '3600'], logPath: 'c.log' };
+      const created = await timed('CreateContainer', () => daemon.cri.call<{ containerId: string }>('CreateContainer', { podSandboxId, config, sandboxConfig }, 120_000));
+      if (created) {
+        const containerId = created.containerId;
+        await timed('StartContainer', () => daemon.cri.call('StartContainer', { containerId }, 120_000));
+        await timed('ExecSync', () => daemon.cri.call('ExecSync', { containerId, cmd: ['echo', 'hi'], timeout: 30 }, 120_000));
+        await timed('StopContainer', () => daemon.cri.call('StopContainer', { containerId, timeout: 2 }, 120_000));
+        await timed('RemoveContainer', () => daemon.cri.call('RemoveContainer', { containerId }, 120_000));
+      }
+      await timed('StopPodSandbox', () => daemon.cri.call('StopPodSandbox', { podSandboxId }, 120_000));
+      await timed('RemovePodSandbox', () => daemon.cri.call('RemovePodSandbox', { podSandboxId }, 120_000));
+      cycles++;
+      lastProgress.set(n, Date.now());
+    }
+  };
+
+  const rounds: number[] = [];
+  const poller = async (): Promise<void> => {
+    while (Date.now() < deadline) {
+      const started = performance.now();
+      const pods = await timed('ListPodSandbox', () => daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {}, 60_000));
+      const ctrs = await timed('ListContainers', () => daemon.cri.call<{ containers: { id: string }[] }>('ListContainers', {}, 60_000));
+      await timed('ListContainerStats', () => daemon.cri.call('ListContainerStats', {}, 60_000));
+      await timed('ImageFsInfo', () => daemon.cri.callImage('ImageFsInfo', {}, 60_000));
+      await Promise.all([
+        ...(pods?.items ?? []).map((p) => timed('PodSandboxStatus', () => daemon.cri.call('PodSandboxStatus', { podSandboxId: p.id }, 60_000))),
+        ...(ctrs?.containers ?? []).map((c) => timed('ContainerStatus', () => daemon.cri.call('ContainerStatus', { containerId: c.id }, 60_000))),
+      ]);
+      const ms = performance.now() - started;
+      rounds.push(ms);
+      // kubelet polls once a second: the next round starts a second after this one started.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, 1000 - ms)));
+    }
+  };
+
+  let stuck = '';
+  const watchdog = setInterval(() => {
+    for (let n = 0; n < CLIENTS; n++) {
+      if (Date.now() - (lastProgress.get(n) ?? Date.now()) > STUCK_MS) stuck ||= `client ${n} made no progress for ${STUCK_MS / 1000} s`;
+    }
+  }, 5_000);
+  const startedAt = Date.now();
+  for (let n = 0; n < CLIENTS; n++) lastProgress.set(n, startedAt);
+  await Promise.all([...Array.from({ length: CLIENTS }, (_, n) => client(n)), poller()]);
+  clearInterval(watchdog);
+
+  const metrics = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/metrics`)).text();
+  const worstLoopMs = Number(/^podchart_event_loop_delay_seconds\{stat="max"\} (\S+)$/m.exec(metrics)?.[1] ?? NaN) * 1000;
+  const left = {
+    netns: leftNetns().length,
+    pods: (await daemon.cri.call<{ items: unknown[] }>('ListPodSandbox', {})).items.length,
+    containers: (await daemon.cri.call<{ containers: unknown[] }>('ListContainers', {})).containers.length,
+  };
+  const afterFootprint = footprint(daemon, paths.base);
+  const rssEnd = rssKb(pid);
+
+  console.log(`soak: ${CLIENTS} clients for ${MINUTES} min: ${cycles} lifecycles (${(cycles / MINUTES).toFixed(1)}/min)`);
+  console.log('p50 / p99 ms by RPC:');
+  for (const [method, list] of [...latencies.entries()].sort()) console.log(`  ${method.padEnd(20)} ${quantile(list, 0.5).toFixed(1).padStart(8)} ${quantile(list, 0.99).toFixed(1).padStart(8)}  (${list.length} calls)`);
+  console.log(`poll round ms: p50 ${quantile(rounds, 0.5).toFixed(0)}, p99 ${quantile(rounds, 0.99).toFixed(0)}, max ${Math.max(0, ...rounds).toFixed(0)}`);
+  console.log(`errors by code: ${errors.size === 0 ? 'none' : [...errors.entries()].map(([k, v]) => `${k}: ${v}`).join(', ')}`);
+  console.log(`daemon RSS: ${(rssStart / 1024).toFixed(0)} MB at start, ${(rssEnd / 1024).toFixed(0)} MB at end; worst event-loop delay ${worstLoopMs.toFixed(0)} ms`);
+  console.log(`left: ${JSON.stringify(left)}; host before ${JSON.stringify(before)}, after ${JSON.stringify(afterFootprint)}`);
+
+  const leaked = left.netns > 0 || left.pods > 0 || left.containers > 0 || afterFootprint.mounts > before.mounts
+    || afterFootprint.conmons > before.conmons || afterFootprint.ipLeases > before.ipLeases;
+  await daemon.dispose();
+  await registry.stop();
+  if (stuck) console.log(`FAILED: ${stuck}`);
+  if (leaked) console.log('FAILED: something leaked (see "left" above)');
+  process.exit(stuck || leaked ? 1 : 0);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
