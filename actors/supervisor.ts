@@ -16,7 +16,7 @@ import { containerMachine } from '../machines/container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxSpec } from '../machines/sandbox.types.js';
 import type { ContainerContext } from '../machines/container.types.js';
 import { EffectFailed, NotFound, Unavailable } from '../errors/catalogue.js';
-import type { Store, Transition } from '../storage/store.js';
+import type { RemovedActor, Store, Transition } from '../storage/store.js';
 import { readExitFile } from '../runtime/exit-file.js';
 import { podPaths } from '../runtime/pod-files.js';
 import { isSameProcessAlive } from '../runtime/process.js';
@@ -244,6 +244,11 @@ export class Supervisor {
     return this.deps.store.history(id, limit);
   }
 
+  /** A removed actor whose history is still kept (removedHistoryRetentionSeconds), or null. */
+  removed(id: string): RemovedActor | null {
+    return this.deps.store.removedActor(id);
+  }
+
   /**
    * RunPodSandbox: reserve the name and persist the intent, spawn the actor, CREATE, and wait
    * until creation has settled. On failure the chart has rolled back (or left a NOTREADY pod).
@@ -393,16 +398,18 @@ export class Supervisor {
     const log = this.deps.logger.child(kind === 'sandbox' ? { sandboxId: id } : { containerId: id });
     if (snapshot.status === 'done') {
       this.watches.stop(key);
-      if (kind === 'sandbox') this.deps.store.deleteSandbox(id);
-      else this.deps.store.deleteContainer(id);
+      // The move to "removed" is the last row of a history kept for removedHistoryRetentionSeconds.
+      const final: Transition = {
+        actorId: id, event: eventLabel(event.event.type), from: previous?.state ?? null, to: 'removed', at: Date.now(), error: null,
+        cause: currentCause() ?? this.causes.get(key) ?? null,
+      };
+      if (kind === 'sandbox') this.deps.store.deleteSandbox(id, final, final.at);
+      else this.deps.store.deleteContainer(id, final, final.at);
       this.registry.remove(id);
       this.saved.delete(key);
       this.causes.delete(key);
-      log.info({ event: eventLabel(event.event.type), from: previous?.state }, `${kind} removed`);
-      this.emitTransition({
-        kind, sandboxId: kind === 'sandbox' ? id : (snapshot.context as ContainerContext).spec.sandboxId,
-        actorId: id, event: eventLabel(event.event.type), from: previous?.state ?? null, to: 'removed', at: Date.now(), error: null,
-      });
+      log.info({ event: final.event, from: previous?.state }, `${kind} removed`);
+      this.emitTransition({ ...final, kind, sandboxId: kind === 'sandbox' ? id : (snapshot.context as ContainerContext).spec.sandboxId });
       if (kind === 'sandbox') this.root.send({ type: 'FORGET_SANDBOX', id });
       else this.emitContainerEvent(id, snapshot.context as ContainerContext, 'CONTAINER_DELETED_EVENT');
       return;

@@ -1,6 +1,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import BetterSqlite3 from 'better-sqlite3';
+import { LATEST_VERSION, migrate, schemaVersion } from '../storage/migrations.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../storage/store.js';
@@ -209,3 +212,70 @@ test('chart prints a chart as Mermaid, from the machine definition', async () =>
   assert.equal(await main(['chart', 'pod'], { log: (l: string) => bad.push(l), error: (l: string) => bad.push(l) }), 2);
   assert.match(bad.join('\n'), /chart takes "sandbox" or "container"/);
 });
+
+/** What must not change when the CLI reads: the file's identity, size, time and content. */
+function fingerprint(file: string): { ino: number; size: number; mtimeMs: number; sha: string } | null {
+  if (!existsSync(file)) return null;
+  const st = statSync(file);
+  return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, sha: createHash('sha256').update(readFileSync(file)).digest('hex') };
+}
+
+function withRoot(fn: (dir: string, db: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'podchart-cli-ro-'));
+  return fn(dir, join(dir, 'podchart.db')).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
+test('the CLI only reads: the database and its WAL are unchanged while the daemon holds them open', () =>
+  withRoot(async (dir, db) => {
+    const daemon = new Store(db); // the running daemon's connection
+    try {
+      const pod = context(NGINX_ID, 'nginx', 'default', MINUTE_MS, {});
+      daemon.insertSandbox(NGINX_ID, pod.spec.name, 'UNKNOWN', pod);
+      daemon.saveSandbox(NGINX_ID, 'RUNNING', pod, { actorId: NGINX_ID, event: 'CREATE', from: 'UNKNOWN', to: 'RUNNING', at: 1, error: null });
+      const before = [fingerprint(db), fingerprint(`${db}-wal`)];
+      assert.ok(before[1] && before[1].size > 0, 'the test needs a WAL with frames in it');
+      for (const argv of [['pods'], ['pods', '--json'], ['inspect', 'nginx'], ['inspect', NGINX_ID.slice(0, 6), '--json']]) {
+        const { code, stderr } = await run(...argv, '--root', dir);
+        assert.equal(code, 0, `${argv.join(' ')}: ${stderr}`);
+      }
+      assert.deepEqual([fingerprint(db), fingerprint(`${db}-wal`)], before);
+    } finally {
+      daemon.close();
+    }
+    // The daemon down: the database file is still untouched (SQLite's WAL reader makes an empty -wal).
+    const before = fingerprint(db);
+    assert.equal((await run('pods', '--root', dir)).code, 0);
+    assert.deepEqual(fingerprint(db), before);
+  }));
+
+test('the CLI never migrates: an older schema is left as it is, and said so', () =>
+  withRoot(async (dir, db) => {
+    const old = new BetterSqlite3(db);
+    old.pragma('journal_mode = WAL');
+    migrate(old, LATEST_VERSION - 1);
+    old.close();
+    const before = fingerprint(db);
+    const { code, stderr } = await run('pods', '--root', dir);
+    assert.equal(code, 1);
+    assert.match(stderr, new RegExp(`written by an older podchart \\(schema ${LATEST_VERSION - 1}, this CLI knows ${LATEST_VERSION}\\)`));
+    assert.deepEqual(fingerprint(db), before, 'the CLI changed the database');
+    const check = new BetterSqlite3(db, { readonly: true });
+    assert.equal(schemaVersion(check), LATEST_VERSION - 1);
+    check.close();
+  }));
+
+test('a schema newer than the CLI is a clear error', () =>
+  withRoot(async (dir, db) => {
+    new Store(db).close();
+    const newer = new BetterSqlite3(db);
+    newer.pragma(`user_version = ${LATEST_VERSION + 1}`);
+    newer.close();
+    const before = fingerprint(db);
+    const { code, stderr } = await run('inspect', 'x', '--root', dir);
+    assert.equal(code, 1);
+    assert.equal(
+      stderr,
+      `podchart: the database was written by a newer podchart (schema ${LATEST_VERSION + 1}, this CLI knows ${LATEST_VERSION}): use the podchart shipped with the running daemon`,
+    );
+    assert.deepEqual(fingerprint(db), before);
+  }));

@@ -1,6 +1,7 @@
 /**
  * podchart: the operator's view of a node. Reads the daemon's database directly, so it works
- * while podchartd is down; it never writes (the daemon may be running concurrently, in WAL mode).
+ * while podchartd is down. It only reads (issue 12, item 9): SQLite's read-only mode, no migration
+ * (the daemon may be running concurrently, in WAL mode, and only it may move the schema).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
@@ -13,7 +14,7 @@ import { Registry } from '../actors/registry.js';
 import { readTokenFile } from '../inspector/access.js';
 import { loadConfig, parseArgs } from '../config/config.js';
 import type { SandboxContext } from '../machines/sandbox.types.js';
-import { Store, type ActorRow } from '../storage/store.js';
+import { SchemaMismatch, Store, type ActorRow } from '../storage/store.js';
 
 export interface Output {
   log(s: string): void;
@@ -98,7 +99,12 @@ function openStore(flags: Flags): Store {
   if (!existsSync(path)) {
     throw new CliError(`no podchart state at ${path}: has podchartd ever run with --root ${root}?`);
   }
-  return new Store(path);
+  try {
+    return Store.openReadOnly(path);
+  } catch (err) {
+    if (err instanceof SchemaMismatch) throw new CliError(err.message);
+    throw err;
+  }
 }
 
 interface Pod {

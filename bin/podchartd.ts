@@ -10,6 +10,7 @@ import pino, { type Logger } from 'pino';
 import { loadConfig, parseArgs, type Config } from '../config/config.js';
 import { Store } from '../storage/store.js';
 import { Supervisor } from '../actors/supervisor.js';
+import { HistorySweep } from '../actors/history-sweep.js';
 import { faultsFromEnv } from '../actors/faults.js';
 import type { Host } from '../actors/host.js';
 import { ensurePauseRootfs } from '../runtime/pause-rootfs.js';
@@ -21,7 +22,7 @@ import { LayerStore } from '../images/layer-store.js';
 import { RegistryClient } from '../images/registry/client.js';
 import { ImageService } from '../images/image-service.js';
 import { hostPlatform } from '../images/platform.js';
-import { acquireDaemonLock } from './daemon-lock.js';
+import { acquireDaemonLock, LOCK_FILE } from './daemon-lock.js';
 import { tightenState } from './state-modes.js';
 import { PRIVATE_DIR } from '../runtime/private-modes.js';
 import type { ContainerHost } from '../actors/container-effects.js';
@@ -68,10 +69,10 @@ async function main(): Promise<void> {
   for (const dir of [config.rootDir, config.runDir]) mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
   // A socket placed outside runDir: its dir only needs to let the socket's group reach it (0660).
   mkdirSync(dirname(config.socket), { recursive: true, mode: 0o711 });
-  const releaseLock = acquireDaemonLock(join(config.runDir, 'podchartd.pid'));
+  const releaseLock = acquireDaemonLock(join(config.runDir, LOCK_FILE));
   const version = packageVersion();
 
-  const store = new Store(join(config.rootDir, DB_FILE));
+  const store = new Store(join(config.rootDir, DB_FILE), { historyPerActor: config.historyPerActor });
   const floor = oomScoreFloor();
   const runtimeState = { podCidr: '' };
   const metrics = new Metrics();
@@ -132,6 +133,8 @@ async function main(): Promise<void> {
   const restoreStarted = performance.now();
   await supervisor.start();
   metrics.restoreSeconds.observe({}, (performance.now() - restoreStarted) / 1000);
+  const historySweep = new HistorySweep({ store, retentionSeconds: config.removedHistoryRetentionSeconds, logger: logger.child({ component: 'history' }) });
+  historySweep.start();
 
   // A socket left by a crash is replaced; a live daemon was refused by the lock above.
   if (existsSync(config.socket)) rmSync(config.socket, { force: true });
@@ -162,6 +165,7 @@ async function main(): Promise<void> {
       .then(() => supervisor.shutdown())
       .catch((err: unknown) => logger.error({ err }, 'shutdown'))
       .finally(() => {
+        historySweep.stop();
         store.close();
         rmSync(config.socket, { force: true });
         releaseLock();

@@ -56,3 +56,19 @@ test('durations a timer cannot hold are refused; the inspector off loopback need
   assert.throws(() => loadConfig(parseArgs(['--config', '/nonexistent', '--inspector', '0.0.0.0:9680'])), /not a loopback address: set inspectorTokenFile/);
   withFile('{"inspectorTokenFile": "/etc/podchart/token"}', (path) => assert.equal(loadConfig(parseArgs(['--config', path, '--inspector', '0.0.0.0:9680'])).inspectorAddress, '0.0.0.0:9680'));
 });
+
+test('history keys: defaults 200 rows per actor and 1 h for removed actors; bad values refused', () => {
+  assert.equal(DEFAULTS.historyPerActor, 200);
+  assert.equal(DEFAULTS.removedHistoryRetentionSeconds, 3600);
+  withFile('{"historyPerActor": 50, "removedHistoryRetentionSeconds": 0}', (path) => {
+    const config = loadConfig(parseArgs(['--config', path]));
+    assert.equal(config.historyPerActor, 50);
+    assert.equal(config.removedHistoryRetentionSeconds, 0);
+  });
+  for (const bad of [0, -1, 2.5, '200', 1e9]) {
+    withFile(JSON.stringify({ historyPerActor: bad }), (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /historyPerActor must be a whole number/));
+  }
+  for (const bad of [-1, '3600', 1e12, null]) {
+    withFile(JSON.stringify({ removedHistoryRetentionSeconds: bad }), (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /removedHistoryRetentionSeconds must be/));
+  }
+});

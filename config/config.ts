@@ -51,6 +51,10 @@ export interface Config {
   inspectorTokenFile: string;
   /** host:port of the streaming server (Exec's URLs), on loopback; port 0 picks a free one. */
   streamingAddress: string;
+  /** Transitions kept per actor in the database; the oldest are pruned (issue 12, item 8). */
+  historyPerActor: number;
+  /** How long a removed pod's or container's history stays viewable before it is dropped. */
+  removedHistoryRetentionSeconds: number;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/podchart/config.json';
@@ -86,7 +90,13 @@ export const DEFAULTS: Config = {
   inspectorAddress: '127.0.0.1:9680',
   inspectorTokenFile: '',
   streamingAddress: '127.0.0.1:0',
+  historyPerActor: 200,
+  removedHistoryRetentionSeconds: 3600,
 };
+
+/** Bounds of the history keys: enough for any debugging session, never an unbounded table. */
+export const MAX_HISTORY_PER_ACTOR = 100_000;
+export const MAX_REMOVED_HISTORY_RETENTION_SECONDS = 30 * 86_400;
 
 const FLAGS: Record<string, keyof Config> = {
   '--socket': 'socket',
@@ -165,6 +175,13 @@ export function loadConfig(args: ParsedArgs): Config {
     if (typeof value !== 'number' || !(value > 0) || value * unitMs > MAX_TIMER_MS) {
       throw new InvalidArgument(`${key} must be a positive number of ${unitMs === 1 ? 'milliseconds' : 'seconds'} up to ${Math.floor(MAX_TIMER_MS / unitMs)}, not ${JSON.stringify(value)}`);
     }
+  }
+  if (!Number.isInteger(config.historyPerActor) || config.historyPerActor < 1 || config.historyPerActor > MAX_HISTORY_PER_ACTOR) {
+    throw new InvalidArgument(`historyPerActor must be a whole number from 1 to ${MAX_HISTORY_PER_ACTOR}, not ${JSON.stringify(config.historyPerActor)}`);
+  }
+  const retention = config.removedHistoryRetentionSeconds;
+  if (typeof retention !== 'number' || !Number.isFinite(retention) || retention < 0 || retention > MAX_REMOVED_HISTORY_RETENTION_SECONDS) {
+    throw new InvalidArgument(`removedHistoryRetentionSeconds must be a number of seconds from 0 to ${MAX_REMOVED_HISTORY_RETENTION_SECONDS} (30 days), not ${JSON.stringify(retention)}`);
   }
   // Both servers bind where they are told; a malformed address is refused here, before anything starts.
   if (config.inspectorAddress) {

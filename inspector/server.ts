@@ -66,6 +66,9 @@ function actorDetail(deps: InspectorDeps, id: string) {
   if (pod) return { kind: 'sandbox', id, state: pod.state, context: redactSecrets(pod.context), history: supervisor.history(id, 200), sessions };
   const ctr = supervisor.containerView(id);
   if (ctr) return { kind: 'container', id, state: ctr.state, context: redactSecrets(ctr.context), history: supervisor.history(id, 200), sessions };
+  // A removed actor's history stays viewable for removedHistoryRetentionSeconds (issue 12, item 8).
+  const gone = supervisor.removed(id);
+  if (gone) return { kind: gone.kind, id, state: 'removed', sandboxId: gone.sandboxId, removedAt: gone.removedAt, context: null, history: supervisor.history(id, 200), sessions };
   return null;
 }
 

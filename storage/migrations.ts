@@ -85,6 +85,21 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'the cause of each transition (a CRI call, or restore)',
     sql: `ALTER TABLE transitions ADD COLUMN cause TEXT;`,
   },
+  {
+    version: 5,
+    description: 'removed actors, whose history is kept for a while (issue 12, item 8)',
+    sql: `
+      -- A removed actor's transitions stay for removedHistoryRetentionSeconds, then the sweep
+      -- drops them; removed_at is indexed so the sweep reads only what is due.
+      CREATE TABLE removed_actors (
+        actor_id   TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL CHECK (kind IN ('sandbox', 'container')),
+        sandbox_id TEXT NOT NULL,
+        removed_at INTEGER NOT NULL
+      );
+      CREATE INDEX removed_actors_by_time ON removed_actors(removed_at);
+    `,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -5,7 +5,7 @@
 import { chmodSync, closeSync, lstatSync, openSync } from 'node:fs';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
 import { AlreadyExists } from '../errors/catalogue.js';
-import { migrate } from './migrations.js';
+import { LATEST_VERSION, migrate, schemaVersion } from './migrations.js';
 import { ImageTable } from './images.js';
 
 export type ActorKind = 'sandbox' | 'container';
@@ -40,11 +40,39 @@ export interface NameEntry {
   kind: ActorKind;
 }
 
+/** A removed actor whose history is still kept (until the retention sweep drops it). */
+export interface RemovedActor {
+  id: string;
+  kind: ActorKind;
+  sandboxId: string;
+  /** Milliseconds since the epoch. */
+  removedAt: number;
+}
+
+export interface StoreOptions {
+  /** Transitions kept per actor; older ones are pruned as new ones are written (issue 12, item 8). */
+  historyPerActor?: number;
+  /** The CLI's view: see openReadOnly. */
+  readOnly?: boolean;
+}
+
+export const DEFAULT_HISTORY_PER_ACTOR = 200;
+
+/** A database whose schema this code does not know, opened read-only: it is refused, never migrated. */
+export class SchemaMismatch extends Error {}
+
 export class Store {
   readonly db: Database;
   readonly images: ImageTable;
+  private readonly historyPerActor: number;
 
-  constructor(path: string) {
+  constructor(path: string, options: StoreOptions = {}) {
+    this.historyPerActor = options.historyPerActor ?? DEFAULT_HISTORY_PER_ACTOR;
+    if (options.readOnly) {
+      this.db = openReadOnly(path);
+      this.images = new ImageTable(this.db);
+      return;
+    }
     // Every container's env is in here: 0600 (issue 11, item 4). SQLite gives the -wal and -shm it
     // creates the database file's mode, so the file is made 0600 before SQLite first opens it; an
     // older tree's files, the WAL and -shm a crash left included, are narrowed.
@@ -58,6 +86,11 @@ export class Store {
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.images = new ImageTable(this.db);
+  }
+
+  /** The CLI's view of the daemon's database (issue 12, item 9): see openReadOnly below. */
+  static openReadOnly(path: string): Store {
+    return new Store(path, { readOnly: true });
   }
 
   close(): void {
@@ -84,12 +117,16 @@ export class Store {
     })();
   }
 
-  /** Forgets a removed sandbox: its row, its name, its containers and its history. */
-  deleteSandbox(id: string): void {
+  /**
+   * Forgets a removed sandbox: its row, its name and its containers'. Their history stays, with
+   * `final` (the move to "removed") as its last row, until sweepRemovedHistory drops it.
+   */
+  deleteSandbox(id: string, final: Transition | null = null, removedAt = Date.now()): void {
     this.db.transaction(() => {
       const containerIds = this.db.prepare('SELECT id FROM containers WHERE sandbox_id = ?').pluck().all(id) as string[];
-      for (const cid of containerIds) this.deleteContainerRows(cid);
-      this.db.prepare('DELETE FROM transitions WHERE actor_id = ?').run(id);
+      for (const cid of containerIds) this.deleteContainerRows(cid, id, null, removedAt);
+      if (final) this.insertTransition(final);
+      this.markRemoved(id, 'sandbox', id, removedAt);
       this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
       this.db.prepare('DELETE FROM names WHERE id = ?').run(id);
     })();
@@ -114,8 +151,12 @@ export class Store {
     })();
   }
 
-  deleteContainer(id: string): void {
-    this.db.transaction(() => this.deleteContainerRows(id))();
+  /** Forgets a removed container; its history is kept as a removed sandbox's is. */
+  deleteContainer(id: string, final: Transition | null = null, removedAt = Date.now()): void {
+    this.db.transaction(() => {
+      const sandboxId = this.db.prepare('SELECT sandbox_id FROM containers WHERE id = ?').pluck().get(id) as string | undefined;
+      if (sandboxId !== undefined) this.deleteContainerRows(id, sandboxId, final, removedAt);
+    })();
   }
 
   loadContainer(id: string): (ActorRow & { sandboxId: string }) | null {
@@ -141,10 +182,43 @@ export class Store {
     return this.db.prepare('SELECT id, name, kind FROM names').all() as NameEntry[];
   }
 
+  /**
+   * Records one transition and prunes the actor's oldest beyond historyPerActor, in the caller's
+   * transaction. Cheap by construction: both statements walk the (actor_id, seq) index, the
+   * subquery at most historyPerActor + 1 entries of this actor, the delete only the rows it drops
+   * (usually one); no other actor's rows are read (store.test.ts checks the query plan).
+   */
   insertTransition(t: Transition): void {
     this.db
       .prepare('INSERT INTO transitions (actor_id, event, from_state, to_state, at, error, cause) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(t.actorId, t.event, t.from, t.to, t.at, t.error, t.cause ?? null);
+    this.db.prepare(PRUNE_HISTORY_SQL).run(t.actorId, t.actorId, this.historyPerActor);
+  }
+
+  /** A removed actor whose history is still kept, or null. */
+  removedActor(id: string): RemovedActor | null {
+    const row = this.db
+      .prepare('SELECT actor_id AS id, kind, sandbox_id AS sandboxId, removed_at AS removedAt FROM removed_actors WHERE actor_id = ?')
+      .get(id) as RemovedActor | undefined;
+    return row ?? null;
+  }
+
+  /**
+   * Drops the history of actors removed at or before `before` (ms since the epoch); returns how
+   * many actors it forgot. Reads only the due rows (removed_actors_by_time), then each one's
+   * transitions by index.
+   */
+  sweepRemovedHistory(before: number): number {
+    return this.db.transaction(() => {
+      const due = this.db.prepare('SELECT actor_id FROM removed_actors WHERE removed_at <= ?').pluck().all(before) as string[];
+      const dropHistory = this.db.prepare('DELETE FROM transitions WHERE actor_id = ?');
+      const dropRow = this.db.prepare('DELETE FROM removed_actors WHERE actor_id = ?');
+      for (const id of due) {
+        dropHistory.run(id);
+        dropRow.run(id);
+      }
+      return due.length;
+    })();
   }
 
   /** The most recent transitions of one actor, oldest first. */
@@ -171,11 +245,49 @@ export class Store {
     this.db.prepare('INSERT INTO names (id, name, kind) VALUES (?, ?, ?)').run(id, name, kind);
   }
 
-  private deleteContainerRows(id: string): void {
-    this.db.prepare('DELETE FROM transitions WHERE actor_id = ?').run(id);
+  private deleteContainerRows(id: string, sandboxId: string, final: Transition | null, removedAt: number): void {
+    if (final) this.insertTransition(final);
+    this.markRemoved(id, 'container', sandboxId, removedAt);
     this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
     this.db.prepare('DELETE FROM names WHERE id = ?').run(id);
   }
+
+  private markRemoved(id: string, kind: ActorKind, sandboxId: string, removedAt: number): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO removed_actors (actor_id, kind, sandbox_id, removed_at) VALUES (?, ?, ?, ?)')
+      .run(id, kind, sandboxId, removedAt);
+  }
+}
+
+/** Deletes one actor's transitions older than its `?`th newest (none while it has fewer). */
+export const PRUNE_HISTORY_SQL = `
+  DELETE FROM transitions
+   WHERE actor_id = ?
+     AND seq <= (SELECT seq FROM transitions WHERE actor_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`;
+
+/**
+ * SQLite's read-only mode on an existing file (issue 12, item 9): nothing of the daemon's database
+ * changes, not even its mode; no migration, no pragma that writes. WAL readers need the -shm: with
+ * the daemon down SQLite makes an empty -wal and -shm beside the file (the daemon narrows both at
+ * its next start). A schema this code does not know is refused, older as well as newer: the
+ * queries here are written against one schema, and only the daemon may move it.
+ */
+function openReadOnly(path: string): Database {
+  const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma('busy_timeout = 5000');
+    const version = schemaVersion(db);
+    if (version !== LATEST_VERSION) {
+      throw new SchemaMismatch(
+        `the database was written by ${version > LATEST_VERSION ? 'a newer' : 'an older'} podchart ` +
+          `(schema ${version}, this CLI knows ${LATEST_VERSION}): use the podchart shipped with the running daemon`,
+      );
+    }
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
 }
 
 /** chmod go-rwx, when the file exists and has any of those bits. */

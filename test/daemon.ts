@@ -192,7 +192,8 @@ export class Daemon {
   }
 
   pid(): number {
-    return Number.parseInt(readFileSync(join(this.paths.run, 'podchartd.pid'), 'utf8'), 10);
+    // The lock file names its holder (bin/daemon-lock.ts).
+    return Number.parseInt(readFileSync(join(this.paths.run, 'podchartd.lock'), 'utf8'), 10);
   }
 }
 

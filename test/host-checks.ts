@@ -133,7 +133,10 @@ export function dbRows(paths: DaemonPaths, id: string): DbRows {
     return {
       names: count('SELECT COUNT(*) FROM names WHERE id = ?'),
       sandboxes: count('SELECT COUNT(*) FROM sandboxes WHERE id = ?'),
-      transitions: count('SELECT COUNT(*) FROM transitions WHERE actor_id = ?'),
+      // A removed pod's history is kept for removedHistoryRetentionSeconds (issue 12, item 8): only
+      // rows no live or removed actor accounts for are left behind.
+      transitions: count(`SELECT COUNT(*) FROM transitions t WHERE t.actor_id = ?
+                             AND NOT EXISTS (SELECT 1 FROM removed_actors r WHERE r.actor_id = t.actor_id)`),
     };
   } finally {
     db.close();

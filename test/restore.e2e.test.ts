@@ -7,7 +7,7 @@
  * Needs root, runc, conmon, catatonit and `ip netns`. One daemon for the whole file.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -358,10 +358,10 @@ describe('restore after restarts and crashes', () => {
     });
   }
 
-  test('7. a stale socket and pid file are taken over; a second daemon on the same state is refused', TIMEOUT, async () => {
+  test('7. a stale socket and lock file are taken over; a second daemon on the same state is refused', TIMEOUT, async () => {
     await daemon.kill9();
     assert.ok(existsSync(paths.socket), 'kill -9 should leave the socket behind');
-    assert.ok(existsSync(join(paths.run, 'podchartd.pid')), 'kill -9 should leave the pid file behind');
+    assert.ok(existsSync(join(paths.run, 'podchartd.lock')), 'kill -9 should leave the lock file behind');
     const refused = await new Promise<string>((resolve) => {
       const s = connect(paths.socket);
       s.once('connect', () => {
@@ -376,7 +376,7 @@ describe('restore after restarts and crashes', () => {
     assert.equal(statSync(paths.socket).mode & 0o777, 0o660);
     // Listening at all proves the stale file was replaced: bind() fails on an existing path.
     assert.ok(await daemon.cri.call('Version', {}));
-    assert.equal(daemon.pid(), daemon.child?.pid, 'pid file does not name the running daemon');
+    assert.equal(daemon.pid(), daemon.child?.pid, 'the lock file does not name the running daemon');
 
     const second = spawn(
       PODCHARTD,
@@ -400,7 +400,7 @@ describe('restore after restarts and crashes', () => {
     // The refused one touched nothing of the running one.
     assert.ok(running(), 'the first daemon died');
     assert.ok(existsSync(paths.socket), 'the second daemon removed the socket');
-    assert.equal(daemon.pid(), daemon.child?.pid, 'the second daemon took the pid file');
+    assert.equal(daemon.pid(), daemon.child?.pid, 'the second daemon took the lock file');
     assert.ok(await daemon.cri.call('Version', {}));
   });
 
@@ -409,7 +409,8 @@ describe('restore after restarts and crashes', () => {
     await daemon.stop();
     assert.equal(daemon.exitCode, 0);
     assert.equal(existsSync(paths.socket), false, 'graceful stop should remove the socket');
-    assert.equal(existsSync(join(paths.run, 'podchartd.pid')), false, 'graceful stop should release the pid file');
+    assert.equal(readFileSync(join(paths.run, 'podchartd.lock'), 'utf8'), '', 'graceful stop should leave no pid in the lock file');
+    assert.equal(spawnSync('flock', ['--nonblock', '--exclusive', join(paths.run, 'podchartd.lock'), 'true']).status, 0, 'graceful stop should release the lock');
     assert.equal(startTime(pod.pid), pod.started, 'the pause process did not survive the graceful stop');
     assert.ok(isMounted(netnsFile(pod.id)), 'netns unmounted by the graceful stop');
 
