@@ -188,6 +188,17 @@ describe('concurrent removes succeed once the thing is gone (item 15)', () => {
     assert.ok(!processAlive(c.pid));
   });
 
+  test('RemovePodSandbox and StopPodSandbox at once: both succeed, it is gone', async () => {
+    const pod = await runPod('rm-stop-pod');
+    const c = await runContainer(pod, 'inside');
+    await Promise.all([
+      daemon.cri.call('RemovePodSandbox', { podSandboxId: pod }),
+      daemon.cri.call('StopPodSandbox', { podSandboxId: pod }),
+    ]);
+    await rejects(daemon.cri.call('PodSandboxStatus', { podSandboxId: pod }), grpcStatus.NOT_FOUND, /not found/);
+    assert.ok(!processAlive(c.pid));
+  });
+
   test('a failed removal fails both concurrent callers with the same error; the next one succeeds', async () => {
     const pod = await runPod('rm-2fail', 'runc-fp');
     const c = await runContainer(pod, 'victim');
