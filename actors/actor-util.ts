@@ -45,8 +45,13 @@ export async function settle<S extends AnyMachineSnapshot>(
 }
 
 /**
- * Sends one event if the chart accepts it in the current state, then waits for it to settle.
- * A refusal names the state and why, for the person reading the error.
+ * Sends one event if the chart accepts it, then waits for it to settle. While work is in flight
+ * that the chart will not take the event during (RemoveContainer during a stop), the caller waits
+ * for that work to settle, within its deadline, and asks again: containerd and CRI-O serialise
+ * such calls the same way, and CRI makes Stop and Remove idempotent, so a second caller must not
+ * get an error for the first one's work. A call the chart joins (REMOVE while REMOVING) settles
+ * on the first one's outcome. A refusal once idle names the state and why, for the person
+ * reading the error. A done actor is returned as is: the thing is gone.
  */
 export async function request<S extends AnyMachineSnapshot>(
   actor: MachineActor,
@@ -56,13 +61,18 @@ export async function request<S extends AnyMachineSnapshot>(
   what: string,
   why: (state: string) => string,
 ): Promise<S> {
-  const before = actor.getSnapshot() as AnyMachineSnapshot;
-  if (before.status === 'done') return before as S;
-  if (!before.can(event)) {
-    throw new Refused(`${what} cannot ${event.type.toLowerCase()} now: ${why(stateName(before))}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = actor.getSnapshot() as AnyMachineSnapshot;
+    if (now.status === 'done') return now as S;
+    if (now.can(event)) break;
+    if (!busy.some((b) => now.matches(b))) {
+      throw new Refused(`${what} cannot ${event.type.toLowerCase()} now: ${why(stateName(now))}`);
+    }
+    await settle(actor, busy, Math.max(0, deadline - Date.now()), what);
   }
   actor.send(event);
-  return settle<S>(actor, busy, timeoutMs, what);
+  return settle<S>(actor, busy, Math.max(0, deadline - Date.now()), what);
 }
 
 /** Nanoseconds since the epoch, as CRI's int64 timestamps want them. */

@@ -27,8 +27,10 @@ export async function restoreContainer(
     actor.send({ type: 'ABANDON' });
     return;
   }
-  if (top === 'REMOVING') {
-    log.info('restore: container caught half-removed, finishing');
+  // A removal was asked for (REMOVE_FAILED: and failed): finish it, i.e. retry. If it fails
+  // again, the container is back in REMOVE_FAILED, from which RemoveContainer retries.
+  if (top === 'REMOVING' || top === 'REMOVE_FAILED') {
+    log.info({ persisted }, 'restore: container caught half-removed, finishing');
     actor.send({ type: 'REMOVE' });
     return;
   }

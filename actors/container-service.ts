@@ -7,16 +7,11 @@ import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
 import { request, settle, stateName } from './actor-util.js';
 import { CONTAINER_BUSY, type ContainerActor, type ContainerSnapshot, type Supervisor } from './supervisor.js';
 
+/** Why an idle container refuses an event (work in flight is waited for: actor-util `request`). */
 function why(state: string): string {
   switch (state) {
-    case 'REMOVING':
-      return 'it is already being removed';
-    case 'CREATING':
-      return 'it is still being created';
-    case 'STARTING':
-      return 'it is still starting';
-    case 'STOPPING':
-      return 'it is being stopped; retry when that finishes';
+    case 'REMOVE_FAILED':
+      return 'its removal failed; RemoveContainer retries it';
     case 'EXITED':
       return 'it has exited, and a container is never restarted: create a new one';
     case 'RUNNING':
@@ -59,11 +54,15 @@ export class ContainerService {
   /** StopContainer: idempotent; resolves once the container has exited. */
   async stop(id: string, timeoutSec: number, timeoutMs: number): Promise<void> {
     const snapshot = await this.request(id, { type: 'STOP', timeoutSec }, timeoutMs);
-    if (snapshot.matches('EXITED') || snapshot.matches('CREATED')) return;
+    // Removed meanwhile (a RemoveContainer in flight): a stop of what is gone succeeds.
+    if (snapshot.status === 'done' || snapshot.matches('EXITED') || snapshot.matches('CREATED')) return;
     throw new EffectFailed(`stopping container ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
   }
 
-  /** RemoveContainer: forced when running; resolves once it is gone. */
+  /**
+   * RemoveContainer: forced when running; resolves once it is gone. Concurrent calls share one
+   * removal: each resolves when it is gone, or rejects with the same error (REMOVE_FAILED).
+   */
   async remove(id: string, timeoutMs: number): Promise<void> {
     const snapshot = await this.request(id, { type: 'REMOVE' }, timeoutMs);
     if (snapshot.status === 'done') return;

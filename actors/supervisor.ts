@@ -276,11 +276,15 @@ export class Supervisor {
   async stopSandbox(id: string, timeoutMs: number, graceSec: number): Promise<void> {
     this.assertServing();
     const snapshot = await this.sandboxRequest(id, { type: 'STOP', timeoutSec: graceSec }, timeoutMs);
-    if (snapshot.matches('STOPPED') && snapshot.context.tornDown) return;
+    // Removed meanwhile (a RemovePodSandbox in flight): a stop of what is gone succeeds.
+    if (snapshot.status === 'done' || (snapshot.matches('STOPPED') && snapshot.context.tornDown)) return;
     throw new EffectFailed(`stopping pod sandbox ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
   }
 
-  /** RemovePodSandbox: stops first if running; resolves once everything is gone. */
+  /**
+   * RemovePodSandbox: stops first if running; resolves once everything is gone. Concurrent calls
+   * share one removal (the chart joins them): each gets its outcome.
+   */
   async removeSandbox(id: string, timeoutMs: number): Promise<void> {
     this.assertServing();
     const snapshot = await this.sandboxRequest(id, { type: 'REMOVE' }, timeoutMs);
@@ -291,15 +295,8 @@ export class Supervisor {
   private sandboxRequest(id: string, event: SandboxEvent, timeoutMs: number): Promise<SandboxSnapshot> {
     const actor = this.sandboxActor(id);
     if (!actor) throw new NotFound(`pod sandbox ${id} not found`);
-    return request<SandboxSnapshot>(actor, event, SANDBOX_BUSY, timeoutMs, `pod sandbox ${id}`, (state) =>
-      state === 'REMOVING'
-        ? 'it is already being removed'
-        : state.startsWith('PENDING')
-          ? 'it is still being created'
-          : state === 'STOPPING'
-            ? 'it is being stopped; retry when that finishes'
-            : `its state is ${state}`,
-    );
+    // Work in flight (PENDING, STOPPING, REMOVING) is waited for, so a refusal is from an idle state.
+    return request<SandboxSnapshot>(actor, event, SANDBOX_BUSY, timeoutMs, `pod sandbox ${id}`, (state) => `its state is ${state}`);
   }
 
   /** StopPodSandbox stops every container of the pod first, without grace (as containerd does). */
@@ -463,7 +460,8 @@ export class Supervisor {
   /** Watch a container's exit file while its process may run. */
   private followContainerExit(id: string, state: string, context: ContainerContext): void {
     const key = `container:${id}`;
-    if (!['STARTING', 'RUNNING', 'STOPPING', 'UPDATING'].includes(state)) return this.watches.stop(key);
+    // REMOVE_FAILED too: a failed forced remove may have killed it; its exit is then recorded.
+    if (!['STARTING', 'RUNNING', 'STOPPING', 'UPDATING', 'REMOVE_FAILED'].includes(state)) return this.watches.stop(key);
     this.watches.follow(key, containerExitDir(context), id, () => {
       void withCause('exit', () => readContainerExit(context)).then((exit) => withCause('exit', () => {
         const actor = this.containerActor(id);

@@ -8,6 +8,8 @@ export function criContainerState(view: ContainerView): CriContainerState {
   if (top === 'CREATED' || top === 'STARTING' || top === 'CREATING') return 'CONTAINER_CREATED';
   if (top === 'RUNNING' || top === 'STOPPING' || top === 'UPDATING') return 'CONTAINER_RUNNING';
   if (top === 'EXITED' || top === 'REMOVING') return 'CONTAINER_EXITED';
+  // A failed removal: exited only if an exit was observed; otherwise the process may still run.
+  if (top === 'REMOVE_FAILED') return view.context.exit ? 'CONTAINER_EXITED' : 'CONTAINER_UNKNOWN';
   return 'CONTAINER_UNKNOWN';
 }
 
@@ -39,6 +41,8 @@ export function toCriContainerStatus(view: ContainerView) {
   const c = view.context;
   const s = c.spec;
   const exited = criContainerState(view) === 'CONTAINER_EXITED';
+  // What failed is said, never hidden behind an exit code that was not observed.
+  const removeFailed = view.state.split('.')[0] === 'REMOVE_FAILED' ? `removal failed: ${c.lastError ?? 'unknown error'}` : '';
   const mounts = ((s.config['mounts'] as CriMountIn[] | undefined) ?? []).map((m) => ({
     containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, selinuxRelabel: m.selinuxRelabel, propagation: m.propagation,
   }));
@@ -48,8 +52,8 @@ export function toCriContainerStatus(view: ContainerView) {
     startedAt: c.startedAt ?? '0',
     finishedAt: exited ? (c.exit?.at ?? '0') : '0',
     exitCode: exited ? (c.exit?.code ?? 0) : 0,
-    reason: exited ? (c.exit?.reason ?? '') : '',
-    message: exited ? (c.exit?.message || c.lastError || '') : '',
+    reason: exited ? (c.exit?.reason ?? '') : removeFailed ? 'RemoveFailed' : '',
+    message: removeFailed || (exited ? (c.exit?.message || c.lastError || '') : ''),
     mounts,
     logPath: s.logPath,
     resources: { linux: c.resources ?? linux },

@@ -107,7 +107,7 @@ const EXIT_CTX = { exit: EXITED_BY_SIGNAL };
 const STARTED_CTX = { pid: STARTED.pid, pidStartTime: STARTED.pidStartTime, startedAt: STARTED.startedAt, lastError: null };
 
 type Row = 'UNKNOWN' | 'CREATING' | 'CREATED' | 'STARTING' | 'STARTING(exit)' | 'RUNNING' | 'UPDATING' | 'UPDATING(exit)'
-  | 'STOPPING' | 'STOPPING(exit)' | 'EXITED' | 'REMOVING' | 'removed';
+  | 'STOPPING' | 'STOPPING(exit)' | 'EXITED' | 'REMOVING' | 'REMOVE_FAILED' | 'REMOVE_FAILED(exit)' | 'removed';
 interface RowSpec { effect: Effect | null; cells: Record<ChartEvent, Outcome> & Partial<Record<EffectEvent, Outcome>> }
 const SPEC: Record<Row, RowSpec> = {
   UNKNOWN: { effect: null, cells: {
@@ -151,18 +151,27 @@ const SPEC: Record<Row, RowSpec> = {
   // A container is never restarted.
   EXITED: { effect: null, cells: {
     STOP: N, EXIT: N, REMOVE: to('REMOVING'), START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED } },
-  // A second remove is an error, never a double free.
+  // A second remove joins the one in flight (CRI: Remove is idempotent), never a double free.
+  // A failed remove reports what failed and no exit it did not observe.
   REMOVING: { effect: 'remove', cells: {
-    EXIT: to('REMOVING', EXIT_CTX), REMOVE: R, START: R, STOP: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED,
-    'remove.done': to('removed'), 'remove.error': to('EXITED', { lastError: 'fake: remove failed' }) } },
+    EXIT: to('REMOVING', EXIT_CTX), REMOVE: N, START: R, STOP: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED,
+    'remove.done': to('removed'), 'remove.error': to('REMOVE_FAILED', { lastError: 'fake: remove failed' }) } },
+  // The next REMOVE retries. An observed exit is recorded once; STOP is a no-op only after one.
+  REMOVE_FAILED: { effect: null, cells: {
+    REMOVE: to('REMOVING'), EXIT: to('REMOVE_FAILED', EXIT_CTX), STOP: R, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED } },
+  'REMOVE_FAILED(exit)': { effect: null, cells: {
+    REMOVE: to('REMOVING'), EXIT: N, STOP: N, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED } },
   removed: { effect: null, cells: {
     CREATE: R, START: R, STOP: R, EXIT: R, REMOVE: R, UPDATE: R, OBSERVED_CREATED: R, OBSERVED_RUNNING: R, ABANDON: R } },
 };
-// Reachable states of a new container, with the context bit the hasExited guards read.
+// Reachable states of a new container, with the context bit the hasExited guards read. With these
+// effect outputs there is no 'EXITED exit=no': a failed remove once led there, and CRI reported
+// exit code 0 for a process that may still have run; it now goes to REMOVE_FAILED.
 const EXPECTED_REACHABLE = [
   'UNKNOWN exit=no', 'CREATING exit=no', 'CREATED exit=no', 'STARTING exit=no', 'STARTING exit=yes',
   'RUNNING exit=no', 'UPDATING exit=no', 'UPDATING exit=yes', 'STOPPING exit=no', 'STOPPING exit=yes',
-  'EXITED exit=no', 'EXITED exit=yes', 'REMOVING exit=no', 'REMOVING exit=yes', 'removed exit=no', 'removed exit=yes',
+  'EXITED exit=yes', 'REMOVING exit=no', 'REMOVING exit=yes',
+  'REMOVE_FAILED exit=no', 'REMOVE_FAILED exit=yes', 'removed exit=no', 'removed exit=yes',
 ];
 const KNOWN_NAMES = new Set(Object.keys(SPEC).map((r) => r.replace(/\(.*$/, '')));
 
@@ -172,7 +181,7 @@ function nameOf(s: Snap): string {
   return s.value;
 }
 const key = (s: Snap) => `${nameOf(s)} exit=${s.context.exit === null ? 'no' : 'yes'}`;
-const WITH_EXIT_ROW = new Set(['STARTING', 'UPDATING', 'STOPPING']);
+const WITH_EXIT_ROW = new Set(['STARTING', 'UPDATING', 'STOPPING', 'REMOVE_FAILED']);
 const rowOf = (s: Snap): Row => `${nameOf(s)}${WITH_EXIT_ROW.has(nameOf(s)) && s.context.exit !== null ? '(exit)' : ''}` as Row;
 const step = (s: Snap, e: Ev) => transition(PURE_CHART, s, e as ContainerEvent);
 const can = (s: Snap, e: Ev) => s.can(e as ContainerEvent);
@@ -316,7 +325,7 @@ describe('(c) invariants along every simple path', () => {
   const simple = getSimplePaths(PURE_CHART, graphOpts);
   it('holds on each path', () => {
     assert.ok(simple.length > EXPECTED_REACHABLE.length, `${simple.length} simple paths`);
-    let leftRemoving = 0, afterExited = 0, reachedRemoved = 0;
+    let leftRemoving = 0, afterExited = 0, reachedRemoved = 0, failedRemove = 0;
     for (const p of simple) {
       // @xstate/graph steps: [{ state: initial, event: xstate.init }, …, { state: p.state, event }]
       const states = p.steps.map((st) => st.state);
@@ -327,11 +336,11 @@ describe('(c) invariants along every simple path', () => {
         const name = nameOf(s);
         assert.ok(KNOWN_NAMES.has(name), `unknown state ${name} on ${where}`);
         assert.equal(s.status, name === 'removed' ? 'done' : 'active', `status of ${key(s)} on ${where}`);
-        // A container that reached EXITED never runs again: only EXITED, REMOVING, removed follow.
+        // A container that reached EXITED never runs again: only EXITED and removal states follow.
         if (exited) {
           afterExited++;
           assert.notEqual(name, 'RUNNING', `RUNNING after EXITED: ${where}`);
-          assert.match(name, /^(EXITED|REMOVING|removed)$/, `after EXITED: ${where}`);
+          assert.match(name, /^(EXITED|REMOVING|REMOVE_FAILED|removed)$/, `after EXITED: ${where}`);
         }
         if (name === 'EXITED') exited = true;
         if (name === 'removed') {
@@ -342,11 +351,17 @@ describe('(c) invariants along every simple path', () => {
         const next = states[i + 1];
         if (name === 'REMOVING' && next && nameOf(next) !== 'REMOVING') {
           leftRemoving++;
-          assert.match(nameOf(next), /^(removed|EXITED)$/, `REMOVING left wrongly: ${where}`);
+          assert.match(nameOf(next), /^(removed|REMOVE_FAILED)$/, `REMOVING left wrongly: ${where}`);
+          // A failed remove never makes up an exit: it has one only if one was observed before.
+          if (nameOf(next) === 'REMOVE_FAILED') {
+            failedRemove++;
+            assert.deepEqual(next.context.exit, s.context.exit, `exit made up by a failed remove: ${where}`);
+          }
         }
       });
     }
-    assert.ok(leftRemoving > 0 && afterExited > 0 && reachedRemoved > 0, `${leftRemoving} ${afterExited} ${reachedRemoved}`);
+    assert.ok(leftRemoving > 0 && afterExited > 0 && reachedRemoved > 0 && failedRemove > 0,
+      `${leftRemoving} ${afterExited} ${reachedRemoved} ${failedRemove}`);
   });
 });
 
@@ -358,13 +373,18 @@ describe('(d) live actor with FAKE effects, under a test parent', () => {
   function live() {
     const calls = { create: 0, start: 0, update: 0, stop: 0, remove: 0 };
     const startGate = deferred(), stopGate = deferred(), removeGate = deferred();
+    const fakeFaults = { removeFails: 0 }; // FAKE fault: the next n removals fail
     const fakeChart = containerMachine.provide({
       actors: {
         // FAKE effects: deterministic, no I/O; they count calls and wait on gates the test opens.
         createContainer: fromPromise<void, ContainerContext>(async () => { calls.create++; }),
         startContainer: fromPromise<Started, ContainerContext>(async () => { calls.start++; await startGate.gate; return STARTED; }),
         stopContainer: fromPromise<ContainerExit | null, ContainerContext>(async () => { calls.stop++; await stopGate.gate; return STOP_OUTPUT; }),
-        removeContainer: fromPromise<void, ContainerContext>(async () => { calls.remove++; await removeGate.gate; }),
+        removeContainer: fromPromise<void, ContainerContext>(async () => {
+          calls.remove++;
+          await removeGate.gate;
+          if (fakeFaults.removeFails > 0) { fakeFaults.removeFails--; throw new Error('fake: runc delete failed'); }
+        }),
         updateContainer: fromPromise<Record<string, unknown>, { context: ContainerContext; resources: Record<string, unknown> }>(
           async () => { calls.update++; return RESOURCES_APPLIED; }),
       },
@@ -387,11 +407,11 @@ describe('(d) live actor with FAKE effects, under a test parent', () => {
     const seen: string[] = [];
     ctr.subscribe({ next: (s) => seen.push(nameOf(s)), error: (err) => errors.push(err) });
     const removedEvents = () => parent.getSnapshot().context.received.filter((e) => e.type === 'CONTAINER_REMOVED');
-    return { parent, ctr, calls, seen, errors, removedEvents, startGate, stopGate, removeGate };
+    return { parent, ctr, calls, seen, errors, removedEvents, startGate, stopGate, removeGate, fakeFaults };
   }
   const opts = { timeout: 2000 };
 
-  it('REMOVE while RUNNING runs removeContainer once (a second REMOVE is refused); the parent hears once', async () => {
+  it('REMOVE while RUNNING runs removeContainer once (a second REMOVE joins it); the parent hears once', async () => {
     const { parent, ctr, calls, seen, errors, removedEvents, startGate, removeGate } = live();
     startGate.release();
     ctr.send({ type: 'CREATE' });
@@ -401,7 +421,7 @@ describe('(d) live actor with FAKE effects, under a test parent', () => {
     assert.equal(ctr.getSnapshot().can({ type: 'REMOVE' }), true);
     ctr.send({ type: 'REMOVE' });
     assert.ok(ctr.getSnapshot().matches('REMOVING'));
-    assert.equal(ctr.getSnapshot().can({ type: 'REMOVE' }), false, 'a second REMOVE is refused');
+    assert.equal(ctr.getSnapshot().can({ type: 'REMOVE' }), true, 'a second REMOVE is accepted: it joins');
     ctr.send({ type: 'REMOVE' });
     assert.ok(ctr.getSnapshot().matches('REMOVING'));
     assert.deepEqual(removedEvents(), [], 'nothing is removed before the effect completes');
@@ -412,6 +432,35 @@ describe('(d) live actor with FAKE effects, under a test parent', () => {
     assert.equal(nameOf(ctr.getSnapshot()), 'removed');
     assert.deepEqual(calls, { create: 1, start: 1, update: 0, stop: 0, remove: 1 });
     assert.ok(!seen.includes('STOPPING'), `a forced remove does not stop first: ${seen.join(' → ')}`);
+    assert.deepEqual(removedEvents(), [{ type: 'CONTAINER_REMOVED', id: 'c1' }]);
+    assert.deepEqual(errors, []);
+    parent.stop();
+  });
+
+  it('a failed forced remove is REMOVE_FAILED with the error and no exit; the next REMOVE retries', async () => {
+    const { parent, ctr, calls, errors, removedEvents, startGate, removeGate, fakeFaults } = live();
+    startGate.release();
+    removeGate.release();
+    fakeFaults.removeFails = 1;
+    ctr.send({ type: 'CREATE' });
+    await waitFor(ctr, (s) => s.matches('CREATED'), opts);
+    ctr.send({ type: 'START' });
+    await waitFor(ctr, (s) => s.matches('RUNNING'), opts);
+    ctr.send({ type: 'REMOVE' });
+    ctr.send({ type: 'REMOVE' }); // a second caller joins: one removal, one outcome
+    const failed = await waitFor(ctr, (s) => !s.matches('REMOVING'), opts);
+    assert.equal(nameOf(failed), 'REMOVE_FAILED');
+    assert.equal(failed.context.lastError, 'fake: runc delete failed');
+    assert.equal(failed.context.exit, null, 'no exit was observed, so none is reported');
+    assert.equal(calls.remove, 1);
+    assert.equal(failed.can({ type: 'STOP', timeoutSec: 0 }), false, 'the process may run: STOP is no no-op');
+    ctr.send({ type: 'EXIT', exit: EXITED_BY_SIGNAL });
+    assert.deepEqual(ctr.getSnapshot().context.exit, EXITED_BY_SIGNAL, 'an observed exit is recorded');
+    assert.ok(ctr.getSnapshot().matches('REMOVE_FAILED'));
+    ctr.send({ type: 'REMOVE' });
+    await waitFor(ctr, (s) => s.status === 'done', opts);
+    assert.equal(calls.remove, 2);
+    await waitFor(parent, (s) => s.context.received.some((e) => e.type === 'xstate.done.actor.ctr'), opts);
     assert.deepEqual(removedEvents(), [{ type: 'CONTAINER_REMOVED', id: 'c1' }]);
     assert.deepEqual(errors, []);
     parent.stop();

@@ -9,12 +9,21 @@
  *     │                 │                                     │ REMOVE
  *     │                 ▼                                     ▼
  *     └─REMOVE/ABANDON─▶ REMOVING ─────────────────────────▶ removed (final)
+ *                        │    ▲
+ *                (error) ▼    │ REMOVE (retry)
+ *                     REMOVE_FAILED
  *
  * UNKNOWN is where every actor starts, and where a restored container stays while the runtime
  * cannot say what it is: a new container gets CREATE; a restored one gets what was observed
  * (OBSERVED_CREATED, OBSERVED_RUNNING, EXIT; ABANDON when it was caught half-created).
  * CRI's idempotent calls are accepted no-ops (STOP when not running), so a refusal is a real
  * conflict. REMOVE of a running container is forced: REMOVING kills it first.
+ *
+ * A REMOVE sent while REMOVING joins the removal in flight (CRI: RemoveContainer is idempotent;
+ * containerd and CRI-O make a second caller wait for the first): both callers see one outcome.
+ * A removal that fails goes to REMOVE_FAILED with lastError, never to EXITED: the kill may not
+ * have happened, so no exit is made up. Only an exit observed (conmon's exit file, an EXIT event)
+ * is recorded there. The next REMOVE retries.
  */
 import { assign, fromPromise, sendParent, setup } from 'xstate';
 import type { ContainerContext, ContainerEvent, ContainerExit, ContainerInput, Started } from './container.types.js';
@@ -186,13 +195,26 @@ export const containerMachine = setup({
       },
     },
     REMOVING: {
-      on: { EXIT: { actions: 'recordExit' } },
+      on: {
+        EXIT: { actions: 'recordExit' },
+        REMOVE: { actions: 'accept' }, // joins the removal in flight
+      },
       invoke: {
         id: 'removeContainer',
         src: 'removeContainer',
         input: ({ context }) => context,
         onDone: 'removed',
-        onError: { target: 'EXITED', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+        // Not EXITED: the process may still run, and its exit was not observed.
+        onError: { target: 'REMOVE_FAILED', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+      },
+    },
+    REMOVE_FAILED: {
+      on: {
+        REMOVE: 'REMOVING',
+        // The first exit observed is the one reported; an exit file read again changes nothing.
+        EXIT: [{ guard: 'hasExited', actions: 'accept' }, { actions: 'recordExit' }],
+        // Stop is a no-op only once the process is known to have ended; else a real conflict.
+        STOP: { guard: 'hasExited', actions: 'accept' },
       },
     },
     removed: { type: 'final', entry: 'tellPodRemoved' },

@@ -16,8 +16,9 @@
  * Seed rules encoded here:
  *  1. stop only acts when running (and, after an exit, once more to tear the network down);
  *  2. in STOPPED, READY / EXIT / PENDING change nothing;
- *  3. in REMOVING, READY / EXIT / PENDING change nothing and CREATE / STOP / REMOVE are refused
- *     (a second remove gets an error, never a double free: seed 004 inDelete);
+ *  3. in REMOVING, READY / EXIT / PENDING change nothing and CREATE / STOP are refused; a second
+ *     REMOVE joins the removal in flight, never a double free (seed 004 inDelete): CRI says
+ *     RemovePodSandbox is idempotent, and containerd and CRI-O make the second caller wait;
  *  4. REMOVE of a running pod does not wait for a clean stop: it goes straight to REMOVING,
  *     whose effect kills the pause process and shuts everything down.
  *
@@ -204,7 +205,12 @@ export const sandboxMachine = setup({
       },
     },
     REMOVING: {
-      on: { READY: { actions: 'accept' }, EXIT: { actions: 'accept' }, PENDING: { actions: 'accept' } },
+      on: {
+        READY: { actions: 'accept' },
+        EXIT: { actions: 'accept' },
+        PENDING: { actions: 'accept' },
+        REMOVE: { actions: 'accept' }, // joins the removal in flight (rule 3)
+      },
       invoke: {
         id: 'removeSandbox',
             src: 'removeSandbox',
