@@ -39,6 +39,8 @@ export function toCriContainerStatus(view: ContainerView) {
   const c = view.context;
   const s = c.spec;
   const exited = criContainerState(view) === 'CONTAINER_EXITED';
+  // LOST (conmon died under a running process): CONTAINER_UNKNOWN, and the status says why.
+  const lost = view.state.split('.')[0] === 'LOST';
   const mounts = ((s.config['mounts'] as CriMountIn[] | undefined) ?? []).map((m) => ({
     containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, selinuxRelabel: m.selinuxRelabel, propagation: m.propagation,
   }));
@@ -48,8 +50,8 @@ export function toCriContainerStatus(view: ContainerView) {
     startedAt: c.startedAt ?? '0',
     finishedAt: exited ? (c.exit?.at ?? '0') : '0',
     exitCode: exited ? (c.exit?.code ?? 0) : 0,
-    reason: exited ? (c.exit?.reason ?? '') : '',
-    message: exited ? (c.exit?.message || c.lastError || '') : '',
+    reason: exited ? (c.exit?.reason ?? '') : lost ? 'ConmonExited' : '',
+    message: exited ? (c.exit?.message || c.lastError || '') : lost ? (c.lastError ?? '') : '',
     mounts,
     logPath: s.logPath,
     resources: { linux: c.resources ?? linux },
