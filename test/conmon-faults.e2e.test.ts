@@ -158,8 +158,7 @@ describe('conmon killed under a running container', () => {
       assert.equal(err.code, grpcStatus.FAILED_PRECONDITION, `ReopenContainerLog: ${err.code} ${err.details}`);
       assert.match(err.details, /conmon is not running|not running/);
     }
-    // The daemon still does file I/O: ContainerStatus reads nothing from disk, but Version is
-    // answered and a status with the exit file lookup works.
+    // Nothing is left holding the daemon: the next call is answered.
     await daemon.cri.call('Version', {}, 5_000);
     const s = await lost(id, conmonPid);
     assert.equal(s.reason, 'ConmonExited');
