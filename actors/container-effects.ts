@@ -5,10 +5,11 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fromPromise } from 'xstate';
 import type { Logger } from 'pino';
-import type { ContainerContext, ContainerExit, Started } from '../machines/container.types.js';
+import type { ContainerContext, ContainerEvent, ContainerExit, Started } from '../machines/container.types.js';
 import type { SandboxContext } from '../machines/sandbox.types.js';
 import type { Config } from '../config/config.js';
 import type { ImageService } from '../images/image-service.js';
@@ -17,7 +18,7 @@ import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, settleExitFiles, waitForExitFile } from '../runtime/exit-file.js';
 import { secondsToMs } from '../runtime/long-timer.js';
 import { logFileOf, logFilePath, secureLogFile, type LogFile } from '../runtime/log-path.js';
-import { processStartTime } from '../runtime/process.js';
+import { isSameProcessAlive, processStartTime, readPidFile } from '../runtime/process.js';
 import { run } from '../runtime/exec.js';
 import { capabilitiesFromMask, containerCapabilities, containerSpec, ociResources, splitDeviceNumber } from '../runtime/container-spec.js';
 import { resolveUser, userOptions } from '../runtime/resolve-user.js';
@@ -44,11 +45,48 @@ export interface ContainerHost {
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
 const KILL_WAIT_MS = 10_000;
+/** Without conmon, how often a stop looks whether the process is gone. */
+const GONE_POLL_MS = 100;
+/** Exit code when the process ended and no exit file says how (as restore reports it). */
+export const UNKNOWN_EXIT_CODE = 255;
 
 export const containerExitDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'exits');
 const rootfsDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'rootfs');
 const bundleDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'bundle');
 const oomFile = (ctx: ContainerContext): string => join(ctx.spec.dir, 'oom');
+export const conmonPidFile = (ctx: ContainerContext): string => join(ctx.spec.dir, 'conmon.pid');
+
+/** Whether the container's conmon still runs (false when it never wrote its pid file). */
+export async function conmonAlive(ctx: ContainerContext): Promise<boolean> {
+  return isSameProcessAlive(await readPidFile(conmonPidFile(ctx)), null);
+}
+
+/**
+ * What conmon's death means for a running container: with the process alive, CONMON_LOST (no
+ * exit file will come, its output is no longer logged); with it gone and an exit file written,
+ * nothing (conmon exited normally, the exit watch reports it); gone with none, an unknown EXIT.
+ */
+export async function afterConmonExit(ctx: ContainerContext, conmonPid: number): Promise<ContainerEvent | null> {
+  if (await isSameProcessAlive(ctx.pid, ctx.pidStartTime)) {
+    return { type: 'CONMON_LOST', message: `conmon (pid ${conmonPid}) exited while the container was running; its output is no longer logged` };
+  }
+  if (await readExitFile(containerExitDir(ctx), ctx.id)) return null;
+  return { type: 'EXIT', exit: { code: UNKNOWN_EXIT_CODE, at: nowNs(), reason: 'Unknown', message: `conmon (pid ${conmonPid}) exited and left no exit file` } };
+}
+
+/**
+ * Until the process has exited or `timeoutMs` has passed. With conmon, its exit file says so (and
+ * carries the code); without it none will come, so the pid (guarded by its start time) is polled.
+ */
+async function exitedWithin(ctx: ContainerContext, withConmon: boolean, timeoutMs: number): Promise<boolean> {
+  if (withConmon) return (await waitForExitFile(containerExitDir(ctx), ctx.id, timeoutMs)) !== null;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!(await isSameProcessAlive(ctx.pid, ctx.pidStartTime))) return true;
+    if (Date.now() >= deadline) return false;
+    await delay(Math.min(GONE_POLL_MS, Math.max(0, deadline - Date.now())));
+  }
+}
 /** The log beneath the pod's log_directory, or null: then conmon logs into the container's dir. */
 const logFile = (host: ContainerHost, ctx: ContainerContext): LogFile | null =>
   logFileOf(ctx.spec, host.sandboxOf?.(ctx.spec.sandboxId)?.spec.logDirectory);
@@ -170,6 +208,7 @@ export async function startContainer(host: ContainerHost, ctx: ContainerContext)
   await rm(oomFile(ctx), { force: true });
   const pid = await createUnderConmon({
     conmonPath: host.config.conmonPath,
+    timeoutMs: host.config.conmonCreateTimeoutMs,
     runtime,
     id: ctx.id,
     name: ctx.spec.name,
@@ -191,22 +230,32 @@ export async function startContainer(host: ContainerHost, ctx: ContainerContext)
   return { pid, pidStartTime, startedAt };
 }
 
-/** The stop signal, then SIGKILL once the timeout has passed. */
+/**
+ * The stop signal, then SIGKILL once the timeout has passed. runc signals the process itself, so
+ * this works without conmon too (LOST); then the exit is not observed and is reported as Unknown.
+ */
 export async function stopContainer(host: ContainerHost, ctx: ContainerContext): Promise<ContainerExit | null> {
   const runtime = runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath);
+  const withConmon = await conmonAlive(ctx);
   const state = await runtime.state(ctx.id);
   if (state && state.status === 'running' && ctx.stopTimeoutSec > 0) {
     await runtime.kill(ctx.id, ctx.spec.stopSignal);
-    if (await waitForExitFile(containerExitDir(ctx), ctx.id, secondsToMs(ctx.stopTimeoutSec))) return readContainerExit(ctx);
+    if (await exitedWithin(ctx, withConmon, secondsToMs(ctx.stopTimeoutSec))) return exitAfterStop(ctx, withConmon);
   }
   if (state && state.status !== 'stopped') {
     await runtime.kill(ctx.id, 'KILL', true);
-    if (!(await waitForExitFile(containerExitDir(ctx), ctx.id, KILL_WAIT_MS))) {
+    if (!(await exitedWithin(ctx, withConmon, KILL_WAIT_MS))) {
       const after = await runtime.state(ctx.id);
       if (after && after.status !== 'stopped') throw new EffectFailed(`container ${ctx.id} is still ${after.status} after SIGKILL`);
     }
   }
-  return readContainerExit(ctx);
+  return exitAfterStop(ctx, withConmon);
+}
+
+async function exitAfterStop(ctx: ContainerContext, withConmon: boolean): Promise<ContainerExit | null> {
+  const exit = await readContainerExit(ctx);
+  if (exit || withConmon || ctx.pid === null) return exit;
+  return { code: UNKNOWN_EXIT_CODE, at: nowNs(), reason: 'Unknown', message: 'stopped by podchart after its conmon had exited; the exit code was not observed' };
 }
 
 /** Forced removal: kill if running, delete the runtime state, the rootfs and the container's dir. */

@@ -6,9 +6,9 @@ import type { Actor } from 'xstate';
 import type { Logger } from 'pino';
 import type { containerMachine } from '../machines/container.machine.js';
 import type { ContainerContext } from '../machines/container.types.js';
-import { isSameProcessAlive, processStartTime } from '../runtime/process.js';
+import { isSameProcessAlive, processStartTime, readPidFile } from '../runtime/process.js';
 import { runtimeAt } from './host.js';
-import { readContainerExit, type ContainerHost } from './container-effects.js';
+import { conmonPidFile, readContainerExit, type ContainerHost } from './container-effects.js';
 import { nowNs, stateName } from './actor-util.js';
 
 /** Exit code when the process is gone and conmon left no exit file. */
@@ -43,6 +43,13 @@ export async function restoreContainer(
     actor.send({ type: 'EXIT', exit });
   } else if (await isSameProcessAlive(ctx.pid, ctx.pidStartTime)) {
     actor.send({ type: 'OBSERVED_RUNNING', pid: ctx.pid ?? 0, pidStartTime: ctx.pidStartTime ?? '' });
+    // Running without its conmon (killed while we were down, or LOST before): the same LOST the
+    // running daemon's watch gives, at once rather than after its first poll [issue 12 item 5].
+    const conmonPid = await readPidFile(conmonPidFile(ctx));
+    if (!(await isSameProcessAlive(conmonPid, null))) {
+      log.warn({ conmonPid }, 'restore: the container runs but its conmon is gone');
+      actor.send({ type: 'CONMON_LOST', message: `conmon (pid ${conmonPid ?? 'unknown'}) exited while the container was running; its output is no longer logged` });
+    }
     if (top === 'STOPPING') actor.send({ type: 'STOP', timeoutSec: ctx.stopTimeoutSec });
   } else if (top === 'STARTING') {
     // Caught between conmon and runc start: ask the runtime what it has.

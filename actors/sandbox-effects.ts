@@ -67,6 +67,7 @@ export async function createSandbox(host: Host, ctx: SandboxContext): Promise<Cr
   await rm(join(paths.exitDir, id), { force: true });
   const pid = await createUnderConmon({
     conmonPath: host.config.conmonPath,
+    timeoutMs: host.config.conmonCreateTimeoutMs,
     runtime,
     id,
     name: spec.name,

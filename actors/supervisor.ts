@@ -22,9 +22,10 @@ import { podPaths } from '../runtime/pod-files.js';
 import { isSameProcessAlive } from '../runtime/process.js';
 import { Registry } from './registry.js';
 import { sandboxEffects } from './sandbox-effects.js';
-import { containerEffects, containerExitDir, readContainerExit, type ContainerHost } from './container-effects.js';
+import { afterConmonExit, conmonPidFile, containerEffects, containerExitDir, readContainerExit, type ContainerHost } from './container-effects.js';
 import { restoreContainer } from './container-restore.js';
 import { ExitWatches } from './exit-watches.js';
+import { ConmonWatches } from './conmon-watches.js';
 import { currentCause, withCause } from './cause.js';
 import { actorKey, eventLabel, nowNs, request, settle, stateName } from './actor-util.js';
 import type { Host } from './host.js';
@@ -93,6 +94,7 @@ export class Supervisor {
   /** Last persisted state and context per actor key ("sandbox:<id>", "container:<id>"). */
   private readonly saved = new Map<string, { state: string; context: string }>();
   private readonly watches = new ExitWatches();
+  private readonly conmons = new ConmonWatches();
   private readonly containerListeners = new Set<(event: ContainerLifecycleEvent) => void>();
   private readonly transitionListeners = new Set<(event: ActorTransition) => void>();
   /** The cause of each actor's latest outside event; its effects' completions inherit it. */
@@ -144,6 +146,7 @@ export class Supervisor {
   async shutdown(settleMs = 10_000): Promise<void> {
     this.serving = false;
     this.watches.stopAll();
+    this.conmons.stopAll();
     // Let effects in flight reach a committed state, within a bound; restore handles the rest.
     const busy = [
       ...this.sandboxActors().map((a) => settle(a, SANDBOX_BUSY, settleMs, 'pod')),
@@ -417,7 +420,10 @@ export class Supervisor {
     const restoring = currentCause() === 'restore' && !event.event.type.startsWith('xstate.');
     // Before any early return: an actor restored to RUNNING has an unchanged row but needs its watch.
     if (kind === 'sandbox') this.followPauseExit(id, to, snapshot.context as SandboxContext);
-    else this.followContainerExit(id, to, snapshot.context as ContainerContext);
+    else {
+      this.followContainerExit(id, to, snapshot.context as ContainerContext);
+      this.followConmon(id, to, snapshot.context as ContainerContext);
+    }
     if (previous && previous.state === to && previous.context === context && !restoring) return;
     const label = eventLabel(event.event.type);
     const changed = previous?.state !== to;
@@ -461,12 +467,26 @@ export class Supervisor {
   private followContainerExit(id: string, state: string, context: ContainerContext): void {
     const key = `container:${id}`;
     // REMOVE_FAILED too: a failed forced remove may have killed it; its exit is then recorded.
-    if (!['STARTING', 'RUNNING', 'STOPPING', 'UPDATING', 'REMOVE_FAILED'].includes(state)) return this.watches.stop(key);
+    if (!['STARTING', 'RUNNING', 'STOPPING', 'UPDATING', 'REMOVE_FAILED', 'LOST'].includes(state)) return this.watches.stop(key);
     this.watches.follow(key, containerExitDir(context), id, () => {
       void withCause('exit', () => readContainerExit(context)).then((exit) => withCause('exit', () => {
         const actor = this.containerActor(id);
         const event = { type: 'EXIT' as const, exit: exit ?? { code: UNKNOWN_EXIT_CODE, at: nowNs(), reason: 'Unknown', message: '' } };
         if (actor?.getSnapshot().can(event)) actor.send(event);
+      }));
+    });
+  }
+
+  /** Watch a running container's conmon: its death with the process alive is LOST [issue 12 item 5]. */
+  private followConmon(id: string, state: string, context: ContainerContext): void {
+    const key = `container:${id}`;
+    if (state !== 'RUNNING') return this.conmons.stop(key);
+    this.conmons.follow(key, conmonPidFile(context), (conmonPid) => {
+      void withCause('conmon', () => afterConmonExit(context, conmonPid)).then((event) => withCause('conmon', () => {
+        const actor = this.containerActor(id);
+        if (!event || !actor?.getSnapshot().can(event)) return;
+        if (event.type === 'CONMON_LOST') this.deps.logger.warn({ containerId: id, conmonPid }, event.message);
+        actor.send(event);
       }));
     });
   }

@@ -45,6 +45,8 @@ export interface Config {
   cniCacheDir: string;
   /** Bound on each CNI plugin call. */
   cniTimeoutMs: number;
+  /** How long conmon gets to report the pid of a container it creates; then all it started is killed. */
+  conmonCreateTimeoutMs: number;
   /** host:port of the statechart inspector and /metrics, on loopback; "" switches it off. */
   inspectorAddress: string;
   /** A file (mode 0600) holding the bearer token the inspector then requires; needed off loopback. */
@@ -87,6 +89,7 @@ export const DEFAULTS: Config = {
   cniBinDirs: ['/opt/cni/bin', '/usr/lib/cni'],
   cniCacheDir: '/var/lib/podchart/cni',
   cniTimeoutMs: 60_000,
+  conmonCreateTimeoutMs: 30_000,
   inspectorAddress: '127.0.0.1:9680',
   inspectorTokenFile: '',
   streamingAddress: '127.0.0.1:0',
@@ -168,6 +171,7 @@ export function loadConfig(args: ParsedArgs): Config {
   // Durations feed timers: a positive number that setTimeout can take (at most 24.8 days).
   const durations: [string, unknown, number][] = [
     ['cniTimeoutMs', config.cniTimeoutMs, 1],
+    ['conmonCreateTimeoutMs', config.conmonCreateTimeoutMs, 1],
     ['registries.requestTimeoutMs', config.registries.requestTimeoutMs, 1],
     ['sandboxStopGraceSeconds', config.sandboxStopGraceSeconds, 1000],
   ];

@@ -43,6 +43,8 @@ export function toCriContainerStatus(view: ContainerView) {
   const exited = criContainerState(view) === 'CONTAINER_EXITED';
   // What failed is said, never hidden behind an exit code that was not observed.
   const removeFailed = view.state.split('.')[0] === 'REMOVE_FAILED' ? `removal failed: ${c.lastError ?? 'unknown error'}` : '';
+  // LOST (conmon died under a running process): CONTAINER_UNKNOWN, and the status says why.
+  const lost = view.state.split('.')[0] === 'LOST';
   const mounts = ((s.config['mounts'] as CriMountIn[] | undefined) ?? []).map((m) => ({
     containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, selinuxRelabel: m.selinuxRelabel, propagation: m.propagation,
   }));
@@ -52,8 +54,8 @@ export function toCriContainerStatus(view: ContainerView) {
     startedAt: c.startedAt ?? '0',
     finishedAt: exited ? (c.exit?.at ?? '0') : '0',
     exitCode: exited ? (c.exit?.code ?? 0) : 0,
-    reason: exited ? (c.exit?.reason ?? '') : removeFailed ? 'RemoveFailed' : '',
-    message: removeFailed || (exited ? (c.exit?.message || c.lastError || '') : ''),
+    reason: exited ? (c.exit?.reason ?? '') : removeFailed ? 'RemoveFailed' : lost ? 'ConmonExited' : '',
+    message: removeFailed || (exited ? (c.exit?.message || c.lastError || '') : lost ? (c.lastError ?? '') : ''),
     mounts,
     logPath: s.logPath,
     resources: { linux: c.resources ?? linux },

@@ -86,15 +86,19 @@ export class ImageService {
       try {
         const total = manifest.layers.reduce((n, l) => n + l.size, 0);
         const progress = this.progress(log, total, manifest.layers.length);
-        await Promise.all(
-          manifest.layers.map(async (layer, i) => {
-            await this.fetch(resolved, layer, creds, (bytes) => progress.add(layer.digest, bytes));
-            const diffId = diffIds[i] ?? '';
-            await this.deps.layers.ensure(diffId, async () => createReadStream(this.deps.content.path(layer.digest)));
-            progress.done(layer.digest);
-          }),
-        );
-        progress.stop();
+        try {
+          await Promise.all(
+            manifest.layers.map(async (layer, i) => {
+              await this.fetch(resolved, layer, creds, (bytes) => progress.add(layer.digest, bytes));
+              const diffId = diffIds[i] ?? '';
+              await this.deps.layers.ensure(diffId, async () => createReadStream(this.deps.content.path(layer.digest)));
+              progress.done(layer.digest);
+            }),
+          );
+        } finally {
+          // A failed layer must stop the report too, or it logs "pulling: …" for ever [issue 12 item 16].
+          progress.stop();
+        }
         const layers: LayerRecord[] = manifest.layers.map((l, i) => ({ digest: l.digest, diffId: diffIds[i] ?? '', size: l.size, mediaType: l.mediaType }));
         const size = configBytes.length + manifest.layers.reduce((n, l) => n + l.size, 0);
         this.deps.store.images.put(
@@ -140,7 +144,10 @@ export class ImageService {
         finished += 1;
         log.debug({ layer: digest, layersDone: finished, layers: count }, 'layer ready');
       },
-      stop: () => clearInterval(timer),
+      stop: () => {
+        clearInterval(timer);
+        log.debug({ layersDone: finished, layers: count }, 'pull progress stopped');
+      },
     };
   }
 

@@ -56,6 +56,7 @@ const IDS = {
 };
 type Effect = keyof typeof IDS;
 
+const CONMON_LOST_MESSAGE = 'conmon (pid 77) exited while the container was running; its output is no longer logged';
 const EXITED_BY_SIGNAL: ContainerExit = { code: 143, at: '1700000000000000003', reason: 'Error', message: 'fake: terminated' };
 const STOP_OUTPUT: ContainerExit = { code: 0, at: '1700000000000000004', reason: 'Completed', message: '' };
 const STARTED: Started = { pid: 4242, pidStartTime: '9000', startedAt: '1700000000000000002' };
@@ -64,7 +65,7 @@ const RESOURCES_APPLIED = { cpuShares: 512, memoryLimitInBytes: 268435456 }; // 
 const done = (id: string, output?: unknown): Ev => ({ type: `xstate.done.actor.${id}`, output });
 const fail = (id: string, msg: string): Ev => ({ type: `xstate.error.actor.${id}`, error: new Error(msg) });
 
-const CHART_EVENTS = ['CREATE', 'START', 'STOP', 'EXIT', 'REMOVE', 'UPDATE', 'OBSERVED_CREATED', 'OBSERVED_RUNNING', 'ABANDON'] as const;
+const CHART_EVENTS = ['CREATE', 'START', 'STOP', 'EXIT', 'REMOVE', 'UPDATE', 'CONMON_LOST', 'OBSERVED_CREATED', 'OBSERVED_RUNNING', 'ABANDON'] as const;
 type ChartEvent = (typeof CHART_EVENTS)[number];
 const EVENTS = {
   CREATE: { type: 'CREATE' },
@@ -73,6 +74,7 @@ const EVENTS = {
   EXIT: { type: 'EXIT', exit: EXITED_BY_SIGNAL },
   REMOVE: { type: 'REMOVE' },
   UPDATE: { type: 'UPDATE', resources: RESOURCES_ASKED },
+  CONMON_LOST: { type: 'CONMON_LOST', message: CONMON_LOST_MESSAGE },
   OBSERVED_CREATED: { type: 'OBSERVED_CREATED' },
   OBSERVED_RUNNING: { type: 'OBSERVED_RUNNING', pid: 1001, pidStartTime: '5001' },
   ABANDON: { type: 'ABANDON' },
@@ -104,72 +106,79 @@ const to = (target: string, ctx: Record<string, unknown> = {}): Outcome => ({ to
 // RUNNING accepts OBSERVED_RUNNING as a no-op).
 const RESTORE_REFUSED = { OBSERVED_CREATED: R, OBSERVED_RUNNING: R, ABANDON: R } as const;
 const EXIT_CTX = { exit: EXITED_BY_SIGNAL };
+// conmon is watched only while RUNNING: elsewhere its loss is refused (LOST accepts a repeat).
+const LOST_REFUSED = { CONMON_LOST: R } as const;
 const STARTED_CTX = { pid: STARTED.pid, pidStartTime: STARTED.pidStartTime, startedAt: STARTED.startedAt, lastError: null };
 
-type Row = 'UNKNOWN' | 'CREATING' | 'CREATED' | 'STARTING' | 'STARTING(exit)' | 'RUNNING' | 'UPDATING' | 'UPDATING(exit)'
+type Row = 'UNKNOWN' | 'CREATING' | 'CREATED' | 'STARTING' | 'STARTING(exit)' | 'RUNNING' | 'LOST' | 'UPDATING' | 'UPDATING(exit)'
   | 'STOPPING' | 'STOPPING(exit)' | 'EXITED' | 'REMOVING' | 'REMOVE_FAILED' | 'REMOVE_FAILED(exit)' | 'removed';
 interface RowSpec { effect: Effect | null; cells: Record<ChartEvent, Outcome> & Partial<Record<EffectEvent, Outcome>> }
 const SPEC: Record<Row, RowSpec> = {
   UNKNOWN: { effect: null, cells: {
     CREATE: to('CREATING'), OBSERVED_CREATED: to('CREATED'),
     OBSERVED_RUNNING: to('RUNNING', { pid: 1001, pidStartTime: '5001' }), EXIT: to('EXITED', EXIT_CTX),
-    ABANDON: to('REMOVING'), REMOVE: to('REMOVING'), START: R, STOP: R, UPDATE: R } },
+    ABANDON: to('REMOVING'), REMOVE: to('REMOVING'), START: R, STOP: R, UPDATE: R, CONMON_LOST: R } },
   CREATING: { effect: 'create', cells: {
-    START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, EXIT: R, ...RESTORE_REFUSED,
+    START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, EXIT: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'create.done': to('CREATED'), 'create.error': to('REMOVING', { lastError: 'fake: create failed' }) } },
   CREATED: { effect: null, cells: {
-    START: to('STARTING'), STOP: N, REMOVE: to('REMOVING'), CREATE: R, UPDATE: R, EXIT: R, ...RESTORE_REFUSED } },
+    START: to('STARTING'), STOP: N, REMOVE: to('REMOVING'), CREATE: R, UPDATE: R, EXIT: R, ...RESTORE_REFUSED, ...LOST_REFUSED } },
   STARTING: { effect: 'start', cells: {
-    EXIT: to('STARTING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED,
+    EXIT: to('STARTING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'start.done': to('RUNNING', STARTED_CTX),
     'start.error': to('EXITED', { exit: new Like({ code: 128, reason: 'StartError' }), lastError: 'fake: start failed' }) } },
   // An EXIT arrived during STARTING. The process did start, so the start output is kept. On a start
   // error the rules name no exit for this case; the recorded (observed) exit is kept, as STOPPING
   // keeps "the exit already recorded" over the effect's.
   'STARTING(exit)': { effect: 'start', cells: {
-    EXIT: to('STARTING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED,
+    EXIT: to('STARTING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'start.done': to('EXITED', { ...STARTED_CTX, ...EXIT_CTX }),
     'start.error': to('EXITED', { ...EXIT_CTX, lastError: 'fake: start failed' }) } },
   RUNNING: { effect: null, cells: {
     STOP: to('STOPPING', { stopTimeoutSec: 30 }), EXIT: to('EXITED', EXIT_CTX), REMOVE: to('REMOVING'),
-    UPDATE: to('UPDATING'), OBSERVED_RUNNING: N, START: R, CREATE: R, OBSERVED_CREATED: R, ABANDON: R } },
+    UPDATE: to('UPDATING'), OBSERVED_RUNNING: N, START: R, CREATE: R, OBSERVED_CREATED: R, ABANDON: R,
+    CONMON_LOST: to('LOST', { lastError: CONMON_LOST_MESSAGE }) } },
+  // conmon is gone, the process may run: STOP and REMOVE kill it without conmon.
+  LOST: { effect: null, cells: {
+    STOP: to('STOPPING', { stopTimeoutSec: 30 }), EXIT: to('EXITED', EXIT_CTX), REMOVE: to('REMOVING'), CONMON_LOST: N,
+    UPDATE: R, START: R, CREATE: R, ...RESTORE_REFUSED } },
   UPDATING: { effect: 'update', cells: {
-    EXIT: to('UPDATING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED,
+    EXIT: to('UPDATING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'update.done': to('RUNNING', { resources: RESOURCES_APPLIED, lastError: null }),
     'update.error': to('RUNNING', { lastError: 'fake: update failed' }) } },
   'UPDATING(exit)': { effect: 'update', cells: {
-    EXIT: to('UPDATING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED,
+    EXIT: to('UPDATING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'update.done': to('EXITED'), 'update.error': to('EXITED', { lastError: 'fake: update failed' }) } },
   STOPPING: { effect: 'stop', cells: {
-    STOP: N, EXIT: to('STOPPING', EXIT_CTX), REMOVE: R, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED,
+    STOP: N, EXIT: to('STOPPING', EXIT_CTX), REMOVE: R, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'stop.done': to('EXITED', { exit: STOP_OUTPUT, lastError: null }),
     'stop.error': to('RUNNING', { lastError: 'fake: stop failed' }) } },
   'STOPPING(exit)': { effect: 'stop', cells: {
-    STOP: N, EXIT: to('STOPPING', EXIT_CTX), REMOVE: R, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED,
+    STOP: N, EXIT: to('STOPPING', EXIT_CTX), REMOVE: R, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'stop.done': to('EXITED', { ...EXIT_CTX, lastError: null }),
     'stop.error': to('EXITED', { lastError: 'fake: stop failed' }) } },
   // A container is never restarted.
   EXITED: { effect: null, cells: {
-    STOP: N, EXIT: N, REMOVE: to('REMOVING'), START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED } },
+    STOP: N, EXIT: N, REMOVE: to('REMOVING'), START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED } },
   // A second remove joins the one in flight (CRI: Remove is idempotent), never a double free.
   // A failed remove reports what failed and no exit it did not observe.
   REMOVING: { effect: 'remove', cells: {
-    EXIT: to('REMOVING', EXIT_CTX), REMOVE: N, START: R, STOP: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED,
+    EXIT: to('REMOVING', EXIT_CTX), REMOVE: N, START: R, STOP: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'remove.done': to('removed'), 'remove.error': to('REMOVE_FAILED', { lastError: 'fake: remove failed' }) } },
   // The next REMOVE retries. An observed exit is recorded once; STOP is a no-op only after one.
   REMOVE_FAILED: { effect: null, cells: {
-    REMOVE: to('REMOVING'), EXIT: to('REMOVE_FAILED', EXIT_CTX), STOP: R, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED } },
+    REMOVE: to('REMOVING'), EXIT: to('REMOVE_FAILED', EXIT_CTX), STOP: R, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED } },
   'REMOVE_FAILED(exit)': { effect: null, cells: {
-    REMOVE: to('REMOVING'), EXIT: N, STOP: N, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED } },
+    REMOVE: to('REMOVING'), EXIT: N, STOP: N, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED } },
   removed: { effect: null, cells: {
-    CREATE: R, START: R, STOP: R, EXIT: R, REMOVE: R, UPDATE: R, OBSERVED_CREATED: R, OBSERVED_RUNNING: R, ABANDON: R } },
+    CREATE: R, START: R, STOP: R, EXIT: R, REMOVE: R, UPDATE: R, CONMON_LOST: R, OBSERVED_CREATED: R, OBSERVED_RUNNING: R, ABANDON: R } },
 };
 // Reachable states of a new container, with the context bit the hasExited guards read. With these
 // effect outputs there is no 'EXITED exit=no': a failed remove once led there, and CRI reported
 // exit code 0 for a process that may still have run; it now goes to REMOVE_FAILED.
 const EXPECTED_REACHABLE = [
   'UNKNOWN exit=no', 'CREATING exit=no', 'CREATED exit=no', 'STARTING exit=no', 'STARTING exit=yes',
-  'RUNNING exit=no', 'UPDATING exit=no', 'UPDATING exit=yes', 'STOPPING exit=no', 'STOPPING exit=yes',
+  'RUNNING exit=no', 'LOST exit=no', 'UPDATING exit=no', 'UPDATING exit=yes', 'STOPPING exit=no', 'STOPPING exit=yes',
   'EXITED exit=yes', 'REMOVING exit=no', 'REMOVING exit=yes',
   'REMOVE_FAILED exit=no', 'REMOVE_FAILED exit=yes', 'removed exit=no', 'removed exit=yes',
 ];

@@ -13,6 +13,10 @@
  *                (error) ▼    │ REMOVE (retry)
  *                     REMOVE_FAILED
  *
+ * RUNNING ──CONMON_LOST──▶ LOST: conmon died with the process alive, so no exit file will come
+ * and its output is no longer logged; CRI sees CONTAINER_UNKNOWN with the reason, and STOP or
+ * REMOVE kill the process directly (runc kill; its death is polled) [issue 12 item 5].
+ *
  * UNKNOWN is where every actor starts, and where a restored container stays while the runtime
  * cannot say what it is: a new container gets CREATE; a restored one gets what was observed
  * (OBSERVED_CREATED, OBSERVED_RUNNING, EXIT; ABANDON when it was caught half-created).
@@ -66,6 +70,7 @@ export const containerMachine = setup({
     recordRunning: assign(({ event }) =>
       event.type === 'OBSERVED_RUNNING' ? { pid: event.pid, pidStartTime: event.pidStartTime } : {},
     ),
+    recordConmonLost: assign(({ event, context }) => (event.type === 'CONMON_LOST' ? { lastError: event.message } : { lastError: context.lastError })),
     recordStopTimeout: assign(({ event }) => (event.type === 'STOP' ? { stopTimeoutSec: event.timeoutSec } : {})),
     tellPodRemoved: sendParent(({ context }) => ({ type: 'CONTAINER_REMOVED', id: context.id })),
   },
@@ -147,6 +152,15 @@ export const containerMachine = setup({
         REMOVE: 'REMOVING',
         UPDATE: 'UPDATING',
         OBSERVED_RUNNING: { actions: 'accept' },
+        CONMON_LOST: { target: 'LOST', actions: 'recordConmonLost' },
+      },
+    },
+    LOST: {
+      on: {
+        STOP: { target: 'STOPPING', actions: 'recordStopTimeout' },
+        EXIT: { target: 'EXITED', actions: 'recordExit' },
+        REMOVE: 'REMOVING',
+        CONMON_LOST: { actions: 'accept' },
       },
     },
     UPDATING: {

@@ -83,9 +83,11 @@ export type ContainerEvent =
   | { type: 'EXIT'; exit: ContainerExit }
   | { type: 'REMOVE' }
   | { type: 'UPDATE'; resources: Record<string, unknown> }
+  /** conmon exited while the process still runs: no exit file will come, no output is logged. */
+  | { type: 'CONMON_LOST'; message: string }
   // Observed on restore:
   | { type: 'OBSERVED_CREATED' }
   | { type: 'OBSERVED_RUNNING'; pid: number; pidStartTime: string }
   | { type: 'ABANDON' };
 
-export const CONTAINER_EVENT_TYPES = ['CREATE', 'START', 'STOP', 'EXIT', 'REMOVE', 'UPDATE', 'OBSERVED_CREATED', 'OBSERVED_RUNNING', 'ABANDON'] as const;
+export const CONTAINER_EVENT_TYPES = ['CREATE', 'START', 'STOP', 'EXIT', 'REMOVE', 'UPDATE', 'CONMON_LOST', 'OBSERVED_CREATED', 'OBSERVED_RUNNING', 'ABANDON'] as const;

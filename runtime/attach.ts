@@ -13,10 +13,10 @@
  * container's stdin on our half-close, so a `sh` reading it exits).
  */
 import { closeSync, openSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { SeqpacketSocket } from 'node-unix-socket';
+import { sendControl } from './log-reopen.js';
 
 const PIPE_STDOUT = 2;
 const PIPE_STDERR = 3;
@@ -82,7 +82,7 @@ export async function attachContainer(target: AttachTarget, want: { stdin: boole
     stdin,
     stdout,
     stderr,
-    resize: (size) => writeFile(join(target.bundle, 'ctl'), `${RESIZE} ${size.height} ${size.width}\n`, { flag: 'a' }),
+    resize: (size) => sendControl(join(target.bundle, 'ctl'), `${RESIZE} ${size.height} ${size.width}\n`),
     done,
     abort: async () => {
       socket.destroy();

@@ -9,6 +9,7 @@ import { EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
 import { tail } from './exec.js';
 import { makePrivate } from './private-modes.js';
+import { killProcessTree, readPidFile } from './process.js';
 
 export interface ConmonLaunch {
   conmonPath: string;
@@ -55,9 +56,11 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
   // stdio 0-2 must not be pipes: the daemonized conmon would hold them open for the container's
   // life. child_process rather than execa here: execa waits for every stdio stream to end, and
   // conmon's sync pipe (fd 3) stays open until the container exits.
+  // detached: a group of its own, so what it starts can be killed as one if we give up on it.
   const child = spawn(l.conmonPath, args, {
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
     env: { ...process.env, _OCI_SYNCPIPE: '3' },
+    detached: true,
   });
   let spawnError = '';
   const exited = new Promise<number | null>((resolve) => {
@@ -98,7 +101,17 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
     return message.pid;
   }
   const why = message?.message ?? (spawnError || (exitCode ? `conmon exited with ${exitCode}` : 'no pid reported in time'));
+  // Given up: conmon, the `runc create` under it (blocked, say) and anything runc started must not
+  // outlive the attempt [issue 12 item 16]. The daemonized conmon is in the pid file (written by
+  // its parent before it exits) and leads a session of its own; the parent led the spawn's group.
+  if (!message) await killLaunch(l.conmonPidFile, child.pid);
   throw new EffectFailed(`creating ${l.id} under conmon with ${l.runtime.binary} failed: ${tail(why)}`);
+}
+
+async function killLaunch(conmonPidFile: string, parentPid: number | undefined): Promise<void> {
+  const conmonPid = await readPidFile(conmonPidFile);
+  if (conmonPid) await killProcessTree(conmonPid);
+  if (parentPid && parentPid > 1) await killProcessTree(parentPid);
 }
 
 function parseSync(text: string): { pid: number; message?: string } | null {

@@ -15,6 +15,13 @@ export async function processStartTime(pid: number): Promise<string | null> {
   }
 }
 
+/** The pid in a pid file (conmon's, runc's), or null when there is none or it holds no pid. */
+export async function readPidFile(path: string): Promise<number | null> {
+  const text = await readFile(path, 'utf8').catch(() => '');
+  const pid = Number(text.trim());
+  return Number.isInteger(pid) && pid > 1 ? pid : null;
+}
+
 /** True when `pid` is alive and is still the process that started at `startTime`. */
 export async function isSameProcessAlive(pid: number | null, startTime: string | null): Promise<boolean> {
   if (!pid || pid <= 0) return false;
@@ -57,4 +64,30 @@ export async function pidNamespaceOf(pid: number): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * SIGKILLs `root` and everything beneath it: its descendants, and every process in its session or
+ * group (conmon calls setsid when it daemonizes, and `runc create` and `runc init` run under it).
+ * Returns the pids signalled. Used when a launch is given up: nothing it started may outlive it.
+ */
+export async function killProcessTree(root: number): Promise<number[]> {
+  if (!(root > 1)) return [];
+  const table = await processTable();
+  const under = (entry: ProcessEntry): boolean => {
+    for (let e: ProcessEntry | undefined = entry, hops = 0; e && hops < 64; e = table.get(e.ppid), hops += 1) {
+      if (e.pid === root) return true;
+      if (e.ppid <= 1) return false;
+    }
+    return false;
+  };
+  const victims = [...table.values()].filter((e) => e.pid !== process.pid && (e.session === root || e.pgrp === root || under(e)));
+  for (const e of victims) {
+    try {
+      process.kill(e.pid, 'SIGKILL');
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return victims.map((e) => e.pid);
 }
