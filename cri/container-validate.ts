@@ -4,6 +4,7 @@
  * work or a reply past a few KiB, and nothing the kernel, runc or conmon would refuse later with
  * raw text gets that far. Refusals name the field and quote at most MAX_QUOTED_BYTES of it.
  */
+import { posix } from 'node:path';
 import { InvalidArgument } from '../errors/catalogue.js';
 import type { ContainerConfig } from '../runtime/cri-container-types.js';
 import { checkResources } from '../runtime/container-spec.js';
@@ -21,6 +22,15 @@ export const MAX_DEVICES = 1024;
 /** The masked and read-only path lists of a security context, each. */
 export const MAX_PATH_LIST = 1024;
 
+/**
+ * The only paths under /proc runc lets a bind mount cover (libcontainer's checkProcMount, as youki's
+ * check_proc_mount): anything else fails at create with runc's raw text.
+ */
+const PROC_MOUNTS: readonly string[] = [
+  '/proc/cpuinfo', '/proc/diskstats', '/proc/meminfo', '/proc/stat', '/proc/swaps', '/proc/uptime', '/proc/loadavg',
+  '/proc/slabinfo', '/proc/net/dev', '/proc/sys/kernel/ns_last_pid', '/proc/sys/crypto/fips_enabled',
+];
+
 const PROPAGATIONS: readonly unknown[] = ['PROPAGATION_PRIVATE', 'PROPAGATION_HOST_TO_CONTAINER', 'PROPAGATION_BIDIRECTIONAL', undefined, null, ''];
 
 /** Throws InvalidArgument at the first field out of bounds. */
@@ -37,6 +47,10 @@ export function checkContainerConfig(config: ContainerConfig): void {
   for (const [i, m] of mounts.entries()) {
     checkText(m.containerPath, `ContainerConfig.mounts[${i}].container_path`, MAX_PATH_BYTES);
     checkText(m.hostPath, `ContainerConfig.mounts[${i}].host_path`, MAX_PATH_BYTES);
+    const destination = posix.normalize(m.containerPath).replace(/(.)\/$/, '$1');
+    if ((destination === '/proc' || destination.startsWith('/proc/')) && !PROC_MOUNTS.includes(destination)) {
+      throw new InvalidArgument(`ContainerConfig.mounts[${i}].container_path ${quote(destination)} is in /proc, where the runtime mounts only over ${PROC_MOUNTS.join(', ')}`);
+    }
     if (!PROPAGATIONS.includes(m.propagation)) {
       throw new InvalidArgument(`ContainerConfig.mounts[${i}].propagation ${quote(String(m.propagation))} is not a MountPropagation: use PROPAGATION_PRIVATE, PROPAGATION_HOST_TO_CONTAINER or PROPAGATION_BIDIRECTIONAL`);
     }

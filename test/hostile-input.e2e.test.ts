@@ -61,6 +61,7 @@ describe('refused with INVALID_ARGUMENT, nothing made, the daemon serving', () =
     ['a name with a newline', { metadata: { name: 'c\nd' } }, /metadata\.name must not contain control characters/],
     ['a relative working_dir', { workingDir: 'tmp' }, /working_dir must be an absolute path/],
     ['mount propagation 99', { mounts: [{ containerPath: '/m', hostPath: '/tmp', propagation: 99 }] }, /mounts\[0\]\.propagation "99" is not a MountPropagation/],
+    ['a mount onto /proc/self', { mounts: [{ containerPath: '/proc/self', hostPath: '/tmp' }] }, /container_path "\/proc\/self" is in \/proc, where the runtime mounts only over/],
     ['2000 mounts', { mounts: Array.from({ length: 2000 }, (_, i) => ({ containerPath: `/m${i}`, hostPath: '/tmp' })) }, /mounts has 2000 entries; the limit is 1024/],
     ['a 1 MiB mount path', { mounts: [{ containerPath: `/${MIB}`, hostPath: '/tmp' }] }, /container_path is \d+ bytes; the limit is 4096/],
     ['2000 devices', { devices: Array.from({ length: 2000 }, () => ({ containerPath: '/dev/null', hostPath: '/dev/null', permissions: 'r' })) }, /devices has 2000 entries/],
@@ -126,6 +127,17 @@ describe('refused with INVALID_ARGUMENT, nothing made, the daemon serving', () =
   test('PullImage: a port past 65535 is a bad reference, not "Invalid URL"', async () => {
     const err = await refusal(daemon.cri.callImage('PullImage', { image: { image: '127.0.0.1:65536/x' } }, 30_000), 'port 65536');
     assertRefused(err, 'port 65536', /registry port 65536 is not between 1 and 65535/);
+  });
+
+  test('StartContainer: a command the image does not have is FAILED_PRECONDITION, saying so', async () => {
+    const { containerId } = await daemon.cri.call<{ containerId: string }>('CreateContainer', {
+      podSandboxId: podId, config: container({ metadata: { name: 'no-such-command', attempt: 0 }, command: ['/no/such/program'] }), sandboxConfig: podConfig('hostile-base'),
+    });
+    const err = await refusal(daemon.cri.call('StartContainer', { containerId }, 60_000), 'an unknown command');
+    assert.equal(err.code, grpcStatus.FAILED_PRECONDITION, `code ${err.code} (${err.details})`);
+    assert.ok(Buffer.byteLength(err.details) < 1024);
+    assert.match(err.details, /its command "\/no\/such\/program" is not in the image/);
+    await daemon.cri.call('RemoveContainer', { containerId });
   });
 
   test('nothing was made, and the daemon is up', async () => {
