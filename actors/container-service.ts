@@ -48,7 +48,16 @@ export class ContainerService {
   async start(id: string, timeoutMs: number): Promise<void> {
     const snapshot = await this.request(id, { type: 'START' }, timeoutMs);
     if (snapshot.matches('RUNNING') || (snapshot.matches('EXITED') && snapshot.context.exit?.reason !== 'StartError')) return;
-    throw new EffectFailed(`starting container ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
+    const why = snapshot.context.lastError ?? stateName(snapshot);
+    // The runtime's own words for a command the image does not have (runc: `exec: "x": executable
+    // file not found in $PATH`, or `stat /x: no such file or directory`): the request's fault, and
+    // one a person can fix, not an internal error (issue 12, item 14).
+    // runc's logfmt escapes the quotes: `exec: \"x\": …`.
+    const missing = /exec: \\?"([^"\\]{0,256})\\?": (executable file not found|stat [^:]{0,300}: no such file or directory)/.exec(why);
+    if (missing) {
+      throw new Refused(`starting container ${id} failed: its command ${JSON.stringify(missing[1])} is not in the image (${missing[2]}): set ContainerConfig.command to a program the image has`);
+    }
+    throw new EffectFailed(`starting container ${id} failed: ${why}`);
   }
 
   /** StopContainer: idempotent; resolves once the container has exited. */

@@ -123,6 +123,24 @@ async function tearDownNetwork(host: Host, ctx: SandboxContext): Promise<void> {
   });
 }
 
+/**
+ * CNI DEL at remove (and at the rollback of a failed create), where a failure is let go, stated:
+ * a DEL that cannot succeed (a plugin refusing its own arguments, a netns or plugin gone) would
+ * otherwise keep the pod, its netns, shm and dirs for ever (issue 12, item 11). What DEL would
+ * have released (the cache entry, an IP lease, port mappings) is named in the log. At stop, the
+ * failure is still the stop's: kubelet retries StopPodSandbox, and the pod reports it.
+ */
+async function releaseNetwork(host: Host, ctx: SandboxContext): Promise<void> {
+  try {
+    await tearDownNetwork(host, ctx);
+  } catch (err) {
+    host.logger.error(
+      { sandboxId: ctx.id, err, leftover: { cniCacheEntry: ctx.id, network: ctx.network ? { ip: ctx.network.ip, additionalIps: ctx.network.additionalIps } : null, netns: ctx.spec.netnsPath } },
+      'CNI DEL failed at remove; the pod is removed anyway, and what DEL would have released (IP lease, port mappings, CNI cache entry) is left for the operator',
+    );
+  }
+}
+
 /** Stops the pause process: the stop signal, then SIGKILL after the grace period. */
 async function killPause(host: Host, ctx: SandboxContext, graceSec: number): Promise<ExitInfo | null> {
   const { spec, id } = ctx;
@@ -168,7 +186,7 @@ export async function removeSandbox(host: Host, ctx: SandboxContext): Promise<vo
   await killPause(host, ctx, 0); // seed rule 4: remove does not wait for a graceful stop
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
   host.faults.hit('sandbox.remove.stopped');
-  await tearDownNetwork(host, ctx);
+  await releaseNetwork(host, ctx);
   await unmountShm(podPaths(ctx.spec).shm);
   if (ctx.spec.netnsPath) await removeNetns(ctx.spec.netnsPath);
   host.faults.hit('sandbox.remove.netns');

@@ -7,7 +7,8 @@ import { realLogDirectory, secureLogFile, type LogFile } from '../runtime/log-pa
 import { nowNs } from '../actors/actor-util.js';
 import type { CriContext } from './context.js';
 import { imageConfig } from './image-view.js';
-import { checkAbsolutePath, checkStringMap, MAX_ANNOTATIONS_BYTES, MAX_LABELS_BYTES, requireId, requireString } from './validate.js';
+import { checkAbsolutePath, checkText, MAX_PATH_BYTES, quote, checkStringMap, MAX_ANNOTATIONS_BYTES, MAX_LABELS_BYTES, requireId, requireImageRef, requireString } from './validate.js';
+import { checkContainerConfig } from './container-validate.js';
 
 /** seed 002: k8s_<container>_<pod>_<namespace>_<uid>_<attempt>. */
 export function containerName(container: string, pod: { name: string; namespace: string; uid: string }, attempt: number): string {
@@ -20,11 +21,11 @@ export function containerName(container: string, pod: { name: string; namespace:
  */
 export function checkLogPath(logPath: string): string {
   if (logPath === '') return logPath;
-  if (logPath.startsWith('/')) throw new InvalidArgument(`ContainerConfig.log_path must be relative to the pod's log_directory, got "${logPath}"`);
-  if (logPath.split('/').includes('..')) throw new InvalidArgument(`ContainerConfig.log_path must not contain "..", got "${logPath}"`);
-  if (logPath.includes('\0')) throw new InvalidArgument('ContainerConfig.log_path must not contain a NUL byte');
+  checkText(logPath, 'ContainerConfig.log_path', MAX_PATH_BYTES);
+  if (logPath.startsWith('/')) throw new InvalidArgument(`ContainerConfig.log_path must be relative to the pod's log_directory, got ${quote(logPath)}`);
+  if (logPath.split('/').includes('..')) throw new InvalidArgument(`ContainerConfig.log_path must not contain "..", got ${quote(logPath)}`);
   const normalized = posix.normalize(logPath);
-  if (normalized === '.' || normalized.endsWith('/')) throw new InvalidArgument(`ContainerConfig.log_path must name a file, got "${logPath}"`);
+  if (normalized === '.' || normalized.endsWith('/')) throw new InvalidArgument(`ContainerConfig.log_path must name a file, got ${quote(logPath)}`);
   return normalized;
 }
 
@@ -65,11 +66,12 @@ export async function createContainer(req: { podSandboxId: string; config: Conta
   const config = req.config;
   if (!config) throw new InvalidArgument('CreateContainerRequest.config is required');
   const name = requireString(config.metadata?.name, 'ContainerConfig.metadata.name');
-  const imageRef = requireString(config.image?.image, 'ContainerConfig.image.image');
+  const imageRef = requireImageRef(config.image?.image, 'ContainerConfig.image.image');
   checkStringMap(config.labels ?? {}, 'ContainerConfig.labels', MAX_LABELS_BYTES);
   checkStringMap(config.annotations ?? {}, 'ContainerConfig.annotations', MAX_ANNOTATIONS_BYTES);
   const logPath = checkLogPath(config.logPath ?? '');
   checkRunAsGroup(config.linux?.securityContext);
+  checkContainerConfig(config);
   for (const [i, m] of (config.mounts ?? []).entries()) {
     checkAbsolutePath(m.containerPath, `ContainerConfig.mounts[${i}].container_path`, false);
     checkAbsolutePath(m.hostPath, `ContainerConfig.mounts[${i}].host_path`, false);
@@ -80,11 +82,11 @@ export async function createContainer(req: { podSandboxId: string; config: Conta
   }
   const podId = ctx.supervisor.findSandbox(podRef);
   const pod = podId ? ctx.supervisor.view(podId) : null;
-  if (!podId || !pod) throw new NotFound(`pod sandbox "${podRef}" not found`);
+  if (!podId || !pod) throw new NotFound(`pod sandbox ${quote(podRef)} not found`);
   // The one await before create(): from the image and name look-ups to the reservation, none.
   const logFile = await logFileBeneath(pod.context.spec.logDirectory, logPath);
   const image = ctx.images.find(imageRef);
-  if (!image) throw new NotFound(`image "${imageRef}" is not present on this node: pull it first`);
+  if (!image) throw new NotFound(`image ${quote(imageRef)} is not present on this node: pull it first`);
   const attempt = config.metadata?.attempt ?? 0;
   const fullName = containerName(name, pod.context.spec.metadata, attempt);
   const holder = ctx.supervisor.registry.holderOf(fullName);

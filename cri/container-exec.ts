@@ -1,6 +1,8 @@
 /** ExecSync, UpdateContainerResources and ReopenContainerLog: calls on a running container. */
 import { join } from 'node:path';
 import { InvalidArgument, NotFound, NotImplemented, Refused } from '../errors/catalogue.js';
+import { checkResources } from '../runtime/container-spec.js';
+import type { LinuxContainerResources } from '../runtime/cri-container-types.js';
 import { execSync } from '../runtime/exec-sync.js';
 import { reopenLog } from '../runtime/log-reopen.js';
 import { logFileOf } from '../runtime/log-path.js';
@@ -98,6 +100,7 @@ export async function updateContainerResources(req: { containerId: string; linux
   const id = ctx.supervisor.findContainer(requireId(req.containerId, 'container_id'));
   if (!id) throw new NotFound(`container "${req.containerId}" not found`);
   if (!req.linux) return {};
+  checkResources(req.linux as unknown as LinuxContainerResources);
   await ctx.containers.update(id, req.linux, ctx.timeoutMs);
   return {};
 }

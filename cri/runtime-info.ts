@@ -1,4 +1,7 @@
 /** Version, Status, RuntimeConfig, UpdateRuntimeConfig. */
+import { isIP } from 'node:net';
+import { InvalidArgument } from '../errors/catalogue.js';
+import { checkText, quote } from './validate.js';
 import type { CriContext } from './context.js';
 import { loadNetworkConfig, networkReady } from '../network/cni-config.js';
 
@@ -29,10 +32,28 @@ export async function runtimeConfig(_req: unknown, ctx: CriContext) {
 }
 
 export async function updateRuntimeConfig(req: { runtimeConfig: { networkConfig: { podCidr: string } | null } | null }, ctx: CriContext) {
-  const cidr = req.runtimeConfig?.networkConfig?.podCidr ?? '';
+  const cidr = checkPodCidr(req.runtimeConfig?.networkConfig?.podCidr ?? '');
   if (cidr !== ctx.runtimeConfig.podCidr) {
     ctx.logger.info({ podCidr: cidr }, 'pod CIDR updated');
     ctx.runtimeConfig.podCidr = cidr;
   }
   return {};
+}
+
+/**
+ * The node's pod CIDR (one, or an IPv4 and an IPv6 one joined by ",", as kubelet sends for dual
+ * stack): each an address and a prefix length that fits it. Empty clears it.
+ */
+export function checkPodCidr(value: string): string {
+  checkText(value, 'RuntimeConfig.network_config.pod_cidr', 256);
+  if (value === '') return value;
+  for (const cidr of value.split(',')) {
+    const [address = '', prefix = '', ...rest] = cidr.trim().split('/');
+    const family = isIP(address);
+    const bits = /^\d{1,3}$/.test(prefix) ? Number(prefix) : -1;
+    if (family === 0 || rest.length > 0 || bits < 0 || bits > (family === 4 ? 32 : 128)) {
+      throw new InvalidArgument(`RuntimeConfig.network_config.pod_cidr ${quote(cidr)} is not a CIDR such as "10.88.0.0/16"`);
+    }
+  }
+  return value;
 }

@@ -7,7 +7,8 @@ import { netnsPath } from '../network/netns.js';
 import { runtimeForHandler } from '../actors/host.js';
 import type { CriContext } from './context.js';
 import type { NamespaceMode, RunPodSandboxRequest } from './types.js';
-import { checkAbsolutePath, checkHostname, checkStringMap, MAX_ANNOTATIONS_BYTES, MAX_LABELS_BYTES, requireString } from './validate.js';
+import { checkPodMetadata, checkSandboxConfig } from './sandbox-validate.js';
+import { checkAbsolutePath, checkHostname, checkStringMap, MAX_ANNOTATIONS_BYTES, MAX_LABELS_BYTES, MAX_POD_NAME_BYTES, checkText, quote, requireString } from './validate.js';
 
 /** The registry name of a pod (names are unique across pods and containers, seed 000 §3.3). */
 export function sandboxName(m: { name: string; namespace: string; uid: string; attempt: number }): string {
@@ -24,6 +25,8 @@ export function buildSandboxSpec(req: RunPodSandboxRequest, id: string, ctx: Cri
   requireString(m.name, 'PodSandboxConfig.metadata.name');
   requireString(m.namespace, 'PodSandboxConfig.metadata.namespace');
   requireString(m.uid, 'PodSandboxConfig.metadata.uid');
+  checkPodMetadata(m);
+  checkSandboxConfig(config);
   const logDirectory = checkAbsolutePath(config.logDirectory ?? '', 'PodSandboxConfig.log_directory');
   checkStringMap(config.labels ?? {}, 'PodSandboxConfig.labels', MAX_LABELS_BYTES);
   checkStringMap(config.annotations ?? {}, 'PodSandboxConfig.annotations', MAX_ANNOTATIONS_BYTES);
@@ -32,12 +35,12 @@ export function buildSandboxSpec(req: RunPodSandboxRequest, id: string, ctx: Cri
   const hostname = config.hostname ? checkHostname(config.hostname, 'PodSandboxConfig.hostname') : osHostname();
   const cgroupParent = config.linux?.cgroupParent ?? '';
   if (cgroupParent && cgroupParent.split('/').includes('..')) {
-    throw new InvalidArgument(`PodSandboxConfig.linux.cgroup_parent must not contain "..", got "${cgroupParent}"`);
+    throw new InvalidArgument(`PodSandboxConfig.linux.cgroup_parent must not contain "..", got ${quote(cgroupParent)}`);
   }
   const ns = config.linux?.securityContext?.namespaceOptions;
   const mode = (v: NamespaceMode | undefined): NamespaceMode => (v && MODES.includes(v) ? v : 'POD');
   const namespaces = { network: mode(ns?.network), pid: mode(ns?.pid), ipc: mode(ns?.ipc) };
-  const handler = req.runtimeHandler || ctx.config.defaultRuntimeHandler;
+  const handler = checkText(req.runtimeHandler ?? '', 'RunPodSandboxRequest.runtime_handler', MAX_POD_NAME_BYTES) || ctx.config.defaultRuntimeHandler;
   const runtime = runtimeForHandler(ctx.config, handler); // unknown handler → INVALID_ARGUMENT
   return {
     name: sandboxName({ name: m.name, namespace: m.namespace, uid: m.uid, attempt: m.attempt ?? 0 }),

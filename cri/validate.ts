@@ -1,6 +1,7 @@
 /** Request checks shared by the handlers: each failure names the field and what to send instead. */
 import { isAbsolute, normalize } from 'node:path';
 import { InvalidArgument } from '../errors/catalogue.js';
+import { quote } from '../errors/quote.js';
 
 /** Limits that keep one pod's metadata from bloating every List reply (Kubernetes' own bounds). */
 export const MAX_KEY_BYTES = 317; // 253-byte prefix + "/" + 63-byte name
@@ -32,23 +33,14 @@ export function requireImageRef(value: string | undefined | null, field: string)
   return ref;
 }
 
-/** Bytes of client input quoted in a message at most: a reply stays small whatever was sent. */
-export const MAX_QUOTED_BYTES = 128;
-
-/** `value` as JSON for a message, cut to MAX_QUOTED_BYTES with how much was left out. */
-export function quote(value: string): string {
-  const bytes = Buffer.from(value);
-  if (bytes.length <= MAX_QUOTED_BYTES) return JSON.stringify(value);
-  // Cut on a character boundary: decoding a prefix may end in a partial character, dropped here.
-  const head = bytes.subarray(0, MAX_QUOTED_BYTES).toString('utf8').replace(/\uFFFD$/, '');
-  return `${JSON.stringify(head)}… (${bytes.length - Buffer.byteLength(head)} more bytes)`;
-}
+export { MAX_QUOTED_BYTES, quote } from '../errors/quote.js';
 
 /** An absolute, normalized path without `..`; empty is allowed when `optional`. */
 export function checkAbsolutePath(value: string, field: string, optional = true): string {
   if (value === '' && optional) return value;
-  if (!isAbsolute(value)) throw new InvalidArgument(`${field} must be an absolute path, got "${value}"`);
-  if (value.split('/').includes('..')) throw new InvalidArgument(`${field} must not contain "..", got "${value}"`);
+  checkText(value, field, MAX_PATH_BYTES);
+  if (!isAbsolute(value)) throw new InvalidArgument(`${field} must be an absolute path, got ${quote(value)}`);
+  if (value.split('/').includes('..')) throw new InvalidArgument(`${field} must not contain "..", got ${quote(value)}`);
   return normalize(value);
 }
 
@@ -70,10 +62,40 @@ const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/;
 
 export function checkHostname(value: string, field: string): string {
   const bytes = Buffer.byteLength(value);
-  const shown = JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  const shown = quote(value);
   if (bytes > MAX_HOSTNAME_BYTES) throw new InvalidArgument(`${field} ${shown} is ${bytes} bytes; the limit is ${MAX_HOSTNAME_BYTES}`);
   if (!HOSTNAME.test(value)) {
     throw new InvalidArgument(`${field} ${shown} is not a valid hostname: use letters, digits, '-', '_' and '.', starting and ending with a letter or digit`);
   }
+  return value;
+}
+
+/** Kubernetes' object-name bound (a DNS-1123 subdomain). Pod names are such names. */
+export const MAX_POD_NAME_BYTES = 253;
+/**
+ * Container names: Kubernetes makes them DNS-1123 labels (63), but CRI clients other than kubelet
+ * (critest: "container-for-update-resources-test-<uuid>", 72) send longer ones; the object-name
+ * bound keeps replies small without refusing them.
+ */
+export const MAX_CONTAINER_NAME_BYTES = 253;
+/** A namespace name is a DNS-1123 label. */
+export const MAX_NAMESPACE_BYTES = 63;
+/** A pod uid is a UUID (36); room for other clients' schemes. */
+export const MAX_UID_BYTES = 128;
+/** The kernel's PATH_MAX. */
+export const MAX_PATH_BYTES = 4096;
+
+/** C0 controls and DEL: never part of a name, path or option, and a NUL cuts a C string short. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * A string field of at most `maxBytes`, without control characters; never echoed whole. Empty is
+ * allowed (the caller decides whether the field is required).
+ */
+export function checkText(value: string, field: string, maxBytes: number): string {
+  if (typeof value !== 'string') throw new InvalidArgument(`${field} must be a string`);
+  const bytes = Buffer.byteLength(value);
+  if (bytes > maxBytes) throw new InvalidArgument(`${field} is ${bytes} bytes; the limit is ${maxBytes} (${quote(value)})`);
+  if (CONTROL.test(value)) throw new InvalidArgument(`${field} must not contain control characters (NUL, newline, …), got ${quote(value)}`);
   return value;
 }

@@ -60,6 +60,8 @@ test('rejects malformed references with InvalidArgument naming the problem', () 
     ['a/b c', /component "b c"/],
     ['-host.io/app', /registry host "-host.io"/],
     [`h.io/${'a'.repeat(260)}`, /longer than 255/],
+    ['127.0.0.1:65536/x', /registry port 65536 is not between 1 and 65535/],
+    ['localhost:0/x', /registry port 0/],
   ];
   for (const [input, why] of cases) {
     assert.throws(

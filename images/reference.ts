@@ -55,6 +55,9 @@ export function parseReference(text: string): ImageReference {
 
   const { domain, path } = splitDomain(rest);
   if (!DOMAIN_RE.test(domain)) throw bad(`registry host "${domain}" is not a valid host[:port]`);
+  // The grammar takes any digits as a port; a URL does not (issue 12, item 14: "Invalid URL").
+  const port = /:([0-9]+)$/.exec(domain)?.[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) throw bad(`registry port ${port} is not between 1 and 65535`);
   if (path === '') throw bad('repository name is empty');
   if (path !== path.toLowerCase()) throw bad('repository name must be lowercase');
   for (const component of path.split('/')) {
