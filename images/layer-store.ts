@@ -8,11 +8,12 @@
  * to `<short>` at the end; removal renames it to `.trash-<random>` before deleting.
  */
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
 import { unpackLayer } from './unpack.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
+import { readdirOrEmpty } from '../runtime/fs-optional.js';
 
 const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 const SHORT = /^[0-9a-f]{12,64}$/;
@@ -162,15 +163,6 @@ async function readDiffId(layerDir: string): Promise<string | null> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-    throw err;
-  }
-}
-
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
 }

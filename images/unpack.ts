@@ -12,8 +12,8 @@
  * layer leaves nothing behind.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, rename, rm, symlink, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, lchown, link, lutimes, mkdir, open, rename, rm, symlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -22,6 +22,7 @@ import { extract, type Extract, type Header as TarHeader } from 'tar-stream';
 import { AlreadyExists, EffectFailed, InvalidArgument, PodchartError } from '../errors/catalogue.js';
 import { run } from '../runtime/exec.js';
 import { PRIVATE_DIR } from '../runtime/private-modes.js';
+import { lstatOrNull } from '../runtime/fs-optional.js';
 
 export type ByteSource = AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
 
@@ -406,11 +407,3 @@ export async function setXattr(path: string, name: string, value: Buffer, fromIm
   }
 }
 
-async function lstatOrNull(path: string): Promise<Stats | null> {
-  try {
-    return await lstat(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
