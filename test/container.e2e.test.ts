@@ -398,7 +398,8 @@ describe('bad input', () => {
 
   test('a runc failure at start is passed on and leaves the container EXITED with StartError', async () => {
     const id = await create('nocmd', ['/no/such/binary']);
-    await rejects(daemon.cri.call('StartContainer', { containerId: id }), grpcStatus.INTERNAL, /no such file|not found|executable/i);
+    // A command the image lacks is the caller's to fix: FAILED_PRECONDITION, saying what to set.
+    await rejects(daemon.cri.call('StartContainer', { containerId: id }), grpcStatus.FAILED_PRECONDITION, /its command "\/no\/such\/binary" is not in the image.*set ContainerConfig\.command/);
     const s = await status(id);
     assert.equal(s.state, 'CONTAINER_EXITED');
     assert.equal(s.reason, 'StartError');

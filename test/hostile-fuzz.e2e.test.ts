@@ -63,8 +63,12 @@ const int = fc.oneof(fc.integer(), fc.constantFrom(-1, 0, 1, 99, 5000, -5, 2 ** 
 const int64 = fc.oneof(int.map(String), fc.constantFrom('9223372036854775807', '-9223372036854775808', '18446744073709551615'));
 const bool = fc.boolean();
 const anyId = (): fc.Arbitrary<string> => fc.oneof(text, fc.constant('f'.repeat(64)), fc.constant(container), fc.constant(container.slice(0, 3)), fc.constant(pod), fc.constant(''));
-/** Ids a destructive call may take: never the test's own pod or container. */
-const otherId = fc.oneof(text, fc.constant('f'.repeat(64)), fc.constant('0'));
+/**
+ * Ids a destructive call may take: never the test's own pod or container, nor a prefix of theirs
+ * (ids match by prefix). Ones the campaign made may go; the cleanup below accepts that.
+ */
+const otherId = fc.oneof(text, fc.constant('f'.repeat(64)), fc.constant('0'))
+  .filter((id) => id.trim() === '' || (!pod.startsWith(id.trim()) && !container.startsWith(id.trim())));
 const strings = fc.array(text, { maxLength: 4 });
 const keyValues = fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 10 }), { maxKeys: 3 });
 const envs = fc.array(fc.record({ key: text, value: text.map((t) => Buffer.from(t)) }), { maxLength: 4 });
@@ -145,12 +149,18 @@ test(`${RUNS} hostile requests: clear codes only, bounded messages; the daemon s
     }),
     { numRuns: RUNS },
   );
-  // What the campaign created goes again, by the normal calls.
-  for (const id of created.containers) await daemon.cri.call('RemoveContainer', { containerId: id }, 60_000);
+  // What the campaign created goes again, by the normal calls (one already gone answers NOT_FOUND);
+  // then nothing but the target pod and container may be listed.
+  const gone = (err: { code?: number; details?: string }): void => assert.equal(err.code, grpcStatus.NOT_FOUND, err.details ?? 'no details');
+  for (const id of created.containers) await daemon.cri.call('RemoveContainer', { containerId: id }, 60_000).catch(gone);
   for (const id of created.pods) {
-    await daemon.cri.call('StopPodSandbox', { podSandboxId: id }, 60_000);
-    await daemon.cri.call('RemovePodSandbox', { podSandboxId: id }, 60_000);
+    await daemon.cri.call('StopPodSandbox', { podSandboxId: id }, 60_000).catch(gone);
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: id }, 60_000).catch(gone);
   }
+  const { items } = await daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {});
+  assert.deepEqual(items.map((p) => p.id), [pod], 'only the target pod is left');
+  const { containers } = await daemon.cri.call<{ containers: { id: string }[] }>('ListContainers', {});
+  assert.deepEqual(containers.map((c) => c.id), [container], 'only the target container is left');
   const { runtimeName } = await daemon.cri.call<{ runtimeName: string }>('Version', {});
   assert.equal(runtimeName, 'podchart');
   const { status } = await daemon.cri.call<{ status: { state: string } }>('ContainerStatus', { containerId: container });
