@@ -31,11 +31,23 @@ const PROC_MOUNTS: readonly string[] = [
   '/proc/slabinfo', '/proc/net/dev', '/proc/sys/kernel/ns_last_pid', '/proc/sys/crypto/fips_enabled',
 ];
 
+/** The largest uid or gid (2^32 - 2: 2^32 - 1 is the kernel's "no id"). */
+const MAX_UID = 4_294_967_294;
+
 const PROPAGATIONS: readonly unknown[] = ['PROPAGATION_PRIVATE', 'PROPAGATION_HOST_TO_CONTAINER', 'PROPAGATION_BIDIRECTIONAL', undefined, null, ''];
 
 /** Throws InvalidArgument at the first field out of bounds. */
 export function checkContainerConfig(config: ContainerConfig): void {
-  checkText(config.metadata?.name ?? '', 'ContainerConfig.metadata.name', MAX_CONTAINER_NAME_BYTES);
+  if (!config.metadata?.name) throw new InvalidArgument('ContainerConfig.metadata.name is required');
+  checkText(config.metadata.name, 'ContainerConfig.metadata.name', MAX_CONTAINER_NAME_BYTES);
+  // The ids are checked again where the image's user is resolved; here, before anything is made,
+  // so a bad one is the caller's INVALID_ARGUMENT and not a failed create.
+  const sc = config.linux?.securityContext;
+  for (const [field, v] of [['run_as_user', sc?.runAsUser?.value], ['run_as_group', sc?.runAsGroup?.value]] as const) {
+    if (v === undefined || v === null) continue;
+    const s = String(v);
+    if (!/^\d{1,10}$/.test(s) || Number(s) > MAX_UID) throw new InvalidArgument(`ContainerConfig.linux.security_context.${field} must be an id from 0 to ${MAX_UID}, got ${quote(s)}`);
+  }
   checkExec(config);
   const workingDir = config.workingDir ?? '';
   if (workingDir !== '') {
@@ -62,7 +74,6 @@ export function checkContainerConfig(config: ContainerConfig): void {
     checkText(d.hostPath, `ContainerConfig.devices[${i}].host_path`, MAX_PATH_BYTES);
     checkText(d.permissions ?? '', `ContainerConfig.devices[${i}].permissions`, 3);
   }
-  const sc = config.linux?.securityContext;
   for (const [list, field] of [[sc?.maskedPaths ?? [], 'masked_paths'], [sc?.readonlyPaths ?? [], 'readonly_paths']] as const) {
     if (list.length > MAX_PATH_LIST) throw new InvalidArgument(`LinuxContainerSecurityContext.${field} has ${list.length} entries; the limit is ${MAX_PATH_LIST}`);
     list.forEach((p, i) => checkText(p, `LinuxContainerSecurityContext.${field}[${i}]`, MAX_PATH_BYTES));
