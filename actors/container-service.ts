@@ -46,6 +46,13 @@ export class ContainerService {
   }
 
   async start(id: string, timeoutMs: number): Promise<void> {
+    // A container joins its pod's namespaces through the pause process: in a pod that is not
+    // running, that pid may be gone, or reused by another process (issue 12, item 6).
+    const podId = this.supervisor.containerView(id)?.context.spec.sandboxId;
+    const pod = podId ? this.supervisor.sandboxActor(podId)?.getSnapshot() : undefined;
+    if (podId && pod && !pod.matches('RUNNING')) {
+      throw new Refused(`cannot start container ${id}: its pod sandbox ${podId} is not ready (${stateName(pod)}); containers start only in a ready pod`);
+    }
     const snapshot = await this.request(id, { type: 'START' }, timeoutMs);
     if (snapshot.matches('RUNNING') || (snapshot.matches('EXITED') && snapshot.context.exit?.reason !== 'StartError')) return;
     const why = snapshot.context.lastError ?? stateName(snapshot);

@@ -396,6 +396,17 @@ describe('bad input', () => {
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: stopped });
   });
 
+  test('a container created before its pod stopped cannot be started in the stopped pod', async () => {
+    const podSandboxId = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('stopping-pod', { logDirectory: logDir }) })).podSandboxId;
+    const id = await create('early', ['sleep', '1000'], {}, podSandboxId);
+    await daemon.cri.call('StopPodSandbox', { podSandboxId });
+    // Its pause process is gone: the namespaces it would join are gone or another process's.
+    await rejects(daemon.cri.call('StartContainer', { containerId: id }), grpcStatus.FAILED_PRECONDITION, /its pod sandbox [0-9a-f]{64} is not ready/);
+    const s = await status(id);
+    assert.notEqual(s.state, 'CONTAINER_RUNNING');
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId });
+  });
+
   test('a runc failure at start is passed on and leaves the container EXITED with StartError', async () => {
     const id = await create('nocmd', ['/no/such/binary']);
     // A command the image lacks is the caller's to fix: FAILED_PRECONDITION, saying what to set.
