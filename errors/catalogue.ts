@@ -16,6 +16,7 @@ export const Code = {
   UNIMPLEMENTED: 12,
   INTERNAL: 13,
   UNAVAILABLE: 14,
+  DATA_LOSS: 15,
 } as const;
 export type CodeNumber = (typeof Code)[keyof typeof Code];
 
@@ -57,6 +58,13 @@ export class Refused extends PodchartError {
 export class Unavailable extends PodchartError {
   constructor(message: string) {
     super(Code.UNAVAILABLE, message);
+  }
+}
+
+/** Content that is not what its digest says (a registry serving corrupt or altered bytes). */
+export class DataLoss extends PodchartError {
+  constructor(message: string) {
+    super(Code.DATA_LOSS, message);
   }
 }
 

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
+import { DataLoss, EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
 import { ContentStore } from './content-store.js';
 
 let root: string;
@@ -59,11 +59,12 @@ test('ingest stores a verified blob, reports progress, and read/readJson/list/ha
   assert.deepEqual(await ingestFiles(), [], 'the temp file was renamed away');
 });
 
-test('a digest mismatch throws EffectFailed naming both digests and leaves no file', async () => {
+test('a digest mismatch throws DataLoss (DATA_LOSS) naming both digests and leaves no file', async () => {
   const data = Buffer.from('the real bytes');
   const digest = sha(Buffer.from('other bytes'));
   await assert.rejects(store.ingest(digest, chunks(data)), (err: unknown) => {
-    assert.ok(err instanceof EffectFailed);
+    assert.ok(err instanceof DataLoss);
+    assert.equal(err.code, 15);
     assert.equal(err.message, `digest mismatch for ${digest}: got ${sha(data)}`);
     return true;
   });

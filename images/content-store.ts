@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
+import { DataLoss, EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
 
 const DIGEST_RE = /^sha256:([a-f0-9]{64})$/;
@@ -102,7 +102,7 @@ export class ContentStore {
           throw new EffectFailed(`size mismatch for ${digest}: expected ${expectedSize} bytes, got ${bytes}`);
         }
         const actual = `sha256:${hash.digest('hex')}`;
-        if (actual !== digest) throw new EffectFailed(`digest mismatch for ${digest}: got ${actual}`);
+        if (actual !== digest) throw new DataLoss(`digest mismatch for ${digest}: got ${actual}`);
         await file.sync();
       } finally {
         await file.close();

@@ -8,7 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
-import { EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
+import { DataLoss, InvalidArgument, NotFound } from '../errors/catalogue.js';
 import { LayerStore } from './layer-store.js';
 
 async function tarOf(files: Record<string, string>): Promise<Buffer> {
@@ -88,7 +88,7 @@ describe('LayerStore', () => {
     const tar = await tarOf({ a: 'a' });
     const wrong = diffIdOf(await tarOf({ a: 'b' }));
     await assert.rejects(store.ensure(wrong, opener(tar).open), (err: unknown) => {
-      assert.ok(err instanceof EffectFailed);
+      assert.ok(err instanceof DataLoss, 'corrupt content is DATA_LOSS');
       assert.match(err.message, new RegExp(`expected ${wrong}, got ${diffIdOf(tar)}`));
       return true;
     });

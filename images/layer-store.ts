@@ -10,7 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
+import { DataLoss, EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
 import { unpackLayer } from './unpack.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
 import { readdirOrEmpty } from '../runtime/fs-optional.js';
@@ -110,7 +110,7 @@ export class LayerStore {
     try {
       await mkdir(stage, { mode: PRIVATE_DIR });
       const { diffId: got } = await unpackLayer(await open(), join(stage, 'fs'));
-      if (got !== diffId) throw new EffectFailed(`layer content does not match its diffId: expected ${diffId}, got ${got}`);
+      if (got !== diffId) throw new DataLoss(`layer content does not match its diffId: expected ${diffId}, got ${got}`);
       await writeFile(join(stage, 'diffid'), `${diffId}\n`, { mode: PRIVATE_FILE });
       return join(await this.publish(stage, diffId), 'fs');
     } finally {

@@ -202,7 +202,7 @@ describe('bad input and broken registries', () => {
     const proxy = await startTamperingProxy(plain.url, 'flip-blob-byte'); // a fake: a corrupting mirror
     stops.push(() => proxy.stop());
     const ref = `${proxy.host}/team/fresh1:v1`;
-    await rejects(pull(ref), grpcStatus.INTERNAL, /digest mismatch/);
+    await rejects(pull(ref), grpcStatus.DATA_LOSS, /digest mismatch/);
     assert.equal((await imageStatus(ref)).image, null);
     assert.equal(readdirSync(join(paths.root, 'images', 'content', 'ingest')).length, 0, 'no temp file left');
   });

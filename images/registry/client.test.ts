@@ -8,7 +8,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { EffectFailed, NotFound, PermissionDenied, Unavailable } from '../../errors/catalogue.js';
+import { DataLoss, EffectFailed, NotFound, PermissionDenied, Unavailable } from '../../errors/catalogue.js';
 import { buildImage, pushImage, pushIndex, sha256, type BuiltImage } from '../../test/image-builder.js';
 import { freePort, startHungServer, startRegistry, startTamperingProxy, type RegistryFixture } from '../../test/registry-fixture.js';
 import { ContentStore } from '../content-store.js';
@@ -325,7 +325,7 @@ test('a blob whose bytes do not match its digest is rejected by the content stor
     const layer = image.layers[0];
     assert.ok(layer);
     const store = new ContentStore(join(work, 'tampered'));
-    await isRejectedWith(store.ingest(layer.digest, await c.fetchBlob(r, layer.digest, null), layer.size), EffectFailed, new RegExp(`digest mismatch for ${layer.digest}: got sha256:`));
+    await isRejectedWith(store.ingest(layer.digest, await c.fetchBlob(r, layer.digest, null), layer.size), DataLoss, new RegExp(`digest mismatch for ${layer.digest}: got sha256:`));
     assert.equal(await store.has(layer.digest), false);
     assert.deepEqual(await readdir(join(store.root, 'ingest')), []);
   } finally {
@@ -341,9 +341,9 @@ test('manifest bytes are checked against the pinned digest and Docker-Content-Di
     // Padding changes the digest: a tag resolves (to the padded bytes' digest), a pinned digest fails.
     const tagged = await viaNoisy.resolve(parseReference(`${noisy.host}/test/oci:v1`), null, HOST);
     assert.notEqual(tagged.repoDigest, image.manifestDigest);
-    await isRejectedWith(viaNoisy.resolve(parseReference(`${noisy.host}/test/oci@${image.manifestDigest}`), null, HOST), EffectFailed, /manifest digest mismatch/);
+    await isRejectedWith(viaNoisy.resolve(parseReference(`${noisy.host}/test/oci@${image.manifestDigest}`), null, HOST), DataLoss, /manifest digest mismatch/);
     const viaLying = client().client;
-    await isRejectedWith(viaLying.resolve(parseReference(`${lying.host}/test/oci:v1`), null, HOST), EffectFailed, /says sha256:0{64}, the bytes hash to/);
+    await isRejectedWith(viaLying.resolve(parseReference(`${lying.host}/test/oci:v1`), null, HOST), DataLoss, /says sha256:0{64}, the bytes hash to/);
   } finally {
     await noisy.stop();
     await lying.stop();

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { EffectFailed, NotFound } from '../../errors/catalogue.js';
+import { DataLoss, EffectFailed, NotFound } from '../../errors/catalogue.js';
 import { digestHex } from '../content-store.js';
 import type { Credentials, Descriptor, Endpoint, ImageIndex, ImageManifest, ImageReference, Platform, RegistriesConfig, ResolvedImage } from '../types.js';
 import { failure, readBody, RegistryAuth, streamBody, type AuthContext } from './auth.js';
@@ -77,7 +77,7 @@ export class RegistryClient {
     const target = ref.digest ?? ref.tag ?? 'latest';
     const top = await this.getManifest(endpoint, target, creds, ref.full);
     if (ref.digest !== null && top.digest !== ref.digest) {
-      throw new EffectFailed(`manifest digest mismatch for ${ref.full}: got ${top.digest} from ${endpoint.base}`);
+      throw new DataLoss(`manifest digest mismatch for ${ref.full}: got ${top.digest} from ${endpoint.base}`);
     }
     if (top.kind === 'manifest') {
       return { endpoint, repoDigest: top.digest, manifestDigest: top.digest, manifest: parseManifest(top.json, ref.full), manifestBytes: top.bytes, indexBytes: null };
@@ -89,7 +89,7 @@ export class RegistryClient {
     }
     const child = await this.getManifest(endpoint, choice.digest, creds, `${ref.full} (${formatPlatform(platform)})`);
     if (child.digest !== choice.digest || child.bytes.length !== choice.size) {
-      throw new EffectFailed(`manifest digest mismatch for ${choice.digest} in ${ref.full}: got ${child.digest}, ${child.bytes.length} bytes`);
+      throw new DataLoss(`manifest digest mismatch for ${choice.digest} in ${ref.full}: got ${child.digest}, ${child.bytes.length} bytes`);
     }
     if (child.kind !== 'manifest') throw new EffectFailed(`image ${ref.full}: nested image indexes are not supported`);
     return {
@@ -111,7 +111,7 @@ export class RegistryClient {
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     const claimed = sent.res.headers.get('docker-content-digest');
     if (claimed !== null && claimed.startsWith('sha256:') && claimed !== digest) {
-      throw new EffectFailed(`manifest digest mismatch for ${what}: ${endpoint.base} says ${claimed}, the bytes hash to ${digest}`);
+      throw new DataLoss(`manifest digest mismatch for ${what}: ${endpoint.base} says ${claimed}, the bytes hash to ${digest}`);
     }
     let json: unknown;
     try {
