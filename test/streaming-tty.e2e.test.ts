@@ -64,6 +64,15 @@ async function untilSize(t: Tmux, rows: number, cols: number): Promise<void> {
   }, 20_000);
 }
 
+/** A second `crictl attach -i` to the echoer: `word` goes in, `got <word>` comes back, stdin's end ends it with 0. */
+async function attachAgain(word: string): Promise<void> {
+  const again = new CrictlSession(paths, ['attach', '-i', ids.echoer]);
+  again.child.stdin.write(`${word}\n`);
+  await again.until(new RegExp(`^got ${word}$`, 'm'));
+  again.child.stdin.end();
+  assert.equal(await again.exit(), 0);
+}
+
 describe('streaming with a tty, and attach (stock crictl)', { skip: needsCrictl }, () => {
   before(async () => {
     paths = tempPaths('pc-tty-');
@@ -134,11 +143,7 @@ describe('streaming with a tty, and attach (stock crictl)', { skip: needsCrictl 
     assert.equal(await c.exit(), 0);
     assert.equal(c.stdout, 'got hello\ngot again\n');
     assert.equal(await containerState(ids.echoer), 'CONTAINER_RUNNING');
-    const second = new CrictlSession(paths, ['attach', '-i', ids.echoer]);
-    second.child.stdin.write('third\n');
-    await second.until(/^got third$/m);
-    second.child.stdin.end();
-    assert.equal(await second.exit(), 0);
+    await attachAgain('third');
   });
 
   test('crictl attach (no stdin): output from the attach on, none of what was printed before', async () => {
@@ -170,11 +175,7 @@ describe('streaming with a tty, and attach (stock crictl)', { skip: needsCrictl 
     first.child.kill('SIGKILL');
     await first.exit();
     assert.equal(await containerState(ids.echoer), 'CONTAINER_RUNNING');
-    const second = new CrictlSession(paths, ['attach', '-i', ids.echoer]);
-    second.child.stdin.write('two\n');
-    await second.until(/^got two$/m);
-    second.child.stdin.end();
-    assert.equal(await second.exit(), 0);
+    await attachAgain('two');
     assert.equal(await containerState(ids.echoer), 'CONTAINER_RUNNING');
   });
 
