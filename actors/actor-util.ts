@@ -51,7 +51,8 @@ export async function settle<S extends AnyMachineSnapshot>(
  * such calls the same way, and CRI makes Stop and Remove idempotent, so a second caller must not
  * get an error for the first one's work. A call the chart joins (REMOVE while REMOVING) settles
  * on the first one's outcome. A refusal once idle names the state and why, for the person
- * reading the error. A done actor is returned as is: the thing is gone.
+ * reading the error. A done actor is returned as is: the thing is gone. `afterSend` runs right
+ * after the event is taken (the supervisor's check that its new state was committed).
  */
 export async function request<S extends AnyMachineSnapshot>(
   actor: MachineActor,
@@ -60,6 +61,7 @@ export async function request<S extends AnyMachineSnapshot>(
   timeoutMs: number,
   what: string,
   why: (state: string) => string,
+  afterSend: () => void = () => undefined,
 ): Promise<S> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -72,6 +74,7 @@ export async function request<S extends AnyMachineSnapshot>(
     await settle(actor, busy, Math.max(0, deadline - Date.now()), what);
   }
   actor.send(event);
+  afterSend();
   return settle<S>(actor, busy, Math.max(0, deadline - Date.now()), what);
 }
 
@@ -80,12 +83,19 @@ export function nowNs(): string {
   return (BigInt(Date.now()) * 1_000_000n).toString();
 }
 
+/** Resolves once an actor's rows are on disk (actors/persist.ts); keyed "sandbox:<id>", "container:<id>". */
+export type CommitGate = (key: string) => Promise<void>;
+
 /**
- * Runs an effect after one microtask: the supervisor commits the state that invoked the effect
- * (synchronously, in XState's inspection callback) before any of the effect's I/O starts, so the
- * intent is always persisted before the effect.
+ * Runs an effect once the state that invoked it is committed. The supervisor writes that state
+ * synchronously, in XState's inspection callback, after the effect's actor has started: one
+ * microtask later the write has happened, and when the database refused it, the gate holds the
+ * effect until the held row is written (issue 12, item 1). An effect whose state was left
+ * meanwhile (its actor stopped) never runs: the intent is always persisted before the effect.
  */
-export async function afterCommit<T>(fn: () => Promise<T>): Promise<T> {
+export async function afterCommit<T>(gate: CommitGate, key: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
   await Promise.resolve();
+  await gate(key);
+  if (signal.aborted) throw new Error(`the effect of ${key} was cancelled before it ran: its state was left while the database refused writes`);
   return fn();
 }

@@ -25,7 +25,7 @@ import { resolveUser, userOptions } from '../runtime/resolve-user.js';
 import { seccompProfileFor } from '../runtime/seccomp-default.js';
 import type { ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
 import { runtimeAt } from './host.js';
-import { afterCommit, nowNs } from './actor-util.js';
+import { afterCommit, nowNs, type CommitGate } from './actor-util.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
 import type { Faults } from './faults.js';
 
@@ -50,10 +50,16 @@ const GONE_POLL_MS = 100;
 /** Exit code when the process ended and no exit file says how (as restore reports it). */
 export const UNKNOWN_EXIT_CODE = 255;
 
-export const containerExitDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'exits');
+/**
+ * Where conmon writes what it learns when the process ends (its --persist-dir `exit` and `oom`,
+ * and the exit file): under runDir, so that a full rootDir cannot lose an exit code. conmon gives
+ * up before the exit file when it cannot write the persist-dir one (issue 12, item 1).
+ */
+const exitStateDir = (ctx: ContainerContext): string => ctx.spec.stateDir ?? ctx.spec.dir;
+export const containerExitDir = (ctx: ContainerContext): string => join(exitStateDir(ctx), 'exits');
 const rootfsDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'rootfs');
 const bundleDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'bundle');
-const oomFile = (ctx: ContainerContext): string => join(ctx.spec.dir, 'oom');
+const oomFile = (ctx: ContainerContext): string => join(exitStateDir(ctx), 'oom');
 export const conmonPidFile = (ctx: ContainerContext): string => join(ctx.spec.dir, 'conmon.pid');
 
 /** Whether the container's conmon still runs (false when it never wrote its pid file). */
@@ -96,7 +102,7 @@ export async function readContainerExit(ctx: ContainerContext): Promise<Containe
   const exit = await readExitFile(containerExitDir(ctx), ctx.id);
   if (!exit) return null;
   const oom = existsSync(oomFile(ctx));
-  await settleExitFiles(oomFile(ctx), join(ctx.spec.dir, 'exit')); // conmon's --persist-dir files
+  await settleExitFiles(oomFile(ctx), join(exitStateDir(ctx), 'exit')); // conmon's --persist-dir files
   const reason = oom ? 'OOMKilled' : exit.code === 0 ? 'Completed' : 'Error';
   return { code: exit.code, at: exit.at, reason, message: '' };
 }
@@ -218,7 +224,7 @@ export async function startContainer(host: ContainerHost, ctx: ContainerContext)
     logPath: log ? logFilePath(log) : join(ctx.spec.dir, 'container.log'),
     exitDir: containerExitDir(ctx),
     socketDir: ctx.spec.dir,
-    persistDir: ctx.spec.dir,
+    persistDir: exitStateDir(ctx),
     terminal: ctx.spec.tty,
     stdin: ctx.spec.stdin,
     leaveStdinOpen: ctx.spec.stdin && !ctx.spec.stdinOnce,
@@ -265,6 +271,7 @@ export async function removeContainer(host: ContainerHost, ctx: ContainerContext
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
   await host.images.removeRootfs(rootfsDir(ctx));
   await rm(ctx.spec.dir, { recursive: true, force: true });
+  if (ctx.spec.stateDir) await rm(ctx.spec.stateDir, { recursive: true, force: true });
   // Its image may have been removed while it ran; the data goes now if nothing else uses it.
   await host.images.collectDangling();
 }
@@ -278,14 +285,14 @@ export async function updateContainer(host: ContainerHost, ctx: ContainerContext
 }
 
 /** The chart's placeholders, replaced with these real effects. */
-export function containerEffects(host: ContainerHost) {
+export function containerEffects(host: ContainerHost, committed: CommitGate) {
   return {
-    createContainer: fromPromise<void, ContainerContext>(({ input }) => afterCommit(() => createContainer(host, input))),
-    startContainer: fromPromise<Started, ContainerContext>(({ input }) => afterCommit(() => startContainer(host, input))),
-    stopContainer: fromPromise<ContainerExit | null, ContainerContext>(({ input }) => afterCommit(() => stopContainer(host, input))),
-    removeContainer: fromPromise<void, ContainerContext>(({ input }) => afterCommit(() => removeContainer(host, input))),
-    updateContainer: fromPromise<Record<string, unknown>, { context: ContainerContext; resources: Record<string, unknown> }>(({ input }) =>
-      afterCommit(() => updateContainer(host, input.context, input.resources)),
+    createContainer: fromPromise<void, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => createContainer(host, input))),
+    startContainer: fromPromise<Started, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => startContainer(host, input))),
+    stopContainer: fromPromise<ContainerExit | null, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => stopContainer(host, input))),
+    removeContainer: fromPromise<void, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => removeContainer(host, input))),
+    updateContainer: fromPromise<Record<string, unknown>, { context: ContainerContext; resources: Record<string, unknown> }>(({ input, signal }) =>
+      afterCommit(committed, `container:${input.context.id}`, signal, () => updateContainer(host, input.context, input.resources)),
     ),
   };
 }

@@ -40,6 +40,7 @@ export class ContainerService {
     this.supervisor.registry.add({ id, name: spec.name, kind: 'container' });
     const actor = this.supervisor.spawnContainer(spec.sandboxId, event);
     actor.send({ type: 'CREATE' });
+    this.supervisor.assertCommitted();
     const snapshot = await settle<ContainerSnapshot>(actor, CONTAINER_BUSY, timeoutMs, `container ${id}`);
     if (snapshot.matches('CREATED')) return id;
     throw new EffectFailed(`container ${spec.name} could not be created: ${snapshot.context.lastError ?? stateName(snapshot)} (everything it made was removed)`);
@@ -95,6 +96,6 @@ export class ContainerService {
     this.supervisor.assertServing();
     const actor = this.supervisor.containerActor(id);
     if (!actor) throw new NotFound(`container ${id} not found`);
-    return request<ContainerSnapshot>(actor, event, CONTAINER_BUSY, timeoutMs, `container ${id}`, why);
+    return request<ContainerSnapshot>(actor, event, CONTAINER_BUSY, timeoutMs, `container ${id}`, why, () => this.supervisor.assertCommitted());
   }
 }

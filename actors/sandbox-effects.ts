@@ -18,7 +18,7 @@ import { processStartTime } from '../runtime/process.js';
 import { createNetns, isMounted, removeNetns, unmountNetns } from '../network/netns.js';
 import { EffectFailed } from '../errors/catalogue.js';
 import { runtimeAt, type Host } from './host.js';
-import { afterCommit } from './actor-util.js';
+import { afterCommit, type CommitGate } from './actor-util.js';
 import { PRIVATE_FILE } from '../runtime/private-modes.js';
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
@@ -194,11 +194,11 @@ export async function removeSandbox(host: Host, ctx: SandboxContext): Promise<vo
 }
 
 /** The chart's placeholders, replaced with these real effects. */
-export function sandboxEffects(host: Host) {
+export function sandboxEffects(host: Host, committed: CommitGate) {
   return {
-    createSandbox: fromPromise<Created, SandboxContext>(({ input }) => afterCommit(() => createSandbox(host, input))),
-    stopSandbox: fromPromise<Stopped, SandboxContext>(({ input }) => afterCommit(() => stopSandbox(host, input))),
-    removeSandbox: fromPromise<void, SandboxContext>(({ input }) => afterCommit(() => removeSandbox(host, input))),
-    rollbackSandbox: fromPromise<void, SandboxContext>(({ input }) => afterCommit(() => removeSandbox(host, input))),
+    createSandbox: fromPromise<Created, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => createSandbox(host, input))),
+    stopSandbox: fromPromise<Stopped, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => stopSandbox(host, input))),
+    removeSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(host, input))),
+    rollbackSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(host, input))),
   };
 }

@@ -16,7 +16,7 @@ import { containerMachine } from '../machines/container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxSpec } from '../machines/sandbox.types.js';
 import type { ContainerContext } from '../machines/container.types.js';
 import { EffectFailed, NotFound, Unavailable } from '../errors/catalogue.js';
-import type { RemovedActor, Store, Transition } from '../storage/store.js';
+import { StoreWriteFailed, type RemovedActor, type Store, type Transition } from '../storage/store.js';
 import { readExitFile } from '../runtime/exit-file.js';
 import { podPaths } from '../runtime/pod-files.js';
 import { isSameProcessAlive } from '../runtime/process.js';
@@ -26,6 +26,7 @@ import { afterConmonExit, conmonPidFile, containerEffects, containerExitDir, rea
 import { restoreContainer } from './container-restore.js';
 import { ExitWatches } from './exit-watches.js';
 import { ConmonWatches } from './conmon-watches.js';
+import { Persistence } from './persist.js';
 import { currentCause, withCause } from './cause.js';
 import { actorKey, eventLabel, nowNs, request, settle, stateName } from './actor-util.js';
 import type { Host } from './host.js';
@@ -100,8 +101,11 @@ export class Supervisor {
   /** The cause of each actor's latest outside event; its effects' completions inherit it. */
   private readonly causes = new Map<string, string>();
   private serving = false;
+  private readonly persist: Persistence;
 
   constructor(private readonly deps: SupervisorDeps) {
+    this.persist = new Persistence({ store: deps.store, logger: deps.logger });
+    const committed = (key: string): Promise<void> => this.persist.committed(key);
     // Sandbox effects stop and remove a pod's containers first: they reach them through us.
     deps.host.pods = {
       stopContainers: (sandboxId) => this.stopContainersOf(sandboxId),
@@ -109,8 +113,8 @@ export class Supervisor {
     };
     deps.containerHost.sandboxOf = (sandboxId) => this.view(sandboxId)?.context ?? null;
     deps.containerHost.containerPid = (containerId) => this.containerView(containerId)?.context.pid ?? undefined;
-    const container = containerMachine.provide({ actors: containerEffects(deps.containerHost) });
-    const sandbox = sandboxMachine.provide({ actors: { ...sandboxEffects(deps.host), container } });
+    const container = containerMachine.provide({ actors: containerEffects(deps.containerHost, committed) });
+    const sandbox = sandboxMachine.provide({ actors: { ...sandboxEffects(deps.host, committed), container } });
     this.root = createActor(supervisorMachine.provide({ actors: { sandbox } }), {
       systemId: 'supervisor',
       inspect: (event) => this.onInspect(event),
@@ -145,6 +149,7 @@ export class Supervisor {
   /** Stops serving and stops the actors; pods and conmon keep running (graceful SIGTERM). */
   async shutdown(settleMs = 10_000): Promise<void> {
     this.serving = false;
+    this.persist.stop();
     this.watches.stopAll();
     this.conmons.stopAll();
     // Let effects in flight reach a committed state, within a bound; restore handles the rest.
@@ -156,8 +161,28 @@ export class Supervisor {
     this.root.send({ type: 'SHUTDOWN' });
   }
 
+  /** Before a call that changes anything: the daemon serves, and its database takes writes. */
   assertServing(): void {
     if (!this.serving) throw new Unavailable('podchart is restoring its pods or shutting down; retry shortly');
+    const failure = this.persist.failure();
+    if (failure) throw new StoreWriteFailed(failure);
+  }
+
+  /**
+   * Right after an event was sent: its transition was committed, or the call fails. A transition
+   * the database refused is held (actors/persist.ts): the actor keeps it, and its effect waits,
+   * without acting, until the row is written; kubelet's retry then finds the work done or going.
+   */
+  assertCommitted(): void {
+    const failure = this.persist.failure();
+    if (failure) {
+      throw new Unavailable(`podchart cannot write its state database (${failure}): the request was taken, but nothing is done until writes succeed again; free space or fix the disk under the daemon's rootDir, and retry`);
+    }
+  }
+
+  /** Why the daemon's database does not take writes (Status: RuntimeReady=false), or null. */
+  writeFailure(): string | null {
+    return this.persist.failure();
   }
 
   sandboxActor(id: string): SandboxActor | undefined {
@@ -268,6 +293,7 @@ export class Supervisor {
     const actor = this.sandboxActor(id);
     if (!actor) throw new EffectFailed(`sandbox actor ${id} did not start`);
     actor.send({ type: 'CREATE' });
+    this.assertCommitted();
     const snapshot = await settle<SandboxSnapshot>(actor, SANDBOX_BUSY, timeoutMs, `pod sandbox ${id}`);
     if (snapshot.matches('RUNNING')) return id;
     const why = snapshot.context.lastError ?? `it ended in state ${stateName(snapshot)}`;
@@ -299,7 +325,7 @@ export class Supervisor {
     const actor = this.sandboxActor(id);
     if (!actor) throw new NotFound(`pod sandbox ${id} not found`);
     // Work in flight (PENDING, STOPPING, REMOVING) is waited for, so a refusal is from an idle state.
-    return request<SandboxSnapshot>(actor, event, SANDBOX_BUSY, timeoutMs, `pod sandbox ${id}`, (state) => `its state is ${state}`);
+    return request<SandboxSnapshot>(actor, event, SANDBOX_BUSY, timeoutMs, `pod sandbox ${id}`, (state) => `its state is ${state}`, () => this.assertCommitted());
   }
 
   /** StopPodSandbox stops every container of the pod first, without grace (as containerd does). */
@@ -403,8 +429,7 @@ export class Supervisor {
         actorId: id, event: eventLabel(event.event.type), from: previous?.state ?? null, to: 'removed', at: Date.now(), error: null,
         cause: currentCause() ?? this.causes.get(key) ?? null,
       };
-      if (kind === 'sandbox') this.deps.store.deleteSandbox(id, final, final.at);
-      else this.deps.store.deleteContainer(id, final, final.at);
+      this.persist.remove(kind, id, final, final.at);
       this.registry.remove(id);
       this.saved.delete(key);
       this.causes.delete(key);
@@ -438,8 +463,7 @@ export class Supervisor {
     const transition: Transition | null = changed || isError || restored
       ? { actorId: id, event: label, from: previous?.state ?? null, to, at: Date.now(), error: isError ? snapshot.context.lastError : null, cause }
       : null;
-    if (kind === 'sandbox') this.deps.store.saveSandbox(id, to, snapshot.context, transition);
-    else this.deps.store.saveContainer(id, to, snapshot.context, transition);
+    this.persist.save(kind, id, to, snapshot.context, transition);
     this.saved.set(key, { state: to, context });
     if (transition) {
       log.info({ event: label, from: transition.from, to, error: transition.error ?? undefined }, 'transition');

@@ -105,6 +105,7 @@ export async function createContainer(req: { podSandboxId: string; config: Conta
     logPath: logFile ? join(pod.context.spec.logDirectory, logFile.relative) : '',
     ...(logFile ? { logFile } : {}),
     dir: join(ctx.config.rootDir, 'containers', id),
+    stateDir: join(ctx.config.runDir, 'containers', id),
     runtimeHandler: pod.context.spec.runtimeHandler,
     runtimePath: pod.context.spec.runtimePath,
     stopSignal: stopSignal(config, imageConfig(image).config?.StopSignal),

@@ -12,10 +12,15 @@ export async function version(_req: unknown, ctx: CriContext) {
 export async function status(req: { verbose: boolean }, ctx: CriContext) {
   // NetworkReady: a usable CNI config whose plugins are all present (read afresh: configs change).
   const network = networkReady(await loadNetworkConfig(ctx.config.cniConfDir, ctx.config.cniBinDirs));
+  // A database that refuses writes: no pod can start or stop safely until it takes them again.
+  const writeFailure = ctx.supervisor.writeFailure();
+  const runtime = writeFailure
+    ? { status: false, reason: 'StateDatabaseUnwritable', message: `podchart cannot write its state database: ${writeFailure}` }
+    : { status: true, reason: '', message: '' };
   return {
     status: {
       conditions: [
-        { type: 'RuntimeReady', status: true, reason: '', message: '' },
+        { type: 'RuntimeReady', ...runtime },
         { type: 'NetworkReady', status: network.ready, reason: network.reason, message: network.message },
       ],
     },

@@ -22,8 +22,14 @@ export interface ContainerSpecRecord {
    * log_path beneath it (runtime/log-path.ts). Absent without a log_path, and in older records.
    */
   logFile?: { root: string; relative: string };
-  /** The container's own dir: bundle, rootfs layers, exit file, conmon files. */
+  /** The container's own dir: bundle, rootfs layers, conmon files. */
   dir: string;
+  /**
+   * Its dir under runDir, for the exit file conmon writes when the process ends: on rootDir, a
+   * full disk would lose the exit code (issue 12, item 1); CRI-O keeps its exits in /var/run too.
+   * Absent in older records, whose exit file is in `dir`.
+   */
+  stateDir?: string;
   runtimeHandler: string;
   runtimePath: string;
   /** Signal for StopContainer: config, else the image's StopSignal, else SIGTERM. */

@@ -31,15 +31,21 @@ interface ImageRow {
   pulled_at: number;
 }
 
+/** Runs one write transaction (Store.write: a failed write is remembered and thrown as UNAVAILABLE). */
+export type WriteTransaction = <T>(fn: () => T) => T;
+
 export class ImageTable {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly write: WriteTransaction = (fn) => db.transaction(fn)(),
+  ) {}
 
   /**
    * Records a pulled image and points `tag` and `repoDigest` at it, atomically. A tag that named
    * another image moves here (the other image keeps its other refs).
    */
   put(image: Omit<ImageRecord, 'repoTags' | 'repoDigests'>, refs: { tag: string | null; repoDigest: string }): void {
-    this.db.transaction(() => {
+    this.write(() => {
       this.db
         .prepare(
           `INSERT INTO images (id, manifest_digest, size, config, layers, pulled_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -51,7 +57,7 @@ export class ImageTable {
       );
       if (refs.tag) upsert.run(refs.tag, 'tag', image.id);
       upsert.run(refs.repoDigest, 'digest', image.id);
-    })();
+    });
   }
 
   get(id: string): ImageRecord | null {
@@ -79,16 +85,16 @@ export class ImageTable {
   removeRef(ref: string): number {
     const id = this.db.prepare('SELECT image_id FROM image_refs WHERE ref = ?').pluck().get(ref) as string | undefined;
     if (!id) return 0;
-    this.db.prepare('DELETE FROM image_refs WHERE ref = ?').run(ref);
+    this.write(() => this.db.prepare('DELETE FROM image_refs WHERE ref = ?').run(ref));
     return this.db.prepare('SELECT count(*) FROM image_refs WHERE image_id = ?').pluck().get(id) as number;
   }
 
   /** Forgets an image and all its refs. */
   delete(id: string): void {
-    this.db.transaction(() => {
+    this.write(() => {
       this.db.prepare('DELETE FROM image_refs WHERE image_id = ?').run(id);
       this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
-    })();
+    });
   }
 
   private toRecord(row: ImageRow): ImageRecord {

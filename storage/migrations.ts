@@ -100,6 +100,11 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX removed_actors_by_time ON removed_actors(removed_at);
     `,
   },
+  {
+    version: 6,
+    description: 'one row the daemon rewrites to learn whether the database takes writes again (issue 12, item 1)',
+    sql: `CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);`,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -4,7 +4,7 @@
  */
 import { chmodSync, closeSync, lstatSync, openSync } from 'node:fs';
 import BetterSqlite3, { type Database } from 'better-sqlite3';
-import { AlreadyExists } from '../errors/catalogue.js';
+import { AlreadyExists, Unavailable } from '../errors/catalogue.js';
 import { LATEST_VERSION, migrate, schemaVersion } from './migrations.js';
 import { ImageTable } from './images.js';
 
@@ -61,16 +61,34 @@ export const DEFAULT_HISTORY_PER_ACTOR = 200;
 /** A database whose schema this code does not know, opened read-only: it is refused, never migrated. */
 export class SchemaMismatch extends Error {}
 
+/**
+ * A write the database did not take (a full disk, an I/O error; issue 12, item 1). Nothing of it
+ * was committed (each write is one transaction), so the caller must not act on it: the CRI call
+ * that asked gets UNAVAILABLE with this message.
+ */
+export class StoreWriteFailed extends Unavailable {
+  constructor(readonly reason: string) {
+    super(`podchart cannot write its state database (${reason}); nothing was changed: free space or fix the disk under the daemon's rootDir, and retry`);
+  }
+}
+
+/** Errors that say the write itself failed, not the request (a constraint is the caller's fault). */
+function isWriteFailure(err: unknown): err is Error & { code: string } {
+  const code = (err as { code?: unknown }).code;
+  return err instanceof BetterSqlite3.SqliteError && typeof code === 'string' && !code.startsWith('SQLITE_CONSTRAINT');
+}
+
 export class Store {
   readonly db: Database;
   readonly images: ImageTable;
   private readonly historyPerActor: number;
+  private failure: { reason: string; since: number } | null = null;
 
   constructor(path: string, options: StoreOptions = {}) {
     this.historyPerActor = options.historyPerActor ?? DEFAULT_HISTORY_PER_ACTOR;
     if (options.readOnly) {
       this.db = openReadOnly(path);
-      this.images = new ImageTable(this.db);
+      this.images = new ImageTable(this.db, (fn) => this.write(fn));
       return;
     }
     // Every container's env is in here: 0600 (issue 11, item 4). SQLite gives the -wal and -shm it
@@ -85,7 +103,35 @@ export class Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
-    this.images = new ImageTable(this.db);
+    this.images = new ImageTable(this.db, (fn) => this.write(fn));
+  }
+
+  /** Why the last write failed, while no write has succeeded since (null: writes succeed). */
+  get writeFailure(): { reason: string; since: number } | null {
+    return this.failure;
+  }
+
+  /**
+   * Runs one write transaction. A failure of the write itself (SQLITE_FULL, SQLITE_IOERR_*) is
+   * remembered until a write succeeds again, and thrown as StoreWriteFailed.
+   */
+  write<T>(fn: () => T): T {
+    let result: T;
+    try {
+      result = this.db.transaction(fn)();
+    } catch (err) {
+      if (!isWriteFailure(err)) throw err;
+      const reason = `${err.code}: ${err.message}`;
+      if (this.failure?.reason !== reason) this.failure = { reason, since: this.failure?.since ?? Date.now() };
+      throw new StoreWriteFailed(reason);
+    }
+    this.failure = null;
+    return result;
+  }
+
+  /** A write of one row that nothing reads: whether the database takes writes again. */
+  probeWrite(): void {
+    this.write(() => this.db.prepare('INSERT OR REPLACE INTO write_probe (id, at) VALUES (1, ?)').run(Date.now()));
   }
 
   /** The CLI's view of the daemon's database (issue 12, item 9): see openReadOnly below. */
@@ -99,22 +145,22 @@ export class Store {
 
   /** Reserves a name and inserts the sandbox row in one transaction: the intent, before any effect. */
   insertSandbox(id: string, name: string, state: string, context: unknown): void {
-    this.db.transaction(() => {
+    this.write(() => {
       this.reserveName(id, name, 'sandbox');
       this.db
         .prepare('INSERT INTO sandboxes (id, state, context, version, updated_at) VALUES (?, ?, ?, ?, ?)')
         .run(id, state, JSON.stringify(context), SNAPSHOT_VERSION, Date.now());
-    })();
+    });
   }
 
   /** Saves an actor's state and records the transition that led there, atomically. */
   saveSandbox(id: string, state: string, context: unknown, transition: Transition | null): void {
-    this.db.transaction(() => {
+    this.write(() => {
       this.db
         .prepare('UPDATE sandboxes SET state = ?, context = ?, version = ?, updated_at = ? WHERE id = ?')
         .run(state, JSON.stringify(context), SNAPSHOT_VERSION, Date.now(), id);
       if (transition) this.insertTransition(transition);
-    })();
+    });
   }
 
   /**
@@ -122,41 +168,41 @@ export class Store {
    * `final` (the move to "removed") as its last row, until sweepRemovedHistory drops it.
    */
   deleteSandbox(id: string, final: Transition | null = null, removedAt = Date.now()): void {
-    this.db.transaction(() => {
+    this.write(() => {
       const containerIds = this.db.prepare('SELECT id FROM containers WHERE sandbox_id = ?').pluck().all(id) as string[];
       for (const cid of containerIds) this.deleteContainerRows(cid, id, null, removedAt);
       if (final) this.insertTransition(final);
       this.markRemoved(id, 'sandbox', id, removedAt);
       this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
       this.db.prepare('DELETE FROM names WHERE id = ?').run(id);
-    })();
+    });
   }
 
   /** Reserves a container's name and inserts its row (its sandbox must exist): the intent. */
   insertContainer(id: string, sandboxId: string, name: string, state: string, context: unknown): void {
-    this.db.transaction(() => {
+    this.write(() => {
       this.reserveName(id, name, 'container');
       this.db
         .prepare('INSERT INTO containers (id, sandbox_id, state, context, version, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(id, sandboxId, state, JSON.stringify(context), SNAPSHOT_VERSION, Date.now());
-    })();
+    });
   }
 
   saveContainer(id: string, state: string, context: unknown, transition: Transition | null): void {
-    this.db.transaction(() => {
+    this.write(() => {
       this.db
         .prepare('UPDATE containers SET state = ?, context = ?, version = ?, updated_at = ? WHERE id = ?')
         .run(state, JSON.stringify(context), SNAPSHOT_VERSION, Date.now(), id);
       if (transition) this.insertTransition(transition);
-    })();
+    });
   }
 
   /** Forgets a removed container; its history is kept as a removed sandbox's is. */
   deleteContainer(id: string, final: Transition | null = null, removedAt = Date.now()): void {
-    this.db.transaction(() => {
+    this.write(() => {
       const sandboxId = this.db.prepare('SELECT sandbox_id FROM containers WHERE id = ?').pluck().get(id) as string | undefined;
       if (sandboxId !== undefined) this.deleteContainerRows(id, sandboxId, final, removedAt);
-    })();
+    });
   }
 
   loadContainer(id: string): (ActorRow & { sandboxId: string }) | null {
@@ -209,7 +255,7 @@ export class Store {
    * transitions by index.
    */
   sweepRemovedHistory(before: number): number {
-    return this.db.transaction(() => {
+    return this.write(() => {
       const due = this.db.prepare('SELECT actor_id FROM removed_actors WHERE removed_at <= ?').pluck().all(before) as string[];
       const dropHistory = this.db.prepare('DELETE FROM transitions WHERE actor_id = ?');
       const dropRow = this.db.prepare('DELETE FROM removed_actors WHERE actor_id = ?');
@@ -218,7 +264,7 @@ export class Store {
         dropRow.run(id);
       }
       return due.length;
-    })();
+    });
   }
 
   /** The most recent transitions of one actor, oldest first. */

@@ -382,6 +382,8 @@ describe('bad input', () => {
     );
     assert.deepEqual(await ids(), idsBefore, 'no container listed');
     assert.deepEqual(dirs(), dirsBefore, 'no container dir');
+    const stateDirs = join(paths.run, 'containers');
+    assert.deepEqual(existsSync(stateDirs) ? readdirSync(stateDirs).filter((d) => !idsBefore.includes(d)) : [], [], 'no container state dir under runDir');
     // The name is still free, and a group with a user or a username is fine.
     const withUser = await create('grouponly', ['true'], { linux: { securityContext: { runAsUser: { value: '1000' }, runAsGroup: { value: '2000' } } } });
     await daemon.cri.call('RemoveContainer', { containerId: withUser });

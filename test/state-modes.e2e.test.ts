@@ -201,7 +201,6 @@ describe('state directory and file modes', () => {
       [join(ctrDir, 'bundle', 'config.json'), 0o644],
       [join(ctrDir, 'rootfs'), 0o755],
       [join(ctrDir, 'rootfs', 'work'), 0o755],
-      [join(ctrDir, 'exits'), 0o755],
       [join(paths.root, 'pause'), 0o755],
       [join(paths.root, 'cni'), 0o755],
       [join(paths.run, 'sandboxes'), 0o755],
@@ -209,6 +208,9 @@ describe('state directory and file modes', () => {
       [join(podRun, 'bundle'), 0o755],
       [join(podRun, 'bundle', 'config.json'), 0o644],
       [join(podRun, 'conmon.pid'), 0o644],
+      [join(paths.run, 'containers'), 0o755],
+      [join(paths.run, 'containers', container), 0o755],
+      [join(paths.run, 'containers', container, 'exits'), 0o755],
       [join(paths.run, 'runtime'), 0o755],
       [join(paths.run, 'runtime', 'runc'), 0o711],
     ];
