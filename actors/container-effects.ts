@@ -13,7 +13,9 @@ import type { ContainerContext, ContainerEvent, ContainerExit, Started } from '.
 import type { SandboxContext } from '../machines/sandbox.types.js';
 import type { Config } from '../config/config.js';
 import type { ImageService } from '../images/image-service.js';
-import { EffectFailed, NotFound } from '../errors/catalogue.js';
+import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
+import { pinNamespaces, pinnedNamespaces, unpinNamespaces } from '../runtime/ns-pin.js';
+import { podPaths } from '../runtime/pod-files.js';
 import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, settleExitFiles, waitForExitFile } from '../runtime/exit-file.js';
 import { secondsToMs } from '../runtime/long-timer.js';
@@ -39,8 +41,8 @@ export interface ContainerHost {
   hostHasAppArmor: boolean;
   /** Set by the supervisor: the pod a container belongs to. */
   sandboxOf?: (sandboxId: string) => SandboxContext | null;
-  /** Set by the supervisor: the pid of a running container (for TARGET pid namespaces). */
-  containerPid?: (containerId: string) => number | undefined;
+  /** Set by the supervisor: the process of a running container (for TARGET pid namespaces). */
+  containerProcess?: (containerId: string) => { pid: number; pidStartTime: string } | undefined;
 }
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
@@ -60,6 +62,8 @@ export const containerExitDir = (ctx: ContainerContext): string => join(exitStat
 const rootfsDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'rootfs');
 const bundleDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'bundle');
 const oomFile = (ctx: ContainerContext): string => join(exitStateDir(ctx), 'oom');
+/** A TARGET container's pid namespace, pinned for this container (runtime/ns-pin.ts). */
+const nsDir = (ctx: ContainerContext): string => join(exitStateDir(ctx), 'ns');
 export const conmonPidFile = (ctx: ContainerContext): string => join(ctx.spec.dir, 'conmon.pid');
 
 /** Whether the container's conmon still runs (false when it never wrote its pid file). */
@@ -160,9 +164,17 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
   const imageConfig = JSON.parse(image.config) as Parameters<typeof containerSpec>[0]['image'];
   const sc = config.linux?.securityContext ?? null;
   const user = await resolveUser(rootfs, userOptions(config, imageConfig));
-  // TARGET pid mode (ephemeral containers) joins another container's pid namespace.
-  const targetId = sc?.namespaceOptions?.targetId ?? '';
-  const targetPid = targetId ? (host.containerPid?.(targetId) ?? undefined) : undefined;
+  // The pause whose namespaces are joined must be the one the pod started: by its pins, or, for a
+  // pod made before pinning, by its start time (issue 12, item 6).
+  const pinned = await pinnedNamespaces(podPaths(pod.spec).nsDir);
+  if (pod.pid !== null && !(await isSameProcessAlive(pod.pid, pod.pidStartTime))) {
+    throw new Refused(`the pause process of pod sandbox ${pod.id} has exited: its namespaces cannot be joined`);
+  }
+  // TARGET pid mode (ephemeral containers) joins another running container's pid namespace,
+  // pinned so that the target's exit cannot hand its pid, and the path, to another process.
+  const targetId = sc?.namespaceOptions?.pid === 'TARGET' ? sc.namespaceOptions.targetId : '';
+  const target = targetId ? host.containerProcess?.(targetId) : undefined;
+  const targetPidNamespace = target ? (await pinNamespaces(target.pid, target.pidStartTime, nsDir(ctx), ['pid'])).pid : undefined;
   const deviceInfo: Parameters<typeof containerSpec>[0]['deviceInfo'] = {};
   for (const d of config.devices ?? []) {
     const st = statSync(d.hostPath);
@@ -180,7 +192,7 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
     id: ctx.id,
     config,
     image: imageConfig,
-    sandbox: { id: pod.id, spec: pod.spec, pausePid: pod.pid },
+    sandbox: { id: pod.id, spec: pod.spec, pausePid: pod.pid, pinned },
     rootfs,
     user,
     oomScoreFloor: host.oomScoreFloor,
@@ -192,7 +204,7 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
     cgroupV2: host.cgroupV2,
     deviceInfo,
     hostCapabilities: hostCaps,
-    ...(targetPid === undefined ? {} : { targetPid }),
+    ...(targetPidNamespace === undefined ? {} : { targetPidNamespace }),
   });
   // Only what is missing: kubelet also bind-mounts files, and those exist.
   for (const dir of hostDirsToCreate) if (await missing(dir)) await mkdir(dir, { recursive: true });
@@ -270,6 +282,7 @@ export async function removeContainer(host: ContainerHost, ctx: ContainerContext
   host.faults.hit('container.remove.killed');
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
   await host.images.removeRootfs(rootfsDir(ctx));
+  await unpinNamespaces(nsDir(ctx));
   await rm(ctx.spec.dir, { recursive: true, force: true });
   if (ctx.spec.stateDir) await rm(ctx.spec.stateDir, { recursive: true, force: true });
   // Its image may have been removed while it ran; the data goes now if nothing else uses it.

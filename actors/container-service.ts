@@ -4,6 +4,7 @@
  */
 import type { ContainerContext, ContainerSpecRecord } from '../machines/container.types.js';
 import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
+import type { ContainerConfig } from '../runtime/cri-container-types.js';
 import { request, settle, stateName } from './actor-util.js';
 import { CONTAINER_BUSY, type ContainerActor, type ContainerSnapshot, type Supervisor } from './supervisor.js';
 
@@ -54,6 +55,12 @@ export class ContainerService {
     if (podId && pod && !pod.matches('RUNNING')) {
       throw new Refused(`cannot start container ${id}: its pod sandbox ${podId} is not ready (${stateName(pod)}); containers start only in a ready pod`);
     }
+    // Likewise a TARGET pid namespace: its pin outlives the target, but a namespace whose first
+    // process has exited takes no new one.
+    const target = this.targetOf(id);
+    if (target && !this.supervisor.containerActor(target)?.getSnapshot().matches('RUNNING')) {
+      throw new Refused(`cannot start container ${id}: the container whose pid namespace it shares (${target}) is no longer running`);
+    }
     const snapshot = await this.request(id, { type: 'START' }, timeoutMs);
     if (snapshot.matches('RUNNING') || (snapshot.matches('EXITED') && snapshot.context.exit?.reason !== 'StartError')) return;
     const why = snapshot.context.lastError ?? stateName(snapshot);
@@ -66,6 +73,13 @@ export class ContainerService {
       throw new Refused(`starting container ${id} failed: its command ${JSON.stringify(missing[1])} is not in the image (${missing[2]}): set ContainerConfig.command to a program the image has`);
     }
     throw new EffectFailed(`starting container ${id} failed: ${why}`);
+  }
+
+  /** The container whose pid namespace this one joins (namespace_options.pid TARGET), or null. */
+  private targetOf(id: string): string | null {
+    const config = this.supervisor.containerView(id)?.context.spec.config as unknown as ContainerConfig | undefined;
+    const options = config?.linux?.securityContext?.namespaceOptions;
+    return options?.pid === 'TARGET' && options.targetId ? options.targetId : null;
   }
 
   /** StopContainer: idempotent; resolves once the container has exited. */

@@ -15,6 +15,7 @@ import { clampOomScoreAdj } from '../runtime/oom.js';
 import { pauseSpec } from '../runtime/pause-spec.js';
 import { mountShm, podPaths, removePodDirs, unmountShm, writePodFiles } from '../runtime/pod-files.js';
 import { processStartTime } from '../runtime/process.js';
+import { pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../runtime/ns-pin.js';
 import { createNetns, isMounted, removeNetns, unmountNetns } from '../network/netns.js';
 import { EffectFailed } from '../errors/catalogue.js';
 import { runtimeAt, type Host } from './host.js';
@@ -86,7 +87,18 @@ export async function createSandbox(host: Host, ctx: SandboxContext): Promise<Cr
     const exit = await readExitFile(paths.exitDir, id);
     throw new EffectFailed(`the pause process of ${id} exited right after start (exit code ${exit?.code ?? 'unknown'})`);
   }
+  // Containers join these by their pins, never by /proc/<pid>, which a reused pid would redirect.
+  await pinNamespaces(pid, pidStartTime, paths.nsDir, pinnedKinds(spec));
   return { pid, pidStartTime, network };
+}
+
+/** The namespaces of its own the pause process holds for the pod's containers (pause-spec.ts). */
+function pinnedKinds(spec: SandboxContext['spec']): PinnableNamespace[] {
+  const kinds: PinnableNamespace[] = [];
+  if (spec.namespaces.ipc !== 'NODE') kinds.push('ipc');
+  if (spec.namespaces.network !== 'NODE') kinds.push('uts');
+  if (spec.namespaces.pid !== 'NODE') kinds.push('pid');
+  return kinds;
 }
 
 /** CNI ADD, with the pod's port mappings, DNS and the node's pod CIDR. */
@@ -173,6 +185,7 @@ export async function stopSandbox(host: Host, ctx: SandboxContext): Promise<Stop
   await tearDownNetwork(host, ctx);
   host.faults.hit('sandbox.stop.network');
   await unmountShm(podPaths(ctx.spec).shm);
+  await unpinNamespaces(podPaths(ctx.spec).nsDir);
   if (ctx.spec.netnsPath) await unmountNetns(ctx.spec.netnsPath);
   return { exit };
 }
@@ -188,6 +201,7 @@ export async function removeSandbox(host: Host, ctx: SandboxContext): Promise<vo
   host.faults.hit('sandbox.remove.stopped');
   await releaseNetwork(host, ctx);
   await unmountShm(podPaths(ctx.spec).shm);
+  await unpinNamespaces(podPaths(ctx.spec).nsDir);
   if (ctx.spec.netnsPath) await removeNetns(ctx.spec.netnsPath);
   host.faults.hit('sandbox.remove.netns');
   await removePodDirs(ctx.spec);

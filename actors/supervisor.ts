@@ -112,7 +112,11 @@ export class Supervisor {
       removeContainers: (sandboxId) => this.removeContainersOf(sandboxId),
     };
     deps.containerHost.sandboxOf = (sandboxId) => this.view(sandboxId)?.context ?? null;
-    deps.containerHost.containerPid = (containerId) => this.containerView(containerId)?.context.pid ?? undefined;
+    deps.containerHost.containerProcess = (containerId) => {
+      const view = this.containerView(containerId);
+      const { pid, pidStartTime } = view?.context ?? {};
+      return view?.state === 'RUNNING' && pid && pidStartTime ? { pid, pidStartTime } : undefined;
+    };
     const container = containerMachine.provide({ actors: containerEffects(deps.containerHost, committed) });
     const sandbox = sandboxMachine.provide({ actors: { ...sandboxEffects(deps.host, committed), container } });
     this.root = createActor(supervisorMachine.provide({ actors: { sandbox } }), {

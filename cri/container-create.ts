@@ -1,6 +1,6 @@
 /** CreateContainer: validate, resolve the pod and the image, let a new child of the pod's actor create it. */
 import { join, posix } from 'node:path';
-import { AlreadyExists, InvalidArgument, NotFound } from '../errors/catalogue.js';
+import { AlreadyExists, InvalidArgument, NotFound, Refused } from '../errors/catalogue.js';
 import type { ContainerSpecRecord } from '../machines/container.types.js';
 import type { ContainerConfig, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
 import { realLogDirectory, secureLogFile, type LogFile } from '../runtime/log-path.js';
@@ -61,6 +61,27 @@ function stopSignal(config: ContainerConfig, imageSignal: string | undefined): s
   return imageSignal || 'SIGTERM';
 }
 
+/**
+ * A TARGET pid namespace (ephemeral containers, `kubectl debug --target`) is a running container
+ * of the same pod (issue 12, item 6), named by its full id in what is recorded: its namespace is
+ * pinned at create, and a container of another pod, or one that has exited, has none to share.
+ */
+function checkPidTarget(config: ContainerConfig, podId: string, ctx: CriContext): void {
+  const options = config.linux?.securityContext?.namespaceOptions;
+  if (options?.pid !== 'TARGET') return;
+  const ref = requireId(options.targetId, 'NamespaceOption.target_id');
+  const id = ctx.supervisor.findContainer(ref);
+  const target = id ? ctx.supervisor.containerView(id) : null;
+  if (!id || !target) throw new NotFound(`NamespaceOption.target_id: container ${quote(ref)} not found`);
+  if (target.context.spec.sandboxId !== podId) {
+    throw new InvalidArgument(`NamespaceOption.target_id: container ${id} belongs to another pod sandbox (${target.context.spec.sandboxId}); a TARGET must be in the same pod`);
+  }
+  if (target.state !== 'RUNNING') {
+    throw new Refused(`NamespaceOption.target_id: container ${id} is ${target.state}, not running: it has no pid namespace to share`);
+  }
+  options.targetId = id;
+}
+
 export async function createContainer(req: { podSandboxId: string; config: ContainerConfig | null }, ctx: CriContext) {
   const podRef = requireId(req.podSandboxId, 'pod_sandbox_id');
   const config = req.config;
@@ -83,6 +104,7 @@ export async function createContainer(req: { podSandboxId: string; config: Conta
   const podId = ctx.supervisor.findSandbox(podRef);
   const pod = podId ? ctx.supervisor.view(podId) : null;
   if (!podId || !pod) throw new NotFound(`pod sandbox ${quote(podRef)} not found`);
+  checkPidTarget(config, podId, ctx);
   // The one await before create(): from the image and name look-ups to the reservation, none.
   const logFile = await logFileBeneath(pod.context.spec.logDirectory, logPath);
   const image = ctx.images.find(imageRef);

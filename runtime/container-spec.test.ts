@@ -373,7 +373,7 @@ describe('namespaces', () => {
       name: 'target pid',
       pod: { network: 'POD', pid: 'CONTAINER', ipc: 'NODE' },
       pid: 'TARGET',
-      want: [{ type: 'pid', path: '/proc/777/ns/pid' }, { type: 'uts', path: `${p}/uts` }, { type: 'network', path: '/var/run/netns/podchart-s1' }, { type: 'mount' }],
+      want: [{ type: 'pid', path: '/run/podchart/containers/c1/ns/pid' }, { type: 'uts', path: `${p}/uts` }, { type: 'network', path: '/var/run/netns/podchart-s1' }, { type: 'mount' }],
     },
     {
       name: 'no netns file: the pause network namespace; cgroup v2 adds cgroup',
@@ -387,11 +387,21 @@ describe('namespaces', () => {
     test(c.name, () => {
       const spec = podSpec({ namespaces: c.pod, netnsPath: c.netns === undefined ? '/var/run/netns/podchart-s1' : c.netns });
       const namespaceOptions = c.pid ? { network: c.pod.network, pid: c.pid, ipc: c.pod.ipc, targetId: '' } as LinuxContainerSecurityContext['namespaceOptions'] : null;
-      const s = specOf(input({ sandbox: { id: 's1', spec, pausePid: 4242 }, cgroupV2: c.v2 ?? false, targetPid: 777 }, { namespaceOptions }));
+      const s = specOf(input({ sandbox: { id: 's1', spec, pausePid: 4242 }, cgroupV2: c.v2 ?? false, targetPidNamespace: '/run/podchart/containers/c1/ns/pid' }, { namespaceOptions }));
       assert.deepEqual(s.linux.namespaces, c.want);
       assert.equal(s.hostname, c.pod.network === 'NODE' ? undefined : 'web-host');
     });
   }
+
+  test('the pod\'s pinned namespaces are joined by their pins, never by the pause pid', () => {
+    const spec = podSpec({ namespaces: { network: 'POD', pid: 'POD', ipc: 'POD' }, netnsPath: '/var/run/netns/podchart-s1' });
+    const pinned = { ipc: '/run/podchart/sandboxes/s1/ns/ipc', uts: '/run/podchart/sandboxes/s1/ns/uts', pid: '/run/podchart/sandboxes/s1/ns/pid' };
+    const s = specOf(input({ sandbox: { id: 's1', spec, pausePid: 4242, pinned } }));
+    assert.deepEqual(s.linux.namespaces, [
+      { type: 'pid', path: pinned.pid }, { type: 'ipc', path: pinned.ipc }, { type: 'uts', path: pinned.uts }, { type: 'network', path: '/var/run/netns/podchart-s1' }, { type: 'mount' },
+    ]);
+    assert.ok(!JSON.stringify(s.linux.namespaces).includes('/proc/'), 'no /proc/<pid> path, which a reused pid would redirect');
+  });
 
   test('joining the pod needs its pause process; TARGET needs the target', () => {
     assert.throws(() => containerSpec(input({ sandbox: { id: 's1', spec: podSpec(), pausePid: null } })), (e: unknown) => e instanceof Refused && /cannot join its ipc namespace/.test(e.message));

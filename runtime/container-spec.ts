@@ -14,6 +14,7 @@ import { clampOomScoreAdj } from './oom.js';
 import type { OciSpec } from './pause-spec.js';
 import { podPaths } from './pod-files.js';
 import type { ResolvedUser } from './resolve-user.js';
+import type { PinnableNamespace, PinnedNamespaces } from './ns-pin.js';
 
 const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -55,7 +56,12 @@ export interface ContainerSpecInput {
   id: string;
   config: ContainerConfig;
   image: ImageConfigFile;
-  sandbox: { id: string; spec: SandboxSpec; pausePid: number | null };
+  /**
+   * `pinned`: the pause process's namespaces, pinned by bind mounts at pod creation
+   * (runtime/ns-pin.ts). Joined by those paths; `/proc/<pausePid>/ns/*` only for a pod made before
+   * pinning, whose pause the effect has just checked by its start time.
+   */
+  sandbox: { id: string; spec: SandboxSpec; pausePid: number | null; pinned?: PinnedNamespaces };
   /** The merged overlay. */
   rootfs: string;
   user: ResolvedUser;
@@ -71,8 +77,8 @@ export interface ContainerSpecInput {
   cgroupV2: boolean;
   /** Keyed by the normalized host path of each CRI device. */
   deviceInfo: Record<string, DeviceInfo>;
-  /** The target container's pid when namespace_options.pid is TARGET. */
-  targetPid?: number;
+  /** The target container's pid namespace, pinned (ns-pin.ts), when namespace_options.pid is TARGET. */
+  targetPidNamespace?: string;
   /**
    * The daemon's bounding set (capabilitiesFromMask of CapBnd). Privileged and "ALL" mean what this
    * host can grant, as containerd's WithAllCurrentCapabilities does: runc fails to raise a capability
@@ -389,6 +395,8 @@ export function splitDeviceNumber(rdev: number): { major: number; minor: number 
 function containerNamespaces(input: ContainerSpecInput, sc: LinuxContainerSecurityContext | null): OciNamespace[] {
   const pod = input.sandbox.spec;
   const pause = (kind: string): string => {
+    const pinned = input.sandbox.pinned?.[kind as PinnableNamespace];
+    if (pinned) return pinned;
     if (input.sandbox.pausePid === null) throw new Refused(`the pod's pause process is not running: cannot join its ${kind} namespace`);
     return `/proc/${input.sandbox.pausePid}/ns/${kind}`;
   };
@@ -401,8 +409,8 @@ function containerNamespaces(input: ContainerSpecInput, sc: LinuxContainerSecuri
       ns.push({ type: 'pid' });
       break;
     case 'TARGET':
-      if (input.targetPid === undefined) throw new InvalidArgument('namespace_options.pid is TARGET but the target container is not running');
-      ns.push({ type: 'pid', path: `/proc/${input.targetPid}/ns/pid` });
+      if (input.targetPidNamespace === undefined) throw new InvalidArgument('namespace_options.pid is TARGET but the target container is not running');
+      ns.push({ type: 'pid', path: input.targetPidNamespace });
       break;
     case 'POD':
       ns.push({ type: 'pid', path: pause('pid') });

@@ -17,6 +17,8 @@ export interface PodPaths {
   pidFile: string;
   conmonPidFile: string;
   pauseLog: string;
+  /** The pause process's ipc, uts and pid namespaces, pinned while the pod runs (ns-pin.ts). */
+  nsDir: string;
 }
 
 export function podPaths(spec: SandboxSpec): PodPaths {
@@ -30,6 +32,7 @@ export function podPaths(spec: SandboxSpec): PodPaths {
     pidFile: join(spec.stateDir, 'pause.pid'),
     conmonPidFile: join(spec.stateDir, 'conmon.pid'),
     pauseLog: join(spec.stateDir, 'pause.log'),
+    nsDir: join(spec.stateDir, 'ns'),
   };
 }
 

@@ -1,0 +1,73 @@
+/**
+ * Namespaces pinned by bind mounts (issue 12, item 6), as CRI-O's pinns pins a pod's. A path
+ * `/proc/<pid>/ns/ipc` names whatever process has that pid now: once the pause process has exited
+ * and its pid is reused, a container started against it joins another process's namespaces. A
+ * bind mount of the namespace file names that one namespace for as long as it is mounted, and
+ * never another. Pinning is checked against the process's start time afterwards, so the pin is
+ * known to be of the process that was meant, not of a successor with the same pid.
+ */
+import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EffectFailed } from '../errors/catalogue.js';
+import { run } from './exec.js';
+import { isSameProcessAlive } from './process.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from './private-modes.js';
+
+export type PinnableNamespace = 'ipc' | 'uts' | 'pid';
+export type PinnedNamespaces = Partial<Record<PinnableNamespace, string>>;
+
+const KINDS: readonly PinnableNamespace[] = ['ipc', 'uts', 'pid'];
+
+/** Bind-mounts `/proc/<pid>/ns/<kind>` at `<dir>/<kind>` for each kind; returns the paths. */
+export async function pinNamespaces(pid: number, startTime: string, dir: string, kinds: readonly PinnableNamespace[]): Promise<PinnedNamespaces> {
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+  dir = await canonical(dir);
+  const mounted = await mountTargets();
+  const pinned: PinnedNamespaces = {};
+  await Promise.all(
+    kinds.map(async (kind) => {
+      const file = join(dir, kind);
+      if (!mounted.has(file)) {
+        await writeFile(file, '', { mode: PRIVATE_FILE });
+        await run('mount', ['--bind', `/proc/${pid}/ns/${kind}`, file]);
+      }
+      pinned[kind] = file;
+    }),
+  );
+  if (!(await isSameProcessAlive(pid, startTime))) {
+    await unpinNamespaces(dir);
+    throw new EffectFailed(`process ${pid} exited before its namespaces were pinned; they are not joined`);
+  }
+  return pinned;
+}
+
+/** The namespaces pinned under `dir` (none for a pod made before pinning, or after its stop). */
+export async function pinnedNamespaces(dir: string): Promise<PinnedNamespaces> {
+  dir = await canonical(dir);
+  const mounted = await mountTargets();
+  const pinned: PinnedNamespaces = {};
+  for (const kind of KINDS) if (mounted.has(join(dir, kind))) pinned[kind] = join(dir, kind);
+  return pinned;
+}
+
+/** Unmounts every pin under `dir` and deletes it; idempotent. */
+export async function unpinNamespaces(dir: string): Promise<void> {
+  dir = await canonical(dir);
+  const mounted = await mountTargets();
+  for (const kind of KINDS) {
+    const file = join(dir, kind);
+    if (mounted.has(file)) await run('umount', [file], { allowFailure: (r) => /not mounted|no mount point/i.test(r.stderr) });
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** The path as mountinfo spells it (/var/run is often a link to /run); as given when absent. */
+async function canonical(dir: string): Promise<string> {
+  return realpath(dir).catch(() => dir);
+}
+
+/** Mount points, as mountinfo spells them (`\040` for a space). */
+async function mountTargets(): Promise<Set<string>> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  return new Set(mountinfo.split('\n').map((line) => (line.split(' ')[4] ?? '').replace(/\\040/g, ' ')));
+}
