@@ -478,17 +478,32 @@ export class Supervisor {
     if (lifecycle) this.emitContainerEvent(id, snapshot.context as ContainerContext, lifecycle);
   }
 
-  /** Watch the pause's exit file while it may be running. */
+  /** Watch the pause's exit file while it may be running, and its conmon, which writes that file. */
   private followPauseExit(id: string, state: string, context: SandboxContext): void {
     const key = `sandbox:${id}`;
-    if (state !== 'RUNNING' && state !== 'STOPPING') return this.watches.stop(key);
-    this.watches.follow(key, podPaths(context.spec).exitDir, id, (exit) =>
+    if (state !== 'RUNNING' && state !== 'STOPPING') {
+      this.conmons.stop(`${key}:conmon`);
+      this.conmons.stop(`${key}:pause`);
+      return this.watches.stop(key);
+    }
+    const exited = (exit: { code: number; at: string }): void =>
       withCause('exit', () => {
         const actor = this.sandboxActor(id);
         const event = { type: 'EXIT' as const, ...exit };
         if (actor?.getSnapshot().can(event)) actor.send(event);
-      }),
-    );
+      });
+    this.watches.follow(key, podPaths(context.spec).exitDir, id, exited);
+    // Without its conmon no exit file will come: the pause process itself is watched instead, and
+    // its end reported with the code unknown (issue 12, item 5), rather than a pod READY for ever.
+    this.conmons.follow(`${key}:conmon`, podPaths(context.spec).conmonPidFile, (conmonPid) => {
+      void (async () => {
+        if (await readExitFile(podPaths(context.spec).exitDir, id)) return; // a normal exit: the watch above has it
+        const unknown = (): void => exited({ code: UNKNOWN_EXIT_CODE, at: nowNs() });
+        if (!(await isSameProcessAlive(context.pid, context.pidStartTime))) return unknown();
+        this.deps.logger.warn({ sandboxId: id, conmonPid, pausePid: context.pid }, "the pause process's conmon exited while the pod runs; the pause is watched by its pid, and its exit code will not be known");
+        this.conmons.follow(`${key}:pause`, podPaths(context.spec).pidFile, unknown);
+      })();
+    });
   }
 
   /** Watch a container's exit file while its process may run. */

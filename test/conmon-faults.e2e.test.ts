@@ -260,3 +260,23 @@ describe('a pull that fails on a layer', () => {
     }
   });
 });
+
+describe("the pause process's conmon killed", () => {
+  test('the pod stays ready; the pause is watched by its pid, and its end makes the pod NOTREADY', async () => {
+    const p = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('cmf-pause') })).podSandboxId;
+    const state = async (): Promise<string> => (await daemon.cri.call<{ status: { state: string } }>('PodSandboxStatus', { podSandboxId: p })).status.state;
+    const info = await daemon.cri.call<{ info: { info: string } }>('PodSandboxStatus', { podSandboxId: p, verbose: true });
+    const pausePid = (JSON.parse(info.info.info) as { pid: number }).pid;
+    const conmonPid = Number(readFileSync(join(paths.run, 'sandboxes', p, 'conmon.pid'), 'utf8'));
+    assert.ok(processAlive(pausePid) && processAlive(conmonPid));
+    process.kill(conmonPid, 'SIGKILL');
+    await eventually("the daemon to notice the pause's conmon is gone", () => daemon.logs().includes(`"conmonPid":${conmonPid}`) && daemon.logs().includes('the pause is watched by its pid'), LOST_DEADLINE_MS);
+    assert.equal(await state(), 'SANDBOX_READY', 'the pause still runs: the pod is still ready');
+    process.kill(pausePid, 'SIGKILL');
+    // No exit file will come (its conmon is gone): only the pid watch can see this.
+    await eventually('the pod to be NOTREADY after its pause died', async () => (await state()) === 'SANDBOX_NOTREADY', LOST_DEADLINE_MS);
+    await daemon.cri.call('StopPodSandbox', { podSandboxId: p }, 60_000);
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: p }, 60_000);
+    assert.deepEqual(pidsMatching(p), [], 'nothing of the pod runs');
+  });
+});
