@@ -10,6 +10,12 @@
  * slip"). Only the final component may be an existing symlink, and it is replaced, never followed.
  * Unpacking happens in `<dir>.tmp-<random>`, renamed into place at the end, so a refused or failed
  * layer leaves nothing behind.
+ *
+ * Memory stays bounded whatever the layer expands to: every stage streams with backpressure (zstd
+ * through zstd-stream.ts), and the caller's `onBytes` sees each uncompressed chunk before it is
+ * written, so it can stop a bomb at a size budget (issue 12, item 2). Bytes that are not what they
+ * claim to be (a broken gzip or zstd stream, something that is not a tar) are DataLoss, naming the
+ * layer (issue 12, item 14); failures of our own (the disk, setfattr) stay INTERNAL.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
@@ -17,14 +23,21 @@ import { chmod, lchown, link, lutimes, mkdir, open, rename, rm, symlink, type Fi
 import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { Decompress } from 'fzstd';
 import { extract, type Extract, type Header as TarHeader } from 'tar-stream';
-import { AlreadyExists, EffectFailed, InvalidArgument, PodchartError } from '../errors/catalogue.js';
+import { AlreadyExists, DataLoss, EffectFailed, InvalidArgument, PodchartError, ResourceExhausted } from '../errors/catalogue.js';
+import { unzstd, ZstdError } from './zstd-stream.js';
 import { run } from '../runtime/exec.js';
 import { PRIVATE_DIR } from '../runtime/private-modes.js';
 import { lstatOrNull } from '../runtime/fs-optional.js';
 
 export type ByteSource = AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
+
+export interface UnpackOptions {
+  /** Names the layer in errors, e.g. "layer sha256:… of image x"; default "the layer". */
+  what?: string;
+  /** Told the size of each uncompressed chunk before it is applied; throws to stop the unpack. */
+  onBytes?: (bytes: number) => void;
+}
 
 export interface UnpackResult {
   /** sha256 of the uncompressed tar stream, "sha256:<hex>": what an image config's rootfs.diff_ids lists. */
@@ -46,14 +59,14 @@ export function escapes(name: string): InvalidArgument {
   return new InvalidArgument(`layer entry ${name} escapes the layer directory`);
 }
 
-export async function unpackLayer(input: ByteSource, dir: string): Promise<UnpackResult> {
+export async function unpackLayer(input: ByteSource, dir: string, opts: UnpackOptions = {}): Promise<UnpackResult> {
   if ((await lstatOrNull(dir)) !== null) throw new AlreadyExists(`layer directory ${dir} already exists`);
   await mkdir(dirname(dir), { recursive: true, mode: PRIVATE_DIR }); // ours, around the layer
   const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
   await mkdir(tmp, { mode: 0o700 });
   try {
     await chmod(tmp, 0o755); // the layer root's mode unless the layer carries a "./" entry
-    const result = await extractInto(input, tmp);
+    const result = await extractInto(input, tmp, opts);
     await rename(tmp, dir);
     return result;
   } catch (err) {
@@ -64,26 +77,43 @@ export async function unpackLayer(input: ByteSource, dir: string): Promise<Unpac
   }
 }
 
-async function extractInto(input: ByteSource, root: string): Promise<UnpackResult> {
+async function extractInto(input: ByteSource, root: string, opts: UnpackOptions): Promise<UnpackResult> {
+  const what = opts.what ?? 'the layer';
   const { compression, chunks } = await sniff(bytesOf(input));
   const hash = createHash('sha256');
   let size = 0;
+  // A pipeline fails every stage with the first error, and the entry loop below may see only the
+  // echo ("Stream was destroyed"), so each stage records what it failed with, synchronously, before
+  // the pipeline passes it on; the first one recorded is the cause.
+  let streamError: Error | null = null;
+  const record = (err: unknown): Error => (streamError ??= err instanceof Error ? err : new Error(String(err)));
   // The diffId covers every uncompressed byte, trailing padding included: hashed as the tar parser consumes it.
   const measure = async function* (tarBytes: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
-    for await (const chunk of tarBytes) {
-      hash.update(chunk);
-      size += chunk.byteLength;
-      yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    try {
+      for await (const chunk of tarBytes) {
+        opts.onBytes?.(chunk.byteLength);
+        hash.update(chunk);
+        size += chunk.byteLength;
+        yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      }
+    } catch (err) {
+      throw record(err);
+    }
+  };
+  const zstd = async function* (source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+    try {
+      yield* unzstd(source);
+    } catch (err) {
+      throw record(err);
     }
   };
   const tar = extract();
+  tar.on('error', record);
   keepRawXattrs(tar);
+  const gunzip = compression === 'gzip' ? createGunzip() : null;
+  gunzip?.on('error', record); // before pipeline's own listener, which destroys the other stages
   const feeding =
-    compression === 'gzip'
-      ? pipeline(chunks, createGunzip(), measure, tar)
-      : compression === 'zstd'
-        ? pipeline(chunks, unzstd, measure, tar)
-        : pipeline(chunks, measure, tar);
+    gunzip !== null ? pipeline(chunks, gunzip, measure, tar) : compression === 'zstd' ? pipeline(chunks, zstd, measure, tar) : pipeline(chunks, measure, tar);
   // Settled to a value so a failure while applying entries does not leave it rejecting unobserved.
   const fed = feeding.then(
     () => null,
@@ -96,12 +126,13 @@ async function extractInto(input: ByteSource, root: string): Promise<UnpackResul
       await drain(entry); // apply reads regular files only; the parser waits until each body is consumed
     }
   } catch (err) {
+    const cause = streamError; // taken before destroy(), which makes errors of its own
     tar.destroy();
     await fed;
-    throw err;
+    throw cause === null ? err : dataError(what, cause); // else applying an entry failed
   }
   const failed = await fed;
-  if (failed !== null) throw failed;
+  if (failed !== null) throw dataError(what, streamError ?? failed);
   await writer.finish();
   return { diffId: `sha256:${hash.digest('hex')}`, size };
 }
@@ -144,18 +175,29 @@ async function sniff(source: AsyncIterable<Uint8Array>): Promise<{ compression: 
   return { compression, chunks: replay() };
 }
 
-async function* unzstd(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  // fzstd's streaming push hands out each block in a fresh buffer, so they can be queued uncopied.
-  const out: Uint8Array[] = [];
-  const decoder = new Decompress((block) => {
-    if (block.byteLength > 0) out.push(block);
-  });
-  for await (const chunk of source) {
-    decoder.push(chunk);
-    yield* out.splice(0);
+/**
+ * What a failure of the stream stages means. A pipeline fails every stage with the first error, so
+ * it is told by its kind, not by the stage it surfaced in: a zstd or zlib complaint is a broken
+ * stream (DataLoss; a zstd window too big to allow is ResourceExhausted), ours and system errors
+ * (E*, reading the blob) stay as they are, and what is left is tar-stream refusing the bytes.
+ */
+function dataError(what: string, err: unknown): Error {
+  const fix = 'the registry holds a broken image; push it again';
+  if (err instanceof PodchartError) return err;
+  if (err instanceof ZstdError) {
+    return err.kind === 'window'
+      ? new ResourceExhausted(`${what}: ${err.message}; recompress it without --long or --ultra levels above 19`)
+      : new DataLoss(`${what} is not a valid zstd stream (${err.message}): ${fix}`);
   }
-  decoder.push(new Uint8Array(0), true);
-  yield* out.splice(0);
+  // zlib names its data errors Z_DATA_ERROR, Z_BUF_ERROR (truncated), Z_NEED_DICT…; fs errors are E*.
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('Z_')) return new DataLoss(`${what} is not a valid gzip stream (${message(err)}): ${fix}`);
+  if (typeof code === 'string' || typeof code === 'number') return err instanceof Error ? err : new Error(String(err));
+  return new DataLoss(`${what} is not a valid tar archive (${message(err)}): ${fix}`);
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /**
