@@ -289,9 +289,10 @@ export async function startHungServer(): Promise<{ host: string; stop(): Promise
  * flip-blob-byte: blob bodies with their last byte inverted · pad-manifest: manifests with a newline
  * appended and no Docker-Content-Digest · wrong-digest-header: a Docker-Content-Digest of zeros ·
  * redirect-blobs: 307 to the real registry · schema1: every manifest is a schema 1 one ·
- * stall-blobs: blob headers and one byte, then silence.
+ * stall-blobs: blob headers and one byte, then silence · huge-manifest: manifests padded with 5 MiB of
+ * spaces (still JSON; docker-registry itself refuses to store one over 4 MiB).
  */
-export type Tamper = 'flip-blob-byte' | 'pad-manifest' | 'wrong-digest-header' | 'redirect-blobs' | 'schema1' | 'stall-blobs';
+export type Tamper = 'flip-blob-byte' | 'pad-manifest' | 'wrong-digest-header' | 'redirect-blobs' | 'schema1' | 'stall-blobs' | 'huge-manifest';
 
 /** FAKE: a proxy in front of a real registry that corrupts or reshapes its answers in one way. */
 export async function startTamperingProxy(target: string, tamper: Tamper): Promise<{ url: string; host: string; redirects: number; stop(): Promise<void> }> {
@@ -332,6 +333,10 @@ export async function startTamperingProxy(target: string, tamper: Tamper): Promi
       }
       if (tamper === 'pad-manifest' && isManifest) {
         body = Buffer.concat([body, Buffer.from('\n')]);
+        delete headers['docker-content-digest'];
+      }
+      if (tamper === 'huge-manifest' && isManifest) {
+        body = Buffer.concat([body, Buffer.alloc(5 * 1024 * 1024, ' ')]);
         delete headers['docker-content-digest'];
       }
       if (tamper === 'wrong-digest-header' && isManifest) headers['docker-content-digest'] = `sha256:${'0'.repeat(64)}`;
