@@ -1,6 +1,6 @@
 /**
  * Pull, look up, list and remove images. A pull resolves the reference, streams every blob into
- * the content store (verified while it streams, layers concurrently), unpacks each layer once per
+ * the content store (verified while it streams, a few layers at a time), unpacks each layer once per
  * diff id, and only then records the image and its refs in one transaction: a pull cut off midway
  * leaves no half image visible, and the next pull reuses every blob already fetched.
  *

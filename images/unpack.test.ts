@@ -261,6 +261,14 @@ describe('unpackLayer', () => {
     }
   });
 
+  test('a zstd frame that asks for a 1 GiB window is ResourceExhausted naming the layer, before any decoding', async () => {
+    const dir = fresh();
+    // Magic, a descriptor without single segment, window 2^(10+20); then one RLE block.
+    const frame = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 20 << 3, 0x03, 0x00, 0x10, 0x00]);
+    await assert.rejects(unpackLayer(Readable.from([frame]), dir, { what: 'layer L' }), (err: unknown) => err instanceof ResourceExhausted && /^layer L: a zstd frame needs a 1073741824-byte window/.test(err.message));
+    await assertNothingLeft(dir);
+  });
+
   test('a truncated tar, or bytes that are no tar at all, are DataLoss and leave nothing', async () => {
     const tar = await tarOf(RICH);
     for (const bad of [tar.subarray(0, 10_000), randomBytes(5000)]) {
