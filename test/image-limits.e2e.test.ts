@@ -5,6 +5,7 @@
  * 128 MiB tmpfs of its own with imageFsReserveBytes at 96 MiB, so the disk budget of a pull is
  * about 32 MiB whatever the host's disk holds. After every refusal: the daemon's peak RSS stayed
  * near where it was, it still serves, nothing of the pull is left on disk, and a normal image pulls.
+ * Layers go three at a time, seen through a proxy that holds each blob until the test lets it go.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,8 +18,8 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
-import { Daemon, tempPaths } from './daemon.js';
-import { startRegistry, type RegistryFixture } from './registry-fixture.js';
+import { Daemon, eventually, tempPaths } from './daemon.js';
+import { startGatedProxy, startRegistry, type RegistryFixture } from './registry-fixture.js';
 import { buildImage, pushImage, sha256, type BuiltImage, type BuiltLayer } from './image-builder.js';
 
 const MiB = 1024 * 1024;
@@ -182,6 +183,29 @@ describe('bombs and unbounded pulls', () => {
       await refused(`${registry.host}/bombs/${compression}:v1`, grpcStatus.RESOURCE_EXHAUSTED, /unpacks to more than the \d+ bytes left for it on .* must stay free.*lower imageFsReserveBytes/);
     });
   }
+
+  test('layers download and unpack at most 3 at once (pullLayerConcurrency), the next starting as one finishes', async () => {
+    const six = await buildImage({
+      layers: Array.from({ length: 6 }, (_, i) => ({ compression: 'gzip' as const, entries: [{ path: `/layer${i}`, type: 'file' as const, content: `${i} ${process.pid}\n` }] })),
+    });
+    await pushImage(registry, 'team/six', 'v1', six);
+    const gate = await startGatedProxy(registry.url);
+    try {
+      const pulled = pull(`${gate.host}/team/six:v1`);
+      await eventually('the config blob to be asked for', () => gate.held() === 1);
+      gate.release();
+      // Every slot waits on a held blob before each release, so nothing else can start meanwhile.
+      for (let done = 0; done < 6; done++) {
+        const open = Math.min(3, 6 - done);
+        await eventually(`${open} layer blobs to be asked for at once`, () => gate.held() === open);
+        assert.equal(gate.requested(), 1 + Math.min(6, 3 + done), `layers asked for after ${done} finished`);
+        gate.release();
+      }
+      assert.equal((await pulled).imageRef, six.configDigest);
+    } finally {
+      await gate.stop();
+    }
+  });
 
   test('a 10 000-layer manifest is RESOURCE_EXHAUSTED before any layer or the manifest is stored', async () => {
     const layer = rawLayer(execFileSync('tar', ['-c', '-f', '-', '--files-from', '/dev/null']), 'application/vnd.oci.image.layer.v1.tar');
