@@ -55,7 +55,7 @@ export async function* unzstd(source: AsyncIterable<Uint8Array>, maxWindow = MAX
 }
 
 /** The stream cut at frame and block boundaries; skippable frames are dropped (they carry no output). */
-export async function* zstdPieces(source: AsyncIterable<Uint8Array>, maxWindow: number): AsyncGenerator<Uint8Array> {
+async function* zstdPieces(source: AsyncIterable<Uint8Array>, maxWindow: number): AsyncGenerator<Uint8Array> {
   const r = new ByteReader(source[Symbol.asyncIterator]());
   for (let magic = await r.take(4, true); magic !== null; magic = await r.take(4, true)) {
     const m = u32(magic, 0);
@@ -80,7 +80,7 @@ export async function* zstdPieces(source: AsyncIterable<Uint8Array>, maxWindow: 
       window = base + (base / 8) * (wd & 7);
     }
     if (window > maxWindow) {
-      throw new ZstdError(`a zstd frame needs a ${window}-byte window, more than the ${maxWindow} bytes allowed (zstd's own default limit)`, 'window');
+      throw new ZstdError(`a zstd frame needs a ${window}-byte window, more than the ${maxWindow} bytes allowed`, 'window');
     }
     yield Buffer.concat([magic, descriptor, rest]);
     for (let last = false; !last; ) {
