@@ -112,6 +112,7 @@ async function main(): Promise<void> {
     registry: new RegistryClient(config.registries, logger.child({ component: 'registry' })),
     logger: logger.child({ component: 'images' }),
     platform: hostPlatform(),
+    limits: { maxLayers: config.maxImageLayers, layerConcurrency: config.pullLayerConcurrency, reserveBytes: config.imageFsReserveBytes },
     inUse: () => inUse(),
     onPulled: (bytes, seconds) => {
       metrics.pullBytes.inc({}, bytes);

@@ -72,3 +72,27 @@ test('history keys: defaults 200 rows per actor and 1 h for removed actors; bad 
     withFile(JSON.stringify({ removedHistoryRetentionSeconds: bad }), (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /removedHistoryRetentionSeconds must be/));
   }
 });
+
+test('image pull bounds: 128 layers, 3 at once, 1 GiB left free by default; bad values refused', () => {
+  assert.equal(DEFAULTS.maxImageLayers, 128);
+  assert.equal(DEFAULTS.pullLayerConcurrency, 3);
+  assert.equal(DEFAULTS.imageFsReserveBytes, 1024 ** 3);
+  withFile('{"maxImageLayers": 500, "pullLayerConcurrency": 1, "imageFsReserveBytes": 0}', (path) => {
+    const config = loadConfig(parseArgs(['--config', path]));
+    assert.deepEqual([config.maxImageLayers, config.pullLayerConcurrency, config.imageFsReserveBytes], [500, 1, 0]);
+  });
+  const bad: [string, unknown][] = [
+    ['maxImageLayers', 0],
+    ['maxImageLayers', 501],
+    ['maxImageLayers', '128'],
+    ['pullLayerConcurrency', 0],
+    ['pullLayerConcurrency', 1.5],
+    ['pullLayerConcurrency', 65],
+    ['imageFsReserveBytes', -1],
+    ['imageFsReserveBytes', null],
+    ['imageFsReserveBytes', 1e300],
+  ];
+  for (const [key, value] of bad) {
+    withFile(JSON.stringify({ [key]: value }), (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), new RegExp(`${key} must be a whole number from`)));
+  }
+});

@@ -57,6 +57,12 @@ export interface Config {
   historyPerActor: number;
   /** How long a removed pod's or container's history stays viewable before it is dropped. */
   removedHistoryRetentionSeconds: number;
+  /** A pull of an image with more layers is refused before any layer is fetched (issue 12, item 2). */
+  maxImageLayers: number;
+  /** Layers of one pull downloaded and unpacked at once. */
+  pullLayerConcurrency: number;
+  /** Disk a pull leaves free on the image filesystem: blobs plus unpacked layers must fit above it. */
+  imageFsReserveBytes: number;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/podchart/config.json';
@@ -95,11 +101,17 @@ export const DEFAULTS: Config = {
   streamingAddress: '127.0.0.1:0',
   historyPerActor: 200,
   removedHistoryRetentionSeconds: 3600,
+  maxImageLayers: 128,
+  pullLayerConcurrency: 3,
+  imageFsReserveBytes: 1024 * 1024 * 1024,
 };
 
 /** Bounds of the history keys: enough for any debugging session, never an unbounded table. */
 export const MAX_HISTORY_PER_ACTOR = 100_000;
 export const MAX_REMOVED_HISTORY_RETENTION_SECONDS = 30 * 86_400;
+/** overlayfs stacks at most 500 lower dirs (OVL_MAX_STACK): an image with more could never be mounted. */
+export const MAX_IMAGE_LAYERS = 500;
+export const MAX_PULL_LAYER_CONCURRENCY = 64;
 
 const FLAGS: Record<string, keyof Config> = {
   '--socket': 'socket',
@@ -186,6 +198,16 @@ export function loadConfig(args: ParsedArgs): Config {
   const retention = config.removedHistoryRetentionSeconds;
   if (typeof retention !== 'number' || !Number.isFinite(retention) || retention < 0 || retention > MAX_REMOVED_HISTORY_RETENTION_SECONDS) {
     throw new InvalidArgument(`removedHistoryRetentionSeconds must be a number of seconds from 0 to ${MAX_REMOVED_HISTORY_RETENTION_SECONDS} (30 days), not ${JSON.stringify(retention)}`);
+  }
+  const wholeNumbers: [string, unknown, number, number][] = [
+    ['maxImageLayers', config.maxImageLayers, 1, MAX_IMAGE_LAYERS],
+    ['pullLayerConcurrency', config.pullLayerConcurrency, 1, MAX_PULL_LAYER_CONCURRENCY],
+    ['imageFsReserveBytes', config.imageFsReserveBytes, 0, Number.MAX_SAFE_INTEGER],
+  ];
+  for (const [key, value, min, max] of wholeNumbers) {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+      throw new InvalidArgument(`${key} must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}`);
+    }
   }
   // Both servers bind where they are told; a malformed address is refused here, before anything starts.
   if (config.inspectorAddress) {

@@ -1,14 +1,22 @@
 /**
  * Pull, look up, list and remove images. A pull resolves the reference, streams every blob into
- * the content store (verified while it streams, layers concurrently), unpacks each layer once per
+ * the content store (verified while it streams, a few layers at a time), unpacks each layer once per
  * diff id, and only then records the image and its refs in one transaction: a pull cut off midway
  * leaves no half image visible, and the next pull reuses every blob already fetched.
+ *
+ * What a registry sends is bounded before it costs anything (issue 12, item 2): the layer count and
+ * the config's size are checked on the manifest, layers go a few at a time, and the blobs plus the
+ * unpacked bytes must fit in the disk the image filesystem had free at the start, minus a reserve.
+ * Each bound fails the pull with RESOURCE_EXHAUSTED saying which one and what to change.
  */
 import { UsageCache, type Usage } from './usage-cache.js';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
+import { DataLoss, EffectFailed, InvalidArgument, NotFound, ResourceExhausted } from '../errors/catalogue.js';
+import { eachLimited } from './pool.js';
 import type { ImageRecord, LayerRecord } from '../storage/images.js';
 import type { Store } from '../storage/store.js';
 import type { ContentStore } from './content-store.js';
@@ -17,7 +25,14 @@ import { mountRootfs, removeRootfs, unmountRootfs, writableLayerUsage } from './
 import { parseReference } from './reference.js';
 import type { RegistryClient } from './registry/client.js';
 import { hasCredentials } from './registry/credentials.js';
-import type { Credentials, Descriptor, ImageConfigFile, ImageReference, Platform } from './types.js';
+import type { Credentials, Descriptor, ImageConfigFile, ImageManifest, ImageReference, Platform } from './types.js';
+
+/** The bounds of one pull, from the config (maxImageLayers, pullLayerConcurrency, imageFsReserveBytes). */
+export interface PullLimits {
+  maxLayers: number;
+  layerConcurrency: number;
+  reserveBytes: number;
+}
 
 export interface ImageServiceDeps {
   store: Store;
@@ -26,6 +41,7 @@ export interface ImageServiceDeps {
   registry: RegistryClient;
   logger: Logger;
   platform: Platform;
+  limits: PullLimits;
   /** Image ids a container still uses: their data is kept when they are removed. */
   inUse?: () => Set<string>;
   /** Told of each finished pull (for metrics). */
@@ -34,6 +50,9 @@ export interface ImageServiceDeps {
 
 /** How often a long pull logs its progress. */
 const PROGRESS_EVERY_MS = 2_000;
+/** An image config is a small JSON document (containerd reads it whole too); 4 MiB is far above any real one. */
+export const CONFIG_LIMIT = 4 * 1024 * 1024;
+const BROKEN = 'the registry holds a broken image; push it again';
 
 export class ImageService {
   /**
@@ -71,30 +90,31 @@ export class ImageService {
     const started = Date.now();
     const resolved = await this.deps.registry.resolve(ref, creds, this.deps.platform);
     const { manifest } = resolved;
+    this.checkManifest(ref, manifest); // before anything is stored or fetched
     const keys = [resolved.manifestDigest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)];
     this.hold(keys);
     try {
+      const budget = await this.diskBudget(ref, manifest);
       await this.deps.content.ingest(resolved.manifestDigest, [resolved.manifestBytes], resolved.manifestBytes.length);
       await this.fetch(resolved, manifest.config, creds);
       const configBytes = await this.deps.content.read(manifest.config.digest);
-      const config = JSON.parse(configBytes.toString('utf8')) as ImageConfigFile;
-      const diffIds = config.rootfs?.diff_ids ?? [];
+      const diffIds = parseDiffIds(ref, manifest.config.digest, configBytes);
       if (diffIds.length !== manifest.layers.length) {
-        throw new EffectFailed(`image ${ref.full} is inconsistent: ${manifest.layers.length} layers but ${diffIds.length} diff ids in its config`);
+        throw new DataLoss(`image ${ref.full} is inconsistent: ${manifest.layers.length} layers but ${diffIds.length} diff ids in its config; ${BROKEN}`);
       }
       this.hold(diffIds);
       try {
         const total = manifest.layers.reduce((n, l) => n + l.size, 0);
         const progress = this.progress(log, total, manifest.layers.length);
         try {
-          await Promise.all(
-            manifest.layers.map(async (layer, i) => {
-              await this.fetch(resolved, layer, creds, (bytes) => progress.add(layer.digest, bytes));
-              const diffId = diffIds[i] ?? '';
-              await this.deps.layers.ensure(diffId, async () => createReadStream(this.deps.content.path(layer.digest)));
-              progress.done(layer.digest);
-            }),
-          );
+          // A few at a time: each layer holds a connection, a decompressor and a stage dir while it runs.
+          await eachLimited(manifest.layers, this.deps.limits.layerConcurrency, async (layer, i) => {
+            await this.fetch(resolved, layer, creds, (bytes) => progress.add(layer.digest, bytes));
+            const diffId = diffIds[i] ?? '';
+            const opts = { what: `layer ${layer.digest} of image ${ref.full}`, onBytes: budget };
+            await this.deps.layers.ensure(diffId, async () => createReadStream(this.deps.content.path(layer.digest)), opts);
+            progress.done(layer.digest);
+          });
         } finally {
           // A failed layer must stop the report too, or it logs "pulling: …" for ever [issue 12 item 16].
           progress.stop();
@@ -117,6 +137,48 @@ export class ImageService {
     log.info({ id: image.id, ms: Date.now() - started, from: resolved.endpoint.base, mirror: resolved.endpoint.mirror }, 'pulled');
     this.deps.onPulled?.(image.size, (Date.now() - started) / 1000);
     return image;
+  }
+
+  /** The bounds a manifest alone decides: checked before anything is fetched (issue 12, item 2). */
+  private checkManifest(ref: ImageReference, manifest: ImageManifest): void {
+    const { maxLayers } = this.deps.limits;
+    if (manifest.layers.length > maxLayers) {
+      throw new ResourceExhausted(
+        `image ${ref.full} has ${manifest.layers.length} layers, more than the ${maxLayers} allowed (maxImageLayers): flatten the image, or raise maxImageLayers in the podchart config`,
+      );
+    }
+    if (manifest.config.size > CONFIG_LIMIT) {
+      throw new ResourceExhausted(`image ${ref.full} has a config of ${manifest.config.size} bytes, more than the ${CONFIG_LIMIT} accepted: no real image config is that big`);
+    }
+  }
+
+  /**
+   * The disk this pull may use: what the image filesystem has free now, minus imageFsReserveBytes.
+   * The blobs still to download are taken from it at once (their sizes are known); the returned
+   * function takes each uncompressed chunk as layers unpack and throws once the rest is used up.
+   */
+  private async diskBudget(ref: ImageReference, manifest: ImageManifest): Promise<(bytes: number) => void> {
+    const { reserveBytes } = this.deps.limits;
+    const where = this.deps.layers.root;
+    const free = await freeBytes(where);
+    let downloads = 0;
+    for (const d of [manifest.config, ...manifest.layers]) if (!(await this.deps.content.has(d.digest))) downloads += d.size;
+    const allowed = free - reserveBytes;
+    const fix = 'free disk space there (remove unused images) or lower imageFsReserveBytes in the podchart config';
+    if (downloads > allowed) {
+      throw new ResourceExhausted(
+        `image ${ref.full} needs ${downloads} bytes of downloads, but ${where} has ${free} bytes free and ${reserveBytes} must stay free (imageFsReserveBytes): ${fix}`,
+      );
+    }
+    let left = allowed - downloads;
+    return (bytes: number) => {
+      left -= bytes;
+      if (left < 0) {
+        throw new ResourceExhausted(
+          `image ${ref.full} unpacks to more than the ${allowed - downloads} bytes left for it on ${where} (${free} bytes were free at the start of the pull, ${reserveBytes} must stay free, ${downloads} went to downloads): ${fix}`,
+        );
+      }
+    };
   }
 
   /** Streams one blob into the content store unless it is there already. */
@@ -278,6 +340,33 @@ export class ImageService {
     const image = this.find(text);
     if (!image) throw new NotFound(`image "${text}" is not present on this node: pull it first`);
     return image;
+  }
+}
+
+/** The config's rootfs.diff_ids; a config that is not JSON, or has no such list, is DataLoss (issue 12, item 14). */
+function parseDiffIds(ref: ImageReference, digest: string, bytes: Buffer): string[] {
+  let config: unknown;
+  try {
+    config = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new DataLoss(`the config ${digest} of image ${ref.full} is not JSON: ${BROKEN}`);
+  }
+  const diffIds = (config as Partial<ImageConfigFile> | null)?.rootfs?.diff_ids ?? [];
+  if (typeof config !== 'object' || config === null || !Array.isArray(diffIds) || !diffIds.every((d) => typeof d === 'string')) {
+    throw new DataLoss(`the config ${digest} of image ${ref.full} is not an image config (it needs an object with rootfs.diff_ids, a list of digests): ${BROKEN}`);
+  }
+  return diffIds;
+}
+
+/** Free bytes where `path` is (or its nearest existing parent): bavail, so the filesystem's root reserve stays the host's. */
+async function freeBytes(path: string): Promise<number> {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      const st = await statfs(p);
+      return st.bavail * st.bsize;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(p) === p) throw err;
+    }
   }
 }
 

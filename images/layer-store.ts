@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataLoss, EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
-import { unpackLayer } from './unpack.js';
+import { unpackLayer, type UnpackOptions } from './unpack.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
 import { readdirOrEmpty } from '../runtime/fs-optional.js';
 
@@ -33,12 +33,15 @@ export class LayerStore {
 
   constructor(readonly root: string) {}
 
-  /** The layer's directory, unpacking it from `open()` first unless it is already here. */
-  async ensure(diffId: string, open: () => Promise<AsyncIterable<Uint8Array>>): Promise<string> {
+  /**
+   * The layer's directory, unpacking it from `open()` first unless it is already here. `opts` go to
+   * unpackLayer; a caller that finds the same layer being unpacked shares that unpack (and its budget).
+   */
+  async ensure(diffId: string, open: () => Promise<AsyncIterable<Uint8Array>>, opts: UnpackOptions = {}): Promise<string> {
     hexOf(diffId);
     const pending = this.inflight.get(diffId);
     if (pending !== undefined) return pending;
-    const work = this.unpackOnce(diffId, open).finally(() => this.inflight.delete(diffId));
+    const work = this.unpackOnce(diffId, open, opts).finally(() => this.inflight.delete(diffId));
     this.inflight.set(diffId, work);
     return work;
   }
@@ -99,7 +102,7 @@ export class LayerStore {
     return removed;
   }
 
-  private async unpackOnce(diffId: string, open: () => Promise<AsyncIterable<Uint8Array>>): Promise<string> {
+  private async unpackOnce(diffId: string, open: () => Promise<AsyncIterable<Uint8Array>>, opts: UnpackOptions): Promise<string> {
     const found = await this.find(diffId);
     if (found !== null) return join(found, 'fs');
     // 0700 up to the lower dir: the layer's own modes (setuid binaries, device nodes) start at fs/.
@@ -109,7 +112,7 @@ export class LayerStore {
     this.staging.add(name);
     try {
       await mkdir(stage, { mode: PRIVATE_DIR });
-      const { diffId: got } = await unpackLayer(await open(), join(stage, 'fs'));
+      const { diffId: got } = await unpackLayer(await open(), join(stage, 'fs'), opts);
       if (got !== diffId) throw new DataLoss(`layer content does not match its diffId: expected ${diffId}, got ${got}`);
       await writeFile(join(stage, 'diffid'), `${diffId}\n`, { mode: PRIVATE_FILE });
       return join(await this.publish(stage, diffId), 'fs');

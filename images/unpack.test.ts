@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { tarOf, type Spec } from './tar-fixture.js';
-import { AlreadyExists, EffectFailed, InvalidArgument } from '../errors/catalogue.js';
+import { AlreadyExists, DataLoss, EffectFailed, InvalidArgument, ResourceExhausted } from '../errors/catalogue.js';
 import { unpackLayer } from './unpack.js';
 
 /** Hands the bytes over in awkward pieces: the magic bytes split across chunks. */
@@ -22,6 +22,8 @@ async function* pieces(bytes: Buffer): AsyncGenerator<Uint8Array> {
   yield bytes.subarray(1, 3);
   for (let at = 3; at < bytes.length; at += 7000) yield bytes.subarray(at, at + 7000);
 }
+
+const zstdOf = (tar: Buffer): Buffer => execFileSync('zstd', ['-q', '-c', '-3'], { input: tar, maxBuffer: 64 << 20 });
 
 function sha256(bytes: Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
@@ -120,7 +122,7 @@ describe('unpackLayer', () => {
 
   for (const [kind, compress] of [
     ['gzip', (tar: Buffer) => gzipSync(tar)],
-    ['zstd', (tar: Buffer) => execFileSync('zstd', ['-q', '-c', '-3'], { input: tar, maxBuffer: 64 << 20 })],
+    ['zstd', zstdOf],
   ] as const) {
     test(`a ${kind} layer, fed in odd chunks, unpacks the same with the uncompressed diffId`, async () => {
       const tar = await tarOf(RICH);
@@ -237,17 +239,69 @@ describe('unpackLayer', () => {
     }
   });
 
-  test('a corrupt gzip stream fails with EffectFailed and leaves nothing', async () => {
+  /** DataLoss naming the layer and what to do, whatever the parser said (issue 12, item 14). */
+  const broken = (kind: RegExp) => (err: unknown) =>
+    err instanceof DataLoss && /^layer L is not a valid /.test(err.message) && kind.test(err.message) && /push it again$/.test(err.message);
+
+  test('a corrupt gzip stream is DataLoss and leaves nothing', async () => {
     const dir = fresh();
     const bad = Buffer.concat([gzipSync(await tarOf(RICH)).subarray(0, 4000), randomBytes(2000)]);
-    await assert.rejects(unpackLayer(Readable.from([bad]), dir), EffectFailed);
+    await assert.rejects(unpackLayer(Readable.from([bad]), dir, { what: 'layer L' }), broken(/gzip stream/));
     await assertNothingLeft(dir);
   });
 
-  test('a truncated tar fails and leaves nothing', async () => {
+  test('a corrupt or truncated zstd stream is DataLoss and leaves nothing', async () => {
+    const zst = zstdOf(await tarOf(RICH));
+    const flipped = Buffer.from(zst);
+    flipped[40] = (flipped[40] ?? 0) ^ 0xff;
+    for (const bad of [flipped, zst.subarray(0, zst.length - 100)]) {
+      const dir = fresh();
+      await assert.rejects(unpackLayer(pieces(bad), dir, { what: 'layer L' }), broken(/zstd stream|tar archive/));
+      await assertNothingLeft(dir);
+    }
+  });
+
+  test('a zstd frame that asks for a 1 GiB window is ResourceExhausted naming the layer, before any decoding', async () => {
+    const dir = fresh();
+    // Magic, a descriptor without single segment, window 2^(10+20); then one RLE block.
+    const frame = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0x00, 20 << 3, 0x03, 0x00, 0x10, 0x00]);
+    await assert.rejects(unpackLayer(Readable.from([frame]), dir, { what: 'layer L' }), (err: unknown) => err instanceof ResourceExhausted && /^layer L: a zstd frame needs a 1073741824-byte window/.test(err.message));
+    await assertNothingLeft(dir);
+  });
+
+  test('a truncated tar, or bytes that are no tar at all, are DataLoss and leave nothing', async () => {
+    const tar = await tarOf(RICH);
+    for (const bad of [tar.subarray(0, 10_000), randomBytes(5000)]) {
+      const dir = fresh();
+      await assert.rejects(unpackLayer(Readable.from([bad]), dir, { what: 'layer L' }), broken(/tar archive/));
+      await assertNothingLeft(dir);
+    }
+  });
+
+  test('a failure to read the blob is not blamed on its content', async () => {
     const dir = fresh();
     const tar = await tarOf(RICH);
-    await assert.rejects(unpackLayer(Readable.from([tar.subarray(0, 10_000)]), dir), EffectFailed);
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      yield tar.subarray(0, 2048);
+      throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+    }
+    await assert.rejects(unpackLayer(failing(), dir), (err: unknown) => err instanceof EffectFailed && /EIO/.test(err.message));
+    await assertNothingLeft(dir);
+  });
+
+  test('onBytes sees every uncompressed byte and can stop the unpack', async () => {
+    const tar = await tarOf(RICH);
+    let seen = 0;
+    const result = await unpackLayer(pieces(gzipSync(tar)), fresh(), { onBytes: (n) => (seen += n) });
+    assert.equal(seen, tar.length);
+    assert.equal(result.size, tar.length);
+    const dir = fresh();
+    let budget = 100_000;
+    const onBytes = (n: number): void => {
+      budget -= n;
+      if (budget < 0) throw new ResourceExhausted('over budget');
+    };
+    await assert.rejects(unpackLayer(pieces(zstdOf(tar)), dir, { onBytes }), ResourceExhausted);
     await assertNothingLeft(dir);
   });
 

@@ -289,9 +289,10 @@ export async function startHungServer(): Promise<{ host: string; stop(): Promise
  * flip-blob-byte: blob bodies with their last byte inverted · pad-manifest: manifests with a newline
  * appended and no Docker-Content-Digest · wrong-digest-header: a Docker-Content-Digest of zeros ·
  * redirect-blobs: 307 to the real registry · schema1: every manifest is a schema 1 one ·
- * stall-blobs: blob headers and one byte, then silence.
+ * stall-blobs: blob headers and one byte, then silence · huge-manifest: manifests padded with 5 MiB of
+ * spaces (still JSON; docker-registry itself refuses to store one over 4 MiB).
  */
-export type Tamper = 'flip-blob-byte' | 'pad-manifest' | 'wrong-digest-header' | 'redirect-blobs' | 'schema1' | 'stall-blobs';
+export type Tamper = 'flip-blob-byte' | 'pad-manifest' | 'wrong-digest-header' | 'redirect-blobs' | 'schema1' | 'stall-blobs' | 'huge-manifest';
 
 /** FAKE: a proxy in front of a real registry that corrupts or reshapes its answers in one way. */
 export async function startTamperingProxy(target: string, tamper: Tamper): Promise<{ url: string; host: string; redirects: number; stop(): Promise<void> }> {
@@ -317,21 +318,19 @@ export async function startTamperingProxy(target: string, tamper: Tamper): Promi
         res.writeHead(200, { 'Content-Type': 'application/vnd.docker.distribution.manifest.v1+prettyjws' }).end(body);
         return;
       }
-      const forward: Record<string, string> = { Accept: req.headers.accept ?? '*/*' };
-      if (req.headers.authorization !== undefined) forward.Authorization = req.headers.authorization;
-      const upstream = await fetch(`${target}${path}`, { method: req.method ?? 'GET', headers: forward, redirect: 'manual' });
-      let body = Buffer.from(await upstream.arrayBuffer());
-      const headers: Record<string, string> = { 'Content-Type': upstream.headers.get('content-type') ?? 'application/octet-stream' };
-      for (const name of ['docker-content-digest', 'www-authenticate', 'location']) {
-        const value = upstream.headers.get(name);
-        if (value !== null) headers[name] = value;
-      }
+      const upstream = await forward(target, req);
+      let body = upstream.body;
+      const headers = upstream.headers;
       if (tamper === 'flip-blob-byte' && isBlob && body.length > 0) {
         body = Buffer.from(body);
         body[body.length - 1] = (body[body.length - 1] ?? 0) ^ 0xff;
       }
       if (tamper === 'pad-manifest' && isManifest) {
         body = Buffer.concat([body, Buffer.from('\n')]);
+        delete headers['docker-content-digest'];
+      }
+      if (tamper === 'huge-manifest' && isManifest) {
+        body = Buffer.concat([body, Buffer.alloc(5 * 1024 * 1024, ' ')]);
         delete headers['docker-content-digest'];
       }
       if (tamper === 'wrong-digest-header' && isManifest) headers['docker-content-digest'] = `sha256:${'0'.repeat(64)}`;
@@ -347,6 +346,51 @@ export async function startTamperingProxy(target: string, tamper: Tamper): Promi
       return state.redirects;
     },
     stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** One request passed on to the real registry: its status, the headers a client needs, the whole body. */
+async function forward(target: string, req: IncomingMessage): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+  const sent: Record<string, string> = { Accept: req.headers.accept ?? '*/*' };
+  if (req.headers.authorization !== undefined) sent.Authorization = req.headers.authorization;
+  const upstream = await fetch(`${target}${req.url ?? '/'}`, { method: req.method ?? 'GET', headers: sent, redirect: 'manual' });
+  const body = Buffer.from(await upstream.arrayBuffer());
+  const headers: Record<string, string> = { 'Content-Type': upstream.headers.get('content-type') ?? 'application/octet-stream' };
+  for (const name of ['docker-content-digest', 'www-authenticate', 'location']) {
+    const value = upstream.headers.get(name);
+    if (value !== null) headers[name] = value;
+  }
+  return { status: upstream.status, headers, body };
+}
+
+/**
+ * FAKE: a proxy in front of a real registry that holds every blob request until the test releases
+ * it, oldest first, so a test sees how many blobs a client fetches at once.
+ */
+export async function startGatedProxy(target: string): Promise<{ host: string; held(): number; requested(): number; release(): void; stop(): Promise<void> }> {
+  const waiting: (() => void)[] = [];
+  let requested = 0;
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      if (/\/blobs\/sha256:/.test(req.url ?? '')) {
+        requested += 1;
+        await new Promise<void>((resolve) => waiting.push(resolve));
+      }
+      const upstream = await forward(target, req);
+      res.writeHead(upstream.status, upstream.headers).end(upstream.body);
+    })().catch((err: unknown) => res.writeHead(502).end(String(err)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    host: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    held: () => waiting.length,
+    requested: () => requested,
+    release: () => waiting.shift()?.(),
+    stop: async () => {
+      for (const go of waiting.splice(0)) go();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { EffectFailed, NotFound, PermissionDenied, Unavailable } from '../../errors/catalogue.js';
+import { EffectFailed, NotFound, PermissionDenied, ResourceExhausted, Unavailable } from '../../errors/catalogue.js';
 import type { Credentials } from '../types.js';
 import { accountName, basicAuthorization, hasCredentials, realmRefusal } from './credentials.js';
 
@@ -86,7 +86,7 @@ export async function readBody(base: string, sent: Sent, limit: number, timeoutM
     size += chunk.byteLength;
     if (size > limit) {
       sent.controller.abort();
-      throw new EffectFailed(`registry ${base} sent more than ${limit} bytes for ${sent.res.url}`);
+      throw new ResourceExhausted(`registry ${base} sent more than ${limit} bytes for ${sent.res.url}, the most accepted there: it is not what was asked for`);
     }
     parts.push(Buffer.from(chunk));
   }

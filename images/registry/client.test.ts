@@ -8,7 +8,7 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { DataLoss, EffectFailed, NotFound, PermissionDenied, Unavailable } from '../../errors/catalogue.js';
+import { DataLoss, EffectFailed, NotFound, PermissionDenied, ResourceExhausted, Unavailable } from '../../errors/catalogue.js';
 import { buildImage, pushImage, pushIndex, sha256, type BuiltImage } from '../../test/image-builder.js';
 import { freePort, startHungServer, startRegistry, startTamperingProxy, type RegistryFixture } from '../../test/registry-fixture.js';
 import { ContentStore } from '../content-store.js';
@@ -396,6 +396,15 @@ test('schema 1 manifests are refused with a clear message', async () => {
   const proxy = await startTamperingProxy(anon.url, 'schema1');
   try {
     await isRejectedWith(client().client.resolve(parseReference(`${proxy.host}/test/oci:v1`), null, HOST), EffectFailed, /unsupported manifest schema 1/);
+  } finally {
+    await proxy.stop();
+  }
+});
+
+test('a manifest over 4 MiB is refused as RESOURCE_EXHAUSTED', async () => {
+  const proxy = await startTamperingProxy(anon.url, 'huge-manifest');
+  try {
+    await isRejectedWith(client().client.resolve(parseReference(`${proxy.host}/test/oci:v1`), null, HOST), ResourceExhausted, /sent more than 4194304 bytes for .*manifests\/v1/);
   } finally {
     await proxy.stop();
   }

@@ -117,7 +117,7 @@ export class RegistryClient {
     try {
       json = JSON.parse(bytes.toString('utf8'));
     } catch {
-      throw new EffectFailed(`manifest for ${what} from ${endpoint.base} is not JSON`);
+      throw new DataLoss(`manifest for ${what} from ${endpoint.base} is not JSON: the registry holds a broken image; push it again`);
     }
     const contentType = (sent.res.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? '';
     return { bytes, digest, json, kind: manifestKind(contentType, json, what) };
@@ -192,7 +192,7 @@ function isDescriptor(d: unknown): d is Descriptor {
 function parseManifest(json: unknown, what: string): ImageManifest {
   const m = json as Partial<ImageManifest>;
   if (m.schemaVersion !== 2 || !isDescriptor(m.config) || !Array.isArray(m.layers) || !m.layers.every(isDescriptor)) {
-    throw new EffectFailed(`manifest of ${what} is malformed: it needs schemaVersion 2, a config and sha256 layer descriptors`);
+    throw new DataLoss(`manifest of ${what} is malformed: it needs schemaVersion 2, a config and sha256 layer descriptors; the registry holds a broken image, push it again`);
   }
   return m as ImageManifest;
 }
@@ -200,7 +200,7 @@ function parseManifest(json: unknown, what: string): ImageManifest {
 function parseIndex(json: unknown, what: string): ImageIndex {
   const ix = json as Partial<ImageIndex>;
   if (ix.schemaVersion !== 2 || !Array.isArray(ix.manifests) || !ix.manifests.every(isDescriptor)) {
-    throw new EffectFailed(`image index of ${what} is malformed: it needs schemaVersion 2 and sha256 manifest descriptors`);
+    throw new DataLoss(`image index of ${what} is malformed: it needs schemaVersion 2 and sha256 manifest descriptors; the registry holds a broken image, push it again`);
   }
   return ix as ImageIndex;
 }
