@@ -7,6 +7,7 @@
  * whole group gets SIGKILL at the deadline; and a failing plugin's answer is on stdout, not stderr.
  */
 import { spawn } from 'node:child_process';
+import { spawnTurn } from '../runtime/spawn-turn.js';
 import { DeadlineExceeded, EffectFailed } from '../errors/catalogue.js';
 import { tail } from '../runtime/exec.js';
 
@@ -84,7 +85,8 @@ function pluginEnv(inv: PluginInvocation): NodeJS.ProcessEnv {
   };
 }
 
-function spawnPlugin(inv: PluginInvocation): Promise<Exit> {
+async function spawnPlugin(inv: PluginInvocation): Promise<Exit> {
+  await spawnTurn();
   return new Promise((resolve, reject) => {
     const child = spawn(inv.pluginPath, [], { env: pluginEnv(inv), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';

@@ -4,6 +4,7 @@
  * It daemonizes; the container's pid (or runc's error) comes back over a sync pipe, fd 3.
  */
 import { spawn } from 'node:child_process';
+import { spawnTurn } from './spawn-turn.js';
 import { join } from 'node:path';
 import { EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
@@ -57,6 +58,7 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
   // life. child_process rather than execa here: execa waits for every stdio stream to end, and
   // conmon's sync pipe (fd 3) stays open until the container exits.
   // detached: a group of its own, so what it starts can be killed as one if we give up on it.
+  await spawnTurn();
   const child = spawn(l.conmonPath, args, {
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
     env: { ...process.env, _OCI_SYNCPIPE: '3' },

@@ -11,6 +11,7 @@
  * (SCM_RIGHTS), which Node cannot do.
  */
 import { spawn } from 'node:child_process';
+import { spawnTurn } from './spawn-turn.js';
 import { access, rm } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PassThrough, Writable, type Readable } from 'node:stream';
@@ -47,6 +48,7 @@ export async function startExec(target: ExecTarget, cmd: string[], want: { stdin
     await rm(processFile, { force: true });
     await rm(pidFile, { force: true });
   };
+  await spawnTurn();
   const started = want.tty ? startOnTerminal(target.runtime.binary, args, pidFile, want) : startOnPipes(target.runtime.binary, args, want);
   const done = started.closed.finally(cleanup);
   let killing: Promise<void> | null = null;

@@ -23,6 +23,7 @@
  * job, as it is for any orphan in the container.
  */
 import { spawn } from 'node:child_process';
+import { spawnTurn } from './spawn-turn.js';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -204,6 +205,7 @@ export async function execSync(opts: ExecTarget & {
   const budget = new SharedBudget(opts.cap ?? EXEC_OUTPUT_CAP);
   const stdout = new CappedBuffer(budget, 'stdout');
   const stderr = new CappedBuffer(budget, 'stderr');
+  await spawnTurn();
   const child = spawn(opts.runtime.binary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,6 +1,7 @@
 /** Every external program runs through here: one place that turns a failure into an actionable error. */
 import { execa, type Options } from 'execa';
 import { EffectFailed } from '../errors/catalogue.js';
+import { spawnTurn } from './spawn-turn.js';
 
 export interface RunResult {
   stdout: string;
@@ -29,6 +30,7 @@ export async function run(
     ...(options.input === undefined ? {} : { input: options.input }),
     ...(options.signal ? { cancelSignal: options.signal } : {}),
   };
+  await spawnTurn();
   const result = await execa(file, args, execaOptions);
   const r: RunResult = {
     stdout: String(result.stdout ?? ''),

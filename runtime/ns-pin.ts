@@ -24,16 +24,16 @@ export async function pinNamespaces(pid: number, startTime: string, dir: string,
   dir = await canonical(dir);
   const mounted = await mountTargets();
   const pinned: PinnedNamespaces = {};
-  await Promise.all(
-    kinds.map(async (kind) => {
-      const file = join(dir, kind);
-      if (!mounted.has(file)) {
-        await writeFile(file, '', { mode: PRIVATE_FILE });
-        await run('mount', ['--bind', `/proc/${pid}/ns/${kind}`, file]);
-      }
-      pinned[kind] = file;
-    }),
-  );
+  const binds: string[] = [];
+  for (const kind of kinds) {
+    const file = join(dir, kind);
+    pinned[kind] = file;
+    if (mounted.has(file)) continue;
+    await writeFile(file, '', { mode: PRIVATE_FILE });
+    binds.push(`/proc/${pid}/ns/${kind}`, file);
+  }
+  // One process for all of them: every spawn forks the daemon (runtime/spawn-turn.ts).
+  if (binds.length > 0) await run('sh', ['-c', 'while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 1; shift 2; done', 'pin', ...binds]);
   if (!(await isSameProcessAlive(pid, startTime))) {
     await unpinNamespaces(dir);
     throw new EffectFailed(`process ${pid} exited before its namespaces were pinned; they are not joined`);
@@ -54,10 +54,8 @@ export async function pinnedNamespaces(dir: string): Promise<PinnedNamespaces> {
 export async function unpinNamespaces(dir: string): Promise<void> {
   dir = await canonical(dir);
   const mounted = await mountTargets();
-  for (const kind of KINDS) {
-    const file = join(dir, kind);
-    if (mounted.has(file)) await run('umount', [file], { allowFailure: (r) => /not mounted|no mount point/i.test(r.stderr) });
-  }
+  const pins = KINDS.map((kind) => join(dir, kind)).filter((file) => mounted.has(file));
+  if (pins.length > 0) await run('umount', pins, { allowFailure: (r) => /not mounted|no mount point/i.test(r.stderr) });
   await rm(dir, { recursive: true, force: true });
 }
 

@@ -16,6 +16,7 @@
  * Host-network pods (no netns) are dialled with net.connect, half-open allowed likewise.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawnTurn } from './spawn-turn.js';
 import { connect } from 'node:net';
 import { Duplex } from 'node:stream';
 
@@ -62,7 +63,8 @@ function connectHost(host: string, port: number): Promise<Duplex> {
   });
 }
 
-function connectInNetns(netnsPath: string, address: string): Promise<Duplex> {
+async function connectInNetns(netnsPath: string, address: string): Promise<Duplex> {
+  await spawnTurn();
   const child = spawn('nsenter', [`--net=${netnsPath}`, 'socat', '-d', '-d', '-t', String(HALF_CLOSE_S), 'STDIO,shut-close', `${address},connect-timeout=${CONNECT_TIMEOUT_S}`], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
