@@ -9,7 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fromPromise } from 'xstate';
 import type { Logger } from 'pino';
-import type { ContainerContext, ContainerEvent, ContainerExit, Started } from '../machines/container.types.js';
+import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerEvent, type ContainerExit, type Started } from '../machines/container.types.js';
 import type { SandboxContext } from '../machines/sandbox.types.js';
 import type { Config } from '../config/config.js';
 import type { ImageService } from '../images/image-service.js';
@@ -49,8 +49,6 @@ export interface ContainerHost {
 const KILL_WAIT_MS = 10_000;
 /** Without conmon, how often a stop looks whether the process is gone. */
 const GONE_POLL_MS = 100;
-/** Exit code when the process ended and no exit file says how (as restore reports it). */
-export const UNKNOWN_EXIT_CODE = 255;
 
 /**
  * Where conmon writes what it learns when the process ends (its --persist-dir `exit` and `oom`,

@@ -14,7 +14,7 @@ import { supervisorMachine, sandboxSystemId } from '../machines/supervisor.machi
 import { sandboxMachine } from '../machines/sandbox.machine.js';
 import { containerMachine } from '../machines/container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxSpec } from '../machines/sandbox.types.js';
-import type { ContainerContext } from '../machines/container.types.js';
+import { UNKNOWN_EXIT_CODE, type ContainerContext } from '../machines/container.types.js';
 import { EffectFailed, NotFound, Unavailable } from '../errors/catalogue.js';
 import { StoreWriteFailed, type RemovedActor, type Store, type Transition } from '../storage/store.js';
 import { readExitFile } from '../runtime/exit-file.js';
@@ -23,7 +23,7 @@ import { isSameProcessAlive } from '../runtime/process.js';
 import { Registry } from './registry.js';
 import { sandboxEffects } from './sandbox-effects.js';
 import { afterConmonExit, conmonPidFile, containerEffects, containerExitDir, readContainerExit, type ContainerHost } from './container-effects.js';
-import { restoreContainer } from './container-restore.js';
+import { decideContainer, decidePod, observeContainer, observePod } from './restore.js';
 import { ExitWatches } from './exit-watches.js';
 import { ConmonWatches } from './conmon-watches.js';
 import { Persistence } from './persist.js';
@@ -49,9 +49,6 @@ export interface ContainerView {
   state: string;
   context: ContainerContext;
 }
-
-/** Exit code reported when the pause process is gone and conmon left no exit file. */
-export const UNKNOWN_EXIT_CODE = 255;
 
 export const SANDBOX_BUSY = ['PENDING', 'STOPPING', 'REMOVING'] as const;
 export const CONTAINER_BUSY = ['CREATING', 'STARTING', 'STOPPING', 'UPDATING', 'REMOVING'] as const;
@@ -370,7 +367,7 @@ export class Supervisor {
     return actor;
   }
 
-  /** Brings one persisted pod back, with its containers, in the state observed on the host. */
+  /** Brings one persisted pod back, with its containers, in the state observed on the host (actors/restore.ts). */
   private async restoreSandbox(id: string, persisted: string, context: SandboxContext): Promise<void> {
     const log = this.deps.logger.child({ sandboxId: id });
     this.saved.set(`sandbox:${id}`, { state: persisted, context: JSON.stringify(context) });
@@ -385,34 +382,17 @@ export class Supervisor {
         this.saved.set(`container:${row.id}`, { state: row.state, context: row.context });
         actor.send({ type: 'ADD_CONTAINER', id: row.id, input: ctx });
         const child = this.containerActor(row.id);
-        if (child) await restoreContainer(child, row.state, ctx, this.deps.containerHost, log.child({ containerId: row.id }));
+        if (!child) return;
+        const seen = await observeContainer(row.state, ctx, this.deps.containerHost);
+        const events = decideContainer(row.state, ctx, seen, nowNs());
+        for (const event of events) child.send(event);
+        log.info({ containerId: row.id, persisted: row.state, seen, decided: events.map((e) => e.type), now: stateName(child.getSnapshot()) }, 'container restored');
       }),
     );
-    const top = persisted.split('.')[0];
-    if (top === 'UNKNOWN' || top === 'PENDING') {
-      log.info({ persisted }, 'restore: caught half-created, rolling back');
-      actor.send({ type: 'PENDING' });
-      return;
-    }
-    if (top === 'REMOVING') {
-      log.info('restore: caught half-removed, finishing');
-      actor.send({ type: 'REMOVE' });
-      return;
-    }
-    // The exit file is the source of truth; then the pid, guarded against reuse by its start time.
-    const exit = await readExitFile(podPaths(context.spec).exitDir, id);
-    const alive = !exit && (await isSameProcessAlive(context.pid, context.pidStartTime));
-    if (alive && context.pid !== null && context.pidStartTime !== null) {
-      actor.send({ type: 'READY', pid: context.pid, pidStartTime: context.pidStartTime });
-    } else {
-      const at = exit?.at ?? context.exit?.at ?? nowNs();
-      actor.send({ type: 'EXIT', code: exit?.code ?? context.exit?.code ?? UNKNOWN_EXIT_CODE, at });
-    }
-    if (top === 'STOPPING') {
-      log.info('restore: caught mid-stop, finishing');
-      actor.send({ type: 'STOP', timeoutSec: context.stopTimeoutSec });
-    }
-    log.info({ persisted, now: stateName(actor.getSnapshot()), pauseAlive: alive }, 'restored');
+    const seen = await observePod(persisted, context);
+    const events = decidePod(persisted, context, seen, nowNs());
+    for (const event of events) actor.send(event);
+    log.info({ persisted, seen, decided: events.map((e) => e.type), now: stateName(actor.getSnapshot()) }, 'restored');
   }
 
   /** Every actor snapshot passes here, synchronously: persist it, record the transition, watch exits. */

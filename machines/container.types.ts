@@ -82,6 +82,9 @@ export interface Started {
   startedAt: string;
 }
 
+/** The exit code reported when a process is gone and no exit file says how it ended. */
+export const UNKNOWN_EXIT_CODE = 255;
+
 export type ContainerEvent =
   | { type: 'CREATE' }
   | { type: 'START' }

@@ -1,0 +1,119 @@
+/**
+ * Restore by observation (issue 13, item 4): what a persisted actor is sent after a daemon
+ * restart, decided from its persisted state and what is seen on the host. The decisions are pure
+ * (restore.test.ts tabulates every persisted state × observation, as containerd's restart tests
+ * do); `observeContainer` and `observePod` are the I/O that gathers what they need.
+ *
+ * A restored actor starts in UNKNOWN with its persisted context and is sent these events. Its
+ * effects that were in flight are not resumed: work caught half-done is rolled back (a create)
+ * or finished (a stop, a removal), from what is observed now.
+ *
+ * The order of truth: the exit file first (conmon wrote it: containerd #10390), then the pid
+ * guarded by its start time, then, for a start caught between conmon and `runc start`, runc's word.
+ */
+import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerEvent, type ContainerExit } from '../machines/container.types.js';
+import type { SandboxContext, SandboxEvent } from '../machines/sandbox.types.js';
+import { readExitFile } from '../runtime/exit-file.js';
+import { podPaths } from '../runtime/pod-files.js';
+import { isSameProcessAlive, processStartTime, readPidFile } from '../runtime/process.js';
+import { conmonPidFile, readContainerExit, type ContainerHost } from './container-effects.js';
+import { runtimeAt } from './host.js';
+
+export interface ContainerObservation {
+  /** What conmon's exit file says, or null when there is none. */
+  exit: ContainerExit | null;
+  /** The recorded pid is alive and is still the process that started then. */
+  alive: boolean;
+  /** conmon's pid (null: no pid file), and whether it still runs. */
+  conmonPid: number | null;
+  conmonAlive: boolean;
+  /** runc's word, asked only for a start caught before its pid was recorded. */
+  runtime: { running: boolean; pid: number; pidStartTime: string } | null;
+}
+
+export interface PodObservation {
+  /** The pause's exit file, or null. */
+  exit: { code: number; at: string } | null;
+  /** The pause pid is alive with its recorded start time (and there is no exit file). */
+  alive: boolean;
+}
+
+/** The top-level state of a persisted state path ("PENDING.creating" → "PENDING"). */
+const top = (persisted: string): string => persisted.split('.')[0] ?? '';
+
+/** Whether a persisted container state needs the host looked at (the others decide alone). */
+export function containerNeedsObservation(persisted: string): boolean {
+  return !['UNKNOWN', 'CREATING', 'REMOVING', 'REMOVE_FAILED', 'CREATED'].includes(top(persisted));
+}
+
+/** Whether runc must be asked: a start caught before the pid was recorded, with no other sign. */
+export function containerNeedsRuntime(persisted: string, seen: Pick<ContainerObservation, 'exit' | 'alive'>): boolean {
+  return top(persisted) === 'STARTING' && !seen.exit && !seen.alive;
+}
+
+export function decideContainer(persisted: string, ctx: ContainerContext, seen: ContainerObservation, now: string): ContainerEvent[] {
+  const state = top(persisted);
+  // Caught half-created: roll back. A removal asked for (and maybe failed): finish it, i.e.
+  // retry; failing again, it is back in REMOVE_FAILED, from which RemoveContainer retries.
+  if (state === 'UNKNOWN' || state === 'CREATING') return [{ type: 'ABANDON' }];
+  if (state === 'REMOVING' || state === 'REMOVE_FAILED') return [{ type: 'REMOVE' }];
+  if (state === 'CREATED') return [{ type: 'OBSERVED_CREATED' }];
+  if (seen.exit) return [{ type: 'EXIT', exit: seen.exit }];
+  if (seen.alive && ctx.pid !== null) {
+    const events: ContainerEvent[] = [{ type: 'OBSERVED_RUNNING', pid: ctx.pid, pidStartTime: ctx.pidStartTime ?? '' }];
+    // Running without its conmon (killed while we were down, or LOST before): the LOST the
+    // running daemon's watch gives, at once rather than after its first poll (issue 12, item 5).
+    if (!seen.conmonAlive) {
+      events.push({ type: 'CONMON_LOST', message: `conmon (pid ${seen.conmonPid ?? 'unknown'}) exited while the container was running; its output is no longer logged` });
+    }
+    if (state === 'STOPPING') events.push({ type: 'STOP', timeoutSec: ctx.stopTimeoutSec });
+    return events;
+  }
+  if (state === 'STARTING') {
+    if (seen.runtime?.running) return [{ type: 'OBSERVED_RUNNING', pid: seen.runtime.pid, pidStartTime: seen.runtime.pidStartTime }];
+    return [{ type: 'EXIT', exit: { code: UNKNOWN_EXIT_CODE, at: now, reason: 'StartError', message: 'the daemon stopped while the container was starting' } }];
+  }
+  const exit = ctx.exit ?? { code: UNKNOWN_EXIT_CODE, at: now, reason: 'Unknown', message: 'the process ended while podchart was down and left no exit file' };
+  return [{ type: 'EXIT', exit }];
+}
+
+/** Whether a persisted pod state needs the host looked at. */
+export function podNeedsObservation(persisted: string): boolean {
+  return !['UNKNOWN', 'PENDING', 'REMOVING'].includes(top(persisted));
+}
+
+export function decidePod(persisted: string, ctx: SandboxContext, seen: PodObservation, now: string): SandboxEvent[] {
+  const state = top(persisted);
+  if (state === 'UNKNOWN' || state === 'PENDING') return [{ type: 'PENDING' }]; // caught half-created: roll back
+  if (state === 'REMOVING') return [{ type: 'REMOVE' }]; // caught half-removed: finish
+  const events: SandboxEvent[] =
+    seen.alive && !seen.exit && ctx.pid !== null && ctx.pidStartTime !== null
+      ? [{ type: 'READY', pid: ctx.pid, pidStartTime: ctx.pidStartTime }]
+      : [{ type: 'EXIT', code: seen.exit?.code ?? ctx.exit?.code ?? UNKNOWN_EXIT_CODE, at: seen.exit?.at ?? ctx.exit?.at ?? now }];
+  if (state === 'STOPPING') events.push({ type: 'STOP', timeoutSec: ctx.stopTimeoutSec }); // caught mid-stop: finish
+  return events;
+}
+
+/** What the host shows of a persisted container, gathered only as far as its decision needs. */
+export async function observeContainer(persisted: string, ctx: ContainerContext, host: ContainerHost): Promise<ContainerObservation> {
+  const seen: ContainerObservation = { exit: null, alive: false, conmonPid: null, conmonAlive: false, runtime: null };
+  if (!containerNeedsObservation(persisted)) return seen;
+  seen.exit = await readContainerExit(ctx);
+  seen.alive = !seen.exit && (await isSameProcessAlive(ctx.pid, ctx.pidStartTime));
+  if (seen.alive) {
+    seen.conmonPid = await readPidFile(conmonPidFile(ctx));
+    seen.conmonAlive = await isSameProcessAlive(seen.conmonPid, null);
+  }
+  if (containerNeedsRuntime(persisted, seen)) {
+    const state = await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).state(ctx.id);
+    if (state) seen.runtime = { running: state.status === 'running', pid: state.pid, pidStartTime: (await processStartTime(state.pid)) ?? '' };
+  }
+  return seen;
+}
+
+/** What the host shows of a persisted pod's pause process. */
+export async function observePod(persisted: string, ctx: SandboxContext): Promise<PodObservation> {
+  if (!podNeedsObservation(persisted)) return { exit: null, alive: false };
+  const exit = await readExitFile(podPaths(ctx.spec).exitDir, ctx.id);
+  return { exit, alive: !exit && (await isSameProcessAlive(ctx.pid, ctx.pidStartTime)) };
+}
