@@ -15,6 +15,8 @@ export function eventLabel(type: string): string {
   if (done) return `${done[1]}.done`;
   const failed = /^xstate\.error\.actor\.(.+)$/.exec(type);
   if (failed) return `${failed[1]}.error`;
+  const after = /^xstate\.after\.([^.]+)\./.exec(type);
+  if (after) return `${after[1]} passed`;
   return type;
 }
 
@@ -26,15 +28,10 @@ export function actorKey(ref: unknown): string {
 /** Any machine actor; callers narrow the snapshot back to their chart's type. */
 type MachineActor = Actor<AnyStateMachine>;
 
-/** Waits until the actor has no work in flight. The work itself is not cancelled by a timeout. */
-export async function settle<S extends AnyMachineSnapshot>(
-  actor: MachineActor,
-  busy: readonly string[],
-  timeoutMs: number,
-  what: string,
-): Promise<S> {
+/** Waits until the actor has no work in flight (its chart's `busy` tag). The work is not cancelled by a timeout. */
+export async function settle<S extends AnyMachineSnapshot>(actor: MachineActor, timeoutMs: number, what: string): Promise<S> {
   try {
-    const idle = (s: AnyMachineSnapshot): boolean => s.status === 'done' || !busy.some((b) => s.matches(b));
+    const idle = (s: AnyMachineSnapshot): boolean => s.status === 'done' || !s.hasTag('busy');
     return (await waitFor(actor, idle, { timeout: timeoutMs })) as S;
   } catch (err) {
     if (err instanceof Error && /timeout/i.test(err.message)) {
@@ -57,7 +54,6 @@ export async function settle<S extends AnyMachineSnapshot>(
 export async function request<S extends AnyMachineSnapshot>(
   actor: MachineActor,
   event: { type: string },
-  busy: readonly string[],
   timeoutMs: number,
   what: string,
   why: (state: string) => string,
@@ -68,14 +64,14 @@ export async function request<S extends AnyMachineSnapshot>(
     const now = actor.getSnapshot() as AnyMachineSnapshot;
     if (now.status === 'done') return now as S;
     if (now.can(event)) break;
-    if (!busy.some((b) => now.matches(b))) {
+    if (!now.hasTag('busy')) {
       throw new Refused(`${what} cannot ${event.type.toLowerCase()} now: ${why(stateName(now))}`);
     }
-    await settle(actor, busy, Math.max(0, deadline - Date.now()), what);
+    await settle(actor, Math.max(0, deadline - Date.now()), what);
   }
   actor.send(event);
   afterSend();
-  return settle<S>(actor, busy, Math.max(0, deadline - Date.now()), what);
+  return settle<S>(actor, Math.max(0, deadline - Date.now()), what);
 }
 
 /** Nanoseconds since the epoch, as CRI's int64 timestamps want them. */

@@ -6,7 +6,7 @@ import type { ContainerContext, ContainerSpecRecord } from '../machines/containe
 import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
 import type { ContainerConfig } from '../runtime/cri-container-types.js';
 import { request, settle, stateName } from './actor-util.js';
-import { CONTAINER_BUSY, type ContainerActor, type ContainerSnapshot, type Supervisor } from './supervisor.js';
+import type { ContainerActor, ContainerSnapshot, Supervisor } from './supervisor.js';
 
 /** Why an idle container refuses an event (work in flight is waited for: actor-util `request`). */
 function why(state: string): string {
@@ -35,14 +35,14 @@ export class ContainerService {
       throw new Refused(`pod sandbox ${spec.sandboxId} is not ready (${stateName(pod.getSnapshot())}): containers can be created only in a ready pod`);
     }
     const initial: ContainerContext = {
-      id, spec, pid: null, pidStartTime: null, startedAt: null, exit: null, stopTimeoutSec: 10, lastError: null, resources: null,
+      id, spec, pid: null, pidStartTime: null, startedAt: null, exit: null, stopTimeoutSec: 10, lastError: null, resources: null, podReady: false,
     };
     this.supervisor.store.insertContainer(id, spec.sandboxId, spec.name, 'UNKNOWN', initial);
     this.supervisor.registry.add({ id, name: spec.name, kind: 'container' });
     const actor = this.supervisor.spawnContainer(spec.sandboxId, event);
     actor.send({ type: 'CREATE' });
     this.supervisor.assertCommitted();
-    const snapshot = await settle<ContainerSnapshot>(actor, CONTAINER_BUSY, timeoutMs, `container ${id}`);
+    const snapshot = await settle<ContainerSnapshot>(actor, timeoutMs, `container ${id}`);
     if (snapshot.matches('CREATED')) return id;
     throw new EffectFailed(`container ${spec.name} could not be created: ${snapshot.context.lastError ?? stateName(snapshot)} (everything it made was removed)`);
   }
@@ -110,6 +110,6 @@ export class ContainerService {
     this.supervisor.assertServing();
     const actor = this.supervisor.containerActor(id);
     if (!actor) throw new NotFound(`container ${id} not found`);
-    return request<ContainerSnapshot>(actor, event, CONTAINER_BUSY, timeoutMs, `container ${id}`, why, () => this.supervisor.assertCommitted());
+    return request<ContainerSnapshot>(actor, event, timeoutMs, `container ${id}`, why, () => this.supervisor.assertCommitted());
   }
 }

@@ -19,15 +19,6 @@ export interface Host {
   cni: Cni;
   /** The pod CIDR UpdateRuntimeConfig last gave ('' until then). */
   podCidr: () => string;
-  /** Set by the supervisor: how pod effects reach the pod's containers. */
-  pods?: PodContainers;
-}
-
-export interface PodContainers {
-  /** Stops every container of the pod (no grace), waiting until they have exited. */
-  stopContainers(sandboxId: string): Promise<void>;
-  /** Removes every container of the pod, waiting until they are gone. */
-  removeContainers(sandboxId: string): Promise<void>;
 }
 
 /** The runtime for a handler; an unknown handler is the caller's error (INVALID_ARGUMENT). */

@@ -19,7 +19,7 @@ const EXIT_FILE: ContainerExit = { code: 0, at: '1700000000000000009', reason: '
 const RECORDED: ContainerExit = { code: 137, at: '1700000000000000005', reason: 'Error', message: '' };
 
 const ctr = (exit: ContainerExit | null = null): ContainerContext => ({
-  id: 'c1', pid: 4242, pidStartTime: '999', startedAt: '1700000000000000001', exit, stopTimeoutSec: 7, lastError: null, resources: null,
+  id: 'c1', pid: 4242, pidStartTime: '999', startedAt: '1700000000000000001', exit, stopTimeoutSec: 7, lastError: null, resources: null, podReady: true,
   spec: { sandboxId: 'p1', createdAt: '1700000000000000000', dir: '/var/lib/podchart/containers/c1' } as ContainerContext['spec'],
 });
 
@@ -57,7 +57,7 @@ const CONTAINER_TABLE: Record<string, Row> = {
   REMOVE_FAILED: same(['REMOVE'], 'REMOVING'),
 };
 
-const chart = containerMachine.provide({ actions: { tellPodRemoved: () => undefined } });
+const chart = containerMachine.provide({ actions: { tellPodRemoved: () => undefined, tellPod: () => undefined } });
 
 function reach(context: ContainerContext, events: ReturnType<typeof decideContainer>): SnapshotFrom<typeof containerMachine> {
   let [snapshot] = initialTransition(chart, context);
@@ -106,7 +106,7 @@ describe('container restore: every persisted state × observation', () => {
 // ── Pods ──
 const podCtx = (pid: number | null = 31, exit: { code: number; at: string } | null = null): SandboxContext => ({
   id: 'p1', spec: { name: 'k8s_POD_p_ns_u_0', metadata: { name: 'p', uid: 'u', namespace: 'ns', attempt: 0 } } as unknown as SandboxSpec,
-  pid, pidStartTime: pid === null ? null : '555', exit, tornDown: false, stopTimeoutSec: 4, lastError: null, containerIds: [], network: null,
+  pid, pidStartTime: pid === null ? null : '555', exit, tornDown: false, stopTimeoutSec: 4, lastError: null, containerIds: [], containerPhases: {}, network: null,
 });
 const POD_SEEN: Record<string, PodObservation> = {
   alive: { exit: null, alive: true },
@@ -118,9 +118,10 @@ const POD_TABLE: Record<string, Record<keyof typeof POD_SEEN, [string[], string]
   'PENDING.creating': { alive: [['PENDING'], 'PENDING.rollingBack'], exitFile: [['PENDING'], 'PENDING.rollingBack'], gone: [['PENDING'], 'PENDING.rollingBack'] },
   'PENDING.rollingBack': { alive: [['PENDING'], 'PENDING.rollingBack'], exitFile: [['PENDING'], 'PENDING.rollingBack'], gone: [['PENDING'], 'PENDING.rollingBack'] },
   RUNNING: { alive: [['READY'], 'RUNNING'], exitFile: [['EXIT'], 'STOPPED'], gone: [['EXIT'], 'STOPPED'] },
-  STOPPING: { alive: [['READY', 'STOP'], 'STOPPING'], exitFile: [['EXIT', 'STOP'], 'STOPPING'], gone: [['EXIT', 'STOP'], 'STOPPING'] },
+  // No containers: a stop goes straight on to the pause, a removal to the pod's own effect.
+  STOPPING: { alive: [['READY', 'STOP'], 'STOPPING.pause'], exitFile: [['EXIT', 'STOP'], 'STOPPING.pause'], gone: [['EXIT', 'STOP'], 'STOPPING.pause'] },
   STOPPED: { alive: [['READY'], 'RUNNING'], exitFile: [['EXIT'], 'STOPPED'], gone: [['EXIT'], 'STOPPED'] },
-  REMOVING: { alive: [['REMOVE'], 'REMOVING'], exitFile: [['REMOVE'], 'REMOVING'], gone: [['REMOVE'], 'REMOVING'] },
+  REMOVING: { alive: [['REMOVE'], 'REMOVING.pod'], exitFile: [['REMOVE'], 'REMOVING.pod'], gone: [['REMOVE'], 'REMOVING.pod'] },
 };
 
 /** FAKE effects that never finish: the state an event leads to stays put to be read. */

@@ -178,7 +178,6 @@ async function killPause(host: Host, ctx: SandboxContext, graceSec: number): Pro
 
 /** Kills the pause process, deletes its container, unmounts /dev/shm and the netns (file kept). */
 export async function stopSandbox(host: Host, ctx: SandboxContext): Promise<Stopped> {
-  await host.pods?.stopContainers(ctx.id);
   const exit = await killPause(host, ctx, ctx.stopTimeoutSec);
   host.faults.hit('sandbox.stop.killed');
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
@@ -195,7 +194,6 @@ export async function stopSandbox(host: Host, ctx: SandboxContext): Promise<Stop
  * interrupted create. Only removes what exists, so it is safe at any point of a half-made pod.
  */
 export async function removeSandbox(host: Host, ctx: SandboxContext): Promise<void> {
-  await host.pods?.removeContainers(ctx.id); // a pod's containers go with it
   await killPause(host, ctx, 0); // seed rule 4: remove does not wait for a graceful stop
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
   host.faults.hit('sandbox.remove.stopped');

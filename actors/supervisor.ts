@@ -14,21 +14,17 @@ import { supervisorMachine, sandboxSystemId } from '../machines/supervisor.machi
 import { sandboxMachine } from '../machines/sandbox.machine.js';
 import { containerMachine } from '../machines/container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxSpec } from '../machines/sandbox.types.js';
-import { UNKNOWN_EXIT_CODE, type ContainerContext } from '../machines/container.types.js';
+import type { ContainerContext } from '../machines/container.types.js';
 import { EffectFailed, NotFound, Unavailable } from '../errors/catalogue.js';
 import { StoreWriteFailed, type RemovedActor, type Store, type Transition } from '../storage/store.js';
-import { readExitFile } from '../runtime/exit-file.js';
-import { podPaths } from '../runtime/pod-files.js';
-import { isSameProcessAlive } from '../runtime/process.js';
 import { Registry } from './registry.js';
 import { sandboxEffects } from './sandbox-effects.js';
-import { afterConmonExit, conmonPidFile, containerEffects, containerExitDir, readContainerExit, type ContainerHost } from './container-effects.js';
+import { containerEffects, type ContainerHost } from './container-effects.js';
 import { decideContainer, decidePod, observeContainer, observePod } from './restore.js';
-import { ExitWatches } from './exit-watches.js';
-import { ConmonWatches } from './conmon-watches.js';
+import { ExitWatch } from './exit-watch.js';
 import { Persistence } from './persist.js';
 import { currentCause, withCause } from './cause.js';
-import { actorKey, eventLabel, nowNs, request, settle, stateName } from './actor-util.js';
+import { actorKey, eventLabel, nowNs, settle, stateName } from './actor-util.js';
 import type { Host } from './host.js';
 
 export type SandboxActor = Actor<typeof sandboxMachine>;
@@ -50,8 +46,6 @@ export interface ContainerView {
   context: ContainerContext;
 }
 
-export const SANDBOX_BUSY = ['PENDING', 'STOPPING', 'REMOVING'] as const;
-export const CONTAINER_BUSY = ['CREATING', 'STARTING', 'STOPPING', 'UPDATING', 'REMOVING'] as const;
 
 export { stateName } from './actor-util.js';
 
@@ -91,8 +85,7 @@ export class Supervisor {
   private readonly root;
   /** Last persisted state and context per actor key ("sandbox:<id>", "container:<id>"). */
   private readonly saved = new Map<string, { state: string; context: string }>();
-  private readonly watches = new ExitWatches();
-  private readonly conmons = new ConmonWatches();
+  private readonly exits: ExitWatch;
   private readonly containerListeners = new Set<(event: ContainerLifecycleEvent) => void>();
   private readonly transitionListeners = new Set<(event: ActorTransition) => void>();
   /** The cause of each actor's latest outside event; its effects' completions inherit it. */
@@ -102,12 +95,8 @@ export class Supervisor {
 
   constructor(private readonly deps: SupervisorDeps) {
     this.persist = new Persistence({ store: deps.store, logger: deps.logger });
+    this.exits = new ExitWatch({ logger: deps.logger, actorOf: (key) => this.root.system.get(key) as SandboxActor | ContainerActor | undefined });
     const committed = (key: string): Promise<void> => this.persist.committed(key);
-    // Sandbox effects stop and remove a pod's containers first: they reach them through us.
-    deps.host.pods = {
-      stopContainers: (sandboxId) => this.stopContainersOf(sandboxId),
-      removeContainers: (sandboxId) => this.removeContainersOf(sandboxId),
-    };
     deps.containerHost.sandboxOf = (sandboxId) => this.view(sandboxId)?.context ?? null;
     deps.containerHost.containerProcess = (containerId) => {
       const view = this.containerView(containerId);
@@ -151,12 +140,11 @@ export class Supervisor {
   async shutdown(settleMs = 10_000): Promise<void> {
     this.serving = false;
     this.persist.stop();
-    this.watches.stopAll();
-    this.conmons.stopAll();
+    this.exits.stopAll();
     // Let effects in flight reach a committed state, within a bound; restore handles the rest.
     const busy = [
-      ...this.sandboxActors().map((a) => settle(a, SANDBOX_BUSY, settleMs, 'pod')),
-      ...this.containerActors().map((a) => settle(a, CONTAINER_BUSY, settleMs, 'container')),
+      ...this.sandboxActors().map((a) => settle(a, settleMs, 'pod')),
+      ...this.containerActors().map((a) => settle(a, settleMs, 'container')),
     ];
     await Promise.allSettled(busy);
     this.root.send({ type: 'SHUTDOWN' });
@@ -279,13 +267,12 @@ export class Supervisor {
   }
 
   /**
-   * RunPodSandbox: reserve the name and persist the intent, spawn the actor, CREATE, and wait
-   * until creation has settled. On failure the chart has rolled back (or left a NOTREADY pod).
+   * A new pod: reserve its name and persist the intent (the row), then spawn its actor, in
+   * UNKNOWN. The sandbox service sends it CREATE.
    */
-  async runSandbox(spec: SandboxSpec, id: string, timeoutMs: number): Promise<string> {
-    this.assertServing();
+  spawnSandbox(spec: SandboxSpec, id: string): SandboxActor {
     const initial: SandboxContext = {
-      id, spec, pid: null, pidStartTime: null, exit: null, tornDown: true, stopTimeoutSec: 10, lastError: null, containerIds: [], network: null,
+      id, spec, pid: null, pidStartTime: null, exit: null, tornDown: true, stopTimeoutSec: 10, lastError: null, containerIds: [], containerPhases: {}, network: null,
     };
     this.deps.store.insertSandbox(id, spec.name, 'UNKNOWN', initial);
     this.registry.add({ id, name: spec.name, kind: 'sandbox' });
@@ -293,67 +280,7 @@ export class Supervisor {
     this.root.send({ type: 'SPAWN_SANDBOX', id, input: { id, spec } });
     const actor = this.sandboxActor(id);
     if (!actor) throw new EffectFailed(`sandbox actor ${id} did not start`);
-    actor.send({ type: 'CREATE' });
-    this.assertCommitted();
-    const snapshot = await settle<SandboxSnapshot>(actor, SANDBOX_BUSY, timeoutMs, `pod sandbox ${id}`);
-    if (snapshot.matches('RUNNING')) return id;
-    const why = snapshot.context.lastError ?? `it ended in state ${stateName(snapshot)}`;
-    const left = snapshot.status === 'done' ? 'everything it created was removed' : 'it is left NOTREADY for removal';
-    throw new EffectFailed(`pod sandbox ${spec.name} could not be started: ${why} (${left})`);
-  }
-
-  /** StopPodSandbox: idempotent; resolves once the pod is stopped and torn down. */
-  async stopSandbox(id: string, timeoutMs: number, graceSec: number): Promise<void> {
-    this.assertServing();
-    const snapshot = await this.sandboxRequest(id, { type: 'STOP', timeoutSec: graceSec }, timeoutMs);
-    // Removed meanwhile (a RemovePodSandbox in flight): a stop of what is gone succeeds.
-    if (snapshot.status === 'done' || (snapshot.matches('STOPPED') && snapshot.context.tornDown)) return;
-    throw new EffectFailed(`stopping pod sandbox ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
-  }
-
-  /**
-   * RemovePodSandbox: stops first if running; resolves once everything is gone. Concurrent calls
-   * share one removal (the chart joins them): each gets its outcome.
-   */
-  async removeSandbox(id: string, timeoutMs: number): Promise<void> {
-    this.assertServing();
-    const snapshot = await this.sandboxRequest(id, { type: 'REMOVE' }, timeoutMs);
-    if (snapshot.status === 'done') return;
-    throw new EffectFailed(`removing pod sandbox ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
-  }
-
-  private sandboxRequest(id: string, event: SandboxEvent, timeoutMs: number): Promise<SandboxSnapshot> {
-    const actor = this.sandboxActor(id);
-    if (!actor) throw new NotFound(`pod sandbox ${id} not found`);
-    // Work in flight (PENDING, STOPPING, REMOVING) is waited for, so a refusal is from an idle state.
-    return request<SandboxSnapshot>(actor, event, SANDBOX_BUSY, timeoutMs, `pod sandbox ${id}`, (state) => `its state is ${state}`, () => this.assertCommitted());
-  }
-
-  /** StopPodSandbox stops every container of the pod first, without grace (as containerd does). */
-  private async stopContainersOf(sandboxId: string): Promise<void> {
-    await this.toContainersOf(sandboxId, { type: 'STOP', timeoutSec: 0 });
-  }
-
-  /** A pod's containers go with it. */
-  private async removeContainersOf(sandboxId: string): Promise<void> {
-    for (const [id, after] of await this.toContainersOf(sandboxId, { type: 'REMOVE' })) {
-      if (after.status !== 'done') throw new EffectFailed(`container ${id} could not be removed: ${after.context.lastError ?? stateName(after)}`);
-    }
-  }
-
-  /** Sends `event` to each container of a pod once it is idle (if its chart accepts it), and waits for all to settle. */
-  private async toContainersOf(sandboxId: string, event: Parameters<ContainerActor['send']>[0]): Promise<[string, ContainerSnapshot][]> {
-    const ids = this.view(sandboxId)?.context.containerIds ?? [];
-    const settled = await Promise.all(
-      ids.map(async (id): Promise<[string, ContainerSnapshot] | null> => {
-        const actor = this.containerActor(id);
-        if (!actor) return null;
-        await settle(actor, CONTAINER_BUSY, 60_000, `container ${id}`);
-        if (actor.getSnapshot().can(event)) actor.send(event);
-        return [id, await settle<ContainerSnapshot>(actor, CONTAINER_BUSY, 60_000, `container ${id}`)];
-      }),
-    );
-    return settled.filter((x): x is [string, ContainerSnapshot] => x !== null);
+    return actor;
   }
 
   /** Adds a container actor under its pod (the pod's chart refuses when the pod is not ready). */
@@ -407,7 +334,6 @@ export class Supervisor {
     const previous = this.saved.get(key);
     const log = this.deps.logger.child(kind === 'sandbox' ? { sandboxId: id } : { containerId: id });
     if (snapshot.status === 'done') {
-      this.watches.stop(key);
       // The move to "removed" is the last row of a history kept for removedHistoryRetentionSeconds.
       const final: Transition = {
         actorId: id, event: eventLabel(event.event.type), from: previous?.state ?? null, to: 'removed', at: Date.now(), error: null,
@@ -428,11 +354,8 @@ export class Supervisor {
     const context = JSON.stringify(snapshot.context);
     const restoring = currentCause() === 'restore' && !event.event.type.startsWith('xstate.');
     // Before any early return: an actor restored to RUNNING has an unchanged row but needs its watch.
-    if (kind === 'sandbox') this.followPauseExit(id, to, snapshot.context as SandboxContext);
-    else {
-      this.followContainerExit(id, to, snapshot.context as ContainerContext);
-      this.followConmon(id, to, snapshot.context as ContainerContext);
-    }
+    if (kind === 'sandbox') this.exits.followPod(id, snapshot as SandboxSnapshot);
+    else this.exits.followContainer(id, snapshot as ContainerSnapshot);
     if (previous && previous.state === to && previous.context === context && !restoring) return;
     const label = eventLabel(event.event.type);
     const changed = previous?.state !== to;
@@ -456,61 +379,5 @@ export class Supervisor {
     }
     const lifecycle = kind === 'container' && changed ? lifecycleEvent(previous?.state, to) : null;
     if (lifecycle) this.emitContainerEvent(id, snapshot.context as ContainerContext, lifecycle);
-  }
-
-  /** Watch the pause's exit file while it may be running, and its conmon, which writes that file. */
-  private followPauseExit(id: string, state: string, context: SandboxContext): void {
-    const key = `sandbox:${id}`;
-    if (state !== 'RUNNING' && state !== 'STOPPING') {
-      this.conmons.stop(`${key}:conmon`);
-      this.conmons.stop(`${key}:pause`);
-      return this.watches.stop(key);
-    }
-    const exited = (exit: { code: number; at: string }): void =>
-      withCause('exit', () => {
-        const actor = this.sandboxActor(id);
-        const event = { type: 'EXIT' as const, ...exit };
-        if (actor?.getSnapshot().can(event)) actor.send(event);
-      });
-    this.watches.follow(key, podPaths(context.spec).exitDir, id, exited);
-    // Without its conmon no exit file will come: the pause process itself is watched instead, and
-    // its end reported with the code unknown (issue 12, item 5), rather than a pod READY for ever.
-    this.conmons.follow(`${key}:conmon`, podPaths(context.spec).conmonPidFile, (conmonPid) => {
-      void (async () => {
-        if (await readExitFile(podPaths(context.spec).exitDir, id)) return; // a normal exit: the watch above has it
-        const unknown = (): void => exited({ code: UNKNOWN_EXIT_CODE, at: nowNs() });
-        if (!(await isSameProcessAlive(context.pid, context.pidStartTime))) return unknown();
-        this.deps.logger.warn({ sandboxId: id, conmonPid, pausePid: context.pid }, "the pause process's conmon exited while the pod runs; the pause is watched by its pid, and its exit code will not be known");
-        this.conmons.follow(`${key}:pause`, podPaths(context.spec).pidFile, unknown);
-      })();
-    });
-  }
-
-  /** Watch a container's exit file while its process may run. */
-  private followContainerExit(id: string, state: string, context: ContainerContext): void {
-    const key = `container:${id}`;
-    // REMOVE_FAILED too: a failed forced remove may have killed it; its exit is then recorded.
-    if (!['STARTING', 'RUNNING', 'STOPPING', 'UPDATING', 'REMOVE_FAILED', 'LOST'].includes(state)) return this.watches.stop(key);
-    this.watches.follow(key, containerExitDir(context), id, () => {
-      void withCause('exit', () => readContainerExit(context)).then((exit) => withCause('exit', () => {
-        const actor = this.containerActor(id);
-        const event = { type: 'EXIT' as const, exit: exit ?? { code: UNKNOWN_EXIT_CODE, at: nowNs(), reason: 'Unknown', message: '' } };
-        if (actor?.getSnapshot().can(event)) actor.send(event);
-      }));
-    });
-  }
-
-  /** Watch a running container's conmon: its death with the process alive is LOST [issue 12 item 5]. */
-  private followConmon(id: string, state: string, context: ContainerContext): void {
-    const key = `container:${id}`;
-    if (state !== 'RUNNING') return this.conmons.stop(key);
-    this.conmons.follow(key, conmonPidFile(context), (conmonPid) => {
-      void withCause('conmon', () => afterConmonExit(context, conmonPid)).then((event) => withCause('conmon', () => {
-        const actor = this.containerActor(id);
-        if (!event || !actor?.getSnapshot().can(event)) return;
-        if (event.type === 'CONMON_LOST') this.deps.logger.warn({ containerId: id, conmonPid }, event.message);
-        actor.send(event);
-      }));
-    });
   }
 }

@@ -47,6 +47,7 @@ function context(id: string, name: string, namespace: string, createdAgoMs: numb
     stopTimeoutSec: 10,
     lastError: null,
     containerIds: [],
+    containerPhases: {},
     network: null,
     ...more,
   };

@@ -27,6 +27,7 @@ import { tightenState } from './state-modes.js';
 import { PRIVATE_DIR } from '../runtime/private-modes.js';
 import type { ContainerHost } from '../actors/container-effects.js';
 import { ContainerService } from '../actors/container-service.js';
+import { SandboxService } from '../actors/sandbox-service.js';
 import { Cni } from '../network/cni.js';
 import { Metrics } from '../inspector/metrics.js';
 import { startInspector } from '../inspector/server.js';
@@ -142,7 +143,7 @@ async function main(): Promise<void> {
   // Exec's URLs point here: started before the CRI socket, so no Exec answers a URL nobody serves.
   const streaming = new StreamingServer(logger.child({ component: 'streaming' }));
   const streamingBase = await streaming.listen(config.streamingAddress);
-  const server = buildServer({ streaming, metrics, runtimeState, supervisor, images, containers: new ContainerService(supervisor), imageRoot, config, logger, version });
+  const server = buildServer({ streaming, metrics, runtimeState, supervisor, images, containers: new ContainerService(supervisor), sandboxes: new SandboxService(supervisor), imageRoot, config, logger, version });
   const criSocket = await listen(server, config.socket, logger.child({ component: 'cri-socket' }));
   chmodSync(config.socket, 0o660);
   // The inspector and /metrics, on loopback only unless the config says otherwise.

@@ -4,12 +4,14 @@ import type { Supervisor } from '../actors/supervisor.js';
 import type { Config } from '../config/config.js';
 import type { ImageService } from '../images/image-service.js';
 import type { ContainerService } from '../actors/container-service.js';
+import type { SandboxService } from '../actors/sandbox-service.js';
 import type { StreamingServer } from '../streaming/server.js';
 
 export interface CriContext {
   supervisor: Supervisor;
   images: ImageService;
   containers: ContainerService;
+  sandboxes: SandboxService;
   /** Where the image store lives (ImageFsInfo's mountpoint). */
   imageRoot: string;
   config: Config;

@@ -6,6 +6,6 @@ export async function removePodSandbox(req: { podSandboxId: string }, ctx: CriCo
   const ref = requireId(req.podSandboxId, 'pod_sandbox_id');
   const id = ctx.supervisor.findSandbox(ref);
   if (!id) return {};
-  await ctx.supervisor.removeSandbox(id, ctx.timeoutMs);
+  await ctx.sandboxes.remove(id, ctx.timeoutMs);
   return {};
 }

@@ -82,7 +82,7 @@ function checkHostPorts(spec: SandboxSpec, ctx: CriContext): void {
     seen.add(key(p));
   }
   for (const other of ctx.supervisor.views()) {
-    if (other.state === 'REMOVING' || other.state === 'STOPPED') continue;
+    if (['REMOVING', 'STOPPED'].includes(other.state.split('.')[0] ?? '')) continue;
     for (const p of other.context.spec.portMappings) {
       const clash = wanted.find((w) => w.hostPort === p.hostPort && (w.protocol || 'TCP').toLowerCase() === (p.protocol || 'TCP').toLowerCase()
         && (!w.hostIp || !p.hostIp || w.hostIp === p.hostIp));
@@ -99,6 +99,6 @@ export async function runPodSandbox(req: RunPodSandboxRequest, ctx: CriContext) 
   if (holder) {
     throw new AlreadyExists(`pod sandbox name "${spec.name}" is already reserved for ${holder.kind} ${holder.id}; remove it first or use another attempt number`);
   }
-  await ctx.supervisor.runSandbox(spec, id, ctx.timeoutMs);
+  await ctx.sandboxes.run(spec, id, ctx.timeoutMs);
   return { podSandboxId: id };
 }

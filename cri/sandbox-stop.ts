@@ -6,6 +6,6 @@ export async function stopPodSandbox(req: { podSandboxId: string }, ctx: CriCont
   const ref = requireId(req.podSandboxId, 'pod_sandbox_id');
   const id = ctx.supervisor.findSandbox(ref);
   if (!id) return {};
-  await ctx.supervisor.stopSandbox(id, ctx.timeoutMs, ctx.config.sandboxStopGraceSeconds);
+  await ctx.sandboxes.stop(id, ctx.timeoutMs, ctx.config.sandboxStopGraceSeconds);
   return {};
 }

@@ -92,7 +92,7 @@ const IMAGE_HANDLERS: Record<string, AnyHandler> = {
 };
 
 /** What the server needs: what each call's context carries, plus what it builds them from. */
-export interface CriServerDeps extends Pick<CriContext, 'supervisor' | 'images' | 'containers' | 'imageRoot' | 'config' | 'logger' | 'version' | 'streaming'> {
+export interface CriServerDeps extends Pick<CriContext, 'supervisor' | 'images' | 'containers' | 'sandboxes' | 'imageRoot' | 'config' | 'logger' | 'version' | 'streaming'> {
   metrics?: Metrics;
   /** Shared with the effects: UpdateRuntimeConfig's pod CIDR reaches CNI through it. */
   runtimeState: { podCidr: string };
@@ -145,6 +145,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
           supervisor: deps.supervisor,
           images: deps.images,
           containers: deps.containers,
+          sandboxes: deps.sandboxes,
           imageRoot: deps.imageRoot,
           config: deps.config,
           logger,

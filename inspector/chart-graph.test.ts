@@ -16,12 +16,16 @@ test('the sandbox chart graph comes from the machine: states, nesting, effects, 
   }
   assert.equal(g.states.find((s) => s.id === 'PENDING.creating')?.parent, 'PENDING');
   assert.equal(g.states.find((s) => s.id === 'PENDING.creating')?.initial, true);
-  assert.deepEqual(g.states.find((s) => s.id === 'STOPPING')?.invokes, ['stopSandbox']);
+  assert.deepEqual(g.states.find((s) => s.id === 'STOPPING.pause')?.invokes, ['stopSandbox']);
+  assert.equal(g.states.find((s) => s.id === 'STOPPING.containers')?.parent, 'STOPPING', 'a pod stop waits for its containers, drawn as a substate');
+  assert.deepEqual(g.states.find((s) => s.id === 'REMOVING.pod')?.invokes, ['removeSandbox']);
   assert.equal(g.states.find((s) => s.id === 'removed')?.final, true);
   assert.ok(has(g, 'UNKNOWN', 'CREATE', 'PENDING.creating'));
   assert.ok(has(g, 'PENDING.creating', 'createSandbox.done', 'RUNNING'));
   assert.ok(has(g, 'RUNNING', 'REMOVE', 'REMOVING'));
   assert.ok(has(g, 'STOPPED', 'STOP', 'STOPPING', 'needsTeardown'));
+  assert.ok(g.transitions.some((t) => t.from === 'STOPPING.containers' && t.to === 'STOPPING.pause' && t.event === 'containerStopDeadline passed'), 'the deadline is an edge');
+  assert.ok(has(g, 'STOPPING.containers', 'always', 'STOPPING.pause', 'containersStopped'), 'moving on once the containers stopped is an edge');
   assert.ok(!g.transitions.some((t) => t.from === 'REMOVING' && t.event === 'REMOVE'), 'a refusal is no edge');
 });
 

@@ -3,6 +3,7 @@
  * drift from the code): states with their nesting, transitions with event and guard. Also as
  * Mermaid, for `podchart chart` and for any tool that renders it.
  */
+import { eventLabel } from '../actors/actor-util.js';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 
 export interface ChartState {
@@ -34,13 +35,8 @@ function pathOf(node: AnyStateNode): string {
   return node.path.join('.');
 }
 
-function eventName(type: string): string {
-  const done = /^xstate\.done\.actor\.(.+)$/.exec(type);
-  if (done) return `${done[1]}.done`;
-  const failed = /^xstate\.error\.actor\.(.+)$/.exec(type);
-  if (failed) return `${failed[1]}.error`;
-  return type;
-}
+/** Effect completions and delays as the history names them ("stopSandbox.done", "containerStopDeadline passed"). */
+const eventName = eventLabel;
 
 function guardName(guard: unknown): string | null {
   if (!guard) return null;
@@ -71,6 +67,12 @@ export function chartGraph(machine: AnyStateMachine): ChartGraph {
         for (const target of t.target ?? []) {
           transitions.push({ from: id || '(root)', to: pathOf(target), event: eventName(type), guard: guardName(t.guard) });
         }
+      }
+    }
+    // Eventless transitions (a pod's stop moving on once its containers have stopped).
+    for (const t of node.always ?? []) {
+      for (const target of t.target ?? []) {
+        transitions.push({ from: id || '(root)', to: pathOf(target), event: 'always', guard: guardName(t.guard) });
       }
     }
     for (const child of Object.values(node.states)) visit(child);

@@ -26,7 +26,7 @@ import {
 
 // Pure transitions collect actions, they never execute them; this stub only replaces the
 // sendParent so that a step into `removed` can be computed without a parent (see above).
-const PURE_CHART = containerMachine.provide({ actions: { tellPodRemoved: () => undefined } });
+const PURE_CHART = containerMachine.provide({ actions: { tellPodRemoved: () => undefined, tellPod: () => undefined } });
 
 type Snap = SnapshotFrom<typeof containerMachine>;
 type Ev = { type: string; [k: string]: unknown };
@@ -38,7 +38,7 @@ const spec: ContainerSpecRecord = {
   runtimePath: '/usr/bin/runc', stopSignal: 'SIGTERM', tty: false, stdin: false, stdinOnce: false,
   createdAt: '1700000000000000000',
 };
-const input: ContainerInput = { id: 'c1', spec }; // a new container (nothing restored)
+const input: ContainerInput = { id: 'c1', spec, podReady: true }; // a new container (nothing restored) in a ready pod
 
 // ── Events. Invoke ids are looked up on the state nodes (and their src checked), not guessed. ──
 function invokeId(stateId: string, src: string): string {
@@ -255,16 +255,18 @@ describe('sendParent in pure transitions (why PURE_CHART exists)', () => {
     assert.deepEqual(entry.map((a: unknown) => (typeof a === 'string' ? a : (a as { type?: string }).type)), ['tellPodRemoved']);
     const impl = containerMachine.implementations.actions.tellPodRemoved as unknown as { type: string; to: unknown };
     assert.deepEqual([impl.type, impl.to], ['xstate.sendTo', '#_parent']);
-    const [s0] = initialTransition(containerMachine, input);
-    const [removing] = transition(containerMachine, s0, { type: 'REMOVE' });
+    const reporting = containerMachine.provide({ actions: { tellPod: () => undefined } }); // only the removal's sendParent left real
+    const [s0] = initialTransition(reporting, input);
+    const [removing] = transition(reporting, s0, { type: 'REMOVE' });
     assert.equal(nameOf(removing), 'REMOVING');
-    assert.throws(() => transition(containerMachine, removing, EVENTS['remove.done'] as ContainerEvent), /#_parent/);
+    assert.throws(() => transition(reporting, removing, EVENTS['remove.done'] as ContainerEvent), /#_parent/);
   });
 });
 
 describe('(a) reachable states', () => {
   it('the event list is the chart\'s event vocabulary', () => {
-    assert.deepEqual([...CHART_EVENTS].sort(), [...CONTAINER_EVENT_TYPES].sort());
+    // POD_READY is the pod's side of the parent–child protocol: section (e) tests it on its own.
+    assert.deepEqual([...CHART_EVENTS, 'POD_READY'].sort(), [...CONTAINER_EVENT_TYPES].sort());
     assert.equal(START_ERROR_EXIT_CODE, 128);
   });
   it('starts in UNKNOWN with nothing in flight (pure initialTransition)', () => {
@@ -272,7 +274,7 @@ describe('(a) reachable states', () => {
     assert.equal(key(s0), 'UNKNOWN exit=no');
     assert.equal(s0.status, 'active');
     assert.deepEqual(Object.keys(s0.children), []);
-    assert.deepEqual(actions.map((a) => a.type), []);
+    assert.deepEqual(actions.map((a) => a.type), ['tellPod'], 'it tells its pod it is idle');
   });
   it('reaches exactly the expected states', () => {
     assert.deepEqual(paths.map((p) => key(p.state)).sort(), [...EXPECTED_REACHABLE].sort());
@@ -514,5 +516,35 @@ describe('(d) live actor with FAKE effects, under a test parent', () => {
     assert.equal(calls.start, 1);
     assert.deepEqual(errors, []);
     parent.stop();
+  });
+});
+
+describe('(e) the pod–container protocol', () => {
+  it('POD_READY is heard in every state and changes only podReady; START waits for a ready pod', () => {
+    for (const s of reachable.filter((r) => r.status === 'active')) {
+      const [next] = step(s, { type: 'POD_READY', ready: false });
+      assert.deepEqual(next.value, s.value, `${key(s)}: POD_READY moves nothing`);
+      assert.deepEqual(next.context, { ...s.context, podReady: false }, `${key(s)}: only podReady changes`);
+    }
+    const created = reachable.find((r) => nameOf(r) === 'CREATED')!;
+    const [notReady] = step(created, { type: 'POD_READY', ready: false });
+    assert.equal(can(notReady, EVENTS.START), false, 'START refused while the pod is not ready');
+    const [ready] = step(notReady, { type: 'POD_READY', ready: true });
+    assert.equal(nameOf(step(ready, EVENTS.START)[0]), 'STARTING');
+  });
+
+  it('each state tells the pod its phase on entry, and carries the tags the supervisor reads', () => {
+    const phases: Record<string, [string, string[]]> = {
+      UNKNOWN: ['idle', []], CREATING: ['busy', ['busy']], CREATED: ['idle', []], STARTING: ['busy', ['busy', 'processMayRun']],
+      RUNNING: ['running', ['processMayRun']], LOST: ['running', ['processMayRun']], UPDATING: ['busy', ['busy', 'processMayRun']],
+      STOPPING: ['busy', ['busy', 'processMayRun']], EXITED: ['idle', []], REMOVING: ['busy', ['busy', 'processMayRun']],
+      REMOVE_FAILED: ['failed', ['processMayRun']],
+    };
+    for (const [state, [phase, tags]] of Object.entries(phases)) {
+      const node = containerMachine.getStateNodeById(`container.${state}`);
+      const entry = node.entry.map((a: unknown) => a as { type?: string; params?: { phase?: string } });
+      assert.deepEqual(entry.map((a) => [a.type, a.params?.phase]), [['tellPod', phase]], state);
+      assert.deepEqual([...node.tags].sort(), [...tags].sort(), `${state} tags`);
+    }
   });
 });

@@ -30,7 +30,7 @@
  * is recorded there. The next REMOVE retries.
  */
 import { assign, fromPromise, sendParent, setup } from 'xstate';
-import type { ContainerContext, ContainerEvent, ContainerExit, ContainerInput, Started } from './container.types.js';
+import type { ContainerContext, ContainerEvent, ContainerExit, ContainerInput, ContainerPhase, Started } from './container.types.js';
 
 export type { ContainerContext, ContainerEvent, ContainerInput } from './container.types.js';
 
@@ -62,6 +62,7 @@ export const containerMachine = setup({
   },
   guards: {
     hasExited: ({ context }) => context.exit !== null,
+    podReady: ({ context }) => context.podReady,
   },
   actions: {
     // An accepted event that changes nothing (CRI's idempotent calls); see sandbox.machine.ts.
@@ -73,6 +74,9 @@ export const containerMachine = setup({
     recordConmonLost: assign(({ event, context }) => (event.type === 'CONMON_LOST' ? { lastError: event.message } : { lastError: context.lastError })),
     recordStopTimeout: assign(({ event }) => (event.type === 'STOP' ? { stopTimeoutSec: event.timeoutSec } : {})),
     tellPodRemoved: sendParent(({ context }) => ({ type: 'CONTAINER_REMOVED', id: context.id })),
+    // Each state says what it means to the pod, whose stop and removal wait on it.
+    tellPod: sendParent(({ context }, params: { phase: ContainerPhase }) => ({ type: 'CONTAINER_STATE', id: context.id, phase: params.phase, error: context.lastError })),
+    recordPodReady: assign(({ event, context }) => ({ podReady: event.type === 'POD_READY' ? event.ready : context.podReady })),
   },
 }).createMachine({
   id: 'container',
@@ -87,9 +91,13 @@ export const containerMachine = setup({
     stopTimeoutSec: input.stopTimeoutSec ?? 10,
     lastError: input.lastError ?? null,
     resources: input.resources ?? null,
+    podReady: input.podReady ?? false,
   }),
+  // The pod says whether it is RUNNING in any state: START waits for it (issue 13, item 1).
+  on: { POD_READY: { actions: 'recordPodReady' } },
   states: {
     UNKNOWN: {
+      entry: { type: 'tellPod', params: { phase: 'idle' } },
       on: {
         CREATE: 'CREATING',
         OBSERVED_CREATED: 'CREATED',
@@ -100,6 +108,7 @@ export const containerMachine = setup({
       },
     },
     CREATING: {
+      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['busy'],
       invoke: {
         id: 'createContainer',
         src: 'createContainer',
@@ -110,13 +119,15 @@ export const containerMachine = setup({
       },
     },
     CREATED: {
+      entry: { type: 'tellPod', params: { phase: 'idle' } },
       on: {
-        START: 'STARTING',
+        START: { guard: 'podReady', target: 'STARTING' },
         STOP: { actions: 'accept' },
         REMOVE: 'REMOVING',
       },
     },
     STARTING: {
+      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['busy', 'processMayRun'],
       on: { EXIT: { actions: 'recordExit' } },
       invoke: {
         id: 'startContainer',
@@ -146,6 +157,7 @@ export const containerMachine = setup({
       },
     },
     RUNNING: {
+      entry: { type: 'tellPod', params: { phase: 'running' } }, tags: ['processMayRun'],
       on: {
         STOP: { target: 'STOPPING', actions: 'recordStopTimeout' },
         EXIT: { target: 'EXITED', actions: 'recordExit' },
@@ -156,6 +168,7 @@ export const containerMachine = setup({
       },
     },
     LOST: {
+      entry: { type: 'tellPod', params: { phase: 'running' } }, tags: ['processMayRun'],
       on: {
         STOP: { target: 'STOPPING', actions: 'recordStopTimeout' },
         EXIT: { target: 'EXITED', actions: 'recordExit' },
@@ -164,6 +177,7 @@ export const containerMachine = setup({
       },
     },
     UPDATING: {
+      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['busy', 'processMayRun'],
       on: { EXIT: { actions: 'recordExit' } },
       invoke: {
         id: 'updateContainer',
@@ -183,6 +197,7 @@ export const containerMachine = setup({
       },
     },
     STOPPING: {
+      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['busy', 'processMayRun'],
       on: {
         STOP: { actions: 'accept' }, // joins the stop in flight
         EXIT: { actions: 'recordExit' },
@@ -202,6 +217,7 @@ export const containerMachine = setup({
       },
     },
     EXITED: {
+      entry: { type: 'tellPod', params: { phase: 'idle' } },
       on: {
         STOP: { actions: 'accept' },
         EXIT: { actions: 'accept' },
@@ -209,6 +225,7 @@ export const containerMachine = setup({
       },
     },
     REMOVING: {
+      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['busy', 'processMayRun'],
       on: {
         EXIT: { actions: 'recordExit' },
         REMOVE: { actions: 'accept' }, // joins the removal in flight
@@ -223,6 +240,7 @@ export const containerMachine = setup({
       },
     },
     REMOVE_FAILED: {
+      entry: { type: 'tellPod', params: { phase: 'failed' } }, tags: ['processMayRun'],
       on: {
         REMOVE: 'REMOVING',
         // The first exit observed is the one reported; an exit file read again changes nothing.

@@ -61,7 +61,15 @@ export interface ContainerInput {
   stopTimeoutSec?: number;
   lastError?: string | null;
   resources?: Record<string, unknown> | null;
+  podReady?: boolean;
 }
+
+/**
+ * What a container tells its pod on entering each state (the pod's stop and removal wait on it):
+ * `busy` while an effect runs, `running` while its process runs and it takes STOP, `failed` when
+ * its removal failed, `idle` otherwise.
+ */
+export type ContainerPhase = 'idle' | 'busy' | 'running' | 'failed';
 
 export interface ContainerContext {
   id: string;
@@ -74,6 +82,8 @@ export interface ContainerContext {
   lastError: string | null;
   /** Resources as last applied by UpdateContainerResources (CRI LinuxContainerResources JSON). */
   resources: Record<string, unknown> | null;
+  /** Whether its pod is RUNNING, as the pod last said (POD_READY): START is taken only then. */
+  podReady: boolean;
 }
 
 export interface Started {
@@ -97,6 +107,8 @@ export type ContainerEvent =
   // Observed on restore:
   | { type: 'OBSERVED_CREATED' }
   | { type: 'OBSERVED_RUNNING'; pid: number; pidStartTime: string }
+  /** From the pod: whether it is RUNNING (its pause's namespaces can be joined). */
+  | { type: 'POD_READY'; ready: boolean }
   | { type: 'ABANDON' };
 
-export const CONTAINER_EVENT_TYPES = ['CREATE', 'START', 'STOP', 'EXIT', 'REMOVE', 'UPDATE', 'CONMON_LOST', 'OBSERVED_CREATED', 'OBSERVED_RUNNING', 'ABANDON'] as const;
+export const CONTAINER_EVENT_TYPES = ['CREATE', 'START', 'STOP', 'EXIT', 'REMOVE', 'UPDATE', 'CONMON_LOST', 'OBSERVED_CREATED', 'OBSERVED_RUNNING', 'ABANDON', 'POD_READY'] as const;

@@ -6,6 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createActor, fromPromise, waitFor } from 'xstate';
+import { containerMachine } from './container.machine.js';
 import { sandboxMachine } from './sandbox.machine.js';
 import type { SandboxSpec } from './sandbox.types.js';
 import type { ContainerInput } from './container.types.js';
@@ -61,5 +62,119 @@ describe('containers under their pod', () => {
     assert.equal(stopped.getSnapshot().can(add), false, 'REMOVING');
     assert.equal(stopped.getSnapshot().can({ type: 'CONTAINER_REMOVED', id: 'x' }), true, 'a removal is heard while removing');
     for (const a of [unknown, running, stopping, stopped]) a.stop();
+  });
+});
+
+/**
+ * The pod's stop and removal reach its containers through the chart (issue 13, item 1): real
+ * container child actors, with FAKE effects that count their calls and wait on gates.
+ */
+describe('a pod stops and removes its containers itself', () => {
+  function gate() {
+    let open!: () => void;
+    return { wait: new Promise<void>((r) => (open = r)), open: () => open() };
+  }
+  function world(opts: { removeFails?: string; stopHangs?: string; deadlines?: number } = {}) {
+    const calls: string[] = [];
+    const startGate = gate();
+    const ctrEffects = {
+      createContainer: fromPromise<void, { id: string }>(async ({ input }) => { calls.push(`create ${input.id}`); }),
+      startContainer: fromPromise(async ({ input }: { input: { id: string } }) => {
+        calls.push(`start ${input.id}`);
+        if (input.id === 'slow') await startGate.wait;
+        return { pid: 10, pidStartTime: '1', startedAt: '2' };
+      }),
+      stopContainer: fromPromise(async ({ input }: { input: { id: string; stopTimeoutSec: number } }) => {
+        calls.push(`stop ${input.id} ${input.stopTimeoutSec}`);
+        if (input.id === opts.stopHangs) await new Promise(() => undefined);
+        return { code: 137, at: '3', reason: 'Error', message: '' };
+      }),
+      removeContainer: fromPromise<void, { id: string }>(async ({ input }) => {
+        calls.push(`remove ${input.id}`);
+        if (input.id === opts.removeFails) throw new Error(`fake: cannot remove ${input.id}`);
+      }),
+      updateContainer: pending,
+    };
+    const machine = sandboxMachine.provide({
+      actors: {
+        createSandbox: fromPromise(async () => ({ pid: 1, pidStartTime: '1', network: null })),
+        stopSandbox: fromPromise(async () => { calls.push('stop pause'); return { exit: { code: 0, at: '4' } }; }),
+        removeSandbox: fromPromise(async () => { calls.push('remove pod'); }),
+        rollbackSandbox: pending,
+        container: containerMachine.provide({ actors: ctrEffects as never }),
+      } as never,
+      ...(opts.deadlines ? { delays: { containerStopDeadline: opts.deadlines, containerRemoveDeadline: opts.deadlines } } : {}),
+    });
+    const actor = createActor(machine, { input: { id: 'p1', spec } }).start();
+    return { actor, calls, startGate };
+  }
+  const child = (actor: ReturnType<typeof world>['actor'], id: string) =>
+    actor.getSnapshot().children[`container:${id}`] as unknown as import('xstate').Actor<typeof containerMachine>;
+  async function withContainers(w: ReturnType<typeof world>, ids: { id: string; start: boolean }[]) {
+    w.actor.send({ type: 'CREATE' });
+    await waitFor(w.actor, (s) => s.matches('RUNNING'), { timeout: 2000 });
+    for (const { id, start } of ids) {
+      w.actor.send({ type: 'ADD_CONTAINER', id, input: containerInput(id) });
+      const c = child(w.actor, id);
+      c.send({ type: 'CREATE' });
+      await waitFor(c, (s) => s.matches('CREATED'), { timeout: 2000 });
+      if (start) c.send({ type: 'START' });
+    }
+  }
+
+  it('STOP: each running container is stopped without grace, the busy one waited for, and only then the pause', async () => {
+    const w = world();
+    await withContainers(w, [{ id: 'a', start: true }, { id: 'slow', start: true }, { id: 'idle', start: false }]);
+    await waitFor(child(w.actor, 'a'), (s) => s.matches('RUNNING'), { timeout: 2000 });
+    assert.ok(child(w.actor, 'slow').getSnapshot().matches('STARTING'));
+    w.actor.send({ type: 'STOP', timeoutSec: 30 });
+    await waitFor(child(w.actor, 'a'), (s) => s.matches('EXITED'), { timeout: 2000 });
+    assert.ok(w.actor.getSnapshot().matches({ STOPPING: 'containers' }), 'the pod waits for the container still starting');
+    assert.ok(!w.calls.includes('stop pause'));
+    w.startGate.open();
+    await waitFor(w.actor, (s) => s.matches('STOPPED'), { timeout: 2000 });
+    assert.deepEqual(w.calls.filter((c) => c.startsWith('stop')), ['stop a 0', 'stop slow 0', 'stop pause'], 'containers first, no grace, the idle one untouched, then the pause');
+    assert.ok(child(w.actor, 'slow').getSnapshot().matches('EXITED'));
+    assert.ok(child(w.actor, 'idle').getSnapshot().matches('CREATED'));
+    assert.equal(child(w.actor, 'idle').getSnapshot().can({ type: 'START' }), false, 'no start in a pod that is not ready');
+    w.actor.stop();
+  });
+
+  // The deadline's transition is in the pod's history (the inspector shows it); the pod's own
+  // stop then succeeding clears lastError, as any successful stop does.
+  it('STOP past the deadline the chart names: the pause is stopped anyway', async () => {
+    const w = world({ stopHangs: 'a', deadlines: 50 });
+    await withContainers(w, [{ id: 'a', start: true }]);
+    await waitFor(child(w.actor, 'a'), (s) => s.matches('RUNNING'), { timeout: 2000 });
+    w.actor.send({ type: 'STOP', timeoutSec: 0 });
+    await waitFor(w.actor, (s) => s.matches('STOPPED'), { timeout: 2000 });
+    assert.ok(w.calls.includes('stop pause'));
+    assert.equal(w.actor.getSnapshot().context.lastError, null, 'the pause stop succeeded: the pod is stopped');
+    w.actor.stop();
+  });
+
+  it('REMOVE: every container removed first, then the pod; a failed one keeps the pod, named, and the next REMOVE retries', async () => {
+    const w = world({ removeFails: 'b' });
+    await withContainers(w, [{ id: 'a', start: true }, { id: 'b', start: false }]);
+    await waitFor(child(w.actor, 'a'), (s) => s.matches('RUNNING'), { timeout: 2000 });
+    w.actor.send({ type: 'REMOVE' });
+    await waitFor(w.actor, (s) => s.matches('STOPPED'), { timeout: 2000 });
+    const ctx = w.actor.getSnapshot().context;
+    assert.deepEqual(ctx.containerIds, ['b'], 'a is gone, b is left');
+    assert.match(ctx.lastError ?? '', /container could not be removed: b: fake: cannot remove b/);
+    assert.ok(!w.calls.includes('remove pod'), 'the pod stays while a container does');
+    w.actor.send({ type: 'REMOVE' });
+    await waitFor(w.actor, (s) => s.matches('STOPPED') && w.calls.filter((c) => c === 'remove b').length === 2, { timeout: 2000 });
+    assert.equal(w.calls.filter((c) => c === 'remove b').length, 2, 'retried once per pod removal, not in a loop');
+    w.actor.stop();
+  });
+
+  it('REMOVE with every container removable ends the pod', async () => {
+    const w = world();
+    await withContainers(w, [{ id: 'a', start: true }, { id: 'b', start: false }]);
+    w.actor.send({ type: 'REMOVE' });
+    await waitFor(w.actor, (s) => s.status === 'done', { timeout: 2000 });
+    assert.deepEqual(w.calls.filter((c) => c.startsWith('remove')).sort(), ['remove a', 'remove b', 'remove pod']);
+    assert.equal(w.calls.at(-1), 'remove pod', 'the pod last');
   });
 });

@@ -9,6 +9,17 @@
  *     │  REMOVE ─────────────────────────────────▶ REMOVING ◀────────────────────┘
  *                                                     └──▶ removed (final)
  *
+ *  STOPPING:  containers ──(none runs or is busy; or containerStopDeadline)──▶ pause ──▶ STOPPED
+ *  REMOVING:  containers ──(all removed)──▶ pod ──▶ removed
+ *                 └──(one failed; or containerRemoveDeadline)──▶ STOPPED, with lastError
+ *
+ * The pod's containers are its child actors. Each tells the pod what it is doing as it enters
+ * a state (CONTAINER_STATE: busy, running, failed or idle); the pod tells them whether it is
+ * RUNNING (POD_READY: a container starts only in a ready pod). A stop first sends STOP (no
+ * grace, as containerd) to each running container, waits for the busy ones to settle and the
+ * running ones to end, within a deadline this chart names; a removal sends REMOVE to each and
+ * waits for them to go. Only then does the pod's own effect run.
+ *
  * UNKNOWN is where every actor starts: a new pod gets CREATE; a restored pod gets the event
  * that the actor layer observed on the host (READY: pause alive; EXIT: pause gone; PENDING:
  * caught half-created, so roll back; REMOVE: caught half-removed, so finish).
@@ -24,7 +35,7 @@
  *
  * Pure: no I/O. The four effects are typed placeholders that actors/ provides.
  */
-import { assign, enqueueActions, fromPromise, setup, stopChild } from 'xstate';
+import { assign, enqueueActions, fromPromise, sendTo, setup, stopChild } from 'xstate';
 import { containerMachine } from './container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxInput, Created, Stopped, ExitInfo } from './sandbox.types.js';
 
@@ -54,6 +65,19 @@ export const sandboxMachine = setup({
   },
   guards: {
     needsTeardown: ({ context }) => !context.tornDown,
+    // A container that never reported counts as idle: it has not started anything.
+    containersStopped: ({ context }) =>
+      context.containerIds.every((id) => !['busy', 'running'].includes(context.containerPhases[id]?.phase ?? 'idle')),
+    containersRemoved: ({ context }) => context.containerIds.length === 0,
+    containerRemovalFailed: ({ context }) =>
+      context.containerIds.some((id) => context.containerPhases[id]?.phase === 'failed') &&
+      context.containerIds.every((id) => context.containerPhases[id]?.phase !== 'busy'),
+  },
+  delays: {
+    // How long a pod's stop waits for its containers before killing the pause anyway, and its
+    // removal before giving up (kubelet retries the removal).
+    containerStopDeadline: 60_000,
+    containerRemoveDeadline: 60_000,
   },
   actions: {
     // An accepted event that changes nothing (CRI's idempotent calls). XState's can() is false
@@ -73,14 +97,57 @@ export const sandboxMachine = setup({
       if (event.type !== 'ADD_CONTAINER') return;
       const id = `container:${event.id}`;
       enqueue.spawnChild('container', { id, systemId: id, input: event.input });
-      if (!context.containerIds.includes(event.id)) {
-        enqueue.assign({ containerIds: [...context.containerIds, event.id] });
-      }
+      if (!context.containerIds.includes(event.id)) enqueue.assign({ containerIds: [...context.containerIds, event.id] });
     }),
+    // Added to a RUNNING pod, a container may start; a restored one hears so when the pod gets there.
+    tellNewContainerReady: sendTo(({ event }) => `container:${event.type === 'ADD_CONTAINER' ? event.id : ''}`, { type: 'POD_READY', ready: true }),
     forgetContainer: enqueueActions(({ enqueue, event, context }) => {
       if (event.type !== 'CONTAINER_REMOVED') return;
       enqueue(stopChild(`container:${event.id}`));
-      enqueue.assign({ containerIds: context.containerIds.filter((c) => c !== event.id) });
+      const phases = Object.fromEntries(Object.entries(context.containerPhases).filter(([id]) => id !== event.id));
+      enqueue.assign({ containerIds: context.containerIds.filter((c) => c !== event.id), containerPhases: phases });
+    }),
+    recordContainerState: assign(({ event, context }) => {
+      if (event.type !== 'CONTAINER_STATE' || !context.containerIds.includes(event.id)) return {};
+      return { containerPhases: { ...context.containerPhases, [event.id]: { phase: event.phase, error: event.error } } };
+    }),
+    tellContainersReady: enqueueActions(({ enqueue, context }) => {
+      for (const id of context.containerIds) enqueue.sendTo(`container:${id}`, { type: 'POD_READY', ready: true });
+    }),
+    tellContainersNotReady: enqueueActions(({ enqueue, context }) => {
+      for (const id of context.containerIds) enqueue.sendTo(`container:${id}`, { type: 'POD_READY', ready: false });
+    }),
+    // STOP (no grace) to every container whose process runs; marked busy until it reports back.
+    stopRunningContainers: enqueueActions(({ enqueue, context }) => {
+      const phases = { ...context.containerPhases };
+      for (const id of context.containerIds) {
+        if (phases[id]?.phase !== 'running') continue;
+        enqueue.sendTo(`container:${id}`, { type: 'STOP', timeoutSec: 0 });
+        phases[id] = { phase: 'busy', error: null };
+      }
+      enqueue.assign({ containerPhases: phases });
+    }),
+    // REMOVE to every container not busy (a failed removal is retried once per pod removal).
+    removeContainers: enqueueActions(({ enqueue, context, event }) => {
+      const phases = { ...context.containerPhases };
+      const reported = event.type === 'CONTAINER_STATE' ? [event.id] : context.containerIds;
+      for (const id of reported) {
+        const phase = phases[id]?.phase ?? 'idle';
+        if (phase === 'busy' || (event.type === 'CONTAINER_STATE' && phase === 'failed')) continue;
+        enqueue.sendTo(`container:${id}`, { type: 'REMOVE' });
+        phases[id] = { phase: 'busy', error: null };
+      }
+      enqueue.assign({ containerPhases: phases });
+    }),
+    noteContainersLeft: assign(({ context }) => {
+      const left = context.containerIds.map((id) => `${id} (${context.containerPhases[id]?.phase ?? 'idle'})`);
+      return { lastError: `containers not stopped within the deadline: ${left.join(', ')}` };
+    }),
+    noteRemovalFailed: assign(({ context }) => {
+      const failed = context.containerIds.filter((id) => context.containerPhases[id]?.phase === 'failed');
+      const left = failed.length > 0 ? failed : context.containerIds;
+      const why = left.map((id) => `${id}: ${context.containerPhases[id]?.error ?? `still ${context.containerPhases[id]?.phase ?? 'idle'}`}`);
+      return { tornDown: false, lastError: `container${left.length === 1 ? '' : 's'} could not be removed: ${why.join('; ')}` };
     }),
     recordStopTimeout: assign(({ event }) => {
       if (event.type !== 'STOP') return {};
@@ -99,10 +166,14 @@ export const sandboxMachine = setup({
     stopTimeoutSec: input.stopTimeoutSec ?? 10,
     lastError: input.lastError ?? null,
     containerIds: input.containerIds ?? [],
+    containerPhases: input.containerPhases ?? {},
     network: input.network ?? null,
   }),
-  // A container may leave whatever the pod is doing.
-  on: { CONTAINER_REMOVED: { actions: 'forgetContainer' } },
+  // A container may leave, and reports, whatever the pod is doing.
+  on: {
+    CONTAINER_REMOVED: { actions: 'forgetContainer' },
+    CONTAINER_STATE: { actions: 'recordContainerState' },
+  },
   states: {
     UNKNOWN: {
       on: {
@@ -116,6 +187,7 @@ export const sandboxMachine = setup({
       },
     },
     PENDING: {
+      tags: ['busy'],
       // Work in flight. STOP and REMOVE are refused until creation settles (kubelet retries).
       initial: 'creating',
       states: {
@@ -160,9 +232,12 @@ export const sandboxMachine = setup({
       },
     },
     RUNNING: {
+      tags: ['ready'],
+      entry: 'tellContainersReady',
+      exit: 'tellContainersNotReady',
       on: {
         // A container can be created only in a ready pod.
-        ADD_CONTAINER: { actions: 'addContainer' },
+        ADD_CONTAINER: { actions: ['addContainer', 'tellNewContainerReady'] },
         READY: { actions: 'accept' },
         PENDING: { actions: 'accept' },
         EXIT: { target: 'STOPPED', actions: 'recordExit' },
@@ -171,27 +246,39 @@ export const sandboxMachine = setup({
       },
     },
     STOPPING: {
+      tags: ['busy'],
       on: {
         STOP: { actions: 'accept' }, // joins the stop in flight
         READY: { actions: 'accept' },
         PENDING: { actions: 'accept' },
         EXIT: { actions: 'recordExit' },
       },
-      invoke: {
-        id: 'stopSandbox',
-            src: 'stopSandbox',
-        input: ({ context }) => context,
-        onDone: {
-          target: 'STOPPED',
-          actions: assign(({ event, context }) => ({
-            exit: event.output.exit ?? context.exit,
-            tornDown: true,
-            lastError: null,
-          })),
+      initial: 'containers',
+      states: {
+        containers: {
+          entry: 'stopRunningContainers',
+          always: { guard: 'containersStopped', target: 'pause' },
+          on: { CONTAINER_STATE: { actions: ['recordContainerState', 'stopRunningContainers'] } },
+          after: { containerStopDeadline: { target: 'pause', actions: 'noteContainersLeft' } },
         },
-        onError: {
-          target: 'STOPPED',
-          actions: assign(({ event }) => ({ tornDown: false, lastError: message(event.error) })),
+        pause: {
+          invoke: {
+            id: 'stopSandbox',
+            src: 'stopSandbox',
+            input: ({ context }) => context,
+            onDone: {
+              target: '#sandbox.STOPPED',
+              actions: assign(({ event, context }) => ({
+                exit: event.output.exit ?? context.exit,
+                tornDown: true,
+                lastError: null,
+              })),
+            },
+            onError: {
+              target: '#sandbox.STOPPED',
+              actions: assign(({ event }) => ({ tornDown: false, lastError: message(event.error) })),
+            },
+          },
         },
       },
     },
@@ -205,20 +292,35 @@ export const sandboxMachine = setup({
       },
     },
     REMOVING: {
+      tags: ['busy'],
       on: {
         READY: { actions: 'accept' },
         EXIT: { actions: 'accept' },
         PENDING: { actions: 'accept' },
         REMOVE: { actions: 'accept' }, // joins the removal in flight (rule 3)
       },
-      invoke: {
-        id: 'removeSandbox',
+      initial: 'containers',
+      states: {
+        containers: {
+          entry: 'removeContainers',
+          always: [
+            { guard: 'containersRemoved', target: 'pod' },
+            { guard: 'containerRemovalFailed', target: '#sandbox.STOPPED', actions: 'noteRemovalFailed' },
+          ],
+          on: { CONTAINER_STATE: { actions: ['recordContainerState', 'removeContainers'] } },
+          after: { containerRemoveDeadline: { target: '#sandbox.STOPPED', actions: 'noteRemovalFailed' } },
+        },
+        pod: {
+          invoke: {
+            id: 'removeSandbox',
             src: 'removeSandbox',
-        input: ({ context }) => context,
-        onDone: 'removed',
-        onError: {
-          target: 'STOPPED',
-          actions: assign(({ event }) => ({ tornDown: false, lastError: message(event.error) })),
+            input: ({ context }) => context,
+            onDone: '#sandbox.removed',
+            onError: {
+              target: '#sandbox.STOPPED',
+              actions: assign(({ event }) => ({ tornDown: false, lastError: message(event.error) })),
+            },
+          },
         },
       },
     },

@@ -1,5 +1,5 @@
 /** Context, input and events of the sandbox chart. Plain JSON: the context is what storage/ persists. */
-import type { ContainerInput } from './container.types.js';
+import type { ContainerInput, ContainerPhase } from './container.types.js';
 
 /** What CRI asked for, fixed at RunPodSandbox and never changed by the chart. */
 export interface SandboxSpec {
@@ -55,7 +55,14 @@ export interface SandboxInput {
   stopTimeoutSec?: number;
   lastError?: string | null;
   containerIds?: string[];
+  containerPhases?: Record<string, ContainerReport>;
   network?: PodNetworkStatus | null;
+}
+
+/** A container's last report to its pod: its phase, and its error when it failed. */
+export interface ContainerReport {
+  phase: ContainerPhase;
+  error: string | null;
 }
 
 export interface SandboxContext {
@@ -72,6 +79,8 @@ export interface SandboxContext {
   lastError: string | null;
   /** This pod's containers: each is a child actor `container:<id>`. */
   containerIds: string[];
+  /** What each container last reported (CONTAINER_STATE): what the pod's stop and removal wait for. */
+  containerPhases: Record<string, ContainerReport>;
   /** Set once CNI ADD succeeded; kept after stop for status, cleared by nothing (the pod goes). */
   network: PodNetworkStatus | null;
 }
@@ -94,6 +103,7 @@ export type SandboxEvent =
   | { type: 'STOP'; timeoutSec: number }
   | { type: 'REMOVE' }
   | { type: 'ADD_CONTAINER'; id: string; input: ContainerInput }
-  | { type: 'CONTAINER_REMOVED'; id: string };
+  | { type: 'CONTAINER_REMOVED'; id: string }
+  | { type: 'CONTAINER_STATE'; id: string; phase: ContainerPhase; error: string | null };
 
-export const SANDBOX_EVENT_TYPES = ['CREATE', 'READY', 'PENDING', 'EXIT', 'STOP', 'REMOVE', 'ADD_CONTAINER', 'CONTAINER_REMOVED'] as const;
+export const SANDBOX_EVENT_TYPES = ['CREATE', 'READY', 'PENDING', 'EXIT', 'STOP', 'REMOVE', 'ADD_CONTAINER', 'CONTAINER_REMOVED', 'CONTAINER_STATE'] as const;

@@ -12,12 +12,12 @@ import { startRegistry, type RegistryFixture } from './registry-fixture.js';
 export const BUSYBOX_IMAGE = 'busybox:1.36';
 
 /** Starts the registry and `daemon`, pulls BUSYBOX_IMAGE; the caller stops the registry. */
-export async function startWithBusybox(daemon: Daemon): Promise<RegistryFixture> {
+export async function startWithBusybox(daemon: Daemon, extraConfig: Record<string, unknown> = {}): Promise<RegistryFixture> {
   const registry = await startRegistry();
   const image = await buildImage({ layers: [{ compression: 'gzip', entries: busyboxLayer() }], config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin'] }, format: 'docker' });
   await pushImage(registry, 'library/busybox', '1.36', image);
   const configPath = join(daemon.paths.base, 'config.json');
-  writeFileSync(configPath, JSON.stringify({ registries: { hosts: { 'docker.io': { mirrors: [registry.url] } } } }));
+  writeFileSync(configPath, JSON.stringify({ registries: { hosts: { 'docker.io': { mirrors: [registry.url] } } }, ...extraConfig }));
   await daemon.start({ PODCHART_CONFIG: configPath });
   await daemon.cri.callImage('PullImage', { image: { image: BUSYBOX_IMAGE } }, 120_000);
   return registry;

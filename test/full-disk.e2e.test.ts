@@ -82,7 +82,8 @@ function fillDisk(): void {
 before(async () => {
   mkdirSync(paths.root, { recursive: true, mode: 0o700 });
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m,mode=0700', 'tmpfs', paths.root]);
-  registry = await startWithBusybox(daemon);
+  // A small filesystem of its own: the default 1 GiB reserve for images would not fit in it.
+  registry = await startWithBusybox(daemon, { imageFsReserveBytes: 16 << 20 });
 });
 
 after(async () => {
