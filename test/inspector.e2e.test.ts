@@ -75,7 +75,7 @@ test('transitions arrive live over server-sent events', async () => {
     await daemon.cri.call('StopPodSandbox', { podSandboxId });
     const stop = await eventually('the STOP transition', () => seen.find((t) => t.actorId === podSandboxId && t.to === 'STOPPED'), 1_000);
     assert.equal(stop.event, 'stopSandbox.done');
-    assert.ok(seen.some((t) => t.actorId === podSandboxId && t.event === 'STOP' && t.to === 'STOPPING'));
+    assert.ok(seen.some((t) => t.actorId === podSandboxId && t.event === 'STOP' && t.to === 'STOPPING.pause'));
   } finally {
     req.destroy();
   }
@@ -113,8 +113,8 @@ test('podchart events follows transitions live; podchart inspect shows the chart
   assert.equal(await exited, 0);
   const lines = output.trim().split('\n');
   assert.equal(lines.length, 2);
-  assert.match(lines[0] ?? '', new RegExp(`sandbox ${podSandboxId.slice(0, 12)}  STOP  RUNNING → STOPPING`));
-  assert.match(lines[1] ?? '', /stopSandbox\.done {2}STOPPING → STOPPED/);
+  assert.match(lines[0] ?? '', new RegExp(`sandbox ${podSandboxId.slice(0, 12)}  STOP  RUNNING → STOPPING\\.pause`));
+  assert.match(lines[1] ?? '', /stopSandbox\.done {2}STOPPING\.pause → STOPPED/);
   const inspect = execFileSync(join(REPO, 'bin', 'podchart'), ['inspect', podSandboxId, '--root', daemon.paths.root]).toString();
   assert.match(inspect, /\* STOPPED\s+STOP\[needsTeardown\] → STOPPING/);
   assert.match(inspect, / {3}RUNNING\s+EXIT → STOPPED/);

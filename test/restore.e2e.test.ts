@@ -320,7 +320,7 @@ describe('restore after restarts and crashes', () => {
   test('5. a pod half-stopped when the daemon died is stopped on restart', TIMEOUT, async () => {
     const pod = await runPod('half-stopped');
     await crashAt('sandbox.stop.killed', () => daemon.cri.call('StopPodSandbox', { podSandboxId: pod.id }));
-    assert.equal(findRowByName('half-stopped').state, 'STOPPING');
+    assert.equal(findRowByName('half-stopped').state, 'STOPPING.pause');
     assert.equal(startTime(pod.pid), null, 'the pause process survived the stop');
     assert.ok(isMounted(netnsFile(pod.id)), 'netns unmounted before the fault point');
 
@@ -345,7 +345,7 @@ describe('restore after restarts and crashes', () => {
       const name = `half-removed-${point.split('.').pop()}`;
       const pod = await runPod(name);
       await crashAt(point, () => daemon.cri.call('RemovePodSandbox', { podSandboxId: pod.id }));
-      assert.equal(findRowByName(name).state, 'REMOVING');
+      assert.equal(findRowByName(name).state, 'REMOVING.pod', 'persisted mid-removal: its containers done, the pod\'s own effect under way');
       assert.equal(startTime(pod.pid), null, 'the pause process survived the remove');
       assert.equal(runcIds(paths).includes(pod.id), false, 'pause container not deleted before the fault point');
       if (point === 'sandbox.remove.stopped') assert.ok(isMounted(netnsFile(pod.id)), 'netns unmounted before its step');
