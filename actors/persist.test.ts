@@ -1,13 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Store, StoreWriteFailed } from '../storage/store.js';
 import { Persistence } from './persist.js';
 import { afterCommit } from './actor-util.js';
+import { fillDisk } from '../test/fill-disk.js';
 
 /** A real, small filesystem of its own (tmpfs), so that it can really be filled. */
 function smallFilesystem(sizeKiB: number): { dir: string; fill: () => string; done: () => void } {
@@ -16,17 +17,8 @@ function smallFilesystem(sizeKiB: number): { dir: string; fill: () => string; do
   const filler = join(dir, 'filler');
   return {
     dir,
-    // Writes zeros until the filesystem has no block left (ENOSPC), as a runaway log would.
     fill: () => {
-      const fd = openSync(filler, 'w');
-      const chunk = Buffer.alloc(4096);
-      try {
-        for (;;) writeSync(fd, chunk);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-      } finally {
-        closeSync(fd);
-      }
+      fillDisk(filler);
       return filler;
     },
     done: () => {

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { status as grpcStatus } from '@grpc/grpc-js';
@@ -16,6 +16,7 @@ import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
 import type { RegistryFixture } from './registry-fixture.js';
 import { processAlive } from './host-state.js';
+import { fillDisk } from './fill-disk.js';
 
 const paths = tempPaths('pc-full-');
 const daemon = new Daemon(paths);
@@ -62,23 +63,6 @@ function dbState(id: string): string | undefined {
   }
 }
 
-/** Writes zeros until the filesystem has no block left, as a runaway log would. */
-function fillDisk(): void {
-  const fd = openSync(filler, 'w');
-  try {
-    for (const size of [1 << 20, 4096]) {
-      const chunk = Buffer.alloc(size);
-      try {
-        for (;;) writeSync(fd, chunk);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
 before(async () => {
   mkdirSync(paths.root, { recursive: true, mode: 0o700 });
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256m,mode=0700', 'tmpfs', paths.root]);
@@ -102,7 +86,7 @@ test('a full rootDir: new work refused, nothing acted on uncommitted, all writte
   const pause = await podPid(stopping);
   assert.equal((await runtimeReady()).status, true);
 
-  fillDisk();
+  fillDisk(filler);
   // The first write after the disk filled up is this stop's: the transition is taken in memory,
   // but its effect must not run on a state the database refused.
   await rejects(daemon.cri.call('StopPodSandbox', { podSandboxId: stopping }), grpcStatus.UNAVAILABLE,
