@@ -165,7 +165,7 @@ describe('pod sandbox lifecycle', () => {
     assert.equal(persisted(id), 'STOPPED');
     const inspect = execFileSync(join(REPO, 'bin', 'podchart'), ['inspect', id.slice(0, 12), '--root', paths.root]).toString();
     assert.match(inspect, /STOP\s+RUNNING → STOPPING/);
-    assert.match(inspect, /stopSandbox\.done\s+STOPPING → STOPPED/);
+    assert.match(inspect, /stopSandbox\.done\s+STOPPING\.pause → STOPPED/);
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
     assert.equal(persisted(id), undefined, 'the row is gone once remove answers');
   });
