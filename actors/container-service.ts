@@ -49,30 +49,33 @@ export class ContainerService {
 
   async start(id: string, timeoutMs: number): Promise<void> {
     // A container joins its pod's namespaces through the pause process: in a pod that is not
-    // running, that pid may be gone, or reused by another process (issue 12, item 6).
-    const podId = this.supervisor.containerView(id)?.context.spec.sandboxId;
-    const pod = podId ? this.supervisor.sandboxActor(podId)?.getSnapshot() : undefined;
-    if (podId && pod && !pod.matches('RUNNING')) {
-      throw new Refused(`cannot start container ${id}: its pod sandbox ${podId} is not ready (${stateName(pod)}); containers start only in a ready pod`);
-    }
-    // Likewise a TARGET pid namespace: its pin outlives the target, but a namespace whose first
+    // running, that pid may be gone, or reused by another process (issue 12, item 6). The chart
+    // refuses START then (its podReady guard); this says why.
+    const notReady = (state: string): string => {
+      const view = this.supervisor.containerView(id);
+      const podId = view?.context.spec.sandboxId ?? '';
+      const pod = this.supervisor.sandboxActor(podId)?.getSnapshot();
+      if (state !== 'CREATED' || !view || view.context.podReady || !pod) return why(state);
+      return `its pod sandbox ${podId} is not ready (${stateName(pod)}); containers start only in a ready pod`;
+    };
+    // A TARGET pid namespace: its pin outlives the target, but a namespace whose first
     // process has exited takes no new one.
     const target = this.targetOf(id);
     if (target && !this.supervisor.containerActor(target)?.getSnapshot().matches('RUNNING')) {
       throw new Refused(`cannot start container ${id}: the container whose pid namespace it shares (${target}) is no longer running`);
     }
-    const snapshot = await this.request(id, { type: 'START' }, timeoutMs);
+    const snapshot = await this.request(id, { type: 'START' }, timeoutMs, notReady);
     if (snapshot.matches('RUNNING') || (snapshot.matches('EXITED') && snapshot.context.exit?.reason !== 'StartError')) return;
-    const why = snapshot.context.lastError ?? stateName(snapshot);
+    const failure = snapshot.context.lastError ?? stateName(snapshot);
     // The runtime's own words for a command the image does not have (runc: `exec: "x": executable
     // file not found in $PATH`, or `stat /x: no such file or directory`): the request's fault, and
     // one a person can fix, not an internal error (issue 12, item 14).
     // runc's logfmt escapes the quotes: `exec: \"x\": …`.
-    const missing = /exec: \\?"([^"\\]{0,256})\\?": (executable file not found|stat [^:]{0,300}: no such file or directory)/.exec(why);
+    const missing = /exec: \\?"([^"\\]{0,256})\\?": (executable file not found|stat [^:]{0,300}: no such file or directory)/.exec(failure);
     if (missing) {
       throw new Refused(`starting container ${id} failed: its command ${JSON.stringify(missing[1])} is not in the image (${missing[2]}): set ContainerConfig.command to a program the image has`);
     }
-    throw new EffectFailed(`starting container ${id} failed: ${why}`);
+    throw new EffectFailed(`starting container ${id} failed: ${failure}`);
   }
 
   /** The container whose pid namespace this one joins (namespace_options.pid TARGET), or null. */
@@ -106,10 +109,10 @@ export class ContainerService {
     throw new EffectFailed(`updating container ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
   }
 
-  private request(id: string, event: Parameters<ContainerActor['send']>[0], timeoutMs: number): Promise<ContainerSnapshot> {
+  private request(id: string, event: Parameters<ContainerActor['send']>[0], timeoutMs: number, whyNot = why): Promise<ContainerSnapshot> {
     this.supervisor.assertServing();
     const actor = this.supervisor.containerActor(id);
     if (!actor) throw new NotFound(`container ${id} not found`);
-    return request<ContainerSnapshot>(actor, event, timeoutMs, `container ${id}`, why, () => this.supervisor.assertCommitted());
+    return request<ContainerSnapshot>(actor, event, timeoutMs, `container ${id}`, whyNot, () => this.supervisor.assertCommitted());
   }
 }
