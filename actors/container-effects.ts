@@ -3,13 +3,12 @@
  * runc start at start (containerd's split); stop signal then SIGKILL; forced removal. Idempotent,
  * and each yields once before its first I/O so the state that invoked it is committed first.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
-import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { fromPromise } from 'xstate';
 import type { Logger } from 'pino';
-import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerEvent, type ContainerExit, type Started } from '../machines/container.types.js';
+import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerExit, type Started } from '../machines/container.types.js';
 import type { SandboxContext } from '../machines/sandbox.types.js';
 import type { Config } from '../config/config.js';
 import type { ImageService } from '../images/image-service.js';
@@ -17,10 +16,9 @@ import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
 import { pinNamespaces, pinnedNamespaces, unpinNamespaces } from '../runtime/ns-pin.js';
 import { podPaths } from '../runtime/pod-files.js';
 import { createUnderConmon } from '../runtime/conmon.js';
-import { readExitFile, settleExitFiles, waitForExitFile } from '../runtime/exit-file.js';
 import { secondsToMs } from '../runtime/long-timer.js';
 import { logFileOf, logFilePath, secureLogFile, type LogFile } from '../runtime/log-path.js';
-import { isSameProcessAlive, processStartTime, readPidFile } from '../runtime/process.js';
+import { isSameProcessAlive, processStartTime } from '../runtime/process.js';
 import { run } from '../runtime/exec.js';
 import { capabilitiesFromMask, containerCapabilities, containerSpec, ociResources, splitDeviceNumber } from '../runtime/container-spec.js';
 import { resolveUser, userOptions } from '../runtime/resolve-user.js';
@@ -28,6 +26,7 @@ import { seccompProfileFor } from '../runtime/seccomp-default.js';
 import type { ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
 import { runtimeAt } from './host.js';
 import { afterCommit, nowNs, type CommitGate } from './actor-util.js';
+import { bundleDir, conmonAlive, conmonPidFile, containerExitDir, exitedWithin, exitStateDir, nsDir, oomFile, readContainerExit, rootfsDir } from './container-files.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
 import type { Faults } from './faults.js';
 
@@ -47,67 +46,9 @@ export interface ContainerHost {
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
 const KILL_WAIT_MS = 10_000;
-/** Without conmon, how often a stop looks whether the process is gone. */
-const GONE_POLL_MS = 100;
-
-/**
- * Where conmon writes what it learns when the process ends (its --persist-dir `exit` and `oom`,
- * and the exit file): under runDir, so that a full rootDir cannot lose an exit code. conmon gives
- * up before the exit file when it cannot write the persist-dir one (issue 12, item 1).
- */
-const exitStateDir = (ctx: ContainerContext): string => ctx.spec.stateDir ?? ctx.spec.dir;
-export const containerExitDir = (ctx: ContainerContext): string => join(exitStateDir(ctx), 'exits');
-const rootfsDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'rootfs');
-const bundleDir = (ctx: ContainerContext): string => join(ctx.spec.dir, 'bundle');
-const oomFile = (ctx: ContainerContext): string => join(exitStateDir(ctx), 'oom');
-/** A TARGET container's pid namespace, pinned for this container (runtime/ns-pin.ts). */
-const nsDir = (ctx: ContainerContext): string => join(exitStateDir(ctx), 'ns');
-export const conmonPidFile = (ctx: ContainerContext): string => join(ctx.spec.dir, 'conmon.pid');
-
-/** Whether the container's conmon still runs (false when it never wrote its pid file). */
-export async function conmonAlive(ctx: ContainerContext): Promise<boolean> {
-  return isSameProcessAlive(await readPidFile(conmonPidFile(ctx)), null);
-}
-
-/**
- * What conmon's death means for a running container: with the process alive, CONMON_LOST (no
- * exit file will come, its output is no longer logged); with it gone and an exit file written,
- * nothing (conmon exited normally, the exit watch reports it); gone with none, an unknown EXIT.
- */
-export async function afterConmonExit(ctx: ContainerContext, conmonPid: number): Promise<ContainerEvent | null> {
-  if (await isSameProcessAlive(ctx.pid, ctx.pidStartTime)) {
-    return { type: 'CONMON_LOST', message: `conmon (pid ${conmonPid}) exited while the container was running; its output is no longer logged` };
-  }
-  if (await readExitFile(containerExitDir(ctx), ctx.id)) return null;
-  return { type: 'EXIT', exit: { code: UNKNOWN_EXIT_CODE, at: nowNs(), reason: 'Unknown', message: `conmon (pid ${conmonPid}) exited and left no exit file` } };
-}
-
-/**
- * Until the process has exited or `timeoutMs` has passed. With conmon, its exit file says so (and
- * carries the code); without it none will come, so the pid (guarded by its start time) is polled.
- */
-async function exitedWithin(ctx: ContainerContext, withConmon: boolean, timeoutMs: number): Promise<boolean> {
-  if (withConmon) return (await waitForExitFile(containerExitDir(ctx), ctx.id, timeoutMs)) !== null;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (!(await isSameProcessAlive(ctx.pid, ctx.pidStartTime))) return true;
-    if (Date.now() >= deadline) return false;
-    await delay(Math.min(GONE_POLL_MS, Math.max(0, deadline - Date.now())));
-  }
-}
 /** The log beneath the pod's log_directory, or null: then conmon logs into the container's dir. */
 const logFile = (host: ContainerHost, ctx: ContainerContext): LogFile | null =>
   logFileOf(ctx.spec, host.sandboxOf?.(ctx.spec.sandboxId)?.spec.logDirectory);
-
-/** The container's exit as conmon recorded it: code, time, and why (Completed, Error, OOMKilled). */
-export async function readContainerExit(ctx: ContainerContext): Promise<ContainerExit | null> {
-  const exit = await readExitFile(containerExitDir(ctx), ctx.id);
-  if (!exit) return null;
-  const oom = existsSync(oomFile(ctx));
-  await settleExitFiles(oomFile(ctx), join(exitStateDir(ctx), 'exit')); // conmon's --persist-dir files
-  const reason = oom ? 'OOMKilled' : exit.code === 0 ? 'Completed' : 'Error';
-  return { code: exit.code, at: exit.at, reason, message: '' };
-}
 
 function cgroupsPath(host: ContainerHost, pod: SandboxContext, id: string): string {
   const parent = pod.spec.cgroupParent;
@@ -230,7 +171,7 @@ export async function startContainer(host: ContainerHost, ctx: ContainerContext)
     name: ctx.spec.name,
     bundle: bundleDir(ctx),
     pidFile: join(ctx.spec.dir, 'container.pid'),
-    conmonPidFile: join(ctx.spec.dir, 'conmon.pid'),
+    conmonPidFile: conmonPidFile(ctx),
     logPath: log ? logFilePath(log) : join(ctx.spec.dir, 'container.log'),
     exitDir: containerExitDir(ctx),
     socketDir: ctx.spec.dir,

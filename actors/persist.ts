@@ -1,160 +1,114 @@
 /**
- * Writes actor rows, and holds what the database would not take (issue 12, item 1).
+ * From actor snapshots to rows and history. Every snapshot of a pod or container actor passes
+ * here, synchronously, from XState's inspection callback: a changed one is written as the actor's
+ * row (by the RowWriter, which holds what the database refuses), and a move to another state, an
+ * effect failure or a restore decision becomes a history row with its cause.
  *
- * A transition is already taken in memory when the supervisor learns of it (XState's inspection
- * callback), so a failed write cannot undo it. What it must not do is let the transition's effect
- * act on a state that is not on disk: the row is held here, every effect waits for its actor's
- * rows to be committed (`committed`), and a retry writes the held rows, in order, once the
- * database takes writes again. Meanwhile the supervisor refuses new work with UNAVAILABLE and
- * Status reports RuntimeReady=false. A crash while rows are held restores the last committed
- * state, and since no effect of a held state ran, the host still matches it.
+ * Dedupe: XState reports a snapshot for every event and every effect it starts, most of them
+ * unchanged; a row is written only when the state or the context differs from the last one saved.
  */
+import type { AnyMachineSnapshot, InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
-import type { ActorKind, Store, Transition } from '../storage/store.js';
-import { StoreWriteFailed } from '../storage/store.js';
+import type { SandboxContext } from '../machines/sandbox.types.js';
+import type { ContainerContext } from '../machines/container.types.js';
+import type { ActorKind, Transition } from '../storage/store.js';
+import { RowWriter } from './row-writer.js';
+import { currentCause } from './cause.js';
+import { actorKey, eventLabel, stateName } from './actor-util.js';
+import type { ContainerLifecycleEvent } from './actor-events.js';
 
-/** What is held for one actor: its latest row (or its removal) and the transitions before it. */
-interface Held {
+/** A pod's or a container's snapshot, with its context typed (AnyMachineSnapshot's is `any`). */
+type ActorSnapshot = Omit<AnyMachineSnapshot, 'context'> & { context: SandboxContext | ContainerContext };
+
+/** What one snapshot amounted to, for the supervisor to act on. */
+export interface Recorded {
   kind: ActorKind;
   id: string;
-  row: { state: string; context: unknown } | null;
-  transitions: Transition[];
-  removal: { final: Transition; at: number } | null;
+  /** The pod of a container (its own id for a pod). */
+  sandboxId: string;
+  /** The snapshot's state path ("STOPPING.pause"), or "removed" when the actor is done. */
+  state: string;
+  context: SandboxContext | ContainerContext;
+  /** The snapshot itself, for the exit watch. */
+  snapshot: ActorSnapshot;
+  /** The history row written, when the snapshot is news. */
+  transition: Transition | null;
+  /** The CRI container event it is, if any. */
+  lifecycle: ContainerLifecycleEvent['type'] | null;
 }
 
-export interface PersistOptions {
-  store: Store;
-  logger: Logger;
-  /** How often held rows are retried while the database refuses writes. */
-  retryMs?: number;
+/** Which transitions CRI calls events: the actors' own history, seen from kubelet. */
+function lifecycleEvent(from: string | undefined, to: string): ContainerLifecycleEvent['type'] | null {
+  if (to === 'CREATED' && from === 'CREATING') return 'CONTAINER_CREATED_EVENT';
+  if (to === 'RUNNING' && from === 'STARTING') return 'CONTAINER_STARTED_EVENT';
+  if (to === 'EXITED' && from !== 'EXITED') return 'CONTAINER_STOPPED_EVENT';
+  if (to === 'removed') return 'CONTAINER_DELETED_EVENT';
+  return null;
 }
 
-const DEFAULT_RETRY_MS = 1000;
+export class Recorder {
+  /** Last saved state and context (JSON) per actor key ("sandbox:<id>", "container:<id>"). */
+  private readonly saved = new Map<string, { state: string; context: string }>();
+  /** The cause of each actor's latest outside event; its effects' completions inherit it. */
+  private readonly causes = new Map<string, string>();
 
-export class Persistence {
-  private readonly store: Store;
-  private readonly logger: Logger;
-  private readonly retryMs: number;
-  /** Per actor key, in the order the actors were first held (a pod before its containers' removal). */
-  private readonly held = new Map<string, Held>();
-  private waiters: (() => void)[] = [];
-  private retry: NodeJS.Timeout | null = null;
+  constructor(
+    private readonly writer: RowWriter,
+    private readonly logger: Logger,
+  ) {}
 
-  constructor(options: PersistOptions) {
-    this.store = options.store;
-    this.logger = options.logger;
-    this.retryMs = options.retryMs ?? DEFAULT_RETRY_MS;
+  /** What is already on disk for an actor about to start (a new row, or one restored). */
+  seed(key: string, state: string, context: unknown): void {
+    this.saved.set(key, { state, context: JSON.stringify(context) });
   }
 
-  /**
-   * Why the database does not take writes, or null. While it is set the daemon is not ready: a
-   * held row, or a failed write with none held (a refused insert or image row) until a probe
-   * write succeeds; such a failure is noticed here, and the retry armed for it.
-   */
-  failure(): string | null {
-    const failed = this.store.writeFailure;
-    if (failed) {
-      this.armRetry();
-      return failed.reason;
-    }
-    return this.held.size > 0 ? 'rows are still waiting to be written' : null;
-  }
-
-  /** Saves an actor's row and the transition that led there; held when the write fails. */
-  save(kind: ActorKind, id: string, state: string, context: unknown, transition: Transition | null): void {
-    const key = `${kind}:${id}`;
-    const held = this.held.get(key);
-    if (held) {
-      held.row = { state, context };
-      if (transition) held.transitions.push(transition);
-      return;
-    }
-    try {
-      if (kind === 'sandbox') this.store.saveSandbox(id, state, context, transition);
-      else this.store.saveContainer(id, state, context, transition);
-    } catch (err) {
-      if (!(err instanceof StoreWriteFailed)) throw err;
-      this.hold({ kind, id, row: { state, context }, transitions: transition ? [transition] : [], removal: null }, err);
-    }
-  }
-
-  /** Deletes a removed actor's row (its history stays, ending with `final`); held when the write fails. */
-  remove(kind: ActorKind, id: string, final: Transition, at: number): void {
-    const key = `${kind}:${id}`;
-    const held = this.held.get(key);
-    if (held) {
-      held.removal = { final, at };
-      return;
-    }
-    try {
-      this.apply({ kind, id, row: null, transitions: [], removal: { final, at } });
-    } catch (err) {
-      if (!(err instanceof StoreWriteFailed)) throw err;
-      this.hold({ kind, id, row: null, transitions: [], removal: { final, at } }, err);
-    }
-  }
-
-  /** Resolves once nothing of this actor is held: its effects run only on a committed state. */
-  committed(key: string): Promise<void> {
-    if (!this.held.has(key)) return Promise.resolve();
-    return new Promise((resolve) => {
-      const check = (): void => {
-        if (this.held.has(key)) this.waiters.push(check);
-        else resolve();
+  /** Writes what a snapshot changed; null for what is not a pod or container snapshot, or no news at all. */
+  record(event: InspectionEvent): Recorded | null {
+    if (event.type !== '@xstate.snapshot') return null;
+    const key = actorKey(event.actorRef);
+    const kind: ActorKind | null = key.startsWith('sandbox:') ? 'sandbox' : key.startsWith('container:') ? 'container' : null;
+    if (!kind) return null;
+    const id = key.slice(kind.length + 1);
+    const snapshot = event.snapshot as ActorSnapshot;
+    const sandboxId = kind === 'sandbox' ? id : (snapshot.context as ContainerContext).spec.sandboxId;
+    const previous = this.saved.get(key);
+    const log = this.logger.child(kind === 'sandbox' ? { sandboxId: id } : { containerId: id });
+    const label = eventLabel(event.event.type);
+    if (snapshot.status === 'done') {
+      // The move to "removed" is the last row of a history kept for removedHistoryRetentionSeconds.
+      const final: Transition = {
+        actorId: id, event: label, from: previous?.state ?? null, to: 'removed', at: Date.now(), error: null,
+        cause: currentCause() ?? this.causes.get(key) ?? null,
       };
-      check();
-    });
-  }
-
-  /** Stops retrying (shutdown); held rows are lost with the process, as a crash would lose them. */
-  stop(): void {
-    if (this.retry) clearInterval(this.retry);
-    this.retry = null;
-  }
-
-  private hold(entry: Held, err: StoreWriteFailed): void {
-    if (this.held.size === 0) this.logger.error({ reason: err.reason }, 'the state database refuses writes: new work is refused until it takes them again');
-    this.held.set(`${entry.kind}:${entry.id}`, entry);
-    this.armRetry();
-  }
-
-  private armRetry(): void {
-    if (this.retry) return;
-    this.retry = setInterval(() => this.flush(), this.retryMs);
-    this.retry.unref();
-  }
-
-  /** Writes everything held in one transaction, or nothing; a probe when nothing is held. */
-  flush(): void {
-    try {
-      if (this.held.size === 0) this.store.probeWrite();
-      else this.store.write(() => {
-        for (const entry of this.held.values()) this.apply(entry);
-      });
-    } catch (err) {
-      if (err instanceof StoreWriteFailed) return; // still refused: the next tick tries again
-      throw err;
+      this.writer.remove(kind, id, final, final.at);
+      this.saved.delete(key);
+      this.causes.delete(key);
+      log.info({ event: final.event, from: previous?.state }, `${kind} removed`);
+      return { kind, id, sandboxId, state: 'removed', context: snapshot.context, snapshot, transition: final, lifecycle: kind === 'container' ? 'CONTAINER_DELETED_EVENT' : null };
     }
-    const written = this.held.size;
-    this.held.clear();
-    this.stop();
-    this.logger.info({ rows: written }, 'the state database takes writes again: held rows written, new work accepted');
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  private apply(entry: Held): void {
-    const { kind, id } = entry;
-    if (entry.row) {
-      const [last, ...earlier] = [...entry.transitions].reverse();
-      for (const t of earlier.reverse()) this.store.insertTransition(t);
-      if (kind === 'sandbox') this.store.saveSandbox(id, entry.row.state, entry.row.context, last ?? null);
-      else this.store.saveContainer(id, entry.row.state, entry.row.context, last ?? null);
-    }
-    if (entry.removal) {
-      if (kind === 'sandbox') this.store.deleteSandbox(id, entry.removal.final, entry.removal.at);
-      else this.store.deleteContainer(id, entry.removal.final, entry.removal.at);
-    }
+    const to = stateName(snapshot);
+    const unchanged: Recorded = { kind, id, sandboxId, state: to, context: snapshot.context, snapshot, transition: null, lifecycle: null };
+    // The initial UNKNOWN of a restored actor is not news: the row keeps its last real state.
+    if (to === 'UNKNOWN' && previous) return null;
+    const context = JSON.stringify(snapshot.context);
+    // An outside event (not an effect's completion) carries the cause of the call that sent it.
+    const outside = !event.event.type.startsWith('xstate.');
+    const restoring = outside && currentCause() === 'restore';
+    if (previous && previous.state === to && previous.context === context && !restoring) return unchanged;
+    const changed = previous?.state !== to;
+    const isError = label.endsWith('.error');
+    const cause = (outside ? currentCause() : null) ?? this.causes.get(key) ?? null;
+    // Only an event that moved the actor hands its cause on to the effects it started.
+    if (outside && cause && changed) this.causes.set(key, cause);
+    // Restore's decisions are history too, even when the observed state is the persisted one.
+    const restored = outside && cause === 'restore';
+    const transition: Transition | null = changed || isError || restored
+      ? { actorId: id, event: label, from: previous?.state ?? null, to, at: Date.now(), error: isError ? snapshot.context.lastError : null, cause }
+      : null;
+    this.writer.save(kind, id, to, snapshot.context, transition);
+    this.saved.set(key, { state: to, context });
+    if (transition) log.info({ event: label, from: transition.from, to, error: transition.error ?? undefined }, 'transition');
+    const lifecycle = kind === 'container' && changed ? lifecycleEvent(previous?.state, to) : null;
+    return { ...unchanged, transition, lifecycle };
   }
 }

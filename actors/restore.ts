@@ -16,7 +16,8 @@ import type { SandboxContext, SandboxEvent } from '../machines/sandbox.types.js'
 import { readExitFile } from '../runtime/exit-file.js';
 import { podPaths } from '../runtime/pod-files.js';
 import { isSameProcessAlive, processStartTime, readPidFile } from '../runtime/process.js';
-import { conmonPidFile, readContainerExit, type ContainerHost } from './container-effects.js';
+import type { ContainerHost } from './container-effects.js';
+import { conmonPidFile, readContainerExit } from './container-files.js';
 import { runtimeAt } from './host.js';
 
 export interface ContainerObservation {

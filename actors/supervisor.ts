@@ -22,9 +22,11 @@ import { sandboxEffects } from './sandbox-effects.js';
 import { containerEffects, type ContainerHost } from './container-effects.js';
 import { decideContainer, decidePod, observeContainer, observePod } from './restore.js';
 import { ExitWatch } from './exit-watch.js';
-import { Persistence } from './persist.js';
-import { currentCause, withCause } from './cause.js';
-import { actorKey, eventLabel, nowNs, settle, stateName } from './actor-util.js';
+import { RowWriter } from './row-writer.js';
+import { Recorder } from './persist.js';
+import { ActorEvents, type ActorTransition, type ContainerLifecycleEvent } from './actor-events.js';
+import { withCause } from './cause.js';
+import { nowNs, settle, stateName } from './actor-util.js';
 import type { Host } from './host.js';
 
 export type SandboxActor = Actor<typeof sandboxMachine>;
@@ -49,29 +51,7 @@ export interface ContainerView {
 
 export { stateName } from './actor-util.js';
 
-/** A container lifecycle event, as CRI's GetContainerEvents streams them. */
-export interface ContainerLifecycleEvent {
-  containerId: string;
-  sandboxId: string;
-  type: 'CONTAINER_CREATED_EVENT' | 'CONTAINER_STARTED_EVENT' | 'CONTAINER_STOPPED_EVENT' | 'CONTAINER_DELETED_EVENT';
-  /** Nanoseconds since the epoch. */
-  at: string;
-}
-
-/** A committed transition of any actor, for the inspector's live view. */
-export interface ActorTransition extends Transition {
-  kind: 'sandbox' | 'container';
-  /** The pod of a container (its own id for a pod). */
-  sandboxId: string;
-}
-
-/** Which transitions CRI calls events: the actors' own history, seen from kubelet. */
-function lifecycleEvent(from: string | undefined, to: string): ContainerLifecycleEvent['type'] | null {
-  if (to === 'CREATED' && from === 'CREATING') return 'CONTAINER_CREATED_EVENT';
-  if (to === 'RUNNING' && from === 'STARTING') return 'CONTAINER_STARTED_EVENT';
-  if (to === 'EXITED' && from !== 'EXITED') return 'CONTAINER_STOPPED_EVENT';
-  return null;
-}
+export type { ActorTransition, ContainerLifecycleEvent } from './actor-events.js';
 
 export interface SupervisorDeps {
   store: Store;
@@ -83,20 +63,18 @@ export interface SupervisorDeps {
 export class Supervisor {
   readonly registry = new Registry();
   private readonly root;
-  /** Last persisted state and context per actor key ("sandbox:<id>", "container:<id>"). */
-  private readonly saved = new Map<string, { state: string; context: string }>();
   private readonly exits: ExitWatch;
-  private readonly containerListeners = new Set<(event: ContainerLifecycleEvent) => void>();
-  private readonly transitionListeners = new Set<(event: ActorTransition) => void>();
-  /** The cause of each actor's latest outside event; its effects' completions inherit it. */
-  private readonly causes = new Map<string, string>();
+  private readonly events: ActorEvents;
   private serving = false;
-  private readonly persist: Persistence;
+  private readonly writer: RowWriter;
+  private readonly recorder: Recorder;
 
   constructor(private readonly deps: SupervisorDeps) {
-    this.persist = new Persistence({ store: deps.store, logger: deps.logger });
+    this.writer = new RowWriter({ store: deps.store, logger: deps.logger });
+    this.recorder = new Recorder(this.writer, deps.logger);
+    this.events = new ActorEvents(deps.logger);
     this.exits = new ExitWatch({ logger: deps.logger, actorOf: (key) => this.root.system.get(key) as SandboxActor | ContainerActor | undefined });
-    const committed = (key: string): Promise<void> => this.persist.committed(key);
+    const committed = (key: string): Promise<void> => this.writer.committed(key);
     deps.containerHost.sandboxOf = (sandboxId) => this.view(sandboxId)?.context ?? null;
     deps.containerHost.containerProcess = (containerId) => {
       const view = this.containerView(containerId);
@@ -139,7 +117,7 @@ export class Supervisor {
   /** Stops serving and stops the actors; pods and conmon keep running (graceful SIGTERM). */
   async shutdown(settleMs = 10_000): Promise<void> {
     this.serving = false;
-    this.persist.stop();
+    this.writer.stop();
     this.exits.stopAll();
     // Let effects in flight reach a committed state, within a bound; restore handles the rest.
     const busy = [
@@ -153,7 +131,7 @@ export class Supervisor {
   /** Before a call that changes anything: the daemon serves, and its database takes writes. */
   assertServing(): void {
     if (!this.serving) throw new Unavailable('podchart is restoring its pods or shutting down; retry shortly');
-    const failure = this.persist.failure();
+    const failure = this.writer.failure();
     if (failure) throw new StoreWriteFailed(failure);
   }
 
@@ -163,7 +141,7 @@ export class Supervisor {
    * without acting, until the row is written; kubelet's retry then finds the work done or going.
    */
   assertCommitted(): void {
-    const failure = this.persist.failure();
+    const failure = this.writer.failure();
     if (failure) {
       throw new Unavailable(`podchart cannot write its state database (${failure}): the request was taken, but nothing is done until writes succeed again; free space or fix the disk under the daemon's rootDir, and retry`);
     }
@@ -171,7 +149,7 @@ export class Supervisor {
 
   /** Why the daemon's database does not take writes (Status: RuntimeReady=false), or null. */
   writeFailure(): string | null {
-    return this.persist.failure();
+    return this.writer.failure();
   }
 
   sandboxActor(id: string): SandboxActor | undefined {
@@ -226,35 +204,12 @@ export class Supervisor {
 
   /** Subscribes to container lifecycle events; returns the unsubscribe function. */
   onContainerEvent(listener: (event: ContainerLifecycleEvent) => void): () => void {
-    this.containerListeners.add(listener);
-    return () => this.containerListeners.delete(listener);
+    return this.events.containers.on(listener);
   }
 
   /** Subscribes to every committed transition; returns the unsubscribe function. */
   onTransition(listener: (event: ActorTransition) => void): () => void {
-    this.transitionListeners.add(listener);
-    return () => this.transitionListeners.delete(listener);
-  }
-
-  private emitTransition(event: ActorTransition): void {
-    for (const listener of this.transitionListeners) {
-      try {
-        listener(event);
-      } catch (err) {
-        this.deps.logger.warn({ err }, 'transition listener failed');
-      }
-    }
-  }
-
-  private emitContainerEvent(containerId: string, context: ContainerContext, type: ContainerLifecycleEvent['type']): void {
-    const event = { containerId, sandboxId: context.spec.sandboxId, type, at: nowNs() };
-    for (const listener of this.containerListeners) {
-      try {
-        listener(event);
-      } catch (err) {
-        this.deps.logger.warn({ err }, 'container event listener failed');
-      }
-    }
+    return this.events.transitions.on(listener);
   }
 
   history(id: string, limit = 20): Transition[] {
@@ -276,7 +231,7 @@ export class Supervisor {
     };
     this.deps.store.insertSandbox(id, spec.name, 'UNKNOWN', initial);
     this.registry.add({ id, name: spec.name, kind: 'sandbox' });
-    this.saved.set(`sandbox:${id}`, { state: 'UNKNOWN', context: JSON.stringify(initial) });
+    this.recorder.seed(`sandbox:${id}`, 'UNKNOWN', initial);
     this.root.send({ type: 'SPAWN_SANDBOX', id, input: { id, spec } });
     const actor = this.sandboxActor(id);
     if (!actor) throw new EffectFailed(`sandbox actor ${id} did not start`);
@@ -287,7 +242,7 @@ export class Supervisor {
   spawnContainer(sandboxId: string, event: Extract<SandboxEvent, { type: 'ADD_CONTAINER' }>): ContainerActor {
     const pod = this.sandboxActor(sandboxId);
     if (!pod) throw new NotFound(`pod sandbox ${sandboxId} not found`);
-    this.saved.set(`container:${event.id}`, { state: 'UNKNOWN', context: JSON.stringify(event.input) });
+    this.recorder.seed(`container:${event.id}`, 'UNKNOWN', event.input);
     pod.send(event);
     const actor = this.containerActor(event.id);
     if (!actor) throw new EffectFailed(`container actor ${event.id} did not start`);
@@ -297,7 +252,7 @@ export class Supervisor {
   /** Brings one persisted pod back, with its containers, in the state observed on the host (actors/restore.ts). */
   private async restoreSandbox(id: string, persisted: string, context: SandboxContext): Promise<void> {
     const log = this.deps.logger.child({ sandboxId: id });
-    this.saved.set(`sandbox:${id}`, { state: persisted, context: JSON.stringify(context) });
+    this.recorder.seed(`sandbox:${id}`, persisted, context);
     this.root.send({ type: 'SPAWN_SANDBOX', id, input: context });
     const actor = this.sandboxActor(id);
     if (!actor) return;
@@ -306,7 +261,7 @@ export class Supervisor {
     await Promise.all(
       rows.map(async (row) => {
         const ctx = JSON.parse(row.context) as ContainerContext;
-        this.saved.set(`container:${row.id}`, { state: row.state, context: row.context });
+        this.recorder.seed(`container:${row.id}`, row.state, ctx);
         actor.send({ type: 'ADD_CONTAINER', id: row.id, input: ctx });
         const child = this.containerActor(row.id);
         if (!child) return;
@@ -322,62 +277,20 @@ export class Supervisor {
     log.info({ persisted, seen, decided: events.map((e) => e.type), now: stateName(actor.getSnapshot()) }, 'restored');
   }
 
-  /** Every actor snapshot passes here, synchronously: persist it, record the transition, watch exits. */
+  /** Every actor snapshot passes here, synchronously: persist it, follow its exits, tell listeners. */
   private onInspect(event: InspectionEvent): void {
-    if (event.type !== '@xstate.snapshot') return;
-    const key = actorKey(event.actorRef);
-    const kind = key.startsWith('sandbox:') ? 'sandbox' : key.startsWith('container:') ? 'container' : null;
-    if (!kind) return;
-    const id = key.slice(kind.length + 1);
-    const snapshot = event.snapshot as SandboxSnapshot | ContainerSnapshot;
-    const to = stateName(snapshot);
-    const previous = this.saved.get(key);
-    const log = this.deps.logger.child(kind === 'sandbox' ? { sandboxId: id } : { containerId: id });
-    if (snapshot.status === 'done') {
-      // The move to "removed" is the last row of a history kept for removedHistoryRetentionSeconds.
-      const final: Transition = {
-        actorId: id, event: eventLabel(event.event.type), from: previous?.state ?? null, to: 'removed', at: Date.now(), error: null,
-        cause: currentCause() ?? this.causes.get(key) ?? null,
-      };
-      this.persist.remove(kind, id, final, final.at);
-      this.registry.remove(id);
-      this.saved.delete(key);
-      this.causes.delete(key);
-      log.info({ event: final.event, from: previous?.state }, `${kind} removed`);
-      this.emitTransition({ ...final, kind, sandboxId: kind === 'sandbox' ? id : (snapshot.context as ContainerContext).spec.sandboxId });
-      if (kind === 'sandbox') this.root.send({ type: 'FORGET_SANDBOX', id });
-      else this.emitContainerEvent(id, snapshot.context as ContainerContext, 'CONTAINER_DELETED_EVENT');
-      return;
+    const recorded = this.recorder.record(event);
+    if (!recorded) return;
+    const { kind, id, sandboxId, transition, lifecycle } = recorded;
+    if (recorded.state === 'removed') this.registry.remove(id);
+    else if (kind === 'sandbox') {
+      // Also for an unchanged row: an actor restored to RUNNING needs its watch.
+      this.exits.followPod(id, recorded.snapshot as SandboxSnapshot);
+    } else {
+      this.exits.followContainer(id, recorded.snapshot as ContainerSnapshot);
     }
-    // The initial UNKNOWN of a restored actor is not news: the row keeps its last real state.
-    if (to === 'UNKNOWN' && previous) return;
-    const context = JSON.stringify(snapshot.context);
-    const restoring = currentCause() === 'restore' && !event.event.type.startsWith('xstate.');
-    // Before any early return: an actor restored to RUNNING has an unchanged row but needs its watch.
-    if (kind === 'sandbox') this.exits.followPod(id, snapshot as SandboxSnapshot);
-    else this.exits.followContainer(id, snapshot as ContainerSnapshot);
-    if (previous && previous.state === to && previous.context === context && !restoring) return;
-    const label = eventLabel(event.event.type);
-    const changed = previous?.state !== to;
-    const isError = label.endsWith('.error');
-    // An outside event (not an effect's completion) carries the cause of the call that sent it.
-    const outside = !event.event.type.startsWith('xstate.');
-    const cause = (outside ? currentCause() : null) ?? this.causes.get(key) ?? null;
-    // Only an event that moved the actor hands its cause on to the effects it started.
-    if (outside && cause && changed) this.causes.set(key, cause);
-    // Restore's decisions are history too, even when the observed state is the persisted one.
-    const restored = outside && cause === 'restore';
-    const transition: Transition | null = changed || isError || restored
-      ? { actorId: id, event: label, from: previous?.state ?? null, to, at: Date.now(), error: isError ? snapshot.context.lastError : null, cause }
-      : null;
-    this.persist.save(kind, id, to, snapshot.context, transition);
-    this.saved.set(key, { state: to, context });
-    if (transition) {
-      log.info({ event: label, from: transition.from, to, error: transition.error ?? undefined }, 'transition');
-      const sandboxId = kind === 'sandbox' ? id : (snapshot.context as ContainerContext).spec.sandboxId;
-      this.emitTransition({ ...transition, kind, sandboxId });
-    }
-    const lifecycle = kind === 'container' && changed ? lifecycleEvent(previous?.state, to) : null;
-    if (lifecycle) this.emitContainerEvent(id, snapshot.context as ContainerContext, lifecycle);
+    if (transition) this.events.transitions.emit({ ...transition, kind, sandboxId });
+    if (recorded.state === 'removed' && kind === 'sandbox') this.root.send({ type: 'FORGET_SANDBOX', id });
+    if (lifecycle) this.events.containers.emit({ containerId: id, sandboxId, type: lifecycle, at: nowNs() });
   }
 }

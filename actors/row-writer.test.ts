@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Store, StoreWriteFailed } from '../storage/store.js';
-import { Persistence } from './persist.js';
+import { RowWriter } from './row-writer.js';
 import { afterCommit } from './actor-util.js';
 import { fillDisk } from '../test/fill-disk.js';
 
@@ -35,7 +35,7 @@ const transition = (from: string, to: string) => ({ actorId: 'c1', event: 'EV', 
 test('a write the full disk refuses is held, its effect waits, and it lands once space is freed', async () => {
   const fs = smallFilesystem(1024);
   const store = new Store(join(fs.dir, 'state.db'));
-  const persist = new Persistence({ store, logger, retryMs: 3_600_000 }); // flushed by hand below
+  const persist = new RowWriter({ store, logger, retryMs: 3_600_000 }); // flushed by hand below
   try {
     store.insertSandbox('p1', 'pod', 'RUNNING', { id: 'p1' });
     store.insertContainer('c1', 'p1', 'ctr', 'CREATED', ctx(0));
@@ -83,7 +83,7 @@ test('a write the full disk refuses is held, its effect waits, and it lands once
 test('a refused insert leaves nothing held, and a probe write clears the failure once space is back', () => {
   const fs = smallFilesystem(1024);
   const store = new Store(join(fs.dir, 'state.db'));
-  const persist = new Persistence({ store, logger, retryMs: 3_600_000 });
+  const persist = new RowWriter({ store, logger, retryMs: 3_600_000 });
   try {
     const filler = fs.fill();
     assert.throws(() => store.insertSandbox('p1', 'pod', 'UNKNOWN', {}), (err: unknown) =>
@@ -106,7 +106,7 @@ test('a refused insert leaves nothing held, and a probe write clears the failure
 test('a removal held with the disk full is written after the rows before it', () => {
   const fs = smallFilesystem(1024);
   const store = new Store(join(fs.dir, 'state.db'));
-  const persist = new Persistence({ store, logger, retryMs: 3_600_000 });
+  const persist = new RowWriter({ store, logger, retryMs: 3_600_000 });
   try {
     store.insertSandbox('p1', 'pod', 'RUNNING', { id: 'p1' });
     store.insertContainer('c1', 'p1', 'ctr', 'EXITED', ctx(0));
