@@ -1,6 +1,7 @@
 /** Small helpers shared by the sandbox and container sides of the supervisor. */
 import { waitFor, type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine, type Actor } from 'xstate';
-import { DeadlineExceeded, Refused } from '../errors/catalogue.js';
+import { DeadlineExceeded, EffectFailed, PodchartError, Refused, type CodeNumber } from '../errors/catalogue.js';
+import type { LastError } from '../machines/last-error.js';
 
 /** The full state path of a snapshot, e.g. "PENDING.creating". */
 export function stateName(snapshot: { value: unknown }): string {
@@ -94,4 +95,14 @@ export async function afterCommit<T>(gate: CommitGate, key: string, signal: Abor
   await gate(key);
   if (signal.aborted) throw new Error(`the effect of ${key} was cancelled before it ran: its state was left while the database refused writes`);
   return fn();
+}
+
+/**
+ * The error a CRI call gets when its actor's work failed: the code the chart kept with the failure
+ * (INVALID_ARGUMENT for a bad capability, UNAVAILABLE from CNI; issue 13, item 2), or INTERNAL
+ * when it kept none and only the state it ended in says what happened.
+ */
+export function actorFailure(what: string, lastError: LastError | null, state: string, after = ''): PodchartError {
+  if (!lastError) return new EffectFailed(`${what}: it ended in state ${state}${after}`);
+  return new PodchartError(lastError.code as CodeNumber, `${what}: ${lastError.message}${after}`);
 }

@@ -3,9 +3,9 @@
  * pod's actor), sends one event, and waits until the chart has settled and committed.
  */
 import type { ContainerContext, ContainerSpecRecord } from '../machines/container.types.js';
-import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
+import { NotFound, Refused } from '../errors/catalogue.js';
 import type { ContainerConfig } from '../runtime/cri-container-types.js';
-import { request, settle, stateName } from './actor-util.js';
+import { actorFailure, request, settle, stateName } from './actor-util.js';
 import type { ContainerActor, ContainerSnapshot, Supervisor } from './supervisor.js';
 
 /** Why an idle container refuses an event (work in flight is waited for: actor-util `request`). */
@@ -44,7 +44,7 @@ export class ContainerService {
     this.supervisor.assertCommitted();
     const snapshot = await settle<ContainerSnapshot>(actor, timeoutMs, `container ${id}`);
     if (snapshot.matches('CREATED')) return id;
-    throw new EffectFailed(`container ${spec.name} could not be created: ${snapshot.context.lastError ?? stateName(snapshot)} (everything it made was removed)`);
+    throw actorFailure(`container ${spec.name} could not be created`, snapshot.context.lastError, stateName(snapshot), ' (everything it made was removed)');
   }
 
   async start(id: string, timeoutMs: number): Promise<void> {
@@ -66,7 +66,7 @@ export class ContainerService {
     }
     const snapshot = await this.request(id, { type: 'START' }, timeoutMs, notReady);
     if (snapshot.matches('RUNNING') || (snapshot.matches('EXITED') && snapshot.context.exit?.reason !== 'StartError')) return;
-    const failure = snapshot.context.lastError ?? stateName(snapshot);
+    const failure = snapshot.context.lastError?.message ?? stateName(snapshot);
     // The runtime's own words for a command the image does not have (runc: `exec: "x": executable
     // file not found in $PATH`, or `stat /x: no such file or directory`): the request's fault, and
     // one a person can fix, not an internal error (issue 12, item 14).
@@ -75,7 +75,7 @@ export class ContainerService {
     if (missing) {
       throw new Refused(`starting container ${id} failed: its command ${JSON.stringify(missing[1])} is not in the image (${missing[2]}): set ContainerConfig.command to a program the image has`);
     }
-    throw new EffectFailed(`starting container ${id} failed: ${failure}`);
+    throw actorFailure(`starting container ${id} failed`, snapshot.context.lastError, stateName(snapshot));
   }
 
   /** The container whose pid namespace this one joins (namespace_options.pid TARGET), or null. */
@@ -90,7 +90,7 @@ export class ContainerService {
     const snapshot = await this.request(id, { type: 'STOP', timeoutSec }, timeoutMs);
     // Removed meanwhile (a RemoveContainer in flight): a stop of what is gone succeeds.
     if (snapshot.status === 'done' || snapshot.matches('EXITED') || snapshot.matches('CREATED')) return;
-    throw new EffectFailed(`stopping container ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
+    throw actorFailure(`stopping container ${id} failed`, snapshot.context.lastError, stateName(snapshot));
   }
 
   /**
@@ -100,13 +100,13 @@ export class ContainerService {
   async remove(id: string, timeoutMs: number): Promise<void> {
     const snapshot = await this.request(id, { type: 'REMOVE' }, timeoutMs);
     if (snapshot.status === 'done') return;
-    throw new EffectFailed(`removing container ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
+    throw actorFailure(`removing container ${id} failed`, snapshot.context.lastError, stateName(snapshot));
   }
 
   async update(id: string, resources: Record<string, unknown>, timeoutMs: number): Promise<void> {
     const snapshot = await this.request(id, { type: 'UPDATE', resources }, timeoutMs);
     if (snapshot.context.lastError === null && snapshot.matches('RUNNING')) return;
-    throw new EffectFailed(`updating container ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
+    throw actorFailure(`updating container ${id} failed`, snapshot.context.lastError, stateName(snapshot));
   }
 
   private request(id: string, event: Parameters<ContainerActor['send']>[0], timeoutMs: number, whyNot = why): Promise<ContainerSnapshot> {

@@ -103,7 +103,7 @@ export class Recorder {
     // Restore's decisions are history too, even when the observed state is the persisted one.
     const restored = outside && cause === 'restore';
     const transition: Transition | null = changed || isError || restored
-      ? { actorId: id, event: label, from: previous?.state ?? null, to, at: Date.now(), error: isError ? snapshot.context.lastError : null, cause }
+      ? { actorId: id, event: label, from: previous?.state ?? null, to, at: Date.now(), error: isError ? (snapshot.context.lastError?.message ?? null) : null, cause }
       : null;
     this.writer.save(kind, id, to, snapshot.context, transition);
     this.saved.set(key, { state: to, context });

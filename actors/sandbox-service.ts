@@ -4,8 +4,8 @@
  * or removal does to its containers is the chart's business (machines/sandbox.machine.ts).
  */
 import type { SandboxEvent, SandboxSpec } from '../machines/sandbox.types.js';
-import { EffectFailed, NotFound } from '../errors/catalogue.js';
-import { request, settle, stateName } from './actor-util.js';
+import { NotFound } from '../errors/catalogue.js';
+import { actorFailure, request, settle, stateName } from './actor-util.js';
 import type { SandboxSnapshot, Supervisor } from './supervisor.js';
 
 export class SandboxService {
@@ -22,9 +22,8 @@ export class SandboxService {
     this.supervisor.assertCommitted();
     const snapshot = await settle<SandboxSnapshot>(actor, timeoutMs, `pod sandbox ${id}`);
     if (snapshot.matches('RUNNING')) return id;
-    const why = snapshot.context.lastError ?? `it ended in state ${stateName(snapshot)}`;
     const left = snapshot.status === 'done' ? 'everything it created was removed' : 'it is left NOTREADY for removal';
-    throw new EffectFailed(`pod sandbox ${spec.name} could not be started: ${why} (${left})`);
+    throw actorFailure(`pod sandbox ${spec.name} could not be started`, snapshot.context.lastError, stateName(snapshot), ` (${left})`);
   }
 
   /** StopPodSandbox: idempotent; resolves once the pod is stopped and torn down. */
@@ -32,7 +31,7 @@ export class SandboxService {
     const snapshot = await this.request(id, { type: 'STOP', timeoutSec: graceSec }, timeoutMs);
     // Removed meanwhile (a RemovePodSandbox in flight): a stop of what is gone succeeds.
     if (snapshot.status === 'done' || (snapshot.matches('STOPPED') && snapshot.context.tornDown)) return;
-    throw new EffectFailed(`stopping pod sandbox ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
+    throw actorFailure(`stopping pod sandbox ${id} failed`, snapshot.context.lastError, stateName(snapshot));
   }
 
   /**
@@ -42,7 +41,7 @@ export class SandboxService {
   async remove(id: string, timeoutMs: number): Promise<void> {
     const snapshot = await this.request(id, { type: 'REMOVE' }, timeoutMs);
     if (snapshot.status === 'done') return;
-    throw new EffectFailed(`removing pod sandbox ${id} failed: ${snapshot.context.lastError ?? stateName(snapshot)}`);
+    throw actorFailure(`removing pod sandbox ${id} failed`, snapshot.context.lastError, stateName(snapshot));
   }
 
   private request(id: string, event: SandboxEvent, timeoutMs: number): Promise<SandboxSnapshot> {

@@ -74,8 +74,8 @@ before(() => {
 
   const redis = context(REDIS_ID, 'redis', 'cache', 2 * 3600_000, {});
   store.insertSandbox(REDIS_ID, redis.spec.name, 'UNKNOWN', redis);
-  const stopped = { ...redis, exit: { code: 137, at: '1735732800000000000' }, lastError: 'umount /run/podchart/pods/x/shm: device or resource busy' };
-  store.saveSandbox(REDIS_ID, 'STOPPED', stopped, { actorId: REDIS_ID, event: 'stopSandbox.error', from: 'STOPPING', to: 'STOPPED', at: t0, error: stopped.lastError });
+  const stopped = { ...redis, exit: { code: 137, at: '1735732800000000000' }, lastError: { code: 13, message: 'umount /run/podchart/pods/x/shm: device or resource busy' } };
+  store.saveSandbox(REDIS_ID, 'STOPPED', stopped, { actorId: REDIS_ID, event: 'stopSandbox.error', from: 'STOPPING', to: 'STOPPED', at: t0, error: stopped.lastError.message });
   store.close();
 });
 
@@ -135,7 +135,7 @@ test('inspect resolves a name, honours --limit, and --json carries history and e
   assert.equal(doc.id, REDIS_ID);
   assert.equal(doc.state, 'STOPPED');
   assert.equal(doc.context.exit?.code, 137);
-  assert.deepEqual(doc.history.map((t) => [t.event, t.error]), [['stopSandbox.error', doc.context.lastError]]);
+  assert.deepEqual(doc.history.map((t) => [t.event, t.error]), [['stopSandbox.error', doc.context.lastError?.message]]);
 });
 
 test('an ambiguous prefix is refused with the registry message', async () => {

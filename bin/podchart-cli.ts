@@ -157,7 +157,7 @@ function pods(store: Store, flags: Flags, out: Output): number {
       state,
       pid: c.pid ?? null,
       exit: c.exit ?? null,
-      lastError: c.lastError ?? null,
+      lastError: c.lastError?.message ?? null,
       createdAt: c.spec?.createdAt ?? null,
     }));
     out.log(JSON.stringify(json, null, 2));
@@ -173,7 +173,7 @@ function pods(store: Store, flags: Flags, out: Output): number {
     criState(state),
     age(c.spec?.createdAt, now),
     c.pid == null ? '-' : String(c.pid),
-    c.lastError ? truncate(c.lastError, 60) : '',
+    c.lastError ? truncate(c.lastError.message, 60) : '',
   ]);
   out.log(table([header, ...rows]));
   return 0;

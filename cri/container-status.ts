@@ -17,7 +17,7 @@ export async function containerStatus(req: { containerId: string; verbose: boole
     info['info'] = JSON.stringify({
       pid: view.context.pid,
       actorState: view.state,
-      lastError: view.context.lastError,
+      lastError: view.context.lastError?.message ?? null,
       runtimeSpec: spec,
       transitions: ctx.supervisor.history(id, 20),
     });

@@ -42,7 +42,7 @@ export function toCriContainerStatus(view: ContainerView) {
   const s = c.spec;
   const exited = criContainerState(view) === 'CONTAINER_EXITED';
   // What failed is said, never hidden behind an exit code that was not observed.
-  const removeFailed = view.state.split('.')[0] === 'REMOVE_FAILED' ? `removal failed: ${c.lastError ?? 'unknown error'}` : '';
+  const removeFailed = view.state.split('.')[0] === 'REMOVE_FAILED' ? `removal failed: ${c.lastError?.message ?? 'unknown error'}` : '';
   // LOST (conmon died under a running process): CONTAINER_UNKNOWN, and the status says why.
   const lost = view.state.split('.')[0] === 'LOST';
   const mounts = ((s.config['mounts'] as CriMountIn[] | undefined) ?? []).map((m) => ({
@@ -55,7 +55,7 @@ export function toCriContainerStatus(view: ContainerView) {
     finishedAt: exited ? (c.exit?.at ?? '0') : '0',
     exitCode: exited ? (c.exit?.code ?? 0) : 0,
     reason: exited ? (c.exit?.reason ?? '') : removeFailed ? 'RemoveFailed' : lost ? 'ConmonExited' : '',
-    message: removeFailed || (exited ? (c.exit?.message || c.lastError || '') : lost ? (c.lastError ?? '') : ''),
+    message: removeFailed || (exited ? (c.exit?.message || c.lastError?.message || '') : lost ? (c.lastError?.message ?? '') : ''),
     mounts,
     logPath: s.logPath,
     resources: { linux: c.resources ?? linux },

@@ -19,7 +19,7 @@ export async function podSandboxStatus(req: { podSandboxId: string; verbose: boo
       runtimePath: c.spec.runtimePath,
       actorState: view.state,
       exit: c.exit,
-      lastError: c.lastError,
+      lastError: c.lastError?.message ?? null,
       rootDir: c.spec.rootDir,
       stateDir: c.spec.stateDir,
       transitions: ctx.supervisor.history(id, 20),

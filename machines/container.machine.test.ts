@@ -120,24 +120,24 @@ const SPEC: Record<Row, RowSpec> = {
     ABANDON: to('REMOVING'), REMOVE: to('REMOVING'), START: R, STOP: R, UPDATE: R, CONMON_LOST: R } },
   CREATING: { effect: 'create', cells: {
     START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, EXIT: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
-    'create.done': to('CREATED'), 'create.error': to('REMOVING', { lastError: 'fake: create failed' }) } },
+    'create.done': to('CREATED'), 'create.error': to('REMOVING', { lastError: { code: 13, message: 'fake: create failed' } }) } },
   CREATED: { effect: null, cells: {
     START: to('STARTING'), STOP: N, REMOVE: to('REMOVING'), CREATE: R, UPDATE: R, EXIT: R, ...RESTORE_REFUSED, ...LOST_REFUSED } },
   STARTING: { effect: 'start', cells: {
     EXIT: to('STARTING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'start.done': to('RUNNING', STARTED_CTX),
-    'start.error': to('EXITED', { exit: new Like({ code: 128, reason: 'StartError' }), lastError: 'fake: start failed' }) } },
+    'start.error': to('EXITED', { exit: new Like({ code: 128, reason: 'StartError' }), lastError: { code: 13, message: 'fake: start failed' } }) } },
   // An EXIT arrived during STARTING. The process did start, so the start output is kept. On a start
   // error the rules name no exit for this case; the recorded (observed) exit is kept, as STOPPING
   // keeps "the exit already recorded" over the effect's.
   'STARTING(exit)': { effect: 'start', cells: {
     EXIT: to('STARTING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'start.done': to('EXITED', { ...STARTED_CTX, ...EXIT_CTX }),
-    'start.error': to('EXITED', { ...EXIT_CTX, lastError: 'fake: start failed' }) } },
+    'start.error': to('EXITED', { ...EXIT_CTX, lastError: { code: 13, message: 'fake: start failed' } }) } },
   RUNNING: { effect: null, cells: {
     STOP: to('STOPPING', { stopTimeoutSec: 30 }), EXIT: to('EXITED', EXIT_CTX), REMOVE: to('REMOVING'),
     UPDATE: to('UPDATING'), OBSERVED_RUNNING: N, START: R, CREATE: R, OBSERVED_CREATED: R, ABANDON: R,
-    CONMON_LOST: to('LOST', { lastError: CONMON_LOST_MESSAGE }) } },
+    CONMON_LOST: to('LOST', { lastError: { code: 13, message: CONMON_LOST_MESSAGE } }) } },
   // conmon is gone, the process may run: STOP and REMOVE kill it without conmon.
   LOST: { effect: null, cells: {
     STOP: to('STOPPING', { stopTimeoutSec: 30 }), EXIT: to('EXITED', EXIT_CTX), REMOVE: to('REMOVING'), CONMON_LOST: N,
@@ -145,18 +145,18 @@ const SPEC: Record<Row, RowSpec> = {
   UPDATING: { effect: 'update', cells: {
     EXIT: to('UPDATING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'update.done': to('RUNNING', { resources: RESOURCES_APPLIED, lastError: null }),
-    'update.error': to('RUNNING', { lastError: 'fake: update failed' }) } },
+    'update.error': to('RUNNING', { lastError: { code: 13, message: 'fake: update failed' } }) } },
   'UPDATING(exit)': { effect: 'update', cells: {
     EXIT: to('UPDATING', EXIT_CTX), START: R, STOP: R, REMOVE: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
-    'update.done': to('EXITED'), 'update.error': to('EXITED', { lastError: 'fake: update failed' }) } },
+    'update.done': to('EXITED'), 'update.error': to('EXITED', { lastError: { code: 13, message: 'fake: update failed' } }) } },
   STOPPING: { effect: 'stop', cells: {
     STOP: N, EXIT: to('STOPPING', EXIT_CTX), REMOVE: R, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'stop.done': to('EXITED', { exit: STOP_OUTPUT, lastError: null }),
-    'stop.error': to('RUNNING', { lastError: 'fake: stop failed' }) } },
+    'stop.error': to('RUNNING', { lastError: { code: 13, message: 'fake: stop failed' } }) } },
   'STOPPING(exit)': { effect: 'stop', cells: {
     STOP: N, EXIT: to('STOPPING', EXIT_CTX), REMOVE: R, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
     'stop.done': to('EXITED', { ...EXIT_CTX, lastError: null }),
-    'stop.error': to('EXITED', { lastError: 'fake: stop failed' }) } },
+    'stop.error': to('EXITED', { lastError: { code: 13, message: 'fake: stop failed' } }) } },
   // A container is never restarted.
   EXITED: { effect: null, cells: {
     STOP: N, EXIT: N, REMOVE: to('REMOVING'), START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED } },
@@ -164,7 +164,7 @@ const SPEC: Record<Row, RowSpec> = {
   // A failed remove reports what failed and no exit it did not observe.
   REMOVING: { effect: 'remove', cells: {
     EXIT: to('REMOVING', EXIT_CTX), REMOVE: N, START: R, STOP: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED,
-    'remove.done': to('removed'), 'remove.error': to('REMOVE_FAILED', { lastError: 'fake: remove failed' }) } },
+    'remove.done': to('removed'), 'remove.error': to('REMOVE_FAILED', { lastError: { code: 13, message: 'fake: remove failed' } }) } },
   // The next REMOVE retries. An observed exit is recorded once; STOP is a no-op only after one.
   REMOVE_FAILED: { effect: null, cells: {
     REMOVE: to('REMOVING'), EXIT: to('REMOVE_FAILED', EXIT_CTX), STOP: R, START: R, UPDATE: R, CREATE: R, ...RESTORE_REFUSED, ...LOST_REFUSED } },
@@ -461,7 +461,7 @@ describe('(d) live actor with FAKE effects, under a test parent', () => {
     ctr.send({ type: 'REMOVE' }); // a second caller joins: one removal, one outcome
     const failed = await waitFor(ctr, (s) => !s.matches('REMOVING'), opts);
     assert.equal(nameOf(failed), 'REMOVE_FAILED');
-    assert.equal(failed.context.lastError, 'fake: runc delete failed');
+    assert.deepEqual(failed.context.lastError, { code: 13, message: 'fake: runc delete failed' });
     assert.equal(failed.context.exit, null, 'no exit was observed, so none is reported');
     assert.equal(calls.remove, 1);
     assert.equal(failed.can({ type: 'STOP', timeoutSec: 0 }), false, 'the process may run: STOP is no no-op');

@@ -31,6 +31,7 @@
  */
 import { assign, fromPromise, sendParent, setup } from 'xstate';
 import type { ContainerContext, ContainerEvent, ContainerExit, ContainerInput, ContainerPhase, Started } from './container.types.js';
+import { INTERNAL_CODE, lastErrorOf } from './last-error.js';
 
 export type { ContainerContext, ContainerEvent, ContainerInput } from './container.types.js';
 
@@ -38,9 +39,6 @@ function effect<Out>(name: string) {
   return fromPromise<Out, ContainerContext>(() => Promise.reject(new Error(`effect not provided: ${name}`)));
 }
 
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /** Exit code kubelet and containerd report when a container never started. */
 export const START_ERROR_EXIT_CODE = 128;
@@ -71,11 +69,11 @@ export const containerMachine = setup({
     recordRunning: assign(({ event }) =>
       event.type === 'OBSERVED_RUNNING' ? { pid: event.pid, pidStartTime: event.pidStartTime } : {},
     ),
-    recordConmonLost: assign(({ event, context }) => (event.type === 'CONMON_LOST' ? { lastError: event.message } : { lastError: context.lastError })),
+    recordConmonLost: assign(({ event, context }) => (event.type === 'CONMON_LOST' ? { lastError: { code: INTERNAL_CODE, message: event.message } } : { lastError: context.lastError })),
     recordStopTimeout: assign(({ event }) => (event.type === 'STOP' ? { stopTimeoutSec: event.timeoutSec } : {})),
     tellPodRemoved: sendParent(({ context }) => ({ type: 'CONTAINER_REMOVED', id: context.id })),
     // Each state says what it means to the pod, whose stop and removal wait on it.
-    tellPod: sendParent(({ context }, params: { phase: ContainerPhase }) => ({ type: 'CONTAINER_STATE', id: context.id, phase: params.phase, error: context.lastError })),
+    tellPod: sendParent(({ context }, params: { phase: ContainerPhase }) => ({ type: 'CONTAINER_STATE', id: context.id, phase: params.phase, error: context.lastError?.message ?? null })),
     recordPodReady: assign(({ event, context }) => ({ podReady: event.type === 'POD_READY' ? event.ready : context.podReady })),
   },
 }).createMachine({
@@ -115,7 +113,7 @@ export const containerMachine = setup({
         input: ({ context }) => context,
         onDone: 'CREATED',
         // Roll back whatever was made; the error stays in context for the CRI reply.
-        onError: { target: 'REMOVING', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+        onError: { target: 'REMOVING', actions: assign(({ event }) => ({ lastError: lastErrorOf(event.error) })) },
       },
     },
     CREATED: {
@@ -145,12 +143,12 @@ export const containerMachine = setup({
         onError: {
           target: 'EXITED',
           actions: assign(({ event, context }) => ({
-            lastError: message(event.error),
+            lastError: lastErrorOf(event.error),
             exit: context.exit ?? {
               code: START_ERROR_EXIT_CODE,
               at: context.spec.createdAt,
               reason: 'StartError',
-              message: message(event.error),
+              message: lastErrorOf(event.error).message,
             },
           })),
         },
@@ -191,8 +189,8 @@ export const containerMachine = setup({
           },
         ],
         onError: [
-          { guard: 'hasExited', target: 'EXITED', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
-          { target: 'RUNNING', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+          { guard: 'hasExited', target: 'EXITED', actions: assign(({ event }) => ({ lastError: lastErrorOf(event.error) })) },
+          { target: 'RUNNING', actions: assign(({ event }) => ({ lastError: lastErrorOf(event.error) })) },
         ],
       },
     },
@@ -211,8 +209,8 @@ export const containerMachine = setup({
           actions: assign(({ event, context }) => ({ exit: context.exit ?? event.output, lastError: null })),
         },
         onError: [
-          { guard: 'hasExited', target: 'EXITED', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
-          { target: 'RUNNING', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+          { guard: 'hasExited', target: 'EXITED', actions: assign(({ event }) => ({ lastError: lastErrorOf(event.error) })) },
+          { target: 'RUNNING', actions: assign(({ event }) => ({ lastError: lastErrorOf(event.error) })) },
         ],
       },
     },
@@ -236,7 +234,7 @@ export const containerMachine = setup({
         input: ({ context }) => context,
         onDone: 'removed',
         // Not EXITED: the process may still run, and its exit was not observed.
-        onError: { target: 'REMOVE_FAILED', actions: assign(({ event }) => ({ lastError: message(event.error) })) },
+        onError: { target: 'REMOVE_FAILED', actions: assign(({ event }) => ({ lastError: lastErrorOf(event.error) })) },
       },
     },
     REMOVE_FAILED: {

@@ -1,4 +1,5 @@
 /** Context, input and events of the container chart. Plain JSON: the context is what storage/ persists. */
+import type { LastError } from './last-error.js';
 
 /** What CRI asked for, fixed at CreateContainer. */
 export interface ContainerSpecRecord {
@@ -59,7 +60,7 @@ export interface ContainerInput {
   startedAt?: string | null;
   exit?: ContainerExit | null;
   stopTimeoutSec?: number;
-  lastError?: string | null;
+  lastError?: LastError | null;
   resources?: Record<string, unknown> | null;
   podReady?: boolean;
 }
@@ -79,7 +80,7 @@ export interface ContainerContext {
   startedAt: string | null;
   exit: ContainerExit | null;
   stopTimeoutSec: number;
-  lastError: string | null;
+  lastError: LastError | null;
   /** Resources as last applied by UpdateContainerResources (CRI LinuxContainerResources JSON). */
   resources: Record<string, unknown> | null;
   /** Whether its pod is RUNNING, as the pod last said (POD_READY): START is taken only then. */

@@ -161,7 +161,7 @@ describe('a pod stops and removes its containers itself', () => {
     await waitFor(w.actor, (s) => s.matches('STOPPED'), { timeout: 2000 });
     const ctx = w.actor.getSnapshot().context;
     assert.deepEqual(ctx.containerIds, ['b'], 'a is gone, b is left');
-    assert.match(ctx.lastError ?? '', /container could not be removed: b: fake: cannot remove b/);
+    assert.match(ctx.lastError?.message ?? '', /container could not be removed: b: fake: cannot remove b/);
     assert.ok(!w.calls.includes('remove pod'), 'the pod stays while a container does');
     w.actor.send({ type: 'REMOVE' });
     await waitFor(w.actor, (s) => s.matches('STOPPED') && w.calls.filter((c) => c === 'remove b').length === 2, { timeout: 2000 });

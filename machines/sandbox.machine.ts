@@ -38,6 +38,7 @@
 import { assign, enqueueActions, fromPromise, sendTo, setup, stopChild } from 'xstate';
 import { containerMachine } from './container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxInput, Created, Stopped, ExitInfo } from './sandbox.types.js';
+import { DEADLINE_EXCEEDED_CODE, INTERNAL_CODE, lastErrorOf } from './last-error.js';
 
 export type { SandboxContext, SandboxEvent, SandboxInput } from './sandbox.types.js';
 
@@ -46,9 +47,6 @@ function effect<Out>(name: string) {
   return fromPromise<Out, SandboxContext>(() => Promise.reject(new Error(`effect not provided: ${name}`)));
 }
 
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 export const sandboxMachine = setup({
   types: {
@@ -141,13 +139,13 @@ export const sandboxMachine = setup({
     }),
     noteContainersLeft: assign(({ context }) => {
       const left = context.containerIds.map((id) => `${id} (${context.containerPhases[id]?.phase ?? 'idle'})`);
-      return { lastError: `containers not stopped within the deadline: ${left.join(', ')}` };
+      return { lastError: { code: DEADLINE_EXCEEDED_CODE, message: `containers not stopped within the deadline: ${left.join(', ')}` } };
     }),
     noteRemovalFailed: assign(({ context }) => {
       const failed = context.containerIds.filter((id) => context.containerPhases[id]?.phase === 'failed');
       const left = failed.length > 0 ? failed : context.containerIds;
       const why = left.map((id) => `${id}: ${context.containerPhases[id]?.error ?? `still ${context.containerPhases[id]?.phase ?? 'idle'}`}`);
-      return { tornDown: false, lastError: `container${left.length === 1 ? '' : 's'} could not be removed: ${why.join('; ')}` };
+      return { tornDown: false, lastError: { code: INTERNAL_CODE, message: `container${left.length === 1 ? '' : 's'} could not be removed: ${why.join('; ')}` } };
     }),
     recordStopTimeout: assign(({ event }) => {
       if (event.type !== 'STOP') return {};
@@ -208,7 +206,7 @@ export const sandboxMachine = setup({
             },
             onError: {
               target: 'rollingBack',
-              actions: assign(({ event }) => ({ lastError: message(event.error) })),
+              actions: assign(({ event }) => ({ lastError: lastErrorOf(event.error) })),
             },
           },
         },
@@ -224,7 +222,10 @@ export const sandboxMachine = setup({
               target: '#sandbox.STOPPED',
               actions: assign(({ event, context }) => ({
                 tornDown: false,
-                lastError: `${context.lastError ?? 'creation interrupted'}; rollback failed: ${message(event.error)}`,
+                lastError: {
+                  code: INTERNAL_CODE,
+                  message: `${context.lastError?.message ?? 'creation interrupted'}; rollback failed: ${lastErrorOf(event.error).message}`,
+                },
               })),
             },
           },
@@ -276,7 +277,7 @@ export const sandboxMachine = setup({
             },
             onError: {
               target: '#sandbox.STOPPED',
-              actions: assign(({ event }) => ({ tornDown: false, lastError: message(event.error) })),
+              actions: assign(({ event }) => ({ tornDown: false, lastError: lastErrorOf(event.error) })),
             },
           },
         },
@@ -318,7 +319,7 @@ export const sandboxMachine = setup({
             onDone: '#sandbox.removed',
             onError: {
               target: '#sandbox.STOPPED',
-              actions: assign(({ event }) => ({ tornDown: false, lastError: message(event.error) })),
+              actions: assign(({ event }) => ({ tornDown: false, lastError: lastErrorOf(event.error) })),
             },
           },
         },

@@ -1,5 +1,6 @@
 /** Context, input and events of the sandbox chart. Plain JSON: the context is what storage/ persists. */
 import type { ContainerInput, ContainerPhase } from './container.types.js';
+import type { LastError } from './last-error.js';
 
 /** What CRI asked for, fixed at RunPodSandbox and never changed by the chart. */
 export interface SandboxSpec {
@@ -53,7 +54,7 @@ export interface SandboxInput {
   exit?: ExitInfo | null;
   tornDown?: boolean;
   stopTimeoutSec?: number;
-  lastError?: string | null;
+  lastError?: LastError | null;
   containerIds?: string[];
   containerPhases?: Record<string, ContainerReport>;
   network?: PodNetworkStatus | null;
@@ -76,7 +77,7 @@ export interface SandboxContext {
   tornDown: boolean;
   stopTimeoutSec: number;
   /** The last effect failure, shown in status and the inspector. */
-  lastError: string | null;
+  lastError: LastError | null;
   /** This pod's containers: each is a child actor `container:<id>`. */
   containerIds: string[];
   /** What each container last reported (CONTAINER_STATE): what the pod's stop and removal wait for. */

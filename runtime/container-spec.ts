@@ -276,6 +276,19 @@ export function capabilitySet(sc: LinuxContainerSecurityContext | null, availabl
   return ALL_CAPABILITIES.filter((c) => set.has(c));
 }
 
+/**
+ * Every capability a security context names is one this runtime knows: checked in cri/ before
+ * anything is made (issue 13, item 2), so a typo is the caller's INVALID_ARGUMENT, not a failed create.
+ */
+export function checkCapabilities(sc: LinuxContainerSecurityContext | null | undefined): void {
+  const lists = [
+    ['add_capabilities', sc?.capabilities?.addCapabilities],
+    ['drop_capabilities', sc?.capabilities?.dropCapabilities],
+    ['add_ambient_capabilities', sc?.capabilities?.addAmbientCapabilities],
+  ] as const;
+  for (const [field, list] of lists) (list ?? []).forEach((c, i) => capName(c, `capabilities.${field}[${i}]`));
+}
+
 /** CRI spells capabilities without the prefix ("NET_ADMIN"); accept either, any case. */
 function capName(raw: string, field: string): CapabilityName | 'ALL' {
   const upper = raw.trim().toUpperCase();

@@ -70,6 +70,12 @@ describe('refused with INVALID_ARGUMENT, nothing made, the daemon serving', () =
     ['cpuset_cpus "junk"', resources({ cpusetCpus: 'junk' }), /cpuset_cpus must be a CPU or memory-node list such as "0-3,6", got "junk"/],
     ['a 1 MiB log_path', { logPath: MIB }, /log_path is \d+ bytes/],
     ['a 1 MiB image', { image: { image: MIB } }, /image references are at most 4096/],
+    // Checked in cri/, before any actor (issue 13, item 2):
+    ['an unknown capability', { linux: { securityContext: { capabilities: { addCapabilities: ['NET_NOPE'] } } } }, /capabilities\.add_capabilities\[0\]: unknown capability "NET_NOPE"/],
+    ['an unknown dropped capability', { linux: { securityContext: { capabilities: { dropCapabilities: ['CAP_FLY'] } } } }, /capabilities\.drop_capabilities\[0\]: unknown capability "CAP_FLY"/],
+    ['a relative seccomp localhost_ref', { linux: { securityContext: { seccomp: { profileType: 'Localhost', localhostRef: 'prof.json' } } } }, /seccomp\.localhost_ref must be an absolute path without "\.\."/],
+    ['a seccomp_profile_path of no known form', { linux: { securityContext: { seccompProfilePath: 'strict' } } }, /seccomp_profile_path "strict" is not runtime\/default, unconfined or localhost\/<path>/],
+    ['an apparmor Localhost profile with no name', { linux: { securityContext: { apparmor: { profileType: 'Localhost', localhostRef: '' } } } }, /apparmor\.localhost_ref is required for a Localhost profile/],
   ];
   for (const [what, over, pattern] of containerCases) {
     test(`CreateContainer: ${what}`, async () => {
@@ -105,6 +111,8 @@ describe('refused with INVALID_ARGUMENT, nothing made, the daemon serving', () =
     ['port protocol 99', { portMappings: [{ protocol: 99, containerPort: 80, hostPort: 8080 }] }, /port_mappings\[0\]\.protocol "99" is not a Protocol/],
     ['a 1 MiB sysctl key', { linux: { sysctls: { [`net.${MIB}`]: '1' } } }, /sysctls key is \d+ bytes/],
     ['a 1 MiB log_directory', { logDirectory: `/${MIB}` }, /log_directory is \d+ bytes; the limit is 4096/],
+    ['a sysctl that is not namespaced', { linux: { sysctls: { 'kernel.panic': '10' } } }, /sysctl "kernel\.panic" is not namespaced: setting it would change the whole node/],
+    ['a net sysctl in the host network', { linux: { sysctls: { 'net.ipv4.ip_forward': '1' }, securityContext: { namespaceOptions: { network: 'NODE' } } } }, /sysctl "net\.ipv4\.ip_forward" needs the pod's own network namespace/],
   ];
   for (const [what, over, pattern] of podCases) {
     test(`RunPodSandbox: ${what}`, async () => {
@@ -138,6 +146,14 @@ describe('refused with INVALID_ARGUMENT, nothing made, the daemon serving', () =
     assert.ok(Buffer.byteLength(err.details) < 1024);
     assert.match(err.details, /its command "\/no\/such\/program" is not in the image/);
     await daemon.cri.call('RemoveContainer', { containerId });
+  });
+
+  test('CreateContainer: an effect\'s INVALID_ARGUMENT keeps its code through the chart', async () => {
+    // The user is looked up in the image, at create, inside the container chart's effect: the
+    // chart keeps the code with the failure (issue 13, item 2), and the reply gives it back.
+    const config = container({ metadata: { name: 'no-such-user', attempt: 0 }, linux: { securityContext: { runAsUsername: 'nosuchuser' } } });
+    const err = await refusal(daemon.cri.call('CreateContainer', { podSandboxId: podId, config, sandboxConfig: podConfig('hostile-base') }, 60_000), 'an unknown user');
+    assertRefused(err, 'an unknown user', /could not be created: user "nosuchuser" not found in the image's \/etc\/passwd \(everything it made was removed\)/);
   });
 
   test('nothing was made, and the daemon is up', async () => {
