@@ -8,7 +8,7 @@
  * the task). That sidesteps two XState traps: effects that were in flight would run again on
  * restore, and entry actions would not.
  */
-import { createActor, type Actor, type InspectionEvent, type SnapshotFrom } from 'xstate';
+import { createActor, type InspectionEvent } from 'xstate';
 import type { Logger } from 'pino';
 import { supervisorMachine, sandboxSystemId } from '../machines/supervisor.machine.js';
 import { sandboxMachine } from '../machines/sandbox.machine.js';
@@ -28,27 +28,9 @@ import { ActorEvents, type ActorTransition, type ContainerLifecycleEvent } from 
 import { withCause } from './cause.js';
 import { nowNs, settle, stateName } from './actor-util.js';
 import type { Host } from './host.js';
+import { containerView, sandboxView, type ContainerActor, type ContainerSnapshot, type ContainerView, type SandboxActor, type SandboxSnapshot, type SandboxView } from './views.js';
 
-export type SandboxActor = Actor<typeof sandboxMachine>;
-export type SandboxSnapshot = SnapshotFrom<typeof sandboxMachine>;
-export type ContainerActor = Actor<typeof containerMachine>;
-export type ContainerSnapshot = SnapshotFrom<typeof containerMachine>;
-
-/** What CRI handlers and the CLI read about a pod. */
-export interface SandboxView {
-  id: string;
-  /** Full state path, e.g. "PENDING.creating". */
-  state: string;
-  context: SandboxContext;
-}
-
-export interface ContainerView {
-  id: string;
-  state: string;
-  context: ContainerContext;
-}
-
-
+export type { SandboxActor, SandboxSnapshot, ContainerActor, ContainerSnapshot, SandboxView, ContainerView } from './views.js';
 export { stateName } from './actor-util.js';
 
 export type { ActorTransition, ContainerLifecycleEvent } from './actor-events.js';
@@ -152,6 +134,11 @@ export class Supervisor {
     return this.writer.failure();
   }
 
+  /** The root actor's state: RESTORING, SERVING or STOPPED (machines/supervisor.machine.ts). */
+  rootState(): string {
+    return stateName(this.root.getSnapshot());
+  }
+
   sandboxActor(id: string): SandboxActor | undefined {
     return this.root.system.get(sandboxSystemId(id)) as SandboxActor | undefined;
   }
@@ -182,8 +169,7 @@ export class Supervisor {
   view(id: string): SandboxView | null {
     const actor = this.sandboxActor(id);
     if (!actor) return null;
-    const snapshot = actor.getSnapshot();
-    return { id, state: stateName(snapshot), context: snapshot.context };
+    return sandboxView(id, actor.getSnapshot());
   }
 
   views(): SandboxView[] {
@@ -193,9 +179,7 @@ export class Supervisor {
   containerView(id: string): ContainerView | null {
     const actor = this.containerActor(id);
     if (!actor) return null;
-    const snapshot = actor.getSnapshot();
-    if (snapshot.status === 'done') return null;
-    return { id, state: stateName(snapshot), context: snapshot.context };
+    return containerView(id, actor.getSnapshot());
   }
 
   containerViews(): ContainerView[] {

@@ -1,16 +1,14 @@
 /** Maps a container actor's view to the CRI Container and ContainerStatus messages. */
 import type { ContainerView } from '../actors/supervisor.js';
+import type { CriContainerState } from '../machines/container.machine.js';
 
-export type CriContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';
+export type { CriContainerState } from '../machines/container.machine.js';
 
+/** The CRI state the chart tags the container's state with (machines/container.machine.ts). */
 export function criContainerState(view: ContainerView): CriContainerState {
-  const top = view.state.split('.')[0] ?? '';
-  if (top === 'CREATED' || top === 'STARTING' || top === 'CREATING') return 'CONTAINER_CREATED';
-  if (top === 'RUNNING' || top === 'STOPPING' || top === 'UPDATING') return 'CONTAINER_RUNNING';
-  if (top === 'EXITED' || top === 'REMOVING') return 'CONTAINER_EXITED';
+  if (view.criState) return view.criState;
   // A failed removal: exited only if an exit was observed; otherwise the process may still run.
-  if (top === 'REMOVE_FAILED') return view.context.exit ? 'CONTAINER_EXITED' : 'CONTAINER_UNKNOWN';
-  return 'CONTAINER_UNKNOWN';
+  return view.context.exit ? 'CONTAINER_EXITED' : 'CONTAINER_UNKNOWN';
 }
 
 export function toCriContainer(view: ContainerView) {
@@ -42,9 +40,9 @@ export function toCriContainerStatus(view: ContainerView) {
   const s = c.spec;
   const exited = criContainerState(view) === 'CONTAINER_EXITED';
   // What failed is said, never hidden behind an exit code that was not observed.
-  const removeFailed = view.state.split('.')[0] === 'REMOVE_FAILED' ? `removal failed: ${c.lastError?.message ?? 'unknown error'}` : '';
+  const removeFailed = view.state === 'REMOVE_FAILED' ? `removal failed: ${c.lastError?.message ?? 'unknown error'}` : '';
   // LOST (conmon died under a running process): CONTAINER_UNKNOWN, and the status says why.
-  const lost = view.state.split('.')[0] === 'LOST';
+  const lost = view.state === 'LOST';
   const mounts = ((s.config['mounts'] as CriMountIn[] | undefined) ?? []).map((m) => ({
     containerPath: m.containerPath, hostPath: m.hostPath, readonly: m.readonly, selinuxRelabel: m.selinuxRelabel, propagation: m.propagation,
   }));

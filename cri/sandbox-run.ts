@@ -1,4 +1,5 @@
 /** RunPodSandbox: validate, build the pod's spec, let its actor create it, answer when RUNNING. */
+import { topState } from '../machines/state-path.js';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { AlreadyExists, InvalidArgument } from '../errors/catalogue.js';
@@ -82,7 +83,7 @@ function checkHostPorts(spec: SandboxSpec, ctx: CriContext): void {
     seen.add(key(p));
   }
   for (const other of ctx.supervisor.views()) {
-    if (['REMOVING', 'STOPPED'].includes(other.state.split('.')[0] ?? '')) continue;
+    if (topState(other.state) === 'REMOVING' || other.state === 'STOPPED') continue; // their ports are released
     for (const p of other.context.spec.portMappings) {
       const clash = wanted.find((w) => w.hostPort === p.hostPort && (w.protocol || 'TCP').toLowerCase() === (p.protocol || 'TCP').toLowerCase()
         && (!w.hostIp || !p.hostIp || w.hostIp === p.hostIp));

@@ -4,7 +4,7 @@ import type { PodSandbox, PodSandboxState, PodSandboxStatus } from './types.js';
 
 /** Only a RUNNING actor is READY; everything else (being created, stopped, removing) is NOTREADY. */
 export function criState(view: SandboxView): PodSandboxState {
-  return view.state === 'RUNNING' ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY';
+  return view.ready ? 'SANDBOX_READY' : 'SANDBOX_NOTREADY';
 }
 
 export function toPodSandbox(view: SandboxView): PodSandbox {

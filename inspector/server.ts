@@ -3,6 +3,7 @@
  * live transitions over server-sent events and Prometheus metrics. Every asset is served from
  * here: the page works without any connection to the internet.
  */
+import { topState } from '../machines/state-path.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Supervisor } from '../actors/supervisor.js';
@@ -38,7 +39,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 /** The actor tree: supervisor → pods → containers. */
 export function actorTree(supervisor: Supervisor) {
   return {
-    supervisor: { id: 'supervisor', state: 'SERVING' },
+    supervisor: { id: 'supervisor', state: supervisor.rootState() },
     pods: supervisor.views().map((pod) => ({
       id: pod.id,
       kind: 'sandbox',
@@ -77,7 +78,7 @@ function actorGauge(supervisor: Supervisor): Gauge {
   return new Gauge('podchart_actors', 'Actors by kind and top-level state.', () => {
     const counts = new Map<string, { labels: Record<string, string>; value: number }>();
     const add = (kind: string, state: string): void => {
-      const top = state.split('.')[0] ?? state;
+      const top = topState(state);
       const k = `${kind}/${top}`;
       const cur = counts.get(k) ?? { labels: { kind, state: top }, value: 0 };
       cur.value += 1;

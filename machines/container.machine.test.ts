@@ -535,9 +535,12 @@ describe('(e) the pod–container protocol', () => {
 
   it('each state tells the pod its phase on entry, and carries the tags the supervisor reads', () => {
     const phases: Record<string, [string, string[]]> = {
-      UNKNOWN: ['idle', []], CREATING: ['busy', ['busy']], CREATED: ['idle', []], STARTING: ['busy', ['busy', 'processMayRun']],
-      RUNNING: ['running', ['processMayRun']], LOST: ['running', ['processMayRun']], UPDATING: ['busy', ['busy', 'processMayRun']],
-      STOPPING: ['busy', ['busy', 'processMayRun']], EXITED: ['idle', []], REMOVING: ['busy', ['busy', 'processMayRun']],
+      UNKNOWN: ['idle', ['CONTAINER_UNKNOWN']], CREATING: ['busy', ['busy', 'CONTAINER_CREATED']], CREATED: ['idle', ['CONTAINER_CREATED']],
+      STARTING: ['busy', ['busy', 'processMayRun', 'CONTAINER_CREATED']], RUNNING: ['running', ['processMayRun', 'CONTAINER_RUNNING']],
+      LOST: ['running', ['processMayRun', 'CONTAINER_UNKNOWN']], UPDATING: ['busy', ['busy', 'processMayRun', 'CONTAINER_RUNNING']],
+      STOPPING: ['busy', ['busy', 'processMayRun', 'CONTAINER_RUNNING']], EXITED: ['idle', ['CONTAINER_EXITED']],
+      REMOVING: ['busy', ['busy', 'processMayRun', 'CONTAINER_EXITED']],
+      // No CRI tag: EXITED with an observed exit, UNKNOWN without (cri/container-view.ts).
       REMOVE_FAILED: ['failed', ['processMayRun']],
     };
     for (const [state, [phase, tags]] of Object.entries(phases)) {

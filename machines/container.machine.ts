@@ -29,11 +29,20 @@
  * have happened, so no exit is made up. Only an exit observed (conmon's exit file, an EXIT event)
  * is recorded there. The next REMOVE retries.
  */
-import { assign, fromPromise, sendParent, setup } from 'xstate';
+import { assign, fromPromise, sendParent, setup, type SnapshotFrom } from 'xstate';
+import type { StatePath } from './state-path.js';
 import type { ContainerContext, ContainerEvent, ContainerExit, ContainerInput, ContainerPhase, Started } from './container.types.js';
 import { INTERNAL_CODE, lastErrorOf } from './last-error.js';
 
 export type { ContainerContext, ContainerEvent, ContainerInput } from './container.types.js';
+
+/**
+ * Tags: `busy` (an effect is in flight), `processMayRun` (the process may be alive: its exit is
+ * watched), and the CRI state each state is to kubelet. REMOVE_FAILED has no CRI tag: it is
+ * EXITED when an exit was observed and UNKNOWN when the process may still run (criContainerState).
+ */
+export type CriContainerState = 'CONTAINER_CREATED' | 'CONTAINER_RUNNING' | 'CONTAINER_EXITED' | 'CONTAINER_UNKNOWN';
+export type ContainerTag = 'busy' | 'processMayRun' | CriContainerState;
 
 function effect<Out>(name: string) {
   return fromPromise<Out, ContainerContext>(() => Promise.reject(new Error(`effect not provided: ${name}`)));
@@ -48,6 +57,7 @@ export const containerMachine = setup({
     context: {} as ContainerContext,
     events: {} as ContainerEvent,
     input: {} as ContainerInput,
+    tags: {} as ContainerTag,
   },
   actors: {
     createContainer: effect<void>('createContainer'),
@@ -95,7 +105,7 @@ export const containerMachine = setup({
   on: { POD_READY: { actions: 'recordPodReady' } },
   states: {
     UNKNOWN: {
-      entry: { type: 'tellPod', params: { phase: 'idle' } },
+      entry: { type: 'tellPod', params: { phase: 'idle' } }, tags: ['CONTAINER_UNKNOWN'],
       on: {
         CREATE: 'CREATING',
         OBSERVED_CREATED: 'CREATED',
@@ -106,7 +116,7 @@ export const containerMachine = setup({
       },
     },
     CREATING: {
-      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['busy'],
+      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['CONTAINER_CREATED', 'busy'],
       invoke: {
         id: 'createContainer',
         src: 'createContainer',
@@ -117,7 +127,7 @@ export const containerMachine = setup({
       },
     },
     CREATED: {
-      entry: { type: 'tellPod', params: { phase: 'idle' } },
+      entry: { type: 'tellPod', params: { phase: 'idle' } }, tags: ['CONTAINER_CREATED'],
       on: {
         START: { guard: 'podReady', target: 'STARTING' },
         STOP: { actions: 'accept' },
@@ -125,7 +135,7 @@ export const containerMachine = setup({
       },
     },
     STARTING: {
-      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['busy', 'processMayRun'],
+      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['CONTAINER_CREATED', 'busy', 'processMayRun'],
       on: { EXIT: { actions: 'recordExit' } },
       invoke: {
         id: 'startContainer',
@@ -155,7 +165,7 @@ export const containerMachine = setup({
       },
     },
     RUNNING: {
-      entry: { type: 'tellPod', params: { phase: 'running' } }, tags: ['processMayRun'],
+      entry: { type: 'tellPod', params: { phase: 'running' } }, tags: ['CONTAINER_RUNNING', 'processMayRun'],
       on: {
         STOP: { target: 'STOPPING', actions: 'recordStopTimeout' },
         EXIT: { target: 'EXITED', actions: 'recordExit' },
@@ -166,7 +176,7 @@ export const containerMachine = setup({
       },
     },
     LOST: {
-      entry: { type: 'tellPod', params: { phase: 'running' } }, tags: ['processMayRun'],
+      entry: { type: 'tellPod', params: { phase: 'running' } }, tags: ['CONTAINER_UNKNOWN', 'processMayRun'],
       on: {
         STOP: { target: 'STOPPING', actions: 'recordStopTimeout' },
         EXIT: { target: 'EXITED', actions: 'recordExit' },
@@ -175,7 +185,7 @@ export const containerMachine = setup({
       },
     },
     UPDATING: {
-      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['busy', 'processMayRun'],
+      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['CONTAINER_RUNNING', 'busy', 'processMayRun'],
       on: { EXIT: { actions: 'recordExit' } },
       invoke: {
         id: 'updateContainer',
@@ -195,7 +205,7 @@ export const containerMachine = setup({
       },
     },
     STOPPING: {
-      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['busy', 'processMayRun'],
+      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['CONTAINER_RUNNING', 'busy', 'processMayRun'],
       on: {
         STOP: { actions: 'accept' }, // joins the stop in flight
         EXIT: { actions: 'recordExit' },
@@ -215,7 +225,7 @@ export const containerMachine = setup({
       },
     },
     EXITED: {
-      entry: { type: 'tellPod', params: { phase: 'idle' } },
+      entry: { type: 'tellPod', params: { phase: 'idle' } }, tags: ['CONTAINER_EXITED'],
       on: {
         STOP: { actions: 'accept' },
         EXIT: { actions: 'accept' },
@@ -223,7 +233,7 @@ export const containerMachine = setup({
       },
     },
     REMOVING: {
-      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['busy', 'processMayRun'],
+      entry: { type: 'tellPod', params: { phase: 'busy' } }, tags: ['CONTAINER_EXITED', 'busy', 'processMayRun'],
       on: {
         EXIT: { actions: 'recordExit' },
         REMOVE: { actions: 'accept' }, // joins the removal in flight
@@ -252,3 +262,6 @@ export const containerMachine = setup({
 });
 
 export type ContainerMachine = typeof containerMachine;
+
+/** Every state of the chart, by its path (machines/state-path.ts). */
+export type ContainerStatePath = StatePath<SnapshotFrom<typeof containerMachine>['value']>;

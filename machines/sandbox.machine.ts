@@ -35,7 +35,8 @@
  *
  * Pure: no I/O. The four effects are typed placeholders that actors/ provides.
  */
-import { assign, enqueueActions, fromPromise, sendTo, setup, stopChild } from 'xstate';
+import { assign, enqueueActions, fromPromise, sendTo, setup, stopChild, type SnapshotFrom } from 'xstate';
+import type { StatePath, TopState } from './state-path.js';
 import { containerMachine } from './container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxInput, Created, Stopped, ExitInfo } from './sandbox.types.js';
 import { DEADLINE_EXCEEDED_CODE, INTERNAL_CODE, lastErrorOf } from './last-error.js';
@@ -53,6 +54,8 @@ export const sandboxMachine = setup({
     context: {} as SandboxContext,
     events: {} as SandboxEvent,
     input: {} as SandboxInput,
+    // `busy`: an effect or a wait on the containers is in flight; `ready`: CRI's SANDBOX_READY.
+    tags: {} as 'busy' | 'ready',
   },
   actors: {
     createSandbox: effect<Created>('createSandbox'),
@@ -330,5 +333,7 @@ export const sandboxMachine = setup({
 });
 
 export type SandboxMachine = typeof sandboxMachine;
+/** Every state of the chart, by its path ("STOPPING.pause"; machines/state-path.ts). */
+export type SandboxStatePath = StatePath<SnapshotFrom<typeof sandboxMachine>['value']>;
 /** The top-level state names, as CRI and the inspector see them. */
-export type SandboxStateName = 'UNKNOWN' | 'PENDING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'REMOVING' | 'removed';
+export type SandboxStateName = TopState<SandboxStatePath>;

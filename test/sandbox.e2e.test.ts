@@ -69,7 +69,8 @@ describe('runtime service', () => {
       assert.equal(net?.status, false);
       assert.equal(net?.reason, 'NetworkPluginNotReady');
       assert.match(net?.message ?? '', /no-cni|no CNI config/);
-      await rejects(bare.cri.call('RunPodSandbox', { config: podConfig('needs-net') }), grpcStatus.INTERNAL, /CNI|network/i);
+      // The CNI adapter's UNAVAILABLE, kept through the chart (issue 13, item 2): kubelet retries it.
+      await rejects(bare.cri.call('RunPodSandbox', { config: podConfig('needs-net') }), grpcStatus.UNAVAILABLE, /network not ready: no CNI config/);
       assert.equal((await bare.cri.call<{ items: unknown[] }>('ListPodSandbox', {})).items.length, 0, 'rolled back');
       const hostNet = await bare.cri.call<{ podSandboxId: string }>('RunPodSandbox', {
         config: podConfig('hostnet-only', { linux: { securityContext: { namespaceOptions: { network: 'NODE', pid: 'CONTAINER', ipc: 'POD' } } } }),
@@ -355,9 +356,10 @@ describe('bad input gets a clear error and leaves nothing', () => {
   });
 
   test('a runc failure midway rolls back and the daemon stays up', async () => {
-    // A sysctl runc must refuse (not namespaced): the pause container fails at create.
-    const config = podConfig('bad-sysctl', { linux: { sysctls: { 'kernel.panic': '1' }, securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } } });
-    await rejects(daemon.cri.call('RunPodSandbox', { config }), grpcStatus.INTERNAL, /could not be started: .*(sysctl|kernel\.panic)/);
+    // A namespaced sysctl the kernel does not have: it passes the checks in cri/ (a non-namespaced
+    // one is refused there), and runc fails writing it, at the pause container's create.
+    const config = podConfig('bad-sysctl', { linux: { sysctls: { 'net.ipv4.no_such_sysctl': '1' }, securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } } });
+    await rejects(daemon.cri.call('RunPodSandbox', { config }), grpcStatus.INTERNAL, /could not be started: .*(sysctl|no_such_sysctl)/);
     const list = await daemon.cri.call<{ items: { metadata: { name: string } }[] }>('ListPodSandbox', {});
     assert.ok(!list.items.some((p) => p.metadata.name === 'bad-sysctl'), 'rolled back');
     assert.ok(!runcContainers(paths.run).some((c) => !created.includes(c)), 'no stray runc container');

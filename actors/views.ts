@@ -1,0 +1,47 @@
+/**
+ * What CRI handlers, the inspector and the CLI read about an actor: its typed state path, the
+ * chart's tags that matter to CRI, and its context. Built from a snapshot, never stored.
+ */
+import type { Actor, SnapshotFrom } from 'xstate';
+import type { sandboxMachine, SandboxStatePath } from '../machines/sandbox.machine.js';
+import type { containerMachine, ContainerStatePath, CriContainerState } from '../machines/container.machine.js';
+import type { SandboxContext } from '../machines/sandbox.types.js';
+import type { ContainerContext } from '../machines/container.types.js';
+import { stateName } from './actor-util.js';
+
+export type SandboxActor = Actor<typeof sandboxMachine>;
+export type SandboxSnapshot = SnapshotFrom<typeof sandboxMachine>;
+export type ContainerActor = Actor<typeof containerMachine>;
+export type ContainerSnapshot = SnapshotFrom<typeof containerMachine>;
+
+export interface SandboxView {
+  id: string;
+  /** Full state path, e.g. "PENDING.creating". */
+  state: SandboxStatePath;
+  /** The chart's `ready` tag: CRI's SANDBOX_READY. */
+  ready: boolean;
+  context: SandboxContext;
+}
+
+export interface ContainerView {
+  id: string;
+  state: ContainerStatePath;
+  /** The CRI state its chart state is tagged with, or null (REMOVE_FAILED: see criContainerState). */
+  criState: CriContainerState | null;
+  context: ContainerContext;
+}
+
+const CRI_CONTAINER_STATES: readonly CriContainerState[] = ['CONTAINER_CREATED', 'CONTAINER_RUNNING', 'CONTAINER_EXITED', 'CONTAINER_UNKNOWN'];
+
+// stateName walks the snapshot's own value, so its result is a path of that chart by construction.
+
+export function sandboxView(id: string, snapshot: SandboxSnapshot): SandboxView {
+  return { id, state: stateName(snapshot) as SandboxStatePath, ready: snapshot.hasTag('ready'), context: snapshot.context };
+}
+
+/** Null once the container is removed (its actor is done). */
+export function containerView(id: string, snapshot: ContainerSnapshot): ContainerView | null {
+  if (snapshot.status === 'done') return null;
+  const criState = CRI_CONTAINER_STATES.find((tag) => snapshot.hasTag(tag)) ?? null;
+  return { id, state: stateName(snapshot) as ContainerStatePath, criState, context: snapshot.context };
+}
