@@ -18,12 +18,48 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
     },
   },
-  {
-    // machines/ is pure: only xstate and its own types.
-    files: ['machines/**/*.ts'],
-    ignores: ['machines/**/*.test.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: ['node:*', 'execa', 'better-sqlite3', 'pino', '../*'] }],
-    },
-  },
+  ...layerFences(),
 );
+
+/**
+ * Which folder may import which (README.md, "Layout"): imports flow one way, from bin/ down to
+ * the leaves (errors/, host/, machines/, proto/), never back up and never in a cycle. Tests,
+ * test/ and bench/ are outside the fences. This rule is the check of the import graph.
+ */
+function layerFences() {
+  const allowed = {
+    errors: [],
+    proto: [],
+    machines: [],
+    host: ['errors'],
+    storage: ['errors'],
+    network: ['errors', 'host'],
+    images: ['errors', 'host', 'storage'],
+    runtime: ['errors', 'host', 'images', 'machines'],
+    config: ['errors', 'host', 'images'],
+    streaming: ['errors', 'host', 'config', 'runtime'],
+    actors: ['errors', 'host', 'machines', 'storage', 'network', 'images', 'runtime', 'config'],
+    inspector: ['errors', 'machines', 'config', 'streaming', 'actors'],
+    cri: ['errors', 'host', 'machines', 'storage', 'network', 'images', 'runtime', 'config', 'streaming', 'actors', 'inspector', 'proto'],
+  };
+  const folders = [...Object.keys(allowed), 'bin', 'test', 'bench'];
+  return Object.entries(allowed).map(([folder, may]) => {
+    const banned = folders.filter((f) => f !== folder && !may.includes(f));
+    return {
+      files: [`${folder}/**/*.ts`],
+      ignores: [`${folder}/**/*.test.ts`],
+      rules: {
+        'no-restricted-imports': ['error', {
+          patterns: [
+            // machines/ is pure: only xstate and its own types (the charts are what the inspector draws).
+            ...(folder === 'machines' ? [{ group: ['node:*', 'execa', 'better-sqlite3', 'pino'], message: 'machines/ is pure: no I/O.' }] : []),
+            {
+              regex: `^(\\.\\./)+(${banned.join('|')})/`,
+              message: `${folder}/ may import only from ${may.length ? may.map((f) => f + '/').join(', ') : 'no other folder'} (README.md, Layout).`,
+            },
+          ],
+        }],
+      },
+    };
+  });
+}

@@ -4,7 +4,7 @@
  * conmon's /proc/<pid>/stat, its start time guarding against a reused pid: cheap (one small
  * read per container per tick) and the same after restore as after start [issue 12 item 5].
  */
-import { processStartTime, readPidFile } from '../runtime/process.js';
+import { processStartTime, readPidFile } from '../host/process.js';
 
 /** Often enough that kubelet sees CONTAINER_UNKNOWN within its own 1 s poll or two. */
 export const CONMON_POLL_MS = 1_000;

@@ -16,10 +16,10 @@ import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
 import { pinNamespaces, pinnedNamespaces, unpinNamespaces } from '../runtime/ns-pin.js';
 import { podPaths } from '../runtime/pod-files.js';
 import { createUnderConmon } from '../runtime/conmon.js';
-import { secondsToMs } from '../runtime/long-timer.js';
+import { secondsToMs } from '../host/long-timer.js';
 import { logFileOf, logFilePath, secureLogFile, type LogFile } from '../runtime/log-path.js';
-import { isSameProcessAlive, processStartTime } from '../runtime/process.js';
-import { run } from '../runtime/exec.js';
+import { isSameProcessAlive, processStartTime } from '../host/process.js';
+import { run } from '../host/exec.js';
 import { capabilitiesFromMask, containerCapabilities, containerSpec, ociResources, splitDeviceNumber } from '../runtime/container-spec.js';
 import { resolveUser, userOptions } from '../runtime/resolve-user.js';
 import { seccompProfileFor } from '../runtime/seccomp-default.js';
@@ -27,7 +27,7 @@ import type { ContainerConfig, LinuxContainerResources, LinuxContainerSecurityCo
 import { runtimeAt } from './host.js';
 import { afterCommit, nowNs, type CommitGate } from './actor-util.js';
 import { bundleDir, conmonAlive, conmonPidFile, containerExitDir, exitedWithin, exitStateDir, nsDir, oomFile, readContainerExit, rootfsDir } from './container-files.js';
-import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../host/private-modes.js';
 import type { Faults } from './faults.js';
 
 export interface ContainerHost {

@@ -7,7 +7,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { join } from 'node:path';
 import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerEvent, type ContainerExit } from '../machines/container.types.js';
 import { readExitFile, settleExitFiles, waitForExitFile } from '../runtime/exit-file.js';
-import { isSameProcessAlive, readPidFile } from '../runtime/process.js';
+import { isSameProcessAlive, readPidFile } from '../host/process.js';
 import { nowNs } from './actor-util.js';
 
 /** Without conmon, how often a stop looks whether the process is gone. */

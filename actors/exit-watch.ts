@@ -11,7 +11,7 @@ import type { SandboxEvent } from '../machines/sandbox.types.js';
 import type { ContainerSnapshot, SandboxSnapshot } from './supervisor.js';
 import { readExitFile } from '../runtime/exit-file.js';
 import { podPaths } from '../runtime/pod-files.js';
-import { isSameProcessAlive } from '../runtime/process.js';
+import { isSameProcessAlive } from '../host/process.js';
 import { afterConmonExit, conmonPidFile, containerExitDir, readContainerExit } from './container-files.js';
 import { ExitWatches } from './exit-watches.js';
 import { ConmonWatches } from './conmon-watches.js';

@@ -15,7 +15,7 @@ import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerEvent, type Con
 import type { SandboxContext, SandboxEvent } from '../machines/sandbox.types.js';
 import { readExitFile } from '../runtime/exit-file.js';
 import { podPaths } from '../runtime/pod-files.js';
-import { isSameProcessAlive, processStartTime, readPidFile } from '../runtime/process.js';
+import { isSameProcessAlive, processStartTime, readPidFile } from '../host/process.js';
 import type { ContainerHost } from './container-effects.js';
 import { conmonPidFile, readContainerExit } from './container-files.js';
 import { runtimeAt } from './host.js';

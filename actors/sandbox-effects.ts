@@ -10,17 +10,18 @@ import { fromPromise } from 'xstate';
 import type { Created, ExitInfo, PodNetworkStatus, SandboxContext, Stopped } from '../machines/sandbox.types.js';
 import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
-import { secondsToMs } from '../runtime/long-timer.js';
+import { secondsToMs } from '../host/long-timer.js';
 import { clampOomScoreAdj } from '../runtime/oom.js';
 import { pauseSpec } from '../runtime/pause-spec.js';
 import { mountShm, podPaths, removePodDirs, unmountShm, writePodFiles } from '../runtime/pod-files.js';
-import { processStartTime } from '../runtime/process.js';
+import { processStartTime } from '../host/process.js';
 import { pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../runtime/ns-pin.js';
-import { createNetns, isMounted, removeNetns, unmountNetns } from '../network/netns.js';
+import { createNetns, removeNetns, unmountNetns } from '../network/netns.js';
+import { isMounted } from '../host/mounts.js';
 import { EffectFailed } from '../errors/catalogue.js';
 import { runtimeAt, type Host } from './host.js';
 import { afterCommit, type CommitGate } from './actor-util.js';
-import { PRIVATE_FILE } from '../runtime/private-modes.js';
+import { PRIVATE_FILE } from '../host/private-modes.js';
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
 const KILL_WAIT_MS = 10_000;

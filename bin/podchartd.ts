@@ -24,7 +24,7 @@ import { ImageService } from '../images/image-service.js';
 import { hostPlatform } from '../images/platform.js';
 import { acquireDaemonLock, LOCK_FILE } from './daemon-lock.js';
 import { tightenState } from './state-modes.js';
-import { PRIVATE_DIR } from '../runtime/private-modes.js';
+import { PRIVATE_DIR } from '../host/private-modes.js';
 import type { ContainerHost } from '../actors/container-effects.js';
 import { ContainerService } from '../actors/container-service.js';
 import { SandboxService } from '../actors/sandbox-service.js';

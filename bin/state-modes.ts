@@ -2,7 +2,7 @@
  * At start, before anything is served: narrows a state tree an older podchart left behind (rootDir
  * 0711; images/, layers/, pod and container dirs 0755; the database, blobs and bundles 0644) to
  * directories 0700 and files 0600 (issue 11, item 4). New state is created that way already
- * (runtime/private-modes.ts); this pass is for a daemon upgraded in place, and for what conmon and
+ * (host/private-modes.ts); this pass is for a daemon upgraded in place, and for what conmon and
  * runc wrote with their umask while the daemon was down (exit files).
  *
  * It leaves what is not ours, as the create paths do: the content of each layer (its fs/, an
@@ -15,7 +15,7 @@ import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import type { Config } from '../config/config.js';
 import { mountsUnder } from '../images/rootfs.js';
-import { tightenTree } from '../runtime/private-modes.js';
+import { tightenTree } from '../host/private-modes.js';
 
 /** Paths below rootDir that are not ours to narrow, relative to it (see the owners named). */
 const NOT_OURS_IN_ROOT = [

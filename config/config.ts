@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { InvalidArgument } from '../errors/catalogue.js';
 import type { RegistriesConfig } from '../images/types.js';
 import { isLoopbackHost, parseAddress } from './address.js';
-import { MAX_TIMER_MS } from '../runtime/long-timer.js';
+import { MAX_TIMER_MS } from '../host/long-timer.js';
 
 export interface RuntimeHandlerConfig {
   /** The OCI runtime binary: runc or crun (same CLI). */

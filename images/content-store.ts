@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataLoss, EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
-import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../host/private-modes.js';
 
 const DIGEST_RE = /^sha256:([a-f0-9]{64})$/;
 
@@ -78,7 +78,7 @@ export class ContentStore {
       await cancel(body);
       return;
     }
-    // Private blobs may be private images: dirs 0700, blobs 0600 (runtime/private-modes.ts).
+    // Private blobs may be private images: dirs 0700, blobs 0600 (host/private-modes.ts).
     await mkdir(this.ingestDir, { recursive: true, mode: PRIVATE_DIR });
     await mkdir(this.blobDir, { recursive: true, mode: PRIVATE_DIR });
     const temp = join(this.ingestDir, `${hex}.${randomBytes(6).toString('hex')}`);

@@ -12,8 +12,8 @@ import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { DataLoss, EffectFailed, InvalidArgument, NotFound } from '../errors/catalogue.js';
 import { unpackLayer, type UnpackOptions } from './unpack.js';
-import { PRIVATE_DIR, PRIVATE_FILE } from '../runtime/private-modes.js';
-import { readdirOrEmpty } from '../runtime/fs-optional.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../host/private-modes.js';
+import { readdirOrEmpty } from '../host/fs-optional.js';
 
 const DIFF_ID = /^sha256:([0-9a-f]{64})$/;
 const SHORT = /^[0-9a-f]{12,64}$/;

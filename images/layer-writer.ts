@@ -14,8 +14,8 @@ import { chmod, lchown, link, lutimes, mkdir, open, rm, symlink, type FileHandle
 import { join, posix } from 'node:path';
 import type { Extract, Header as TarHeader } from 'tar-stream';
 import { EffectFailed, InvalidArgument } from '../errors/catalogue.js';
-import { run } from '../runtime/exec.js';
-import { lstatOrNull } from '../runtime/fs-optional.js';
+import { run } from '../host/exec.js';
+import { lstatOrNull } from '../host/fs-optional.js';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';

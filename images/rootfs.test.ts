@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { tarOf, type Spec } from './tar-fixture.js';
-import { isMounted } from '../network/netns.js';
-import { run } from '../runtime/exec.js';
+import { isMounted } from '../host/mounts.js';
+import { run } from '../host/exec.js';
 import { LayerStore } from './layer-store.js';
 import { MOUNT_OPTIONS_LIMIT, mountRootfs, mountsUnder, removeRootfs, rootfsPaths, unmountRootfs, writableLayerUsage } from './rootfs.js';
 

@@ -12,9 +12,9 @@
 import { chmod, mkdir, readFile, realpath, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { EffectFailed, InvalidArgument } from '../errors/catalogue.js';
-import { isMounted } from '../network/netns.js';
-import { run } from '../runtime/exec.js';
-import { PRIVATE_DIR } from '../runtime/private-modes.js';
+import { isMounted } from '../host/mounts.js';
+import { run } from '../host/exec.js';
+import { PRIVATE_DIR } from '../host/private-modes.js';
 import { diskUsage, type DiskUsage } from './layer-store.js';
 
 /** What mount(2) accepts (one page) less room for the kernel's own additions. */

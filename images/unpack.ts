@@ -20,8 +20,8 @@ import { extract } from 'tar-stream';
 import { AlreadyExists, DataLoss, EffectFailed, PodchartError, ResourceExhausted } from '../errors/catalogue.js';
 import { keepRawXattrs, LayerWriter, type Header } from './layer-writer.js';
 import { unzstd, ZstdError } from './zstd-stream.js';
-import { PRIVATE_DIR } from '../runtime/private-modes.js';
-import { lstatOrNull } from '../runtime/fs-optional.js';
+import { PRIVATE_DIR } from '../host/private-modes.js';
+import { lstatOrNull } from '../host/fs-optional.js';
 
 export type ByteSource = AsyncIterable<Uint8Array> | NodeJS.ReadableStream;
 

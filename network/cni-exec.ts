@@ -2,14 +2,14 @@
  * One CNI plugin invocation (CNI spec, "Execution protocol"): the command and ids in CNI_* env
  * vars, the network config on stdin, a result or an error `{code, msg, details}` on stdout.
  *
- * Not through runtime/exec.ts `run()`: a plugin that hangs must be killed with everything it
+ * Not through host/exec.ts `run()`: a plugin that hangs must be killed with everything it
  * started (a shell script's `sleep`, an iptables call), so it runs in its own process group and the
  * whole group gets SIGKILL at the deadline; and a failing plugin's answer is on stdout, not stderr.
  */
 import { spawn } from 'node:child_process';
-import { spawnTurn } from '../runtime/spawn-turn.js';
+import { spawnTurn } from '../host/spawn-turn.js';
 import { DeadlineExceeded, EffectFailed } from '../errors/catalogue.js';
-import { tail } from '../runtime/exec.js';
+import { tail } from '../host/exec.js';
 
 export type CniCommand = 'ADD' | 'DEL' | 'CHECK' | 'VERSION';
 

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { eventually } from '../test/daemon.js';
 import { DeadlineExceeded, EffectFailed, InvalidArgument, NotFound, Unavailable } from '../errors/catalogue.js';
-import { run } from '../runtime/exec.js';
+import { run } from '../host/exec.js';
 import { Cni, cniArgs, podIps, runtimeConfigFor, type CniResult, type PodNetwork } from './cni.js';
 import { createNetns, removeNetns, unmountNetns } from './netns.js';
 

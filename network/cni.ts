@@ -19,7 +19,7 @@ import { DeadlineExceeded, EffectFailed, InvalidArgument, NotFound, Unavailable 
 import { findPlugin, loadNetworkConfig, networkReady, type LoadedNetworkConfig, type NetworkConfigList, type NetworkReadiness, type PluginConfig } from './cni-config.js';
 import { CniPluginTimeout, invokePlugin, type CniCommand } from './cni-exec.js';
 import { CniCache, type CacheEntry, type CniResult, type PodNetwork, type PodRef } from './cni-cache.js';
-import { isMounted } from './netns.js';
+import { isMounted } from '../host/mounts.js';
 
 export type { NetworkConfigList, PluginConfig } from './cni-config.js';
 export type { BandwidthConfig, CniResult, DnsConfig, PodNetwork, PodRef, PortMapping } from './cni-cache.js';

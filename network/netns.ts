@@ -3,10 +3,11 @@
  * bind-mounted under /var/run/netns so they outlive every process in them. All steps idempotent:
  * teardown works when the namespace is already gone, e.g. after a reboot (containerd #5768).
  */
-import { existsSync, realpathSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { run } from '../runtime/exec.js';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { run } from '../host/exec.js';
+import { isMounted } from '../host/mounts.js';
 
 export const NETNS_DIR = '/var/run/netns';
 
@@ -17,21 +18,6 @@ export function netnsName(sandboxId: string): string {
 
 export function netnsPath(sandboxId: string): string {
   return `${NETNS_DIR}/${netnsName(sandboxId)}`;
-}
-
-/** The path as mountinfo spells it: /var/run is often a symlink to /run. */
-function canonical(path: string): string {
-  try {
-    return join(realpathSync(dirname(path)), basename(path));
-  } catch {
-    return path;
-  }
-}
-
-export async function isMounted(path: string): Promise<boolean> {
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-  const target = canonical(path).replace(/ /g, '\\040');
-  return mountinfo.split('\n').some((line) => line.split(' ')[4] === target);
 }
 
 /** Creates the namespace (if not mounted yet) and brings loopback up. */

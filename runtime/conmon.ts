@@ -4,13 +4,13 @@
  * It daemonizes; the container's pid (or runc's error) comes back over a sync pipe, fd 3.
  */
 import { spawn } from 'node:child_process';
-import { spawnTurn } from './spawn-turn.js';
+import { spawnTurn } from '../host/spawn-turn.js';
 import { join } from 'node:path';
 import { EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
-import { tail } from './exec.js';
-import { makePrivate } from './private-modes.js';
-import { killProcessTree, readPidFile } from './process.js';
+import { tail } from '../host/exec.js';
+import { makePrivate } from '../host/private-modes.js';
+import { killProcessTree, readPidFile } from '../host/process.js';
 
 export interface ConmonLaunch {
   conmonPath: string;

@@ -11,7 +11,7 @@
  * (SCM_RIGHTS), which Node cannot do.
  */
 import { spawn } from 'node:child_process';
-import { spawnTurn } from './spawn-turn.js';
+import { spawnTurn } from '../host/spawn-turn.js';
 import { access, rm } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PassThrough, Writable, type Readable } from 'node:stream';

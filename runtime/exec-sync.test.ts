@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { execProcesses } from './exec-sync.js';
-import type { ProcessEntry } from './process.js';
+import type { ProcessEntry } from '../host/process.js';
 
 const RUNC = 100;
 const LEADER = 200;

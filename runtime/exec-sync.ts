@@ -23,17 +23,17 @@
  * job, as it is for any orphan in the container.
  */
 import { spawn } from 'node:child_process';
-import { spawnTurn } from './spawn-turn.js';
+import { spawnTurn } from '../host/spawn-turn.js';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import { after, secondsToMs } from './long-timer.js';
+import { after, secondsToMs } from '../host/long-timer.js';
 import { DeadlineExceeded, EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
-import { pidNamespaceOf, processTable, type ProcessEntry } from './process.js';
-import { PRIVATE_FILE } from './private-modes.js';
+import { pidNamespaceOf, processTable, type ProcessEntry } from '../host/process.js';
+import { PRIVATE_FILE } from '../host/private-modes.js';
 
 /**
  * stdout and stderr together are capped here: kubelet's 16 MiB receive limit, less room for the

@@ -6,9 +6,9 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makePrivate } from './private-modes.js';
+import { makePrivate } from '../host/private-modes.js';
 import type { ExitInfo } from '../machines/sandbox.types.js';
-import { after } from './long-timer.js';
+import { after } from '../host/long-timer.js';
 
 export async function readExitFile(exitDir: string, id: string): Promise<ExitInfo | null> {
   const path = join(exitDir, id);

@@ -9,9 +9,9 @@
 import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EffectFailed } from '../errors/catalogue.js';
-import { run } from './exec.js';
-import { isSameProcessAlive } from './process.js';
-import { PRIVATE_DIR, PRIVATE_FILE } from './private-modes.js';
+import { run } from '../host/exec.js';
+import { isSameProcessAlive } from '../host/process.js';
+import { PRIVATE_DIR, PRIVATE_FILE } from '../host/private-modes.js';
 
 export type PinnableNamespace = 'ipc' | 'uts' | 'pid';
 export type PinnedNamespaces = Partial<Record<PinnableNamespace, string>>;
@@ -32,7 +32,7 @@ export async function pinNamespaces(pid: number, startTime: string, dir: string,
     await writeFile(file, '', { mode: PRIVATE_FILE });
     binds.push(`/proc/${pid}/ns/${kind}`, file);
   }
-  // One process for all of them: every spawn forks the daemon (runtime/spawn-turn.ts).
+  // One process for all of them: every spawn forks the daemon (host/spawn-turn.ts).
   if (binds.length > 0) await run('sh', ['-c', 'while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 1; shift 2; done', 'pin', ...binds]);
   if (!(await isSameProcessAlive(pid, startTime))) {
     await unpinNamespaces(dir);

@@ -3,7 +3,7 @@
  * root in our run dir, so we never see containers of another engine. Calls that undo something are
  * idempotent: "does not exist" is success.
  */
-import { run, type RunResult } from './exec.js';
+import { run, type RunResult } from '../host/exec.js';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 

@@ -3,7 +3,7 @@ import { chmod, copyFile, mkdir, rename, stat, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { EffectFailed } from '../errors/catalogue.js';
 import { PAUSE_BINARY_IN_ROOTFS } from './pause-spec.js';
-import { PRIVATE_DIR } from './private-modes.js';
+import { PRIVATE_DIR } from '../host/private-modes.js';
 
 /** Creates (or refreshes) `<dir>/rootfs` and returns its path. Shared read-only by every pod. */
 export async function ensurePauseRootfs(dir: string, catatonitPath: string): Promise<string> {

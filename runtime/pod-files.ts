@@ -3,9 +3,9 @@ import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SandboxSpec } from '../machines/sandbox.types.js';
-import { isMounted } from '../network/netns.js';
-import { run } from './exec.js';
-import { PRIVATE_DIR, SHARED_FILE } from './private-modes.js';
+import { isMounted } from '../host/mounts.js';
+import { run } from '../host/exec.js';
+import { PRIVATE_DIR, SHARED_FILE } from '../host/private-modes.js';
 
 export interface PodPaths {
   hostname: string;

@@ -16,7 +16,7 @@
  * Host-network pods (no netns) are dialled with net.connect, half-open allowed likewise.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { spawnTurn } from './spawn-turn.js';
+import { spawnTurn } from '../host/spawn-turn.js';
 import { connect } from 'node:net';
 import { Duplex } from 'node:stream';
 

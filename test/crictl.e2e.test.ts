@@ -18,7 +18,7 @@ import { startRegistry, type RegistryFixture } from './registry-fixture.js';
 import { busyboxLayer, buildImage, pushImage, type BuiltImage } from './image-builder.js';
 import { isMountPoint, processAlive, runcContainers } from './host-state.js';
 import { untilEvent } from './until-event.js';
-import { run, type RunResult } from '../runtime/exec.js';
+import { run, type RunResult } from '../host/exec.js';
 
 const CRICTL = STOCK_CRICTL ?? 'crictl';
 const skip = needsCrictl;

@@ -14,7 +14,7 @@ import { createServer as createNetServer, type AddressInfo, type Socket } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { untilEvent } from './until-event.js';
-import { run } from '../runtime/exec.js';
+import { run } from '../host/exec.js';
 
 export interface RegistryUser {
   user: string;
