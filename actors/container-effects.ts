@@ -7,11 +7,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fromPromise } from 'xstate';
-import type { Logger } from 'pino';
 import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerExit, type Started } from '../machines/container.types.js';
 import type { SandboxContext } from '../machines/sandbox.types.js';
-import type { Config } from '../config/config.js';
-import type { ImageService } from '../images/image-service.js';
 import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
 import { pinNamespaces, pinnedNamespaces, unpinNamespaces } from '../runtime/ns-pin.js';
 import { podPaths } from '../runtime/pod-files.js';
@@ -24,31 +21,19 @@ import { capabilitiesFromMask, containerCapabilities, containerSpec, ociResource
 import { resolveUser, userOptions } from '../runtime/resolve-user.js';
 import { seccompProfileFor } from '../runtime/seccomp-default.js';
 import type { ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
-import { runtimeAt } from './host.js';
+import { runtimeAt, type Deps, type Lookups } from './deps.js';
 import { afterCommit, nowNs, type CommitGate } from './actor-util.js';
 import { bundleDir, conmonAlive, conmonPidFile, containerExitDir, exitedWithin, exitStateDir, nsDir, oomFile, readContainerExit, rootfsDir } from './container-files.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../host/private-modes.js';
-import type { Faults } from './faults.js';
 
-export interface ContainerHost {
-  config: Config;
-  logger: Logger;
-  faults: Faults;
-  images: ImageService;
-  oomScoreFloor: number;
-  cgroupV2: boolean;
-  hostHasAppArmor: boolean;
-  /** Set by the supervisor: the pod a container belongs to. */
-  sandboxOf?: (sandboxId: string) => SandboxContext | null;
-  /** Set by the supervisor: the process of a running container (for TARGET pid namespaces). */
-  containerProcess?: (containerId: string) => { pid: number; pidStartTime: string } | undefined;
-}
+/** What the container effects work with: the daemon's deps, and the actor tree's answers. */
+type ContainerHost = Deps & { lookups: Lookups };
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
 const KILL_WAIT_MS = 10_000;
 /** The log beneath the pod's log_directory, or null: then conmon logs into the container's dir. */
 const logFile = (host: ContainerHost, ctx: ContainerContext): LogFile | null =>
-  logFileOf(ctx.spec, host.sandboxOf?.(ctx.spec.sandboxId)?.spec.logDirectory);
+  logFileOf(ctx.spec, host.lookups.sandboxOf(ctx.spec.sandboxId)?.spec.logDirectory);
 
 function cgroupsPath(host: ContainerHost, pod: SandboxContext, id: string): string {
   const parent = pod.spec.cgroupParent;
@@ -57,7 +42,7 @@ function cgroupsPath(host: ContainerHost, pod: SandboxContext, id: string): stri
 }
 
 function requirePod(host: ContainerHost, ctx: ContainerContext): SandboxContext {
-  const pod = host.sandboxOf?.(ctx.spec.sandboxId) ?? null;
+  const pod = host.lookups.sandboxOf(ctx.spec.sandboxId) ?? null;
   if (!pod) throw new NotFound(`pod sandbox ${ctx.spec.sandboxId} of container ${ctx.id} not found`);
   return pod;
 }
@@ -112,7 +97,7 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
   // TARGET pid mode (ephemeral containers) joins another running container's pid namespace,
   // pinned so that the target's exit cannot hand its pid, and the path, to another process.
   const targetId = sc?.namespaceOptions?.pid === 'TARGET' ? sc.namespaceOptions.targetId : '';
-  const target = targetId ? host.containerProcess?.(targetId) : undefined;
+  const target = targetId ? host.lookups.containerProcess(targetId) : undefined;
   const targetPidNamespace = target ? (await pinNamespaces(target.pid, target.pidStartTime, nsDir(ctx), ['pid'])).pid : undefined;
   const deviceInfo: Parameters<typeof containerSpec>[0]['deviceInfo'] = {};
   for (const d of config.devices ?? []) {
@@ -225,7 +210,7 @@ export async function removeContainer(host: ContainerHost, ctx: ContainerContext
   await rm(ctx.spec.dir, { recursive: true, force: true });
   if (ctx.spec.stateDir) await rm(ctx.spec.stateDir, { recursive: true, force: true });
   // Its image may have been removed while it ran; the data goes now if nothing else uses it.
-  await host.images.collectDangling();
+  await host.images.collectDangling(host.lookups.imagesInUse());
 }
 
 /** UpdateContainerResources: applied with the runtime; the chart persists what was applied. */
@@ -237,7 +222,8 @@ export async function updateContainer(host: ContainerHost, ctx: ContainerContext
 }
 
 /** The chart's placeholders, replaced with these real effects. */
-export function containerEffects(host: ContainerHost, committed: CommitGate) {
+export function containerEffects(deps: Deps, lookups: Lookups, committed: CommitGate) {
+  const host: ContainerHost = { ...deps, lookups };
   return {
     createContainer: fromPromise<void, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => createContainer(host, input))),
     startContainer: fromPromise<Started, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => startContainer(host, input))),

@@ -15,11 +15,12 @@ import { isSameProcessAlive } from '../host/process.js';
 import { afterConmonExit, conmonPidFile, containerExitDir, readContainerExit } from './container-files.js';
 import { ExitWatches } from './exit-watches.js';
 import { ConmonWatches } from './conmon-watches.js';
-import { withCause } from './cause.js';
+import type { Causes } from './cause.js';
 import { nowNs } from './actor-util.js';
 
 export interface ExitWatchDeps {
   logger: Logger;
+  causes: Causes;
   /** The live actor for "sandbox:<id>" / "container:<id>", if any. */
   actorOf: (key: string) => Pick<AnyActorRef, 'send' | 'getSnapshot'> | undefined;
 }
@@ -50,7 +51,7 @@ export class ExitWatch {
       this.conmons.stop(`${key}:pause`);
       return this.files.stop(key);
     }
-    const exited = (exit: { code: number; at: string }): void => withCause('exit', () => this.deliver(key, { type: 'EXIT', ...exit }));
+    const exited = (exit: { code: number; at: string }): void => this.deps.causes.with('exit', () => this.deliver(key, { type: 'EXIT', ...exit }));
     this.files.follow(key, podPaths(context.spec).exitDir, id, exited);
     // Without its conmon no exit file will come: the pause process itself is watched instead, and
     // its end reported with the code unknown (issue 12, item 5), rather than a pod READY for ever.
@@ -76,14 +77,14 @@ export class ExitWatch {
     if (!snapshot.hasTag('processMayRun')) this.files.stop(key);
     else {
       this.files.follow(key, containerExitDir(context), id, () => {
-        void withCause('exit', () => readContainerExit(context)).then((exit) =>
-          withCause('exit', () => this.deliver(key, { type: 'EXIT', exit: exit ?? { code: UNKNOWN_EXIT_CODE, at: nowNs(), reason: 'Unknown', message: '' } })),
+        void this.deps.causes.with('exit', () => readContainerExit(context)).then((exit) =>
+          this.deps.causes.with('exit', () => this.deliver(key, { type: 'EXIT', exit: exit ?? { code: UNKNOWN_EXIT_CODE, at: nowNs(), reason: 'Unknown', message: '' } })),
         );
       });
     }
     if (!snapshot.matches('RUNNING')) return this.conmons.stop(key);
     this.conmons.follow(key, conmonPidFile(context), (conmonPid) => {
-      void withCause('conmon', () => afterConmonExit(context, conmonPid)).then((event) => withCause('conmon', () => {
+      void this.deps.causes.with('conmon', () => afterConmonExit(context, conmonPid)).then((event) => this.deps.causes.with('conmon', () => {
         if (!event) return;
         if (event.type === 'CONMON_LOST') this.deps.logger.warn({ containerId: id, conmonPid }, event.message);
         this.deliver(key, event);

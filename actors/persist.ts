@@ -13,7 +13,7 @@ import type { SandboxContext } from '../machines/sandbox.types.js';
 import type { ContainerContext } from '../machines/container.types.js';
 import type { ActorKind, Transition } from '../storage/store.js';
 import { RowWriter } from './row-writer.js';
-import { currentCause } from './cause.js';
+import type { Causes } from './cause.js';
 import { actorKey, eventLabel, stateName } from './actor-util.js';
 import type { ContainerLifecycleEvent } from './actor-events.js';
 
@@ -55,6 +55,8 @@ export class Recorder {
   constructor(
     private readonly writer: RowWriter,
     private readonly logger: Logger,
+    /** The cause of the event being handled now (a CRI call, restore, an exit watch). */
+    private readonly causeOf: Causes,
   ) {}
 
   /** What is already on disk for an actor about to start (a new row, or one restored). */
@@ -78,7 +80,7 @@ export class Recorder {
       // The move to "removed" is the last row of a history kept for removedHistoryRetentionSeconds.
       const final: Transition = {
         actorId: id, event: label, from: previous?.state ?? null, to: 'removed', at: Date.now(), error: null,
-        cause: currentCause() ?? this.causes.get(key) ?? null,
+        cause: this.causeOf.current() ?? this.causes.get(key) ?? null,
       };
       this.writer.remove(kind, id, final, final.at);
       this.saved.delete(key);
@@ -93,11 +95,11 @@ export class Recorder {
     const context = JSON.stringify(snapshot.context);
     // An outside event (not an effect's completion) carries the cause of the call that sent it.
     const outside = !event.event.type.startsWith('xstate.');
-    const restoring = outside && currentCause() === 'restore';
+    const restoring = outside && this.causeOf.current() === 'restore';
     if (previous && previous.state === to && previous.context === context && !restoring) return unchanged;
     const changed = previous?.state !== to;
     const isError = label.endsWith('.error');
-    const cause = (outside ? currentCause() : null) ?? this.causes.get(key) ?? null;
+    const cause = (outside ? this.causeOf.current() : null) ?? this.causes.get(key) ?? null;
     // Only an event that moved the actor hands its cause on to the effects it started.
     if (outside && cause && changed) this.causes.set(key, cause);
     // Restore's decisions are history too, even when the observed state is the persisted one.

@@ -16,9 +16,9 @@ import type { SandboxContext, SandboxEvent } from '../machines/sandbox.types.js'
 import { readExitFile } from '../runtime/exit-file.js';
 import { podPaths } from '../runtime/pod-files.js';
 import { isSameProcessAlive, processStartTime, readPidFile } from '../host/process.js';
-import type { ContainerHost } from './container-effects.js';
+import type { Config } from '../config/config.js';
 import { conmonPidFile, readContainerExit } from './container-files.js';
-import { runtimeAt } from './host.js';
+import { runtimeAt } from './deps.js';
 
 export interface ContainerObservation {
   /** What conmon's exit file says, or null when there is none. */
@@ -96,7 +96,7 @@ export function decidePod(persisted: string, ctx: SandboxContext, seen: PodObser
 }
 
 /** What the host shows of a persisted container, gathered only as far as its decision needs. */
-export async function observeContainer(persisted: string, ctx: ContainerContext, host: ContainerHost): Promise<ContainerObservation> {
+export async function observeContainer(persisted: string, ctx: ContainerContext, config: Config): Promise<ContainerObservation> {
   const seen: ContainerObservation = { exit: null, alive: false, conmonPid: null, conmonAlive: false, runtime: null };
   if (!containerNeedsObservation(persisted)) return seen;
   seen.exit = await readContainerExit(ctx);
@@ -106,7 +106,7 @@ export async function observeContainer(persisted: string, ctx: ContainerContext,
     seen.conmonAlive = await isSameProcessAlive(seen.conmonPid, null);
   }
   if (containerNeedsRuntime(persisted, seen)) {
-    const state = await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).state(ctx.id);
+    const state = await runtimeAt(config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).state(ctx.id);
     if (state) seen.runtime = { running: state.status === 'running', pid: state.pid, pidStartTime: (await processStartTime(state.pid)) ?? '' };
   }
   return seen;

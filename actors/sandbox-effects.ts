@@ -19,35 +19,35 @@ import { pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../runti
 import { createNetns, removeNetns, unmountNetns } from '../network/netns.js';
 import { isMounted } from '../host/mounts.js';
 import { EffectFailed } from '../errors/catalogue.js';
-import { runtimeAt, type Host } from './host.js';
+import { runtimeAt, type Deps } from './deps.js';
 import { afterCommit, type CommitGate } from './actor-util.js';
 import { PRIVATE_FILE } from '../host/private-modes.js';
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
 const KILL_WAIT_MS = 10_000;
 
-function cgroupsPath(host: Host, ctx: SandboxContext): string {
+function cgroupsPath(deps: Deps, ctx: SandboxContext): string {
   const parent = ctx.spec.cgroupParent;
-  if (host.config.cgroupDriver === 'systemd') return `${parent || 'system.slice'}:podchart:${ctx.id}`;
+  if (deps.config.cgroupDriver === 'systemd') return `${parent || 'system.slice'}:podchart:${ctx.id}`;
   return `${parent || '/podchart'}/${ctx.id}`;
 }
 
-export async function createSandbox(host: Host, ctx: SandboxContext): Promise<Created> {
+export async function createSandbox(deps: Deps, ctx: SandboxContext): Promise<Created> {
   const { spec, id } = ctx;
   const paths = podPaths(spec);
-  const runtime = runtimeAt(host.config, spec.runtimeHandler, spec.runtimePath);
+  const runtime = runtimeAt(deps.config, spec.runtimeHandler, spec.runtimePath);
   await writePodFiles(spec, paths);
   const hostIpc = spec.namespaces.ipc === 'NODE';
   if (!hostIpc) await mountShm(spec, paths.shm);
-  host.faults.hit('sandbox.create.files');
+  deps.faults.hit('sandbox.create.files');
   // [003] the namespace exists, with loopback up, before CNI configures it and before the pause
   // process starts in it.
   let network: PodNetworkStatus | null = null;
   if (spec.netnsPath) {
     await createNetns(spec.netnsPath);
-    host.faults.hit('sandbox.create.netns');
-    network = await setUpNetwork(host, ctx);
-    host.faults.hit('sandbox.create.network');
+    deps.faults.hit('sandbox.create.netns');
+    network = await setUpNetwork(deps, ctx);
+    deps.faults.hit('sandbox.create.network');
     // /etc/hosts carries the pod's name and IP (kubelet's own hosts file replaces it in containers
     // that mount one).
     if (network.ip) await appendFile(paths.hosts, `${network.ip}\t${spec.hostname}\n`);
@@ -55,9 +55,9 @@ export async function createSandbox(host: Host, ctx: SandboxContext): Promise<Cr
   const oci = pauseSpec({
     id,
     spec,
-    rootfs: host.pauseRootfs,
-    oomScoreAdj: clampOomScoreAdj(spec.oomScoreAdj, host.oomScoreFloor),
-    cgroupsPath: cgroupsPath(host, ctx),
+    rootfs: deps.pauseRootfs,
+    oomScoreAdj: clampOomScoreAdj(spec.oomScoreAdj, deps.oomScoreFloor),
+    cgroupsPath: cgroupsPath(deps, ctx),
     shmPath: hostIpc ? null : paths.shm,
     hostnamePath: paths.hostname,
     hostsPath: paths.hosts,
@@ -68,8 +68,8 @@ export async function createSandbox(host: Host, ctx: SandboxContext): Promise<Cr
   await runtime.delete(id);
   await rm(join(paths.exitDir, id), { force: true });
   const pid = await createUnderConmon({
-    conmonPath: host.config.conmonPath,
-    timeoutMs: host.config.conmonCreateTimeoutMs,
+    conmonPath: deps.config.conmonPath,
+    timeoutMs: deps.config.conmonCreateTimeoutMs,
     runtime,
     id,
     name: spec.name,
@@ -80,9 +80,9 @@ export async function createSandbox(host: Host, ctx: SandboxContext): Promise<Cr
     exitDir: paths.exitDir,
     socketDir: spec.stateDir,
   });
-  host.faults.hit('sandbox.create.created');
+  deps.faults.hit('sandbox.create.created');
   await runtime.start(id);
-  host.faults.hit('sandbox.create.started');
+  deps.faults.hit('sandbox.create.started');
   const pidStartTime = await processStartTime(pid);
   if (pidStartTime === null) {
     const exit = await readExitFile(paths.exitDir, id);
@@ -103,9 +103,9 @@ function pinnedKinds(spec: SandboxContext['spec']): PinnableNamespace[] {
 }
 
 /** CNI ADD, with the pod's port mappings, DNS and the node's pod CIDR. */
-async function setUpNetwork(host: Host, ctx: SandboxContext): Promise<PodNetworkStatus> {
+async function setUpNetwork(deps: Deps, ctx: SandboxContext): Promise<PodNetworkStatus> {
   const { spec } = ctx;
-  const result = await host.cni.add({
+  const result = await deps.cni.add({
     containerId: ctx.id,
     netnsPath: spec.netnsPath ?? '',
     ifName: 'eth0',
@@ -119,17 +119,17 @@ async function setUpNetwork(host: Host, ctx: SandboxContext): Promise<PodNetwork
       hostIp: p.hostIp,
     })),
     ...(spec.dns ? { dns: spec.dns } : {}),
-    ...(host.podCidr() ? { podCidr: host.podCidr() } : {}),
+    ...(deps.network.podCidr ? { podCidr: deps.network.podCidr } : {}),
   });
-  const ips = host.cni.podIps(result);
+  const ips = deps.cni.podIps(result);
   return { ip: ips.ip, additionalIps: ips.additional, result };
 }
 
 /** CNI DEL: releases the pod's IP and port mappings; works when the netns is already gone. */
-async function tearDownNetwork(host: Host, ctx: SandboxContext): Promise<void> {
+async function tearDownNetwork(deps: Deps, ctx: SandboxContext): Promise<void> {
   if (!ctx.spec.netnsPath) return;
   const netns = (await isMounted(ctx.spec.netnsPath)) ? ctx.spec.netnsPath : null;
-  await host.cni.del(ctx.id, netns, {
+  await deps.cni.del(ctx.id, netns, {
     podName: ctx.spec.metadata.name,
     podNamespace: ctx.spec.metadata.namespace,
     podUid: ctx.spec.metadata.uid,
@@ -143,11 +143,11 @@ async function tearDownNetwork(host: Host, ctx: SandboxContext): Promise<void> {
  * have released (the cache entry, an IP lease, port mappings) is named in the log. At stop, the
  * failure is still the stop's: kubelet retries StopPodSandbox, and the pod reports it.
  */
-async function releaseNetwork(host: Host, ctx: SandboxContext): Promise<void> {
+async function releaseNetwork(deps: Deps, ctx: SandboxContext): Promise<void> {
   try {
-    await tearDownNetwork(host, ctx);
+    await tearDownNetwork(deps, ctx);
   } catch (err) {
-    host.logger.error(
+    deps.logger.error(
       { sandboxId: ctx.id, err, leftover: { cniCacheEntry: ctx.id, network: ctx.network ? { ip: ctx.network.ip, additionalIps: ctx.network.additionalIps } : null, netns: ctx.spec.netnsPath } },
       'CNI DEL failed at remove; the pod is removed anyway, and what DEL would have released (IP lease, port mappings, CNI cache entry) is left for the operator',
     );
@@ -155,9 +155,9 @@ async function releaseNetwork(host: Host, ctx: SandboxContext): Promise<void> {
 }
 
 /** Stops the pause process: the stop signal, then SIGKILL after the grace period. */
-async function killPause(host: Host, ctx: SandboxContext, graceSec: number): Promise<ExitInfo | null> {
+async function killPause(deps: Deps, ctx: SandboxContext, graceSec: number): Promise<ExitInfo | null> {
   const { spec, id } = ctx;
-  const runtime = runtimeAt(host.config, spec.runtimeHandler, spec.runtimePath);
+  const runtime = runtimeAt(deps.config, spec.runtimeHandler, spec.runtimePath);
   const exitDir = podPaths(spec).exitDir;
   const state = await runtime.state(id);
   if (!state || state.status === 'stopped') return readExitFile(exitDir, id);
@@ -178,12 +178,12 @@ async function killPause(host: Host, ctx: SandboxContext, graceSec: number): Pro
 }
 
 /** Kills the pause process, deletes its container, unmounts /dev/shm and the netns (file kept). */
-export async function stopSandbox(host: Host, ctx: SandboxContext): Promise<Stopped> {
-  const exit = await killPause(host, ctx, ctx.stopTimeoutSec);
-  host.faults.hit('sandbox.stop.killed');
-  await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
-  await tearDownNetwork(host, ctx);
-  host.faults.hit('sandbox.stop.network');
+export async function stopSandbox(deps: Deps, ctx: SandboxContext): Promise<Stopped> {
+  const exit = await killPause(deps, ctx, ctx.stopTimeoutSec);
+  deps.faults.hit('sandbox.stop.killed');
+  await runtimeAt(deps.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
+  await tearDownNetwork(deps, ctx);
+  deps.faults.hit('sandbox.stop.network');
   await unmountShm(podPaths(ctx.spec).shm);
   await unpinNamespaces(podPaths(ctx.spec).nsDir);
   if (ctx.spec.netnsPath) await unmountNetns(ctx.spec.netnsPath);
@@ -194,24 +194,24 @@ export async function stopSandbox(host: Host, ctx: SandboxContext): Promise<Stop
  * Everything a pod ever made, undone: used for remove and for the rollback of a failed or
  * interrupted create. Only removes what exists, so it is safe at any point of a half-made pod.
  */
-export async function removeSandbox(host: Host, ctx: SandboxContext): Promise<void> {
-  await killPause(host, ctx, 0); // seed rule 4: remove does not wait for a graceful stop
-  await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
-  host.faults.hit('sandbox.remove.stopped');
-  await releaseNetwork(host, ctx);
+export async function removeSandbox(deps: Deps, ctx: SandboxContext): Promise<void> {
+  await killPause(deps, ctx, 0); // seed rule 4: remove does not wait for a graceful stop
+  await runtimeAt(deps.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
+  deps.faults.hit('sandbox.remove.stopped');
+  await releaseNetwork(deps, ctx);
   await unmountShm(podPaths(ctx.spec).shm);
   await unpinNamespaces(podPaths(ctx.spec).nsDir);
   if (ctx.spec.netnsPath) await removeNetns(ctx.spec.netnsPath);
-  host.faults.hit('sandbox.remove.netns');
+  deps.faults.hit('sandbox.remove.netns');
   await removePodDirs(ctx.spec);
 }
 
 /** The chart's placeholders, replaced with these real effects. */
-export function sandboxEffects(host: Host, committed: CommitGate) {
+export function sandboxEffects(deps: Deps, committed: CommitGate) {
   return {
-    createSandbox: fromPromise<Created, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => createSandbox(host, input))),
-    stopSandbox: fromPromise<Stopped, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => stopSandbox(host, input))),
-    removeSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(host, input))),
-    rollbackSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(host, input))),
+    createSandbox: fromPromise<Created, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => createSandbox(deps, input))),
+    stopSandbox: fromPromise<Stopped, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => stopSandbox(deps, input))),
+    removeSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(deps, input))),
+    rollbackSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(deps, input))),
   };
 }

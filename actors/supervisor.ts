@@ -9,7 +9,6 @@
  * restore, and entry actions would not.
  */
 import { createActor, type InspectionEvent } from 'xstate';
-import type { Logger } from 'pino';
 import { supervisorMachine, sandboxSystemId } from '../machines/supervisor.machine.js';
 import { sandboxMachine } from '../machines/sandbox.machine.js';
 import { containerMachine } from '../machines/container.machine.js';
@@ -19,15 +18,15 @@ import { EffectFailed, NotFound, Unavailable } from '../errors/catalogue.js';
 import { StoreWriteFailed, type RemovedActor, type Store, type Transition } from '../storage/store.js';
 import { Registry } from './registry.js';
 import { sandboxEffects } from './sandbox-effects.js';
-import { containerEffects, type ContainerHost } from './container-effects.js';
+import { containerEffects } from './container-effects.js';
 import { decideContainer, decidePod, observeContainer, observePod } from './restore.js';
 import { ExitWatch } from './exit-watch.js';
 import { RowWriter } from './row-writer.js';
 import { Recorder } from './persist.js';
 import { ActorEvents, type ActorTransition, type ContainerLifecycleEvent } from './actor-events.js';
-import { withCause } from './cause.js';
+import type { Causes } from './cause.js';
 import { nowNs, settle, stateName } from './actor-util.js';
-import type { Host } from './host.js';
+import type { Deps, Lookups } from './deps.js';
 import { containerView, sandboxView, type ContainerActor, type ContainerSnapshot, type ContainerView, type SandboxActor, type SandboxSnapshot, type SandboxView } from './views.js';
 
 export type { SandboxActor, SandboxSnapshot, ContainerActor, ContainerSnapshot, SandboxView, ContainerView } from './views.js';
@@ -35,14 +34,7 @@ export { stateName } from './actor-util.js';
 
 export type { ActorTransition, ContainerLifecycleEvent } from './actor-events.js';
 
-export interface SupervisorDeps {
-  store: Store;
-  host: Host;
-  containerHost: ContainerHost;
-  logger: Logger;
-}
-
-export class Supervisor {
+export class Supervisor implements Lookups {
   readonly registry = new Registry();
   private readonly root;
   private readonly exits: ExitWatch;
@@ -51,24 +43,36 @@ export class Supervisor {
   private readonly writer: RowWriter;
   private readonly recorder: Recorder;
 
-  constructor(private readonly deps: SupervisorDeps) {
+  constructor(private readonly deps: Deps) {
     this.writer = new RowWriter({ store: deps.store, logger: deps.logger });
-    this.recorder = new Recorder(this.writer, deps.logger);
+    this.recorder = new Recorder(this.writer, deps.logger, deps.causes);
     this.events = new ActorEvents(deps.logger);
-    this.exits = new ExitWatch({ logger: deps.logger, actorOf: (key) => this.root.system.get(key) as SandboxActor | ContainerActor | undefined });
+    this.exits = new ExitWatch({ logger: deps.logger, causes: deps.causes, actorOf: (key) => this.root.system.get(key) as SandboxActor | ContainerActor | undefined });
     const committed = (key: string): Promise<void> => this.writer.committed(key);
-    deps.containerHost.sandboxOf = (sandboxId) => this.view(sandboxId)?.context ?? null;
-    deps.containerHost.containerProcess = (containerId) => {
-      const view = this.containerView(containerId);
-      const { pid, pidStartTime } = view?.context ?? {};
-      return view?.state === 'RUNNING' && pid && pidStartTime ? { pid, pidStartTime } : undefined;
-    };
-    const container = containerMachine.provide({ actors: containerEffects(deps.containerHost, committed) });
-    const sandbox = sandboxMachine.provide({ actors: { ...sandboxEffects(deps.host, committed), container } });
+    const container = containerMachine.provide({ actors: containerEffects(deps, this, committed) });
+    const sandbox = sandboxMachine.provide({ actors: { ...sandboxEffects(deps, committed), container } });
     this.root = createActor(supervisorMachine.provide({ actors: { sandbox } }), {
       systemId: 'supervisor',
       inspect: (event) => this.onInspect(event),
     });
+  }
+
+  sandboxOf(sandboxId: string): SandboxContext | null {
+    return this.view(sandboxId)?.context ?? null;
+  }
+
+  containerProcess(containerId: string): { pid: number; pidStartTime: string } | undefined {
+    const view = this.containerView(containerId);
+    const { pid, pidStartTime } = view?.context ?? {};
+    return view?.state === 'RUNNING' && pid && pidStartTime ? { pid, pidStartTime } : undefined;
+  }
+
+  imagesInUse(): Set<string> {
+    return new Set(this.containerViews().filter((v) => v.state !== 'REMOVING').map((v) => v.context.spec.imageId));
+  }
+
+  get causes(): Causes {
+    return this.deps.causes;
   }
 
   get store(): Store {
@@ -85,7 +89,7 @@ export class Supervisor {
     await Promise.all(
       rows.map(async (row) => {
         try {
-          await withCause('restore', () => this.restoreSandbox(row.id, row.state, JSON.parse(row.context) as SandboxContext));
+          await this.deps.causes.with('restore', () => this.restoreSandbox(row.id, row.state, JSON.parse(row.context) as SandboxContext));
         } catch (err) {
           this.deps.logger.error({ sandboxId: row.id, err }, 'restore failed for this pod; skipped');
         }
@@ -249,7 +253,7 @@ export class Supervisor {
         actor.send({ type: 'ADD_CONTAINER', id: row.id, input: ctx });
         const child = this.containerActor(row.id);
         if (!child) return;
-        const seen = await observeContainer(row.state, ctx, this.deps.containerHost);
+        const seen = await observeContainer(row.state, ctx, this.deps.config);
         const events = decideContainer(row.state, ctx, seen, nowNs());
         for (const event of events) child.send(event);
         log.info({ containerId: row.id, persisted: row.state, seen, decided: events.map((e) => e.type), now: stateName(child.getSnapshot()) }, 'container restored');

@@ -12,7 +12,8 @@ import { Store } from '../storage/store.js';
 import { Supervisor } from '../actors/supervisor.js';
 import { HistorySweep } from '../actors/history-sweep.js';
 import { faultsFromEnv } from '../actors/faults.js';
-import type { Host } from '../actors/host.js';
+import { NetworkSettings, type Deps } from '../actors/deps.js';
+import { Causes } from '../actors/cause.js';
 import { ensurePauseRootfs } from '../runtime/pause-rootfs.js';
 import { oomScoreFloor } from '../runtime/oom.js';
 import { buildServer, listen } from '../cri/server.js';
@@ -25,7 +26,6 @@ import { hostPlatform } from '../images/platform.js';
 import { acquireDaemonLock, LOCK_FILE } from './daemon-lock.js';
 import { tightenState } from './state-modes.js';
 import { PRIVATE_DIR } from '../host/private-modes.js';
-import type { ContainerHost } from '../actors/container-effects.js';
 import { ContainerService } from '../actors/container-service.js';
 import { SandboxService } from '../actors/sandbox-service.js';
 import { Cni } from '../network/cni.js';
@@ -75,24 +75,8 @@ async function main(): Promise<void> {
 
   const store = new Store(join(config.rootDir, DB_FILE), { historyPerActor: config.historyPerActor });
   const floor = oomScoreFloor();
-  const runtimeState = { podCidr: '' };
   const metrics = new Metrics();
   metrics.addGauge(eventLoopGauge());
-  const host: Host = {
-    cni: new Cni({
-      confDir: config.cniConfDir,
-      binDirs: config.cniBinDirs,
-      cacheDir: config.cniCacheDir,
-      timeoutMs: config.cniTimeoutMs,
-      logger: logger.child({ component: 'cni' }),
-    }),
-    podCidr: () => runtimeState.podCidr,
-    config,
-    logger,
-    faults: faultsFromEnv(process.env, (point) => logger.warn({ point }, 'fault point reached: killing the daemon')),
-    pauseRootfs: await ensurePauseRootfs(join(config.rootDir, 'pause'), config.catatonitPath),
-    oomScoreFloor: floor,
-  };
   if (floor > config.pauseOomScoreAdj) {
     logger.info({ requested: config.pauseOomScoreAdj, floor }, 'no CAP_SYS_RESOURCE: oom_score_adj of pods clamped to the daemon\'s own');
   }
@@ -104,8 +88,6 @@ async function main(): Promise<void> {
   await layers.sweep(); // layers a crash left half unpacked or half deleted
   const narrowed = await tightenState(config); // a tree an older podchart (or conmon, meanwhile) left open
   if (narrowed > 0) logger.info({ paths: narrowed }, 'state made private: dirs 0700, files 0600');
-  // Images that containers run on keep their data when removed (bound once the supervisor exists).
-  let inUse = (): Set<string> => new Set();
   const images = new ImageService({
     store,
     content,
@@ -114,24 +96,34 @@ async function main(): Promise<void> {
     logger: logger.child({ component: 'images' }),
     platform: hostPlatform(),
     limits: { maxLayers: config.maxImageLayers, layerConcurrency: config.pullLayerConcurrency, reserveBytes: config.imageFsReserveBytes },
-    inUse: () => inUse(),
     onPulled: (bytes, seconds) => {
       metrics.pullBytes.inc({}, bytes);
       metrics.pullSeconds.observe({}, seconds);
     },
   });
 
-  const containerHost: ContainerHost = {
+  // The one Deps (issue 13, item 5): built here, passed down, never changed after.
+  const deps: Deps = {
     config,
-    logger: logger.child({ component: 'containers' }),
-    faults: host.faults,
-    images,
+    logger,
+    store,
+    faults: faultsFromEnv(process.env, (point) => logger.warn({ point }, 'fault point reached: killing the daemon')),
+    causes: new Causes(),
+    pauseRootfs: await ensurePauseRootfs(join(config.rootDir, 'pause'), config.catatonitPath),
     oomScoreFloor: floor,
+    cni: new Cni({
+      confDir: config.cniConfDir,
+      binDirs: config.cniBinDirs,
+      cacheDir: config.cniCacheDir,
+      timeoutMs: config.cniTimeoutMs,
+      logger: logger.child({ component: 'cni' }),
+    }),
+    network: new NetworkSettings(),
+    images,
     cgroupV2: existsSync('/sys/fs/cgroup/cgroup.controllers'),
     hostHasAppArmor: hostHasAppArmor(),
   };
-  const supervisor = new Supervisor({ store, host, containerHost, logger });
-  inUse = () => new Set(supervisor.containerViews().filter((v) => v.state !== 'REMOVING').map((v) => v.context.spec.imageId));
+  const supervisor = new Supervisor(deps);
   const restoreStarted = performance.now();
   await supervisor.start();
   metrics.restoreSeconds.observe({}, (performance.now() - restoreStarted) / 1000);
@@ -143,7 +135,7 @@ async function main(): Promise<void> {
   // Exec's URLs point here: started before the CRI socket, so no Exec answers a URL nobody serves.
   const streaming = new StreamingServer(logger.child({ component: 'streaming' }));
   const streamingBase = await streaming.listen(config.streamingAddress);
-  const server = buildServer({ streaming, metrics, runtimeState, supervisor, images, containers: new ContainerService(supervisor), sandboxes: new SandboxService(supervisor), imageRoot, config, logger, version });
+  const server = buildServer({ streaming, metrics, network: deps.network, causes: deps.causes, supervisor, images, containers: new ContainerService(supervisor), sandboxes: new SandboxService(supervisor), imageRoot, config, logger, version });
   const criSocket = await listen(server, config.socket, logger.child({ component: 'cri-socket' }));
   chmodSync(config.socket, 0o660);
   // The inspector and /metrics, on loopback only unless the config says otherwise.

@@ -7,7 +7,7 @@ import { execSync } from '../runtime/exec-sync.js';
 import { reopenLog } from '../runtime/log-reopen.js';
 import { logFileOf } from '../runtime/log-path.js';
 import type { ExecTarget } from '../runtime/exec-stream.js';
-import { runtimeAt } from '../actors/host.js';
+import { runtimeAt } from '../actors/deps.js';
 import type { ContainerView } from '../actors/supervisor.js';
 import type { CriContext } from './context.js';
 import { criContainerState } from './container-view.js';

@@ -6,6 +6,8 @@ import type { ImageService } from '../images/image-service.js';
 import type { ContainerService } from '../actors/container-service.js';
 import type { SandboxService } from '../actors/sandbox-service.js';
 import type { StreamingServer } from '../streaming/server.js';
+import type { NetworkSettings } from '../actors/deps.js';
+import type { CpuRates } from './stats.js';
 
 export interface CriContext {
   supervisor: Supervisor;
@@ -18,8 +20,10 @@ export interface CriContext {
   logger: Logger;
   /** Milliseconds left before the caller's deadline (a generous default when it set none). */
   timeoutMs: number;
-  /** Settings UpdateRuntimeConfig gave us (the pod CIDR, for networking). */
-  runtimeConfig: { podCidr: string };
+  /** Settings UpdateRuntimeConfig gave us (the pod CIDR, for networking): the effects read them. */
+  network: NetworkSettings;
+  /** The CPU samples usage_nano_cores is computed from (cri/stats.ts). */
+  cpuRates: CpuRates;
   version: string;
   /** Where Exec parks its requests and gets their URLs; absent when the daemon serves no streams. */
   streaming?: StreamingServer;

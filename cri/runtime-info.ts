@@ -38,9 +38,9 @@ export async function runtimeConfig(_req: unknown, ctx: CriContext) {
 
 export async function updateRuntimeConfig(req: { runtimeConfig: { networkConfig: { podCidr: string } | null } | null }, ctx: CriContext) {
   const cidr = checkPodCidr(req.runtimeConfig?.networkConfig?.podCidr ?? '');
-  if (cidr !== ctx.runtimeConfig.podCidr) {
+  if (cidr !== ctx.network.podCidr) {
     ctx.logger.info({ podCidr: cidr }, 'pod CIDR updated');
-    ctx.runtimeConfig.podCidr = cidr;
+    ctx.network.setPodCidr(cidr);
   }
   return {};
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { AlreadyExists, InvalidArgument } from '../errors/catalogue.js';
 import type { SandboxSpec } from '../machines/sandbox.types.js';
 import { netnsPath } from '../network/netns.js';
-import { runtimeForHandler } from '../actors/host.js';
+import { runtimeForHandler } from '../actors/deps.js';
 import type { CriContext } from './context.js';
 import type { NamespaceMode, RunPodSandboxRequest } from './types.js';
 import { checkPodMetadata, checkSandboxConfig } from './sandbox-validate.js';

@@ -10,7 +10,8 @@ import { loadCri } from '../proto/load.js';
 import { NotImplemented } from '../errors/catalogue.js';
 import type { CriContext, UnaryHandler } from './context.js';
 import { toGrpcError } from './errors.js';
-import { withCause } from '../actors/cause.js';
+import type { Causes } from '../actors/cause.js';
+import type { NetworkSettings } from '../actors/deps.js';
 import { callFields } from './call-log.js';
 import { runtimeConfig, status, updateRuntimeConfig, version } from './runtime-info.js';
 import { runPodSandbox } from './sandbox-run.js';
@@ -24,7 +25,7 @@ import { removeContainer, startContainer, stopContainer } from './container-life
 import { containerStatus, listContainers } from './container-status.js';
 import { attachHandler, execHandler, execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
 import { getContainerEvents } from './container-events.js';
-import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
+import { containerStats, CpuRates, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
 import type { Metrics } from '../inspector/metrics.js';
 import type { Supervisor } from '../actors/supervisor.js';
 import { pullImage } from './image-pull.js';
@@ -94,8 +95,10 @@ const IMAGE_HANDLERS: Record<string, AnyHandler> = {
 /** What the server needs: what each call's context carries, plus what it builds them from. */
 export interface CriServerDeps extends Pick<CriContext, 'supervisor' | 'images' | 'containers' | 'sandboxes' | 'imageRoot' | 'config' | 'logger' | 'version' | 'streaming'> {
   metrics?: Metrics;
-  /** Shared with the effects: UpdateRuntimeConfig's pod CIDR reaches CNI through it. */
-  runtimeState: { podCidr: string };
+  /** Shared with the effects (Deps): UpdateRuntimeConfig's pod CIDR reaches CNI through it. */
+  network: NetworkSettings;
+  /** Tags every actor event sent while serving a call with the call (the inspector's "cause"). */
+  causes: Causes;
 }
 
 function timeoutFrom(call: grpc.ServerUnaryCall<unknown, unknown>): number {
@@ -109,7 +112,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
   const cri = loadCri();
   // Requests up to kubelet's 16 MiB, as containerd and CRI-O accept; grpc-js alone would take 4 MiB.
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
-  const runtimeConfigState = deps.runtimeState;
+  const cpuRates = new CpuRates();
   let seq = 0;
   const record = (method: string, code: string, ms: number): void => {
     deps.metrics?.criCalls.inc({ method, code });
@@ -150,13 +153,14 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
           config: deps.config,
           logger,
           timeoutMs: timeoutFrom(call),
-          runtimeConfig: runtimeConfigState,
+          network: deps.network,
+          cpuRates,
           version: deps.version,
           ...(deps.streaming ? { streaming: deps.streaming } : {}),
         };
         logger[level](callFields(method, call.request), 'call');
         // Every actor event sent while serving this call is tagged with it (the inspector's "cause").
-        withCause(`${method}#${seq}`, () => handler(call.request, ctx)).then(
+        deps.causes.with(`${method}#${seq}`, () => handler(call.request, ctx)).then(
           (response) => {
             const ms = performance.now() - started;
             logger[level]({ ms: Math.round(ms) }, 'ok');

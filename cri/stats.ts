@@ -11,7 +11,7 @@
  *   exists (containerd reads the same); otherwise the sum of the pause's and its containers' cgroups.
  */
 import { dirname, join } from 'node:path';
-import type { ContainerView, SandboxView, Supervisor } from '../actors/supervisor.js';
+import type { ContainerView, SandboxView } from '../actors/supervisor.js';
 import { NotFound } from '../errors/catalogue.js';
 import {
   cgroupsPathFor,
@@ -30,8 +30,11 @@ import { requireId } from './validate.js';
 /** The shortest window a CPU rate is computed over. */
 const MIN_RATE_WINDOW_NS = 100_000_000n;
 
-/** The previous CPU sample per container or pod, for usage_nano_cores. */
-class CpuRates {
+/**
+ * The previous CPU sample per container or pod, for usage_nano_cores: one per CRI server (the
+ * state that outlives one call), in every call's CriContext.
+ */
+export class CpuRates {
   private readonly samples = new Map<string, { usageNs: bigint; atNs: bigint; rate: bigint }>();
 
   rate(key: string, usageNs: bigint, atNs: bigint): bigint {
@@ -54,21 +57,11 @@ class CpuRates {
   }
 }
 
-// Keyed by the supervisor, so the samples live as long as the daemon's actors do and no longer
-// (server.ts builds a fresh CriContext per call; this is the state that outlives one call).
-const ratesBySupervisor = new WeakMap<Supervisor, CpuRates>();
-
-function ratesOf(supervisor: Supervisor): CpuRates {
-  let rates = ratesBySupervisor.get(supervisor);
-  if (!rates) ratesBySupervisor.set(supervisor, (rates = new CpuRates()));
-  return rates;
-}
-
 const containerKey = (id: string): string => `container:${id}`;
 const podKey = (id: string): string => `pod:${id}`;
 
 function pruneRates(ctx: CriContext): CpuRates {
-  const rates = ratesOf(ctx.supervisor);
+  const rates = ctx.cpuRates;
   const live = new Set([...ctx.supervisor.containerViews().map((v) => containerKey(v.id)), ...ctx.supervisor.views().map((v) => podKey(v.id))]);
   rates.retain(live);
   return rates;

@@ -6,6 +6,9 @@
  * 10). Every spawn site awaits its turn first: spawns are spread over turns, and the I/O of other
  * calls is served between them. The spawn itself must follow the await synchronously.
  */
+// Module state on purpose, the one place in the daemon (issue 13, item 5): the queue belongs to
+// the process's event loop, not to a daemon instance. Every spawn in the process forks the same
+// heap, so they must all share one queue; an instance per caller would let them stall it again.
 const waiting: (() => void)[] = [];
 let scheduled = false;
 

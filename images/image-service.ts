@@ -42,8 +42,6 @@ export interface ImageServiceDeps {
   logger: Logger;
   platform: Platform;
   limits: PullLimits;
-  /** Image ids a container still uses: their data is kept when they are removed. */
-  inUse?: () => Set<string>;
   /** Told of each finished pull (for metrics). */
   onPulled?: (bytes: number, seconds: number) => void;
 }
@@ -260,8 +258,9 @@ export class ImageService {
   /**
    * RemoveImage. By a tag of an image with other tags: only that tag goes (CRI-O's rule). Otherwise
    * the image and every ref to it go, then the blobs and layers no other image uses. Absent: success.
+   * An image in `inUse` (a container runs on it) loses its names but keeps its data until then.
    */
-  async remove(text: string): Promise<void> {
+  async remove(text: string, inUse: ReadonlySet<string>): Promise<void> {
     const image = this.find(text);
     if (!image) return;
     const ref = safeParse(text);
@@ -270,7 +269,7 @@ export class ImageService {
       this.deps.store.images.removeRef(tag);
       return;
     }
-    if (this.deps.inUse?.().has(image.id)) {
+    if (inUse.has(image.id)) {
       // A container still runs on it: forget its names, keep its data until that container goes.
       for (const r of [...image.repoTags, ...image.repoDigests]) this.deps.store.images.removeRef(r);
       return;
@@ -280,8 +279,7 @@ export class ImageService {
   }
 
   /** Images removed while a container used them: collected once no container does. */
-  async collectDangling(): Promise<void> {
-    const used = this.deps.inUse?.() ?? new Set<string>();
+  async collectDangling(used: ReadonlySet<string>): Promise<void> {
     for (const image of this.deps.store.images.list()) {
       if (image.repoTags.length + image.repoDigests.length > 0 || used.has(image.id)) continue;
       this.deps.store.images.delete(image.id);

@@ -17,7 +17,7 @@ import { needsCrictl } from './stock-clients.js';
 import { processesMentioning } from './host-checks.js';
 import { crictl, CrictlSession, SpdySession, spdyExec, upgrade, type CrictlResult } from './streaming-clients.js';
 import { StreamingServer, type ExecRequest } from '../streaming/server.js';
-import { runtimeAt } from '../actors/host.js';
+import { runtimeAt } from '../actors/deps.js';
 import { DEFAULTS } from '../config/config.js';
 
 let paths: DaemonPaths;
