@@ -33,7 +33,7 @@ import { Metrics } from '../inspector/metrics.js';
 import { startInspector } from '../inspector/server.js';
 import { StreamingServer } from '../streaming/server.js';
 import { readTokenFile } from '../inspector/access.js';
-import { eventLoopGauge } from '../inspector/event-loop.js';
+import { eventLoopGauge, eventLoopUtilizationGauge } from '../inspector/event-loop.js';
 
 function hostHasAppArmor(): boolean {
   try {
@@ -77,6 +77,7 @@ async function main(): Promise<void> {
   const floor = oomScoreFloor();
   const metrics = new Metrics();
   metrics.addGauge(eventLoopGauge());
+  metrics.addGauge(eventLoopUtilizationGauge());
   if (floor > config.pauseOomScoreAdj) {
     logger.info({ requested: config.pauseOomScoreAdj, floor }, 'no CAP_SYS_RESOURCE: oom_score_adj of pods clamped to the daemon\'s own');
   }

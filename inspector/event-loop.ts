@@ -3,8 +3,18 @@
  * more than 50 ms). Node's own histogram (perf_hooks.monitorEventLoopDelay, sampled every 10 ms)
  * gives the worst delay since start and the p99; a soak reads both while hostile cases run.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Gauge } from './metrics.js';
+
+/**
+ * How much of the time since start the loop was busy (0..1). A delay is one task holding the loop
+ * only when the loop is mostly idle; near 1, delays are calls queueing behind each other (load).
+ */
+export function eventLoopUtilizationGauge(): Gauge {
+  return new Gauge('podchart_event_loop_utilization', 'Share of the time since the daemon started that its event loop was busy (0 to 1).', () => [
+    { labels: {}, value: performance.eventLoopUtilization().utilization },
+  ]);
+}
 
 export function eventLoopGauge(): Gauge {
   const histogram = monitorEventLoopDelay({ resolution: 10 });
