@@ -209,8 +209,13 @@ export type ParsedRow<C> =
 /** At most this many schema issues are named in a reason; the rest are counted. */
 const MAX_ISSUES = 5;
 
+/** Paths, types and key names, never a value (zod quotes the value only for an enum): see parse. */
+function issueText(i: z.ZodIssue): string {
+  return i.code === z.ZodIssueCode.invalid_enum_value ? `expected one of ${i.options.join(', ')}` : i.message;
+}
+
 function describeIssues(error: z.ZodError): string {
-  const named = error.issues.slice(0, MAX_ISSUES).map((i) => `${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${i.message}`);
+  const named = error.issues.slice(0, MAX_ISSUES).map((i) => `${i.path.length > 0 ? i.path.join('.') : '(root)'}: ${issueText(i)}`);
   const more = error.issues.length - named.length;
   return named.join('; ') + (more > 0 ? `; and ${more} more` : '');
 }
@@ -247,7 +252,10 @@ function parse<K extends ActorKind>(kind: K, row: RowInput): ParsedRow<RowContex
   try {
     raw = JSON.parse(context);
   } catch (err) {
-    return { ok: false, reason: `${kind} row's context is not JSON: ${(err as Error).message}` };
+    // V8's message quotes the text around the fault, and a context holds env values: a reason
+    // is logged and shown by the inspector, so it names the position only.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    return { ok: false, reason: `${kind} row's context is not JSON${at === undefined ? '' : ` (at character ${at})`}` };
   }
   for (let v = version; v < SNAPSHOT_VERSION; v++) {
     const step = UPGRADERS[kind][v];
