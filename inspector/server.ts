@@ -77,7 +77,7 @@ function actorDetail(deps: InspectorDeps, id: string) {
  * The rows restore refused (issue 13, item 7), as redactSecrets shows any context. A context that
  * is not JSON cannot be redacted, so it is withheld whole: only its length is shown.
  */
-export function quarantineList(rows: readonly QuarantinedRow[]) {
+export function quarantineList(rows: readonly QuarantinedRow[]): QuarantineView[] {
   return rows.map(({ context, ...row }) => {
     let parsed: unknown;
     try {
@@ -85,9 +85,11 @@ export function quarantineList(rows: readonly QuarantinedRow[]) {
     } catch {
       return { ...row, context: null, contextWithheld: `not JSON (${context.length} characters): withheld, it may hold secrets` };
     }
-    return { ...row, context: redactSecrets(parsed) };
+    return { ...row, context: redactSecrets(parsed), contextWithheld: null };
   });
 }
+
+export type QuarantineView = Omit<QuarantinedRow, 'context'> & { context: unknown; contextWithheld: string | null };
 
 /** Actors by kind and state, computed at scrape time. */
 function actorGauge(supervisor: Supervisor): Gauge {
