@@ -163,7 +163,7 @@ export type Upgrader = (raw: unknown) => unknown;
 function fill(raw: unknown, defaults: Record<string, unknown>): unknown {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
   const out: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
-  for (const [key, value] of Object.entries(defaults)) if (!(key in out)) out[key] = value;
+  for (const [key, value] of Object.entries(defaults)) if (!Object.hasOwn(out, key)) out[key] = value;
   return out;
 }
 
