@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { REDACTED, redactSecrets } from './redact.js';
+import { quarantineList } from './server.js';
 
 test('env values, secret volume paths and auth fields are replaced; keys and the rest stay', () => {
   const context = {
@@ -36,4 +37,16 @@ test('no env value survives, whatever the values are', () => {
       return envs.every((e) => !text.includes(JSON.stringify(e.value)) && text.includes(JSON.stringify(e.key)));
     }),
   );
+});
+
+test('GET /api/quarantine shows a quarantined row redacted, and a context that is not JSON not at all', () => {
+  const row = { seq: 1, kind: 'container' as const, id: 'c1', sandboxId: 'p1', state: 'RUNNING', version: 2, reason: 'pid: Expected number, received string', quarantinedAt: 5 };
+  const context = JSON.stringify({ id: 'c1', pid: '7', spec: { config: { envs: [{ key: 'DB_PASSWORD', value: 'hunter2' }] } } });
+  const [parsed, broken] = quarantineList([{ ...row, context }, { ...row, seq: 2, context: '{"envs":[{"key":"K","value":"hunter2"' }]);
+  const text = JSON.stringify([parsed, broken]);
+  assert.ok(!text.includes('hunter2'), text);
+  assert.ok(text.includes('DB_PASSWORD'));
+  assert.equal(broken?.context, null);
+  assert.match(broken?.contextWithheld ?? '', /not JSON/);
+  assert.equal(parsed?.reason, row.reason);
 });

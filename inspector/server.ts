@@ -17,6 +17,7 @@ import type { StreamingServer } from '../streaming/server.js';
 import type { AddressInfo } from 'node:net';
 import { refusal } from './access.js';
 import { redactSecrets } from './redact.js';
+import type { QuarantinedRow } from '../storage/quarantine.js';
 
 export interface InspectorDeps {
   supervisor: Supervisor;
@@ -73,6 +74,24 @@ function actorDetail(deps: InspectorDeps, id: string) {
   return null;
 }
 
+/**
+ * The rows restore refused (issue 13, item 7), as redactSecrets shows any context. A context that
+ * is not JSON cannot be redacted, so it is withheld whole: only its length is shown.
+ */
+export function quarantineList(rows: readonly QuarantinedRow[]): QuarantineView[] {
+  return rows.map(({ context, ...row }) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(context);
+    } catch {
+      return { ...row, context: null, contextWithheld: `not JSON (${context.length} characters): withheld, it may hold secrets` };
+    }
+    return { ...row, context: redactSecrets(parsed), contextWithheld: null };
+  });
+}
+
+export type QuarantineView = Omit<QuarantinedRow, 'context'> & { context: unknown; contextWithheld: string | null };
+
 /** Actors by kind and state, computed at scrape time. */
 function actorGauge(supervisor: Supervisor): Gauge {
   return new Gauge('podchart_actors', 'Actors by kind and top-level state.', () => {
@@ -114,6 +133,7 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
       return;
     }
     if (path === '/api/actors') return json(res, 200, actorTree(deps.supervisor));
+    if (path === '/api/quarantine') return json(res, 200, quarantineList(deps.supervisor.store.quarantined()));
     const chart = /^\/api\/charts\/(sandbox|container)$/.exec(path);
     if (chart?.[1]) return json(res, 200, CHARTS[chart[1]]);
     const actor = /^\/api\/actors\/([0-9a-f]{64})$/.exec(path);

@@ -105,6 +105,27 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'one row the daemon rewrites to learn whether the database takes writes again (issue 12, item 1)',
     sql: `CREATE TABLE write_probe (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER NOT NULL);`,
   },
+  {
+    version: 7,
+    description: 'rows restore could not read, kept aside with the reason (issue 13, item 7)',
+    sql: `
+      -- Verbatim copies of refused actor rows: out of the live tables so restore and the CRI
+      -- never see them, kept so an operator can read why and what. No key on id: the same id may
+      -- be quarantined twice (a pod recreated under it), each copy is its own row.
+      CREATE TABLE quarantined_rows (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind           TEXT NOT NULL CHECK (kind IN ('sandbox', 'container')),
+        id             TEXT NOT NULL,
+        sandbox_id     TEXT,
+        state          TEXT NOT NULL,
+        context        TEXT NOT NULL,
+        version        INTEGER NOT NULL,
+        reason         TEXT NOT NULL,
+        quarantined_at INTEGER NOT NULL
+      );
+      CREATE INDEX quarantined_rows_by_id ON quarantined_rows(id);
+    `,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

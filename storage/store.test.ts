@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { LATEST_VERSION, MIGRATIONS, migrate, schemaVersion } from './migrations.js';
-import { DEFAULT_HISTORY_PER_ACTOR, PRUNE_HISTORY_SQL, SchemaMismatch, Store, type Transition } from './store.js';
+import { DEFAULT_HISTORY_PER_ACTOR, PRUNE_HISTORY_SQL, SNAPSHOT_VERSION, SchemaMismatch, Store, type Transition } from './store.js';
 import { AlreadyExists } from '../errors/catalogue.js';
 
 function tempDb(): { path: string; done: () => void } {
@@ -13,7 +13,7 @@ function tempDb(): { path: string; done: () => void } {
   return { path: join(dir, 'state.db'), done: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-const TABLES = ['containers', 'image_refs', 'images', 'names', 'removed_actors', 'sandboxes', 'transitions', 'write_probe'];
+const TABLES = ['containers', 'image_refs', 'images', 'names', 'quarantined_rows', 'removed_actors', 'sandboxes', 'transitions', 'write_probe'];
 
 function tables(db: BetterSqlite3.Database): string[] {
   return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[]);
@@ -112,6 +112,59 @@ test('containers: a row per container under its sandbox, names shared with pods,
     assert.equal(store.history('c1').length, 1, 'a removed container keeps its history for the retention period');
     assert.equal(store.removedActor('c1')?.sandboxId, 'pod1');
     assert.equal(store.names().length, 0);
+  } finally {
+    done();
+  }
+});
+
+test('quarantine moves a pod and its containers out of the live tables, verbatim, in one transaction', () => {
+  const { path, done } = tempDb();
+  try {
+    const store = new Store(path);
+    store.insertSandbox('pod1', 'k8s_POD_a_ns_u_0', 'RUNNING', { a: 1 });
+    store.insertContainer('c1', 'pod1', 'k8s_app_a_ns_u_0', 'RUNNING', { c: 1 });
+    store.insertSandbox('pod2', 'k8s_POD_b_ns_u_0', 'RUNNING', { b: 1 });
+    store.saveContainer('c1', 'EXITED', { c: 2 }, { actorId: 'c1', event: 'EXIT', from: 'RUNNING', to: 'EXITED', at: 3, error: null });
+    // A failure mid-move (here at the pod, after its container) leaves everything where it was.
+    store.db.exec("CREATE TRIGGER no_pods BEFORE INSERT ON quarantined_rows WHEN NEW.kind = 'sandbox' BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    assert.throws(() => store.quarantine('sandbox', 'pod1', 'corrupt'), /refused/);
+    assert.equal(store.loadContainers('pod1').length, 1);
+    assert.deepEqual(store.quarantined(), []);
+    store.db.exec('DROP TRIGGER no_pods');
+
+    assert.equal(store.quarantine('sandbox', 'pod1', 'spec.uid: Expected string, received number'), 2);
+    assert.deepEqual(store.loadSandboxes().map((r) => r.id), ['pod2']);
+    assert.deepEqual(store.loadContainers('pod1'), []);
+    assert.deepEqual(store.names().map((n) => n.id), ['pod2'], 'the names are free for kubelet to recreate the pod');
+    assert.equal(store.history('c1').length, 1, 'the history stays');
+    const rows = store.quarantined();
+    assert.deepEqual(
+      rows.map(({ kind, id, sandboxId, state, context, version, reason }) => [kind, id, sandboxId, state, context, version, reason]),
+      [
+        ['container', 'c1', 'pod1', 'EXITED', '{"c":2}', SNAPSHOT_VERSION, 'its pod sandbox pod1 was quarantined: spec.uid: Expected string, received number'],
+        ['sandbox', 'pod1', null, 'RUNNING', '{"a":1}', SNAPSHOT_VERSION, 'spec.uid: Expected string, received number'],
+      ],
+    );
+    assert.ok(rows.every((r) => typeof r.quarantinedAt === 'number' && r.seq > 0));
+    store.insertSandbox('pod1b', 'k8s_POD_a_ns_u_0', 'UNKNOWN', {});
+  } finally {
+    done();
+  }
+});
+
+test('quarantine of one container leaves its pod; of an unknown id, nothing', () => {
+  const { path, done } = tempDb();
+  try {
+    const store = new Store(path);
+    store.insertSandbox('pod1', 'k8s_POD_a_ns_u_0', 'RUNNING', {});
+    store.insertContainer('c1', 'pod1', 'k8s_app_a_ns_u_0', 'RUNNING', {});
+    store.insertContainer('c2', 'pod1', 'k8s_side_a_ns_u_0', 'RUNNING', {});
+    assert.equal(store.quarantine('container', 'nope', 'x'), 0);
+    assert.equal(store.quarantine('sandbox', 'c1', 'x'), 0, 'a container id is no sandbox');
+    assert.equal(store.quarantine('container', 'c1', 'state "BOGUS"'), 1);
+    assert.deepEqual(store.loadContainers('pod1').map((r) => r.id), ['c2']);
+    assert.equal(store.loadSandboxes().length, 1);
+    assert.deepEqual(store.quarantined().map((r) => [r.kind, r.id, r.sandboxId, r.reason]), [['container', 'c1', 'pod1', 'state "BOGUS"']]);
   } finally {
     done();
   }

@@ -7,11 +7,14 @@ import BetterSqlite3, { type Database } from 'better-sqlite3';
 import { AlreadyExists, Unavailable } from '../errors/catalogue.js';
 import { LATEST_VERSION, migrate, schemaVersion } from './migrations.js';
 import { ImageTable } from './images.js';
+import { QuarantineTable, type QuarantinedRow } from './quarantine.js';
+import { SNAPSHOT_VERSION } from './rows.js';
 
 export type ActorKind = 'sandbox' | 'container';
 
-/** Bumped when the shape of a persisted context changes (containerd's statusVersion). */
-export const SNAPSHOT_VERSION = 1;
+// The version lives with its upgraders and schemas (storage/rows.ts); re-exported for old imports.
+export { SNAPSHOT_VERSION } from './rows.js';
+export type { QuarantinedRow } from './quarantine.js';
 
 export interface ActorRow {
   id: string;
@@ -81,6 +84,7 @@ function isWriteFailure(err: unknown): err is Error & { code: string } {
 export class Store {
   readonly db: Database;
   readonly images: ImageTable;
+  private readonly quarantineTable: QuarantineTable;
   private readonly historyPerActor: number;
   private failure: { reason: string; since: number } | null = null;
 
@@ -89,6 +93,7 @@ export class Store {
     if (options.readOnly) {
       this.db = openReadOnly(path);
       this.images = new ImageTable(this.db, (fn) => this.write(fn));
+      this.quarantineTable = new QuarantineTable(this.db, (fn) => this.write(fn));
       return;
     }
     // Every container's env is in here: 0600 (issue 11, item 4). SQLite gives the -wal and -shm it
@@ -104,6 +109,7 @@ export class Store {
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);
     this.images = new ImageTable(this.db, (fn) => this.write(fn));
+    this.quarantineTable = new QuarantineTable(this.db, (fn) => this.write(fn));
   }
 
   /** Why the last write failed, while no write has succeeded since (null: writes succeed). */
@@ -222,6 +228,19 @@ export class Store {
     return this.db
       .prepare('SELECT id, state, context, version, updated_at AS updatedAt FROM sandboxes ORDER BY rowid')
       .all() as ActorRow[];
+  }
+
+  /**
+   * Moves a row restore cannot read out of the live tables (a sandbox with its containers), in
+   * one transaction; returns how many rows moved (0: no such row). See storage/quarantine.ts.
+   */
+  quarantine(kind: ActorKind, id: string, reason: string): number {
+    return this.quarantineTable.quarantine(kind, id, reason);
+  }
+
+  /** The quarantined rows, oldest first. */
+  quarantined(): QuarantinedRow[] {
+    return this.quarantineTable.list();
   }
 
   names(): NameEntry[] {
