@@ -32,14 +32,14 @@ function layerFences() {
     proto: [],
     machines: [],
     host: ['errors'],
-    storage: ['errors'],
+    storage: ['errors', 'machines'],
     network: ['errors', 'host'],
     images: ['errors', 'host', 'storage'],
     runtime: ['errors', 'host', 'images', 'machines'],
     config: ['errors', 'host', 'images'],
     streaming: ['errors', 'host', 'config', 'runtime'],
     actors: ['errors', 'host', 'machines', 'storage', 'network', 'images', 'runtime', 'config'],
-    inspector: ['errors', 'machines', 'config', 'streaming', 'actors'],
+    inspector: ['errors', 'machines', 'storage', 'config', 'streaming', 'actors'],
     cri: ['errors', 'host', 'machines', 'storage', 'network', 'images', 'runtime', 'config', 'streaming', 'actors', 'inspector', 'proto'],
   };
   const folders = [...Object.keys(allowed), 'bin', 'test', 'bench'];

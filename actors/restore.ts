@@ -10,6 +10,9 @@
  *
  * The order of truth: the exit file first (conmon wrote it: containerd #10390), then the pid
  * guarded by its start time, then, for a start caught between conmon and `runc start`, runc's word.
+ *
+ * What is restored is read through storage/rows.ts first (restorableRows): a row that cannot be
+ * read is quarantined, never given to an actor.
  */
 import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerEvent, type ContainerExit } from '../machines/container.types.js';
 import type { SandboxContext, SandboxEvent } from '../machines/sandbox.types.js';
@@ -19,6 +22,9 @@ import { isSameProcessAlive, processStartTime, readPidFile } from '../host/proce
 import type { Config } from '../config/config.js';
 import { conmonPidFile, readContainerExit } from './container-files.js';
 import { runtimeAt } from './deps.js';
+import type { Logger } from 'pino';
+import { parseRow } from '../storage/rows.js';
+import type { Store } from '../storage/store.js';
 
 export interface ContainerObservation {
   /** What conmon's exit file says, or null when there is none. */
@@ -117,4 +123,37 @@ export async function observePod(persisted: string, ctx: SandboxContext): Promis
   if (!podNeedsObservation(persisted)) return { exit: null, alive: false };
   const exit = await readExitFile(podPaths(ctx.spec).exitDir, ctx.id);
   return { exit, alive: !exit && (await isSameProcessAlive(ctx.pid, ctx.pidStartTime)) };
+}
+
+/** A pod's row and its containers', read and checked (storage/rows.ts), ready to restore. */
+export interface RestorableRow {
+  id: string;
+  state: string;
+  context: SandboxContext;
+  containers: { id: string; state: string; context: ContainerContext }[];
+}
+
+/**
+ * Every persisted pod with its containers, each row read through storage/rows.ts (upgraded from
+ * older versions, checked against its schema and chart). A row that fails is quarantined with
+ * its reason (a pod with its containers), shown in the inspector, and restore goes on.
+ */
+export function restorableRows(store: Store, logger: Logger): RestorableRow[] {
+  const quarantine = (kind: 'sandbox' | 'container', id: string, reason: string): void => {
+    store.quarantine(kind, id, reason);
+    logger.error({ kind, id, reason }, `a persisted ${kind} row cannot be read: quarantined (see the inspector's /api/quarantine); restore goes on without it`);
+  };
+  return store.loadSandboxes().flatMap((row) => {
+    const pod = parseRow('sandbox', row);
+    if (!pod.ok) return quarantine('sandbox', row.id, pod.reason), [];
+    const containers = store.loadContainers(row.id).flatMap((c) => {
+      const parsed = parseRow('container', c);
+      if (!parsed.ok) return quarantine('container', c.id, parsed.reason), [];
+      return [{ id: c.id, state: parsed.state, context: parsed.context }];
+    });
+    // The pod waits only for containers that came back (its stop and removal count them).
+    const kept = new Set(containers.map((c) => c.id));
+    const context = { ...pod.context, containerIds: pod.context.containerIds.filter((id) => kept.has(id)) };
+    return [{ id: row.id, state: pod.state, context, containers }];
+  });
 }

@@ -13,13 +13,12 @@ import { supervisorMachine, sandboxSystemId } from '../machines/supervisor.machi
 import { sandboxMachine } from '../machines/sandbox.machine.js';
 import { containerMachine } from '../machines/container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxSpec } from '../machines/sandbox.types.js';
-import type { ContainerContext } from '../machines/container.types.js';
 import { EffectFailed, NotFound, Unavailable } from '../errors/catalogue.js';
 import { StoreWriteFailed, type RemovedActor, type Store, type Transition } from '../storage/store.js';
 import { Registry } from './registry.js';
 import { sandboxEffects } from './sandbox-effects.js';
 import { containerEffects } from './container-effects.js';
-import { decideContainer, decidePod, observeContainer, observePod } from './restore.js';
+import { decideContainer, decidePod, observeContainer, observePod, restorableRows, type RestorableRow } from './restore.js';
 import { ExitWatch } from './exit-watch.js';
 import { RowWriter } from './row-writer.js';
 import { Recorder } from './persist.js';
@@ -82,14 +81,15 @@ export class Supervisor implements Lookups {
   /** Starts the root actor and restores every pod and container from the database. */
   async start(): Promise<void> {
     this.root.start();
+    const rows = restorableRows(this.deps.store, this.deps.logger);
+    // After the quarantine: the names of what it took are free again.
     this.registry.load(this.deps.store.names());
-    const rows = this.deps.store.loadSandboxes();
     // One bad row must not keep every other pod from coming back (containerd's recover() does
-    // the same): it is logged and left in the database for an operator to inspect.
+    // the same): it is logged, and a row that cannot be read is quarantined (restorableRows).
     await Promise.all(
       rows.map(async (row) => {
         try {
-          await this.deps.causes.with('restore', () => this.restoreSandbox(row.id, row.state, JSON.parse(row.context) as SandboxContext));
+          await this.deps.causes.with('restore', () => this.restoreSandbox(row.id, row.state, row.context, row.containers));
         } catch (err) {
           this.deps.logger.error({ sandboxId: row.id, err }, 'restore failed for this pod; skipped');
         }
@@ -238,17 +238,16 @@ export class Supervisor implements Lookups {
   }
 
   /** Brings one persisted pod back, with its containers, in the state observed on the host (actors/restore.ts). */
-  private async restoreSandbox(id: string, persisted: string, context: SandboxContext): Promise<void> {
+  private async restoreSandbox(id: string, persisted: string, context: SandboxContext, rows: RestorableRow['containers']): Promise<void> {
     const log = this.deps.logger.child({ sandboxId: id });
     this.recorder.seed(`sandbox:${id}`, persisted, context);
     this.root.send({ type: 'SPAWN_SANDBOX', id, input: context });
     const actor = this.sandboxActor(id);
     if (!actor) return;
     // Containers first: the pod is still UNKNOWN, and its stop or removal may need them.
-    const rows = this.deps.store.loadContainers(id);
     await Promise.all(
       rows.map(async (row) => {
-        const ctx = JSON.parse(row.context) as ContainerContext;
+        const ctx = row.context;
         this.recorder.seed(`container:${row.id}`, row.state, ctx);
         actor.send({ type: 'ADD_CONTAINER', id: row.id, input: ctx });
         const child = this.containerActor(row.id);

@@ -3,6 +3,7 @@
  * while podchartd is down. It only reads (issue 12, item 9): SQLite's read-only mode, no migration
  * (the daemon may be running concurrently, in WAL mode, and only it may move the schema).
  */
+import { parseRow, type RowContexts } from '../storage/rows.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { sandboxMachine } from '../machines/sandbox.machine.js';
@@ -113,14 +114,22 @@ interface Pod {
   context: Partial<SandboxContext>;
 }
 
-function toPod(row: ActorRow): Pod {
-  let context: Partial<SandboxContext> = {};
+/**
+ * A row's context as this podchart reads it (storage/rows.ts: upgraded from older versions). One
+ * that does not check out is still worth showing, as far as it parses: the id and state are real.
+ */
+function readContext<K extends 'sandbox' | 'container'>(kind: K, row: ActorRow): Partial<RowContexts[K]> {
+  const parsed = parseRow(kind, row);
+  if (parsed.ok) return parsed.context;
   try {
-    context = JSON.parse(row.context) as Partial<SandboxContext>;
+    return JSON.parse(row.context) as Partial<RowContexts[K]>;
   } catch {
-    // A corrupt row is still worth listing: the id and state are real.
+    return {};
   }
-  return { id: row.id, state: row.state, context };
+}
+
+function toPod(row: ActorRow): Pod {
+  return { id: row.id, state: row.state, context: readContext('sandbox', row) };
 }
 
 export function criState(state: string): 'READY' | 'NOTREADY' {
@@ -227,7 +236,7 @@ function inspect(store: Store, flags: Flags, out: Output): number {
 function inspectContainer(store: Store, id: string, flags: Flags, out: Output): number {
   const row = store.loadContainer(id);
   if (!row) throw new CliError(`no container matches "${id}"`);
-  const context = JSON.parse(row.context) as { spec?: { name?: string } };
+  const context = readContext('container', row);
   const history = store.history(id, flags.limit);
   if (flags.json) {
     out.log(JSON.stringify({ id, kind: 'container', sandboxId: row.sandboxId, state: row.state, updatedAt: row.updatedAt, context, history }, null, 2));

@@ -49,7 +49,7 @@ export const sandboxContext: fc.Arbitrary<SandboxContext> = fc.record({
   exit: fc.option(fc.record({ code: int, at: ns })),
   tornDown: fc.boolean(),
   stopTimeoutSec: fc.nat(),
-  lastError: fc.option(text),
+  lastError: fc.option(fc.record({ code: fc.integer({ min: 1, max: 16 }), message: text })),
   containerIds: fc.array(id, { maxLength: 3 }),
   containerPhases: fc.dictionary(id, fc.record({ phase: fc.constantFrom('idle', 'busy', 'running', 'failed'), error: fc.option(text) }), { maxKeys: 3, noNullPrototype: true }),
   network: fc.option(fc.record({ ip: text, additionalIps: strings, result: fc.jsonValue({ maxDepth: 2 }) })),
@@ -90,7 +90,7 @@ export const containerContext: fc.Arbitrary<ContainerContext> = fc.record({
   startedAt: fc.option(ns),
   exit: fc.option(fc.record({ code: int, at: ns, reason: text, message: text })),
   stopTimeoutSec: fc.nat(),
-  lastError: fc.option(text),
+  lastError: fc.option(fc.record({ code: fc.integer({ min: 1, max: 16 }), message: text })),
   resources: fc.option(json),
   podReady: fc.boolean(),
 });

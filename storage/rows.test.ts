@@ -38,8 +38,8 @@ const row = (f: Fixture): RowInput => ({ state: f.state, version: f.version, con
 const SANDBOX_STATES = [...statePaths(sandboxMachine)];
 const CONTAINER_STATES = [...statePaths(containerMachine)];
 
-test('SNAPSHOT_VERSION is 2, and store.ts re-exports the same', () => {
-  assert.equal(SNAPSHOT_VERSION, 2);
+test('SNAPSHOT_VERSION is 3, and store.ts re-exports the same', () => {
+  assert.equal(SNAPSHOT_VERSION, 3);
   assert.equal(FROM_STORE, SNAPSHOT_VERSION);
 });
 
@@ -70,8 +70,20 @@ test('a v1 container row is upgraded: podReady false, the rest unchanged', () =>
   assert.deepEqual(parsed.context, { ...f.context, podReady: false });
 });
 
-test('v2 rows parse as they are', () => {
-  for (const name of ['sandbox.v2.json', 'container.v2.json']) {
+test('a v2 row\'s lastError, its message alone, gets the code INTERNAL', () => {
+  const f = fixture('sandbox.v2.json');
+  assert.equal(typeof f.context.lastError, 'string', 'the fixture is as version 2 wrote it');
+  const parsed = parseRow('sandbox', row(f));
+  assert.ok(parsed.ok, parsed.ok ? '' : parsed.reason);
+  assert.equal(parsed.fromVersion, 2);
+  assert.deepEqual(parsed.context.lastError, { code: 13, message: f.context.lastError });
+  const c = parseRow('container', row(fixture('container.v2.json')));
+  assert.ok(c.ok, c.ok ? '' : c.reason);
+  assert.equal(c.context.lastError, null, 'no error stays no error');
+});
+
+test('v3 rows parse as they are', () => {
+  for (const name of ['sandbox.v3.json', 'container.v3.json']) {
     const f = fixture(name);
     assert.equal(f.version, SNAPSHOT_VERSION);
     const parsed = parseRow(f.kind, row(f));
@@ -82,9 +94,9 @@ test('v2 rows parse as they are', () => {
 });
 
 test('a version newer than this code is refused, and says so', () => {
-  const parsed = parseRow('sandbox', { ...row(fixture('sandbox.v2.json')), version: SNAPSHOT_VERSION + 1 });
+  const parsed = parseRow('sandbox', { ...row(fixture('sandbox.v3.json')), version: SNAPSHOT_VERSION + 1 });
   assert.equal(parsed.ok, false);
-  assert.match(parsed.ok ? '' : parsed.reason, /snapshot version 3, newer than this podchart knows \(2\)/);
+  assert.match(parsed.ok ? '' : parsed.reason, /snapshot version 4, newer than this podchart knows \(3\)/);
 });
 
 test('a version that is no version is refused', () => {

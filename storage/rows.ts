@@ -21,7 +21,7 @@ import type { ContainerContext } from '../machines/container.types.js';
 import type { ActorKind } from './store.js';
 
 /** Bumped when the shape of a persisted context changes (containerd's statusVersion). */
-export const SNAPSHOT_VERSION = 2;
+export const SNAPSHOT_VERSION = 3;
 
 // Nanoseconds since the epoch as a decimal string (int64 does not fit a JS number).
 const ns = z.string().regex(/^\d+$/, 'expected nanoseconds as a decimal string');
@@ -65,6 +65,9 @@ const podNetwork = z
   })
   .strict();
 
+// An effect's failure with the gRPC code it carried (machines/last-error.ts): since version 3.
+const lastError = z.object({ code: z.number().int().min(1).max(16), message: z.string() }).strict().nullable();
+
 const containerReport = z.object({ phase: z.enum(['idle', 'busy', 'running', 'failed']), error: z.string().nullable() }).strict();
 
 export const sandboxContextSchema = z
@@ -76,7 +79,7 @@ export const sandboxContextSchema = z
     exit: exitInfo.nullable(),
     tornDown: z.boolean(),
     stopTimeoutSec: z.number(),
-    lastError: z.string().nullable(),
+    lastError,
     containerIds: z.array(z.string()),
     containerPhases: z.record(containerReport),
     network: podNetwork.nullable(),
@@ -118,7 +121,7 @@ export const containerContextSchema = z
     startedAt: ns.nullable(),
     exit: z.object({ code: z.number().int(), at: ns, reason: z.string(), message: z.string() }).strict().nullable(),
     stopTimeoutSec: z.number(),
-    lastError: z.string().nullable(),
+    lastError,
     resources: z.record(z.unknown()).nullable(),
     podReady: z.boolean(),
   })
@@ -168,14 +171,25 @@ function fill(raw: unknown, defaults: Record<string, unknown>): unknown {
 }
 
 /**
+ * A version-2 lastError was its message alone; version 3 keeps the code with it. An old failure's
+ * code is unknown: INTERNAL (13), which is what the CRI call that met it was answered with.
+ */
+function lastErrorWithCode(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
+  const old = (raw as Record<string, unknown>)['lastError'];
+  return typeof old === 'string' ? { ...(raw as Record<string, unknown>), lastError: { code: 13, message: old } } : raw;
+}
+
+/**
  * UPGRADERS[kind][v] turns a version-v context into a version v+1 one. 1 → 2: version 1 rows
  * were written by code that later grew fields without a bump: `network` (CNI, commit 732dae8),
  * `containerPhases` and `podReady` (f09d81f). Each gets the value the charts' initial context
- * gives a restored actor lacking it (machines/*.machine.ts `input.x ?? default`).
+ * gives a restored actor lacking it (machines/*.machine.ts `input.x ?? default`). 2 → 3:
+ * lastError keeps its gRPC code (issue 13, item 2).
  */
 export const UPGRADERS: { readonly [K in ActorKind]: Readonly<Record<number, Upgrader>> } = {
-  sandbox: { 1: (raw) => fill(raw, { containerPhases: {}, network: null }) },
-  container: { 1: (raw) => fill(raw, { podReady: false }) },
+  sandbox: { 1: (raw) => fill(raw, { containerPhases: {}, network: null }), 2: lastErrorWithCode },
+  container: { 1: (raw) => fill(raw, { podReady: false }), 2: lastErrorWithCode },
 };
 
 /** Every state path of a chart, compound ones included ("STOPPING" and "STOPPING.pause"). */

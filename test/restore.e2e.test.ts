@@ -13,6 +13,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import BetterSqlite3 from 'better-sqlite3';
 import { Daemon, eventually, podConfig, PODCHARTD, REPO, tempPaths } from './daemon.js';
 import {
   dbSandboxes,
@@ -421,5 +422,33 @@ describe('restore after restarts and crashes', () => {
     assert.equal(info.pid, pod.pid);
     assert.equal(startTime(pod.pid), pod.started);
     await stopRemoveAndCheck(pod.id);
+  });
+  test('9. a row that fails its check is quarantined with its reason; restore goes on; its name is free', TIMEOUT, async () => {
+    const keeper = await runPod('keeper');
+    const broken = await runPod('broken');
+    await daemon.stop();
+    // A row of the current version whose context does not check out (pid a string).
+    const db = new BetterSqlite3(join(paths.root, 'podchart.db'));
+    try {
+      const row = db.prepare('SELECT context FROM sandboxes WHERE id = ?').get(broken.id) as { context: string };
+      const context = { ...(JSON.parse(row.context) as Record<string, unknown>), pid: String(broken.pid) };
+      db.prepare('UPDATE sandboxes SET context = ? WHERE id = ?').run(JSON.stringify(context), broken.id);
+    } finally {
+      db.close();
+    }
+    await daemon.start();
+    assert.equal((await status(keeper.id)).state, 'SANDBOX_READY', 'the other pod came back');
+    assert.equal(await listed(broken.id), null, 'the quarantined pod is no actor');
+    const quarantined = (await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/quarantine`)).json()) as { id: string; kind: string; reason: string }[];
+    const entry = quarantined.find((q) => q.id === broken.id);
+    assert.equal(entry?.kind, 'sandbox');
+    assert.match(entry?.reason ?? '', /pid: Expected number, received string/);
+    assert.match(daemon.logs(), /a persisted sandbox row cannot be read: quarantined/);
+    // Its name is free: kubelet can make the pod again. (Its pause process and netns are left to
+    // the operator: forceCleanup below takes them.)
+    const again = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('broken') });
+    ids.add(again.podSandboxId);
+    await stopRemoveAndCheck(again.podSandboxId);
+    await stopRemoveAndCheck(keeper.id);
   });
 });
