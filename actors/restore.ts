@@ -14,6 +14,7 @@
  * What is restored is read through storage/rows.ts first (restorableRows): a row that cannot be
  * read is quarantined, never given to an actor.
  */
+import { topState } from '../machines/state-path.js';
 import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerEvent, type ContainerExit } from '../machines/container.types.js';
 import type { SandboxContext, SandboxEvent } from '../machines/sandbox.types.js';
 import { readExitFile } from '../runtime/exit-file.js';
@@ -46,7 +47,7 @@ export interface PodObservation {
 }
 
 /** The top-level state of a persisted state path ("PENDING.creating" → "PENDING"). */
-const top = (persisted: string): string => persisted.split('.')[0] ?? '';
+const top = (persisted: string): string => topState(persisted);
 
 /** Whether a persisted container state needs the host looked at (the others decide alone). */
 export function containerNeedsObservation(persisted: string): boolean {
