@@ -30,7 +30,7 @@ function layerFences() {
   const allowed = {
     errors: [],
     proto: [],
-    machines: [],
+    machines: ['errors'], // the error catalogue's codes: plain data
     host: ['errors'],
     storage: ['errors', 'machines'],
     network: ['errors', 'host'],

@@ -20,7 +20,8 @@ import { run } from '../host/exec.js';
 import { capabilitiesFromMask, containerCapabilities, containerSpec, ociResources, splitDeviceNumber } from '../runtime/container-spec.js';
 import { resolveUser, userOptions } from '../runtime/resolve-user.js';
 import { seccompProfileFor } from '../runtime/seccomp-default.js';
-import type { ContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
+import { apparmorProfileName } from '../runtime/apparmor.js';
+import type { ContainerConfig, LinuxContainerResources } from '../runtime/cri-container-types.js';
 import { runtimeAt, type Deps, type Lookups } from './deps.js';
 import { afterCommit, nowNs, type CommitGate } from './actor-util.js';
 import { bundleDir, conmonAlive, conmonPidFile, containerExitDir, exitedWithin, exitStateDir, nsDir, oomFile, readContainerExit, rootfsDir } from './container-files.js';
@@ -51,22 +52,6 @@ function requirePod(host: ContainerHost, ctx: ContainerContext): SandboxContext 
 function hostCapabilities(): ReturnType<typeof capabilitiesFromMask> {
   const line = readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith('CapBnd:')) ?? '';
   return capabilitiesFromMask(line.split(/\s+/)[1] ?? '0');
-}
-
-/**
- * The AppArmor profile for a container, where the host has AppArmor. Localhost names a profile the
- * node has loaded; Unconfined is "unconfined"; RuntimeDefault gets none, since podchart does not
- * ship an AppArmor profile of its own yet (the container keeps the OCI runtime's default).
- */
-function apparmorFor(sc: LinuxContainerSecurityContext | null, hostHasAppArmor: boolean): string | null {
-  if (!hostHasAppArmor || !sc) return null;
-  const profile = sc.apparmor;
-  if (profile?.profileType === 'Localhost') return profile.localhostRef.replace(/^localhost\//, '');
-  if (profile?.profileType === 'Unconfined') return 'unconfined';
-  const legacy = sc.apparmorProfile ?? '';
-  if (legacy.startsWith('localhost/')) return legacy.slice('localhost/'.length);
-  if (legacy === 'unconfined') return 'unconfined';
-  return null;
 }
 
 async function missing(path: string): Promise<boolean> {
@@ -122,7 +107,7 @@ export async function createContainer(host: ContainerHost, ctx: ContainerContext
     oomScoreFloor: host.oomScoreFloor,
     // RuntimeDefault opens the syscalls of the capabilities the container gets (containerd does).
     seccompProfile: await seccompProfileFor(sc, containerCapabilities(sc, hostCaps)),
-    apparmorProfile: apparmorFor(sc, host.hostHasAppArmor),
+    apparmorProfile: host.hostHasAppArmor ? apparmorProfileName(sc) : null,
     hostHasAppArmor: host.hostHasAppArmor,
     cgroupsPath: cgroupsPath(host, pod, ctx.id),
     cgroupV2: host.cgroupV2,

@@ -46,21 +46,19 @@ export interface PodObservation {
   alive: boolean;
 }
 
-/** The top-level state of a persisted state path ("PENDING.creating" → "PENDING"). */
-const top = (persisted: string): string => topState(persisted);
 
 /** Whether a persisted container state needs the host looked at (the others decide alone). */
 export function containerNeedsObservation(persisted: string): boolean {
-  return !['UNKNOWN', 'CREATING', 'REMOVING', 'REMOVE_FAILED', 'CREATED'].includes(top(persisted));
+  return !['UNKNOWN', 'CREATING', 'REMOVING', 'REMOVE_FAILED', 'CREATED'].includes(topState(persisted));
 }
 
 /** Whether runc must be asked: a start caught before the pid was recorded, with no other sign. */
 export function containerNeedsRuntime(persisted: string, seen: Pick<ContainerObservation, 'exit' | 'alive'>): boolean {
-  return top(persisted) === 'STARTING' && !seen.exit && !seen.alive;
+  return topState(persisted) === 'STARTING' && !seen.exit && !seen.alive;
 }
 
 export function decideContainer(persisted: string, ctx: ContainerContext, seen: ContainerObservation, now: string): ContainerEvent[] {
-  const state = top(persisted);
+  const state = topState(persisted);
   // Caught half-created: roll back. A removal asked for (and maybe failed): finish it, i.e.
   // retry; failing again, it is back in REMOVE_FAILED, from which RemoveContainer retries.
   if (state === 'UNKNOWN' || state === 'CREATING') return [{ type: 'ABANDON' }];
@@ -87,11 +85,11 @@ export function decideContainer(persisted: string, ctx: ContainerContext, seen: 
 
 /** Whether a persisted pod state needs the host looked at. */
 export function podNeedsObservation(persisted: string): boolean {
-  return !['UNKNOWN', 'PENDING', 'REMOVING'].includes(top(persisted));
+  return !['UNKNOWN', 'PENDING', 'REMOVING'].includes(topState(persisted));
 }
 
 export function decidePod(persisted: string, ctx: SandboxContext, seen: PodObservation, now: string): SandboxEvent[] {
-  const state = top(persisted);
+  const state = topState(persisted);
   if (state === 'UNKNOWN' || state === 'PENDING') return [{ type: 'PENDING' }]; // caught half-created: roll back
   if (state === 'REMOVING') return [{ type: 'REMOVE' }]; // caught half-removed: finish
   const events: SandboxEvent[] =

@@ -6,7 +6,9 @@
  */
 import { posix } from 'node:path';
 import { InvalidArgument } from '../errors/catalogue.js';
-import type { ContainerConfig, LinuxContainerSecurityContext, SecurityProfile } from '../runtime/cri-container-types.js';
+import type { ContainerConfig, LinuxContainerSecurityContext } from '../runtime/cri-container-types.js';
+import { seccompChoice } from '../runtime/seccomp-default.js';
+import { apparmorProfileName } from '../runtime/apparmor.js';
 import { checkCapabilities, checkResources } from '../runtime/container-spec.js';
 import { checkText, MAX_CONTAINER_NAME_BYTES, MAX_PATH_BYTES, quote } from './validate.js';
 
@@ -83,35 +85,17 @@ export function checkContainerConfig(config: ContainerConfig): void {
   checkSecurityProfiles(sc);
 }
 
-const PROFILE_TYPES: readonly unknown[] = ['RuntimeDefault', 'Unconfined', 'Localhost'];
-
 /**
  * Seccomp and AppArmor names, by their syntax alone (the profile file itself is read at create,
- * on the host). An unknown profile type must not fall through to no profile at all: it is refused.
+ * on the host), through the same functions the create effect uses.
  */
 function checkSecurityProfiles(sc: LinuxContainerSecurityContext | null | undefined): void {
-  const profile = (p: SecurityProfile | null | undefined, field: string, absolute: boolean): void => {
-    if (!p) return;
-    if (!PROFILE_TYPES.includes(p.profileType)) {
-      throw new InvalidArgument(`${field}.profile_type ${quote(String(p.profileType))} is not a SecurityProfile type: use RuntimeDefault, Unconfined or Localhost`);
-    }
-    if (p.profileType !== 'Localhost') return;
-    const ref = checkText(p.localhostRef ?? '', `${field}.localhost_ref`, MAX_PATH_BYTES);
-    if (ref === '') throw new InvalidArgument(`${field}.localhost_ref is required for a Localhost profile`);
-    if (absolute && (!ref.startsWith('/') || ref.split('/').includes('..'))) {
-      throw new InvalidArgument(`${field}.localhost_ref must be an absolute path without "..", got ${quote(ref)}`);
-    }
-  };
-  profile(sc?.seccomp, 'LinuxContainerSecurityContext.seccomp', true);
-  profile(sc?.apparmor, 'LinuxContainerSecurityContext.apparmor', false);
-  const seccompPath = checkText(sc?.seccompProfilePath ?? '', 'LinuxContainerSecurityContext.seccomp_profile_path', MAX_PATH_BYTES);
-  if (!sc?.seccomp && !/^(|unconfined|runtime\/default|docker\/default|localhost\/.+)$/.test(seccompPath)) {
-    throw new InvalidArgument(`LinuxContainerSecurityContext.seccomp_profile_path ${quote(seccompPath)} is not runtime/default, unconfined or localhost/<path>`);
-  }
-  const apparmor = checkText(sc?.apparmorProfile ?? '', 'LinuxContainerSecurityContext.apparmor_profile', MAX_PATH_BYTES);
-  if (!sc?.apparmor && !/^(|unconfined|runtime\/default|localhost\/.+)$/.test(apparmor)) {
-    throw new InvalidArgument(`LinuxContainerSecurityContext.apparmor_profile ${quote(apparmor)} is not runtime/default, unconfined or localhost/<name>`);
-  }
+  checkText(sc?.seccomp?.localhostRef ?? '', 'LinuxContainerSecurityContext.seccomp.localhost_ref', MAX_PATH_BYTES);
+  checkText(sc?.seccompProfilePath ?? '', 'LinuxContainerSecurityContext.seccomp_profile_path', MAX_PATH_BYTES);
+  checkText(sc?.apparmor?.localhostRef ?? '', 'LinuxContainerSecurityContext.apparmor.localhost_ref', MAX_PATH_BYTES);
+  checkText(sc?.apparmorProfile ?? '', 'LinuxContainerSecurityContext.apparmor_profile', MAX_PATH_BYTES);
+  seccompChoice(sc);
+  apparmorProfileName(sc);
 }
 
 /** command, args and envs: counts, each string, the total, and no NUL (execve cannot carry one). */

@@ -4,15 +4,17 @@
  * cannot be reached UNAVAILABLE; the chart keeps the code, so the CRI reply can give it back
  * instead of INTERNAL. Codes are grpc.status numbers (errors/catalogue.ts), held as plain data.
  */
+import { Code } from '../errors/catalogue.js';
+
 export interface LastError {
   code: number;
   message: string;
 }
 
-/** grpc.status.INTERNAL: for a failure that carries no code of its own. */
-export const INTERNAL_CODE = 13;
-/** grpc.status.DEADLINE_EXCEEDED: for a wait the chart gave up on. */
-export const DEADLINE_EXCEEDED_CODE = 4;
+/** For a failure that carries no code of its own. */
+export const INTERNAL_CODE = Code.INTERNAL;
+/** For a wait the chart gave up on. */
+export const DEADLINE_EXCEEDED_CODE = Code.DEADLINE_EXCEEDED;
 
 /** The LastError of what an effect threw: its `code` when it has a valid one, INTERNAL otherwise. */
 export function lastErrorOf(error: unknown): LastError {

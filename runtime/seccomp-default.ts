@@ -20,6 +20,7 @@
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { InvalidArgument } from '../errors/catalogue.js';
+import { quote } from '../errors/quote.js';
 import type { CapabilityName } from './container-spec.js';
 import type { LinuxContainerSecurityContext } from './cri-container-types.js';
 
@@ -203,21 +204,46 @@ export async function seccompProfileFor(
   root = '/',
 ): Promise<SeccompProfile | null> {
   if (!sc || sc.privileged) return null;
-  if (sc.seccomp) {
+  const choice = seccompChoice(sc);
+  if (choice === 'unconfined') return null;
+  if (choice === 'runtime-default') return defaultSeccompProfile(capabilities);
+  return loadLocalhostProfile(root, choice.localhost);
+}
+
+/**
+ * Which profile a security context names, by its syntax alone: no file is read. CreateContainer
+ * checks it in cri/ before anything is made (issue 13, item 2); seccompProfileFor acts on it. An
+ * unknown profile type is refused, never taken for no profile at all.
+ */
+export function seccompChoice(sc: LinuxContainerSecurityContext | null | undefined): 'unconfined' | 'runtime-default' | { localhost: string } {
+  if (sc?.seccomp) {
     switch (sc.seccomp.profileType) {
       case 'RuntimeDefault':
-        return defaultSeccompProfile(capabilities);
-      case 'Localhost':
-        return loadLocalhostProfile(root, sc.seccomp.localhostRef);
+        return 'runtime-default';
       case 'Unconfined':
-        return null;
+        return 'unconfined';
+      case 'Localhost':
+        return { localhost: checkLocalhostRef(sc.seccomp.localhostRef ?? '') };
+      default:
+        throw new InvalidArgument(`LinuxContainerSecurityContext.seccomp.profile_type ${quote(String(sc.seccomp.profileType))} is not a SecurityProfile type: use RuntimeDefault, Unconfined or Localhost`);
     }
   }
-  const path = sc.seccompProfilePath;
-  if (path === '' || path === 'unconfined') return null;
-  if (path === 'runtime/default' || path === 'docker/default') return defaultSeccompProfile(capabilities);
-  if (path.startsWith('localhost/')) return loadLocalhostProfile(root, path.slice('localhost'.length));
-  throw new InvalidArgument(`seccomp_profile_path "${path}" is not runtime/default, unconfined or localhost/<path>`);
+  const path = sc?.seccompProfilePath ?? '';
+  if (path === '' || path === 'unconfined') return 'unconfined';
+  if (path === 'runtime/default' || path === 'docker/default') return 'runtime-default';
+  if (path.startsWith('localhost/')) return { localhost: checkLocalhostRef(path.slice('localhost'.length)) };
+  throw new InvalidArgument(`LinuxContainerSecurityContext.seccomp_profile_path ${quote(path)} is not runtime/default, unconfined or localhost/<path>`);
+}
+
+/** CRI's localhost_ref: an absolute host path, without "..". */
+function checkLocalhostRef(localhostRef: string): string {
+  if (!isAbsolute(localhostRef)) {
+    throw new InvalidArgument(`LinuxContainerSecurityContext.seccomp.localhost_ref must be an absolute path without "..", got ${quote(localhostRef)}`);
+  }
+  if (localhostRef.split('/').includes('..')) {
+    throw new InvalidArgument(`LinuxContainerSecurityContext.seccomp.localhost_ref must not contain "..", got ${quote(localhostRef)}`);
+  }
+  return localhostRef;
 }
 
 /**
@@ -226,12 +252,7 @@ export async function seccompProfileFor(
  * (archMap, includes/excludes) are accepted and reduced to OCI form.
  */
 export async function loadLocalhostProfile(root: string, localhostRef: string): Promise<SeccompProfile> {
-  if (!isAbsolute(localhostRef)) {
-    throw new InvalidArgument(`seccomp localhost_ref must be an absolute path, got "${localhostRef}"`);
-  }
-  if (localhostRef.split('/').includes('..')) {
-    throw new InvalidArgument(`seccomp localhost_ref must not contain "..", got "${localhostRef}"`);
-  }
+  checkLocalhostRef(localhostRef);
   let text: string;
   try {
     text = await readFile(join(root, localhostRef), 'utf8');

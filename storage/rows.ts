@@ -13,6 +13,7 @@
  *    drop fields the newer code relies on.
  */
 import { z } from 'zod';
+import { Code } from '../errors/catalogue.js';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { sandboxMachine } from '../machines/sandbox.machine.js';
 import { containerMachine } from '../machines/container.machine.js';
@@ -177,7 +178,7 @@ function fill(raw: unknown, defaults: Record<string, unknown>): unknown {
 function lastErrorWithCode(raw: unknown): unknown {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
   const old = (raw as Record<string, unknown>)['lastError'];
-  return typeof old === 'string' ? { ...(raw as Record<string, unknown>), lastError: { code: 13, message: old } } : raw;
+  return typeof old === 'string' ? { ...(raw as Record<string, unknown>), lastError: { code: Code.INTERNAL, message: old } } : raw;
 }
 
 /**
