@@ -49,8 +49,9 @@ export async function settle<S extends AnyMachineSnapshot>(actor: MachineActor, 
  * such calls the same way, and CRI makes Stop and Remove idempotent, so a second caller must not
  * get an error for the first one's work. A call the chart joins (REMOVE while REMOVING) settles
  * on the first one's outcome. A refusal once idle names the state and why, for the person
- * reading the error. A done actor is returned as is: the thing is gone. `afterSend` runs right
- * after the event is taken (the supervisor's check that its new state was committed).
+ * reading the error. A done actor is returned as is: the thing is gone. `commits.sent` runs right
+ * after the event is taken (the supervisor's check that its new state was committed), and
+ * `commits.settled` before the reply (the state it reports is written).
  */
 export async function request<S extends AnyMachineSnapshot>(
   actor: MachineActor,
@@ -58,7 +59,7 @@ export async function request<S extends AnyMachineSnapshot>(
   timeoutMs: number,
   what: string,
   why: (state: string) => string,
-  afterSend: () => void = () => undefined,
+  commits: { sent(): Promise<void>; settled(): Promise<void> } = NO_COMMITS,
 ): Promise<S> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -71,9 +72,13 @@ export async function request<S extends AnyMachineSnapshot>(
     await settle(actor, Math.max(0, deadline - Date.now()), what);
   }
   actor.send(event);
-  afterSend();
-  return settle<S>(actor, Math.max(0, deadline - Date.now()), what);
+  await commits.sent();
+  const settled = await settle<S>(actor, Math.max(0, deadline - Date.now()), what);
+  await commits.settled();
+  return settled;
 }
+
+const NO_COMMITS = { sent: async (): Promise<void> => undefined, settled: async (): Promise<void> => undefined };
 
 /** Nanoseconds since the epoch, as CRI's int64 timestamps want them. */
 export function nowNs(): string {

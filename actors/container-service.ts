@@ -41,8 +41,9 @@ export class ContainerService {
     this.supervisor.registry.add({ id, name: spec.name, kind: 'container' });
     const actor = this.supervisor.spawnContainer(spec.sandboxId, event);
     actor.send({ type: 'CREATE' });
-    this.supervisor.assertCommitted();
+    await this.supervisor.assertCommitted(`container:${id}`);
     const snapshot = await settle<ContainerSnapshot>(actor, timeoutMs, `container ${id}`);
+    await this.supervisor.flushed(`container:${id}`);
     if (snapshot.matches('CREATED')) return id;
     throw actorFailure(`container ${spec.name} could not be created`, snapshot.context.lastError, stateName(snapshot), ' (everything it made was removed)');
   }
@@ -113,6 +114,6 @@ export class ContainerService {
     this.supervisor.assertServing();
     const actor = this.supervisor.containerActor(id);
     if (!actor) throw new NotFound(`container ${id} not found`);
-    return request<ContainerSnapshot>(actor, event, timeoutMs, `container ${id}`, whyNot, () => this.supervisor.assertCommitted());
+    return request<ContainerSnapshot>(actor, event, timeoutMs, `container ${id}`, whyNot, this.supervisor.commitChecks(`container:${id}`));
   }
 }

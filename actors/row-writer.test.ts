@@ -40,10 +40,12 @@ test('a write the full disk refuses is held, its effect waits, and it lands once
     store.insertSandbox('p1', 'pod', 'RUNNING', { id: 'p1' });
     store.insertContainer('c1', 'p1', 'ctr', 'CREATED', ctx(0));
     persist.save('container', 'c1', 'STARTING', ctx(1), transition('CREATED', 'STARTING'));
+    persist.commitPending(); // the end of the turn, by hand
     assert.equal(persist.failure(), null, 'writes succeed before the disk is full');
 
     const filler = fs.fill();
     persist.save('container', 'c1', 'RUNNING', ctx(2), transition('STARTING', 'RUNNING'));
+    persist.commitPending();
     const reason = persist.failure();
     assert.match(reason ?? '', /SQLITE_(FULL|IOERR)/, 'the failure names SQLite\'s reason');
     assert.equal(store.loadContainer('c1')?.state, 'STARTING', 'the refused row is not on disk');
@@ -113,6 +115,7 @@ test('a removal held with the disk full is written after the rows before it', ()
     const filler = fs.fill();
     persist.save('container', 'c1', 'REMOVING', ctx(1), transition('EXITED', 'REMOVING'));
     persist.remove('container', 'c1', transition('REMOVING', 'removed'), Date.now());
+    persist.commitPending();
     assert.notEqual(store.loadContainer('c1'), null);
     rmSync(filler);
     persist.flush();
@@ -124,5 +127,51 @@ test('a removal held with the disk full is written after the rows before it', ()
     persist.stop();
     store.close();
     fs.done();
+  }
+});
+
+test('group commit: the rows of one turn land in one transaction, and effects and replies wait for it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'podchart-group-'));
+  const store = new Store(join(dir, 'state.db'));
+  const persist = new RowWriter({ store, logger });
+  // Counts top-level transactions (a nested write is a savepoint in its caller's).
+  let transactions = 0;
+  let depth = 0;
+  const write = store.write.bind(store);
+  store.write = <T>(fn: () => T): T => {
+    if (depth++ === 0) transactions++;
+    try {
+      return write(fn);
+    } finally {
+      depth--;
+    }
+  };
+  try {
+    store.insertSandbox('p1', 'pod', 'RUNNING', { id: 'p1' });
+    for (const c of ['c1', 'c2', 'c3']) store.insertContainer(c, 'p1', c, 'CREATED', { id: c });
+    transactions = 0;
+    let effectSaw: string | undefined;
+    const effect = afterCommit((key) => persist.committed(key), 'container:c2', new AbortController().signal, async () => {
+      effectSaw = store.loadContainer('c2')?.state;
+    });
+    for (const c of ['c1', 'c2', 'c3']) {
+      persist.save('container', c, 'STARTING', { id: c }, { ...transition('CREATED', 'STARTING'), actorId: c });
+      persist.save('container', c, 'RUNNING', { id: c }, { ...transition('STARTING', 'RUNNING'), actorId: c });
+    }
+    persist.remove('container', 'c3', { ...transition('RUNNING', 'removed'), actorId: 'c3' }, Date.now());
+    assert.equal(store.loadContainer('c1')?.state, 'CREATED', 'nothing is written before the turn ends');
+    await persist.flushed('container:c1');
+    await effect;
+    assert.equal(transactions, 1, 'six saves and a removal, one transaction');
+    assert.equal(effectSaw, 'RUNNING', 'the effect ran after the commit, on the committed row');
+    assert.deepEqual(store.history('c2').map((t) => t.to), ['STARTING', 'RUNNING'], 'every transition kept, in order');
+    assert.equal(store.loadContainer('c3'), null);
+    assert.deepEqual(store.history('c3').map((t) => t.to), ['STARTING', 'RUNNING', 'removed']);
+    await persist.flushed('container:c1'); // nothing pending: at once
+    assert.equal(transactions, 1);
+  } finally {
+    persist.stop();
+    store.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

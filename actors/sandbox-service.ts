@@ -19,8 +19,9 @@ export class SandboxService {
     this.supervisor.assertServing();
     const actor = this.supervisor.spawnSandbox(spec, id);
     actor.send({ type: 'CREATE' });
-    this.supervisor.assertCommitted();
+    await this.supervisor.assertCommitted(`sandbox:${id}`);
     const snapshot = await settle<SandboxSnapshot>(actor, timeoutMs, `pod sandbox ${id}`);
+    await this.supervisor.flushed(`sandbox:${id}`);
     if (snapshot.matches('RUNNING')) return id;
     const left = snapshot.status === 'done' ? 'everything it created was removed' : 'it is left NOTREADY for removal';
     throw actorFailure(`pod sandbox ${spec.name} could not be started`, snapshot.context.lastError, stateName(snapshot), ` (${left})`);
@@ -49,6 +50,6 @@ export class SandboxService {
     const actor = this.supervisor.sandboxActor(id);
     if (!actor) throw new NotFound(`pod sandbox ${id} not found`);
     // Work in flight (the `busy` tag) is waited for, so a refusal is from an idle state.
-    return request<SandboxSnapshot>(actor, event, timeoutMs, `pod sandbox ${id}`, (state) => `its state is ${state}`, () => this.supervisor.assertCommitted());
+    return request<SandboxSnapshot>(actor, event, timeoutMs, `pod sandbox ${id}`, (state) => `its state is ${state}`, this.supervisor.commitChecks(`sandbox:${id}`));
   }
 }

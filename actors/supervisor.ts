@@ -122,15 +122,27 @@ export class Supervisor implements Lookups {
   }
 
   /**
-   * Right after an event was sent: its transition was committed, or the call fails. A transition
-   * the database refused is held (actors/persist.ts): the actor keeps it, and its effect waits,
-   * without acting, until the row is written; kubelet's retry then finds the work done or going.
+   * Right after an event was sent: its transition was committed (in this turn's group commit),
+   * or the call fails. A transition the database refused is held (actors/row-writer.ts): the
+   * actor keeps it, and its effect waits, without acting, until the row is written; kubelet's
+   * retry then finds the work done or going.
    */
-  assertCommitted(): void {
+  async assertCommitted(key: string): Promise<void> {
+    await this.writer.flushed(key);
     const failure = this.writer.failure();
     if (failure) {
       throw new Unavailable(`podchart cannot write its state database (${failure}): the request was taken, but nothing is done until writes succeed again; free space or fix the disk under the daemon's rootDir, and retry`);
     }
+  }
+
+  /** Before a reply: the state it reports has been written (or held, which Status then says). */
+  flushed(key: string): Promise<void> {
+    return this.writer.flushed(key);
+  }
+
+  /** The two checks of a request (actor-util.ts `request`) on the actor under `key`. */
+  commitChecks(key: string): { sent(): Promise<void>; settled(): Promise<void> } {
+    return { sent: () => this.assertCommitted(key), settled: () => this.flushed(key) };
   }
 
   /** Why the daemon's database does not take writes (Status: RuntimeReady=false), or null. */

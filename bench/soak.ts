@@ -16,6 +16,8 @@ const CLIENTS = Number(process.env['SOAK_CLIENTS'] ?? 50);
 const MINUTES = Number(process.env['SOAK_MINUTES'] ?? 10);
 /** A client that completes no call for this long is stuck: the soak fails. */
 const STUCK_MS = 120_000;
+/** The daemon's log level: info by default, as a node runs it (debug logs cost the daemon CPU). */
+const LOG_LEVEL = process.env['SOAK_LOG_LEVEL'] ?? 'info';
 
 const latencies = new Map<string, number[]>();
 const errors = new Map<string, number>();
@@ -70,7 +72,7 @@ function footprint(daemon: Daemon, base: string) {
 
 async function main(): Promise<void> {
   const paths = tempPaths('pc-soak-');
-  const daemon = new Daemon(paths);
+  const daemon = new Daemon(paths, ['--log-level', LOG_LEVEL]);
   const registry = await startWithBusybox(daemon);
   const pid = daemon.pid();
   const before = footprint(daemon, paths.base);

@@ -2,12 +2,12 @@
  * One CNI plugin invocation (CNI spec, "Execution protocol"): the command and ids in CNI_* env
  * vars, the network config on stdin, a result or an error `{code, msg, details}` on stdout.
  *
- * Not through host/exec.ts `run()`: a plugin that hangs must be killed with everything it
- * started (a shell script's `sleep`, an iptables call), so it runs in its own process group and the
- * whole group gets SIGKILL at the deadline; and a failing plugin's answer is on stdout, not stderr.
+ * Not through host/exec.ts `run()`, though through the same spawner helper: a plugin that hangs
+ * must be killed with everything it started (a shell script's `sleep`, an iptables call), so it
+ * runs in its own process group and the whole group gets SIGKILL at the deadline; and a failing
+ * plugin's answer is on stdout, not stderr.
  */
-import { spawn } from 'node:child_process';
-import { spawnTurn } from '../host/spawn-turn.js';
+import { spawnProgram } from '../host/spawner.js';
 import { DeadlineExceeded, EffectFailed } from '../errors/catalogue.js';
 import { tail } from '../host/exec.js';
 
@@ -63,7 +63,7 @@ export class CniPluginTimeout extends DeadlineExceeded {
 
 interface Exit {
   code: number | null;
-  signal: NodeJS.Signals | null;
+  signal: string | null;
   stdout: string;
   stderr: string;
   timedOut: boolean;
@@ -86,56 +86,11 @@ function pluginEnv(inv: PluginInvocation): NodeJS.ProcessEnv {
 }
 
 async function spawnPlugin(inv: PluginInvocation): Promise<Exit> {
-  await spawnTurn();
-  return new Promise((resolve, reject) => {
-    const child = spawn(inv.pluginPath, [], { env: pluginEnv(inv), stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    let settled = false;
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const settle = (code: number | null, signal: NodeJS.Signals | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, timedOut });
-    };
-    const killGroup = (): void => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // the group is already gone
-      }
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup();
-      // Exited already, but something it started outside its group still holds stdout open.
-      if (child.exitCode !== null || child.signalCode !== null) abandonPipes(child.exitCode, child.signalCode);
-    }, inv.timeoutMs);
-    const abandonPipes = (code: number | null, signal: NodeJS.Signals | null): void => {
-      child.stdout.destroy();
-      child.stderr.destroy();
-      settle(code, signal);
-    };
-    child.on('error', (err) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      reject(new CniPluginError(inv.type, inv.command, `CNI plugin "${inv.type}" ${inv.command}: cannot run ${inv.pluginPath}: ${err.message}`, null));
-    });
-    // 'close' waits for stdout to end, which holds the whole answer. After a kill, do not wait on
-    // pipes a process outside the group (one that called setsid) may still hold.
-    child.on('close', settle);
-    child.on('exit', (code, signal) => {
-      if (timedOut) abandonPipes(code, signal);
-    });
-    child.stdin.on('error', () => {
-      // EPIPE: the plugin exited without reading its config; its exit status tells why
-    });
-    child.stdin.end(JSON.stringify(inv.stdin));
-  });
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(pluginEnv(inv))) if (v !== undefined) env[k] = v;
+  const r = await spawnProgram({ file: inv.pluginPath, args: [], env, input: JSON.stringify(inv.stdin), timeoutMs: inv.timeoutMs, processGroup: true });
+  if (r.spawnError) throw new CniPluginError(inv.type, inv.command, `CNI plugin "${inv.type}" ${inv.command}: cannot run ${inv.pluginPath}: ${r.spawnError}`, null);
+  return { code: r.code, signal: r.signal, stdout: r.stdout, stderr: r.stderr, timedOut: r.timedOut };
 }
 
 /** Turns a failed plugin's output into one line a person can act on. */

@@ -48,7 +48,11 @@ export function waitForExitFile(exitDir: string, id: string, timeoutMs: number, 
     let settled = false;
     let watcher: FSWatcher | null = null;
     try {
-      watcher = watch(exitDir, () => void check());
+      // The dir holds every exit file: only an event for this one (or one inotify could not
+      // name) is read, or each exit would make every live watch read its file (N² reads).
+      watcher = watch(exitDir, (_event, name) => {
+        if (name === null || name === id) void check();
+      });
     } catch {
       // No exit dir (the run dir was wiped by a reboot): no exit file can appear there.
       resolve(null);

@@ -3,7 +3,7 @@
  * committed in the same tick the actor reaches it, before any CRI reply can be sent.
  */
 import { chmodSync, closeSync, lstatSync, openSync } from 'node:fs';
-import BetterSqlite3, { type Database } from 'better-sqlite3';
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { AlreadyExists, Unavailable } from '../errors/catalogue.js';
 import { LATEST_VERSION, migrate, schemaVersion } from './migrations.js';
 import { ImageTable } from './images.js';
@@ -87,6 +87,8 @@ export class Store {
   private readonly quarantineTable: QuarantineTable;
   private readonly historyPerActor: number;
   private failure: { reason: string; since: number } | null = null;
+  /** Prepared once per SQL text: preparing is a parse and a plan, on every transition otherwise. */
+  private readonly statements = new Map<string, Statement>();
 
   constructor(path: string, options: StoreOptions = {}) {
     this.historyPerActor = options.historyPerActor ?? DEFAULT_HISTORY_PER_ACTOR;
@@ -110,6 +112,12 @@ export class Store {
     migrate(this.db);
     this.images = new ImageTable(this.db, (fn) => this.write(fn));
     this.quarantineTable = new QuarantineTable(this.db, (fn) => this.write(fn));
+  }
+
+  private sql(text: string): Statement {
+    let statement = this.statements.get(text);
+    if (!statement) this.statements.set(text, (statement = this.db.prepare(text)));
+    return statement;
   }
 
   /** Why the last write failed, while no write has succeeded since (null: writes succeed). */
@@ -137,7 +145,7 @@ export class Store {
 
   /** A write of one row that nothing reads: whether the database takes writes again. */
   probeWrite(): void {
-    this.write(() => this.db.prepare('INSERT OR REPLACE INTO write_probe (id, at) VALUES (1, ?)').run(Date.now()));
+    this.write(() => this.sql('INSERT OR REPLACE INTO write_probe (id, at) VALUES (1, ?)').run(Date.now()));
   }
 
   /** The CLI's view of the daemon's database (issue 12, item 9): see openReadOnly below. */
@@ -175,12 +183,12 @@ export class Store {
    */
   deleteSandbox(id: string, final: Transition | null = null, removedAt = Date.now()): void {
     this.write(() => {
-      const containerIds = this.db.prepare('SELECT id FROM containers WHERE sandbox_id = ?').pluck().all(id) as string[];
+      const containerIds = this.sql('SELECT id FROM containers WHERE sandbox_id = ?').pluck().all(id) as string[];
       for (const cid of containerIds) this.deleteContainerRows(cid, id, null, removedAt);
       if (final) this.insertTransition(final);
       this.markRemoved(id, 'sandbox', id, removedAt);
-      this.db.prepare('DELETE FROM sandboxes WHERE id = ?').run(id);
-      this.db.prepare('DELETE FROM names WHERE id = ?').run(id);
+      this.sql('DELETE FROM sandboxes WHERE id = ?').run(id);
+      this.sql('DELETE FROM names WHERE id = ?').run(id);
     });
   }
 
@@ -206,7 +214,7 @@ export class Store {
   /** Forgets a removed container; its history is kept as a removed sandbox's is. */
   deleteContainer(id: string, final: Transition | null = null, removedAt = Date.now()): void {
     this.write(() => {
-      const sandboxId = this.db.prepare('SELECT sandbox_id FROM containers WHERE id = ?').pluck().get(id) as string | undefined;
+      const sandboxId = this.sql('SELECT sandbox_id FROM containers WHERE id = ?').pluck().get(id) as string | undefined;
       if (sandboxId !== undefined) this.deleteContainerRows(id, sandboxId, final, removedAt);
     });
   }
@@ -244,7 +252,7 @@ export class Store {
   }
 
   names(): NameEntry[] {
-    return this.db.prepare('SELECT id, name, kind FROM names').all() as NameEntry[];
+    return this.sql('SELECT id, name, kind FROM names').all() as NameEntry[];
   }
 
   /**
@@ -257,7 +265,7 @@ export class Store {
     this.db
       .prepare('INSERT INTO transitions (actor_id, event, from_state, to_state, at, error, cause) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(t.actorId, t.event, t.from, t.to, t.at, t.error, t.cause ?? null);
-    this.db.prepare(PRUNE_HISTORY_SQL).run(t.actorId, t.actorId, this.historyPerActor);
+    this.sql(PRUNE_HISTORY_SQL).run(t.actorId, t.actorId, this.historyPerActor);
   }
 
   /** A removed actor whose history is still kept, or null. */
@@ -275,9 +283,9 @@ export class Store {
    */
   sweepRemovedHistory(before: number): number {
     return this.write(() => {
-      const due = this.db.prepare('SELECT actor_id FROM removed_actors WHERE removed_at <= ?').pluck().all(before) as string[];
-      const dropHistory = this.db.prepare('DELETE FROM transitions WHERE actor_id = ?');
-      const dropRow = this.db.prepare('DELETE FROM removed_actors WHERE actor_id = ?');
+      const due = this.sql('SELECT actor_id FROM removed_actors WHERE removed_at <= ?').pluck().all(before) as string[];
+      const dropHistory = this.sql('DELETE FROM transitions WHERE actor_id = ?');
+      const dropRow = this.sql('DELETE FROM removed_actors WHERE actor_id = ?');
       for (const id of due) {
         dropHistory.run(id);
         dropRow.run(id);
@@ -298,23 +306,23 @@ export class Store {
   }
 
   private reserveName(id: string, name: string, kind: ActorKind): void {
-    const holder = this.db.prepare('SELECT id, kind FROM names WHERE name = ?').get(name) as
+    const holder = this.sql('SELECT id, kind FROM names WHERE name = ?').get(name) as
       | { id: string; kind: ActorKind }
       | undefined;
     if (holder) {
       throw new AlreadyExists(`name "${name}" is already reserved for ${holder.kind} ${holder.id}`);
     }
-    if (this.db.prepare('SELECT 1 FROM names WHERE id = ?').get(id)) {
+    if (this.sql('SELECT 1 FROM names WHERE id = ?').get(id)) {
       throw new AlreadyExists(`id ${id} is already in use`);
     }
-    this.db.prepare('INSERT INTO names (id, name, kind) VALUES (?, ?, ?)').run(id, name, kind);
+    this.sql('INSERT INTO names (id, name, kind) VALUES (?, ?, ?)').run(id, name, kind);
   }
 
   private deleteContainerRows(id: string, sandboxId: string, final: Transition | null, removedAt: number): void {
     if (final) this.insertTransition(final);
     this.markRemoved(id, 'container', sandboxId, removedAt);
-    this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
-    this.db.prepare('DELETE FROM names WHERE id = ?').run(id);
+    this.sql('DELETE FROM containers WHERE id = ?').run(id);
+    this.sql('DELETE FROM names WHERE id = ?').run(id);
   }
 
   private markRemoved(id: string, kind: ActorKind, sandboxId: string, removedAt: number): void {
