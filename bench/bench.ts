@@ -1,206 +1,195 @@
 /**
- * npm run bench (issue 14, item 1; not part of the tests): podchart's CRI operations, timed from a
- * persistent gRPC client (median and p90) and from the daemon's own latency histogram (mean per
- * call: its buckets are too coarse for a median under 5 ms), plus memory with 100 pods. It writes
- * the table as JSON and Markdown under BENCH_OUT (./bench-results).
- *
- * Built so far: podchart alone, on a daemon of its own (temp dirs, the bridge CNI, the busybox test
- * image from a loopback registry). Not built yet, and said so in the output: `--vs containerd`
- * (installing and configuring containerd's CRI plugin with the same CNI and images), the restore
- * of 200 pods after kill -9, and the raw runc floor. BENCH_RUNS (20) sets the runs per operation.
+ * npm run bench [-- --vs containerd] (issue 14; not part of the tests): podchart's CRI operations,
+ * and with `--vs containerd` the same ones against Debian's containerd, alternating runs, on the
+ * same images and CNI config (bench/containerd.ts). Each operation is timed from a persistent
+ * gRPC client (median, p90) and from the runtime's own latency histogram (mean per call: podchart's
+ * buckets are too coarse for a median under 5 ms); then 20 pods in parallel, List/Status with 100
+ * pods × 2 containers, memory, the restore of BENCH_RESTORE_PODS (200) pods × 2 containers after
+ * kill -9, and the raw runc floor. With containerd it prints each ratio and whether the targets
+ * of issue 14 are met, in plain words. JSON and Markdown go to BENCH_OUT (./bench-results).
+ * BENCH_RUNS (20) sets the runs per operation.
  */
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
 import { Daemon, podConfig, tempPaths } from '../test/daemon.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from '../test/busybox-daemon.js';
 import { buildImage, pushImage } from '../test/image-builder.js';
+import { Containerd, ensureContainerd } from './containerd.js';
+import { containerdTarget, podchartTarget, pssKb, rssKb, type Target, type Totals } from './targets.js';
+import { runcFloor } from './runc-floor.js';
+import { report, type Results } from './bench-report.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 20);
-const OUT = process.env['BENCH_OUT'] ?? 'bench-results';
+const RESTORE_PODS = Number(process.env['BENCH_RESTORE_PODS'] ?? 200);
 const PODS = 100;
+const VS_CONTAINERD = process.argv.includes('--vs') && process.argv[process.argv.indexOf('--vs') + 1] === 'containerd';
+const REPO = resolve(import.meta.dirname, '..', '..');
 /** A container that ends on SIGTERM (a plain sleep as pid 1 ignores it, and every stop would take its full timeout). */
 const SLEEPER = ['sh', '-c', 'trap "exit 0" TERM; sleep 3600 & wait'];
+/** The critest kit (../shared/critest): its registry serves the pause image containerd runs. */
+const KIT = [join(REPO, '..', 'shared', 'critest'), '/work/shared/critest'].find((d) => { try { execFileSync('test', ['-x', join(d, 'critest.sh')]); return true; } catch { return false; } });
 
-const client = new Map<string, number[]>();
-function record(op: string, ms: number): void {
-  let list = client.get(op);
-  if (!list) client.set(op, (list = []));
+const results: Results = { runs: RUNS, client: new Map(), server: new Map(), extra: new Map(), floor: {} };
+
+function record(target: string, op: string, ms: number): void {
+  const key = `${target}\t${op}`;
+  let list = results.client.get(key);
+  if (!list) results.client.set(key, (list = []));
   list.push(ms);
 }
-async function timed<T>(op: string, call: () => Promise<T>): Promise<T> {
+function extra(target: Target, what: string, value: number): void {
+  results.extra.set(`${target.name}\t${what}`, value);
+}
+async function timed<T>(target: Target, op: string, call: () => Promise<T>): Promise<T> {
   const started = performance.now();
   const result = await call();
-  record(op, performance.now() - started);
+  if (op !== 'warm-up') record(target.name, op, performance.now() - started);
   return result;
-}
-const quantile = (values: readonly number[], q: number): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
-};
-
-/** Proportional set size (kB) of a process, from /proc/<pid>/smaps_rollup; 0 once it is gone. */
-function pssKb(pid: number): number {
-  try {
-    return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}
-const rssKb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-
-/**
- * What the runtime itself adds on the host for the daemon's pods, not the workloads: every conmon,
- * and each pod's pause process (the child of the pod's conmon). Containers' own processes are left out.
- */
-function runtimeProcesses(base: string): number[] {
-  const parents = new Map<number, number>();
-  const conmons: number[] = [];
-  const podConmons = new Set<number>();
-  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      parents.set(p, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      if (!cmd.startsWith('/usr/bin/conmon') || !cmd.includes(base)) continue;
-      conmons.push(p);
-      if (cmd.includes('k8s_POD_')) podConmons.add(p);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const pauses = [...parents].filter(([, parent]) => podConmons.has(parent)).map(([p]) => p);
-  return [...conmons, ...pauses];
-}
-
-/** The daemon's histogram, per method: seconds summed and calls counted (successful calls). */
-type Totals = Map<string, { sum: number; count: number }>;
-async function serverTotals(daemon: Daemon): Promise<Totals> {
-  const text = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/metrics`)).text();
-  const totals: Totals = new Map();
-  for (const m of text.matchAll(/^podchart_cri_call_duration_seconds_(sum|count)\{code="OK",method="(\w+)"\} (\S+)$/gm)) {
-    const t = totals.get(m[2] ?? '') ?? { sum: 0, count: 0 };
-    t[m[1] === 'sum' ? 'sum' : 'count'] = Number(m[3]);
-    totals.set(m[2] ?? '', t);
-  }
-  return totals;
 }
 
 /** Mean server-side ms per method over the calls between two readings (a phase of the bench). */
-function meansBetween(before: Totals, after: Totals, into: Map<string, number>): void {
+function meansBetween(target: Target, before: Totals, after: Totals): void {
   for (const [method, t] of after) {
     const b = before.get(method) ?? { sum: 0, count: 0 };
-    if (t.count > b.count) into.set(method, ((t.sum - b.sum) / (t.count - b.count)) * 1000);
+    if (t.count > b.count) results.server.set(`${target.name}\t${method}`, ((t.sum - b.sum) / (t.count - b.count)) * 1000);
   }
 }
 
-async function lifecycle(daemon: Daemon, name: string, op = (what: string): string => what): Promise<void> {
+async function startPod(t: Target, name: string, containers: readonly string[], timeoutMs = 120_000): Promise<{ podSandboxId: string; containers: string[] }> {
   const sandboxConfig = podConfig(name);
-  const { podSandboxId } = await timed(op('RunPodSandbox'), () => daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: sandboxConfig }, 120_000));
+  const { podSandboxId } = await t.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: sandboxConfig }, timeoutMs);
+  const ids: string[] = [];
+  for (const c of containers) {
+    const config = { metadata: { name: c, attempt: 0 }, image: { image: BUSYBOX_IMAGE }, command: SLEEPER };
+    const { containerId } = await t.cri.call<{ containerId: string }>('CreateContainer', { podSandboxId, config, sandboxConfig }, timeoutMs);
+    await t.cri.call('StartContainer', { containerId }, timeoutMs);
+    ids.push(containerId);
+  }
+  return { podSandboxId, containers: ids };
+}
+
+async function removeAllPods(t: Target): Promise<void> {
+  for (const p of (await t.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {})).items) {
+    await t.cri.call('StopPodSandbox', { podSandboxId: p.id }, 120_000);
+    await t.cri.call('RemovePodSandbox', { podSandboxId: p.id }, 120_000);
+  }
+}
+
+async function lifecycle(t: Target, name: string, op = (what: string): string => what): Promise<void> {
+  const sandboxConfig = podConfig(name);
+  const { podSandboxId } = await timed(t, op('RunPodSandbox'), () => t.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: sandboxConfig }, 120_000));
   const config = { metadata: { name: 'c', attempt: 0 }, image: { image: BUSYBOX_IMAGE }, command: SLEEPER };
-  const { containerId } = await timed(op('CreateContainer'), () => daemon.cri.call<{ containerId: string }>('CreateContainer', { podSandboxId, config, sandboxConfig }, 120_000));
-  await timed(op('StartContainer'), () => daemon.cri.call('StartContainer', { containerId }, 120_000));
-  await timed(op('ExecSync echo hi'), () => daemon.cri.call('ExecSync', { containerId, cmd: ['echo', 'hi'], timeout: 30 }, 120_000));
-  await timed(op('StopContainer'), () => daemon.cri.call('StopContainer', { containerId, timeout: 2 }, 120_000));
-  await timed(op('RemoveContainer'), () => daemon.cri.call('RemoveContainer', { containerId }, 120_000));
-  await timed(op('StopPodSandbox'), () => daemon.cri.call('StopPodSandbox', { podSandboxId }, 120_000));
-  await timed(op('RemovePodSandbox'), () => daemon.cri.call('RemovePodSandbox', { podSandboxId }, 120_000));
+  const { containerId } = await timed(t, op('CreateContainer'), () => t.cri.call<{ containerId: string }>('CreateContainer', { podSandboxId, config, sandboxConfig }, 120_000));
+  await timed(t, op('StartContainer'), () => t.cri.call('StartContainer', { containerId }, 120_000));
+  await timed(t, op('ExecSync'), () => t.cri.call('ExecSync', { containerId, cmd: ['echo', 'hi'], timeout: 30 }, 120_000));
+  await timed(t, op('StopContainer'), () => t.cri.call('StopContainer', { containerId, timeout: 2 }, 120_000));
+  await timed(t, op('RemoveContainer'), () => t.cri.call('RemoveContainer', { containerId }, 120_000));
+  await timed(t, op('StopPodSandbox'), () => t.cri.call('StopPodSandbox', { podSandboxId }, 120_000));
+  await timed(t, op('RemovePodSandbox'), () => t.cri.call('RemovePodSandbox', { podSandboxId }, 120_000));
+}
+
+/** Runs `fn` once per target per round, alternating which goes first. */
+async function alternating(targets: readonly Target[], rounds: number, fn: (t: Target, i: number) => Promise<void>): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    const order = i % 2 === 0 ? targets : [...targets].reverse();
+    for (const t of order) await fn(t, i);
+  }
+}
+
+async function parallelPods(t: Target): Promise<void> {
+  const started = performance.now();
+  await Promise.all(Array.from({ length: 20 }, (_, i) => startPod(t, `par-${i}`, ['c'], 300_000)));
+  extra(t, '20 pods in parallel, run+create+start (wall ms)', Math.round(performance.now() - started));
+  await removeAllPods(t);
+}
+
+async function hundredPods(t: Target): Promise<void> {
+  extra(t, 'daemon RSS idle (MB)', Math.round(rssKb(t.pid()) / 1024));
+  const pods: { podSandboxId: string; containers: string[] }[] = [];
+  for (let i = 0; i < PODS; i++) pods.push(await startPod(t, `many-${i}`, ['a', 'b']));
+  const before = await t.serverTotals();
+  for (let i = 0; i < RUNS; i++) {
+    const pod = pods[i % pods.length];
+    if (!pod) break;
+    await timed(t, 'ListPodSandbox', () => t.cri.call('ListPodSandbox', {}));
+    await timed(t, 'ListContainers', () => t.cri.call('ListContainers', {}));
+    await timed(t, 'PodSandboxStatus', () => t.cri.call('PodSandboxStatus', { podSandboxId: pod.podSandboxId }));
+    await timed(t, 'ContainerStatus', () => t.cri.call('ContainerStatus', { containerId: pod.containers[0] }));
+    await timed(t, 'ListContainerStats', () => t.cri.call('ListContainerStats', {}));
+  }
+  meansBetween(t, before, await t.serverTotals());
+  extra(t, `daemon RSS with ${PODS} pods (MB)`, Math.round(rssKb(t.pid()) / 1024));
+  extra(t, `daemon PSS with ${PODS} pods (MB)`, Math.round(pssKb(t.pid()) / 1024));
+  const added = t.runtimeProcesses();
+  extra(t, 'runtime memory per pod, PSS of its shims/conmons and pause (kB)', Math.round(added.reduce((sum, p) => sum + pssKb(p), 0) / PODS));
+  await removeAllPods(t);
+}
+
+/** kill -9 with RESTORE_PODS pods × 2 containers running: time to a serving socket, and until every one is back. */
+async function restore(t: Target): Promise<void> {
+  for (let i = 0; i < RESTORE_PODS; i++) await startPod(t, `restore-${i}`, ['a', 'b']);
+  await t.crash();
+  const started = performance.now();
+  await t.restart();
+  extra(t, `restore of ${RESTORE_PODS} pods: socket serving (ms)`, Math.round(performance.now() - started));
+  const deadline = Date.now() + 300_000;
+  for (;;) {
+    const pods = (await t.cri.call<{ items: { state: string }[] }>('ListPodSandbox', {})).items.filter((p) => p.state === 'SANDBOX_READY');
+    const running = (await t.cri.call<{ containers: { state: string }[] }>('ListContainers', {})).containers.filter((c) => c.state === 'CONTAINER_RUNNING');
+    if (pods.length === RESTORE_PODS && running.length === RESTORE_PODS * 2) break;
+    if (Date.now() > deadline) throw new Error(`${t.name}: ${pods.length} pods and ${running.length} containers back after 300 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  extra(t, `restore of ${RESTORE_PODS} pods: every pod and container back (ms)`, Math.round(performance.now() - started));
+  await removeAllPods(t);
 }
 
 async function main(): Promise<void> {
   const paths = tempPaths('pc-bench-');
-  const daemon = new Daemon(paths);
+  // info, as a node runs it: debug logging costs the daemon CPU on every call.
+  const daemon = new Daemon(paths, ['--log-level', 'info']);
   const registry = await startWithBusybox(daemon);
-  const extra: Record<string, number | string> = {};
+  const targets: Target[] = [podchartTarget(daemon, { PODCHART_CONFIG: join(paths.base, 'config.json') })];
+  let containerd: Containerd | null = null;
   try {
     const five = await buildImage({ layers: Array.from({ length: 5 }, (_, i) => ({ compression: 'gzip' as const, entries: [{ path: `/layer${i}`, type: 'file' as const, content: Buffer.alloc(256 * 1024, i) }] })) });
     await pushImage(registry, 'library/five', '1', five);
-
-    const server = new Map<string, number>();
-    await lifecycle(daemon, 'warm-up', () => 'warm-up'); // first-call costs (JIT, caches) out of the numbers
-    let before = await serverTotals(daemon);
-    for (let i = 0; i < RUNS; i++) await lifecycle(daemon, `bench-${i}`);
-    for (let i = 0; i < Math.max(3, RUNS / 4); i++) {
-      await timed('PullImage (5 layers)', () => daemon.cri.callImage('PullImage', { image: { image: 'five:1' } }, 120_000));
-      await daemon.cri.callImage('RemoveImage', { image: { image: 'five:1' } });
+    if (VS_CONTAINERD) {
+      if (!KIT) throw new Error('--vs containerd needs the critest kit (../shared/critest) for its pause image');
+      ensureContainerd(REPO);
+      execFileSync('bash', ['-c', `source "${REPO}/scripts/apt-ensure.sh" && apt_ensure bench docker-registry skopeo umoci jq gcc libc6-dev curl && bash "${KIT}/registry/start.sh" && bash "${KIT}/images/build-and-push.sh" >/dev/null`], { stdio: 'inherit' });
+      containerd = new Containerd({
+        base: join(paths.base, 'containerd'),
+        cniConfDir: daemon.network?.confDir ?? '',
+        cniBinDirs: ['/usr/lib/cni', '/opt/cni/bin'],
+        mirrors: { 'docker.io': registry.url, 'registry.k8s.io': 'http://127.0.0.1:5000' },
+        sandboxImage: 'registry.k8s.io/pause:3.9',
+      });
+      await containerd.start();
+      await containerd.cri.callImage('PullImage', { image: { image: BUSYBOX_IMAGE } }, 120_000);
+      targets.push(containerdTarget(containerd));
     }
-    meansBetween(before, await serverTotals(daemon), server);
-
-    const started = performance.now();
-    await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-      const sandboxConfig = podConfig(`par-${i}`);
-      const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: sandboxConfig }, 300_000);
-      const config = { metadata: { name: 'c', attempt: 0 }, image: { image: BUSYBOX_IMAGE }, command: SLEEPER };
-      const { containerId } = await daemon.cri.call<{ containerId: string }>('CreateContainer', { podSandboxId, config, sandboxConfig }, 300_000);
-      await daemon.cri.call('StartContainer', { containerId }, 300_000);
-    }));
-    extra['20 pods in parallel, run+create+start (wall ms)'] = Math.round(performance.now() - started);
-    for (const p of (await daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {})).items) {
-      await daemon.cri.call('StopPodSandbox', { podSandboxId: p.id }, 120_000);
-      await daemon.cri.call('RemovePodSandbox', { podSandboxId: p.id }, 120_000);
-    }
-
-    extra['daemon RSS idle (MB)'] = Math.round(rssKb(daemon.pid()) / 1024);
-    const pods: { podSandboxId: string; containers: string[] }[] = [];
-    for (let i = 0; i < PODS; i++) {
-      const sandboxConfig = podConfig(`many-${i}`);
-      const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: sandboxConfig }, 120_000);
-      const containers: string[] = [];
-      for (const name of ['a', 'b']) {
-        const config = { metadata: { name, attempt: 0 }, image: { image: BUSYBOX_IMAGE }, command: SLEEPER };
-        const { containerId } = await daemon.cri.call<{ containerId: string }>('CreateContainer', { podSandboxId, config, sandboxConfig }, 120_000);
-        await daemon.cri.call('StartContainer', { containerId }, 120_000);
-        containers.push(containerId);
-      }
-      pods.push({ podSandboxId, containers });
-    }
-    before = await serverTotals(daemon);
-    for (let i = 0; i < RUNS; i++) {
-      const pod = pods[i % pods.length];
-      if (!pod) break;
-      await timed(`ListPodSandbox (${PODS} pods)`, () => daemon.cri.call('ListPodSandbox', {}));
-      await timed(`ListContainers (${PODS * 2})`, () => daemon.cri.call('ListContainers', {}));
-      await timed(`PodSandboxStatus (${PODS} pods)`, () => daemon.cri.call('PodSandboxStatus', { podSandboxId: pod.podSandboxId }));
-      await timed(`ContainerStatus (${PODS * 2})`, () => daemon.cri.call('ContainerStatus', { containerId: pod.containers[0] }));
-      await timed(`ListContainerStats (${PODS * 2})`, () => daemon.cri.call('ListContainerStats', {}));
-    }
-    meansBetween(before, await serverTotals(daemon), server);
-    const added = runtimeProcesses(paths.base);
-    extra[`daemon RSS with ${PODS} pods (MB)`] = Math.round(rssKb(daemon.pid()) / 1024);
-    extra[`daemon PSS with ${PODS} pods (MB)`] = Math.round(pssKb(daemon.pid()) / 1024);
-    extra['runtime memory per pod, PSS of its conmons and pause (kB)'] = Math.round(added.reduce((sum, p) => sum + pssKb(p), 0) / PODS);
-    for (const pod of pods) {
-      await daemon.cri.call('StopPodSandbox', { podSandboxId: pod.podSandboxId }, 120_000);
-      await daemon.cri.call('RemovePodSandbox', { podSandboxId: pod.podSandboxId }, 120_000);
-    }
-    report(server, extra);
+    for (const t of targets) await lifecycle(t, `warm-up-${t.name}`, () => 'warm-up'); // JIT and caches out of the numbers
+    const before = new Map(await Promise.all(targets.map(async (t) => [t.name, await t.serverTotals()] as const)));
+    await alternating(targets, RUNS, (t, i) => lifecycle(t, `bench-${t.name}-${i}`));
+    await alternating(targets, Math.max(3, RUNS / 4), async (t) => {
+      await timed(t, 'PullImage (5 layers)', () => t.cri.callImage('PullImage', { image: { image: 'five:1' } }, 120_000));
+      await t.cri.callImage('RemoveImage', { image: { image: 'five:1' } });
+    });
+    for (const t of targets) meansBetween(t, before.get(t.name) ?? (new Map() as Totals), await t.serverTotals());
+    for (const t of targets) await parallelPods(t);
+    for (const t of targets) await hundredPods(t);
+    if (RESTORE_PODS > 0) for (const t of targets) await restore(t);
+    results.floor = runcFloor(join(paths.base, 'runc-floor'), RUNS);
+    report(results, targets.map((t) => t.name));
   } finally {
+    if (containerd) {
+      await removeAllPods(containerdTarget(containerd)).catch(() => undefined);
+      await containerd.stop();
+    }
     await daemon.dispose();
     await registry.stop();
   }
-}
-
-const SERVER_METHOD: Record<string, string> = { 'ExecSync echo hi': 'ExecSync', 'PullImage (5 layers)': 'PullImage' };
-
-function report(server: Map<string, number>, extra: Record<string, number | string>): void {
-  const rows = [...client.entries()].filter(([op]) => op !== 'warm-up').map(([op, ms]) => {
-    const method = SERVER_METHOD[op] ?? op.split(' ')[0] ?? op;
-    return { operation: op, runs: ms.length, medianMs: +quantile(ms, 0.5).toFixed(2), p90Ms: +quantile(ms, 0.9).toFixed(2), serverMeanMs: +(server.get(method) ?? NaN).toFixed(2) };
-  });
-  const notBuilt = ['--vs containerd: containerd is not installed or configured by this bench yet, so there are no ratios and no targets are checked',
-    'restore after kill -9 with 200 pods × 2 containers', 'the raw runc floor on the same bundle', 'a profile of the slowest operations'];
-  mkdirSync(OUT, { recursive: true });
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  writeFileSync(join(OUT, `bench-${stamp}.json`), JSON.stringify({ runs: RUNS, operations: rows, extra, notBuilt }, null, 2));
-  const md = [
-    `# podchart bench (${RUNS} runs per operation)`, '',
-    '| operation | runs | median ms | p90 ms | server mean ms |', '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.operation} | ${r.runs} | ${r.medianMs} | ${r.p90Ms} | ${Number.isNaN(r.serverMeanMs) ? '' : r.serverMeanMs} |`), '',
-    ...Object.entries(extra).map(([k, v]) => `- ${k}: ${v}`), '',
-    'Not measured yet:', ...notBuilt.map((n) => `- ${n}`), '',
-  ].join('\n');
-  writeFileSync(join(OUT, `bench-${stamp}.md`), md);
-  console.log(md);
-  console.log(`written: ${join(OUT, `bench-${stamp}.json`)} and .md`);
 }
 
 main().catch((err: unknown) => {

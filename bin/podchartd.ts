@@ -33,6 +33,7 @@ import { Metrics } from '../inspector/metrics.js';
 import { startInspector } from '../inspector/server.js';
 import { StreamingServer } from '../streaming/server.js';
 import { readTokenFile } from '../inspector/access.js';
+import { startSpawner } from '../host/spawner.js';
 import { eventLoopGauge, eventLoopUtilizationGauge } from '../inspector/event-loop.js';
 
 function hostHasAppArmor(): boolean {
@@ -72,6 +73,8 @@ async function main(): Promise<void> {
   mkdirSync(dirname(config.socket), { recursive: true, mode: 0o711 });
   const releaseLock = acquireDaemonLock(join(config.runDir, LOCK_FILE));
   const version = packageVersion();
+  // Forked now, while the daemon is small: every program it runs is started from there.
+  startSpawner();
 
   const store = new Store(join(config.rootDir, DB_FILE), { historyPerActor: config.historyPerActor });
   const floor = oomScoreFloor();

@@ -60,6 +60,12 @@ function idle(child: ChildProcess): void {
   child.channel?.unref();
 }
 
+/** Starts the helper now (the daemon at start: its first spawn then waits for no fork of Node). */
+export function startSpawner(): void {
+  helper ??= startHelper();
+  idle(helper);
+}
+
 export function spawnProgram(request: SpawnRequest, signal?: AbortSignal): Promise<SpawnResult> {
   const child = (helper ??= startHelper());
   child.ref();

@@ -117,7 +117,9 @@ function resources(): Resources {
   const walk = (of: number): void => {
     for (const [child, p] of parents) {
       if (p.ppid !== of) continue;
-      descendants.push(`${child} ${p.comm}`);
+      // The daemon's spawner helper (host/spawner-child.ts) lives as long as the daemon: what
+      // it runs is counted, not the helper itself.
+      if (!isSpawnerHelper(child)) descendants.push(`${child} ${p.comm}`);
       walk(child);
     }
   };
@@ -129,6 +131,14 @@ function resources(): Resources {
 }
 
 /** The daemon's resources once two readings in a row agree (a session just ended closes asynchronously). */
+function isSpawnerHelper(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('spawner-child.js');
+  } catch {
+    return false;
+  }
+}
+
 async function settledResources(): Promise<Resources> {
   let previous = '';
   return eventually('the daemon\'s fds and processes to settle', () => {

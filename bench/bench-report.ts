@@ -1,0 +1,114 @@
+/**
+ * The bench's report: one row per operation with each runtime's median, p90 and server-side
+ * mean, the ratio podchart/containerd, and issue 14's targets checked in plain words. JSON and
+ * Markdown go to BENCH_OUT (./bench-results).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+
+export interface Results {
+  runs: number;
+  /** "target\toperation" → client-side ms of each call. */
+  client: Map<string, number[]>;
+  /** "target\tmethod" → server-side mean ms. */
+  server: Map<string, number>;
+  /** "target\twhat" → a number (memory, wall time, restore). */
+  extra: Map<string, number>;
+  /** The raw runc floor: command → ms of each run. */
+  floor: Record<string, number[]>;
+}
+
+const OUT = process.env['BENCH_OUT'] ?? 'bench-results';
+
+export const quantile = (values: readonly number[], q: number): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+};
+
+const fmt = (n: number): string => (Number.isNaN(n) ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(n >= 10 ? 1 : 2));
+
+/** The server-side method an operation's row reads (the bench names some rows more precisely). */
+const methodOf = (op: string): string => op.split(' ')[0] ?? op;
+
+interface Check {
+  what: string;
+  podchart: number;
+  containerd: number;
+  /** The most podchart/containerd may be, or null when the target is absolute. */
+  maxRatio: number | null;
+  /** An absolute bound on podchart's value, or null. */
+  maxValue?: number | null;
+  unit: string;
+}
+
+function checks(r: Results): Check[] {
+  const med = (t: string, op: string): number => quantile(r.client.get(`${t}\t${op}`) ?? [], 0.5);
+  const sum = (t: string, ...ops: string[]): number => ops.reduce((s, op) => s + med(t, op), 0);
+  const ex = (t: string, what: string): number => r.extra.get(`${t}\t${what}`) ?? NaN;
+  const both = (what: string, ops: string[], maxRatio: number): Check => ({ what, podchart: sum('podchart', ...ops), containerd: sum('containerd', ...ops), maxRatio, unit: 'ms' });
+  const list: Check[] = [
+    both('RunPodSandbox', ['RunPodSandbox'], 0.6),
+    both('CreateContainer + StartContainer', ['CreateContainer', 'StartContainer'], 0.7),
+    both('ExecSync', ['ExecSync'], 0.7),
+    both('StopContainer + RemoveContainer', ['StopContainer', 'RemoveContainer'], 0.8),
+    both('StopPodSandbox + RemovePodSandbox', ['StopPodSandbox', 'RemovePodSandbox'], 0.8),
+  ];
+  for (const m of ['ListPodSandbox', 'ListContainers', 'PodSandboxStatus', 'ContainerStatus', 'ListContainerStats']) {
+    list.push({ what: `${m} with 100 pods, server-side mean`, podchart: r.server.get(`podchart\t${m}`) ?? NaN, containerd: r.server.get(`containerd\t${m}`) ?? NaN, maxRatio: 1, maxValue: 1, unit: 'ms' });
+  }
+  const w = '20 pods in parallel, run+create+start (wall ms)';
+  list.push({ what: '20 pods in parallel (wall)', podchart: ex('podchart', w), containerd: ex('containerd', w), maxRatio: 0.5, unit: 'ms' });
+  list.push({ what: 'daemon RSS idle', podchart: ex('podchart', 'daemon RSS idle (MB)'), containerd: ex('containerd', 'daemon RSS idle (MB)'), maxRatio: 1, unit: 'MB' });
+  list.push({ what: 'daemon RSS with 100 pods', podchart: ex('podchart', 'daemon RSS with 100 pods (MB)'), containerd: ex('containerd', 'daemon RSS with 100 pods (MB)'), maxRatio: 0.8, unit: 'MB' });
+  const perPod = 'runtime memory per pod, PSS of its shims/conmons and pause (kB)';
+  list.push({ what: 'runtime memory per pod (PSS)', podchart: ex('podchart', perPod), containerd: ex('containerd', perPod), maxRatio: 0.3, unit: 'kB' });
+  for (const [what, bound] of [['socket serving', 1000], ['every pod and container back', 2000]] as const) {
+    const key = [...r.extra.keys()].find((k) => k.startsWith('podchart\trestore of') && k.includes(what));
+    if (!key) continue;
+    const label = key.split('\t')[1] ?? '';
+    list.push({ what: label, podchart: r.extra.get(key) ?? NaN, containerd: r.extra.get(`containerd\t${label}`) ?? NaN, maxRatio: null, maxValue: bound, unit: 'ms' });
+  }
+  return list;
+}
+
+function verdict(c: Check): string {
+  const ratio = c.podchart / c.containerd;
+  const misses: string[] = [];
+  if (c.maxRatio !== null && !(ratio <= c.maxRatio)) misses.push(`${Number.isFinite(ratio) ? ratio.toFixed(2) : '?'}× containerd, the target is ≤ ${c.maxRatio}×`);
+  if (c.maxValue != null && !(c.podchart <= c.maxValue)) misses.push(`${fmt(c.podchart)} ${c.unit}, the target is ≤ ${c.maxValue} ${c.unit}`);
+  const values = `podchart ${fmt(c.podchart)} ${c.unit}${Number.isNaN(c.containerd) ? '' : `, containerd ${fmt(c.containerd)} ${c.unit}`}`;
+  return misses.length === 0 ? `- met: ${c.what} (${values})` : `- MISSED: ${c.what}: ${misses.join('; ')} (${values})`;
+}
+
+export function report(r: Results, targets: readonly string[]): void {
+  const vs = targets.includes('containerd');
+  const ops = [...new Set([...r.client.keys()].map((k) => k.split('\t')[1] ?? ''))];
+  const rows = ops.map((op) => {
+    const per = Object.fromEntries(targets.map((t) => {
+      const ms = r.client.get(`${t}\t${op}`) ?? [];
+      return [t, { runs: ms.length, median: quantile(ms, 0.5), p90: quantile(ms, 0.9), server: r.server.get(`${t}\t${methodOf(op)}`) ?? NaN }];
+    }));
+    return { op, per };
+  });
+  const head = targets.map((t) => `${t} median | ${t} p90 | ${t} server mean`).join(' | ');
+  const md = [
+    `# podchart bench (${r.runs} runs per operation${vs ? ', alternating with containerd' : ''})`, '',
+    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB. Times in ms.`, '',
+    `| operation | ${head}${vs ? ' | ratio (median) |' : ' |'}`, `|---|${targets.map(() => '---|---|---|').join('')}${vs ? '---|' : ''}`,
+    ...rows.map(({ op, per }) => `| ${op} | ${targets.map((t) => `${fmt(per[t]?.median ?? NaN)} | ${fmt(per[t]?.p90 ?? NaN)} | ${fmt(per[t]?.server ?? NaN)}`).join(' | ')}${vs ? ` | ${fmt((per['podchart']?.median ?? NaN) / (per['containerd']?.median ?? NaN))} |` : ' |'}`),
+    '',
+    ...[...new Set([...r.extra.keys()].map((k) => k.split('\t')[1] ?? ''))].map((what) => `- ${what}: ${targets.map((t) => `${t} ${r.extra.get(`${t}\t${what}`) ?? '?'}`).join(', ')}`),
+    '', 'Raw runc floor (no CRI runtime), median ms:',
+    ...Object.entries(r.floor).map(([what, ms]) => `- ${what}: ${fmt(quantile(ms, 0.5))}`),
+    '', vs ? "Issue 14's targets:" : 'Targets: need `--vs containerd` for the ratios; absolute ones only:',
+    ...checks(r).filter((c) => vs || c.maxRatio === null || c.maxValue != null).map(verdict), '',
+  ].join('\n');
+  mkdirSync(OUT, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const json = { runs: r.runs, targets, client: Object.fromEntries(r.client), server: Object.fromEntries(r.server), extra: Object.fromEntries(r.extra), floor: r.floor };
+  writeFileSync(join(OUT, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
+  writeFileSync(join(OUT, `bench-${stamp}.md`), md);
+  console.log(md);
+  console.log(`written: ${join(OUT, `bench-${stamp}.json`)} and .md`);
+}

@@ -1,0 +1,95 @@
+/**
+ * What the bench drives: a CRI runtime behind one persistent gRPC client, with its own
+ * server-side latency histogram, its pid, the processes it adds per pod, and a crash.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import type { CriClient } from '../test/cri-client.js';
+import type { Daemon } from '../test/daemon.js';
+import type { Containerd } from './containerd.js';
+
+/** Seconds summed and calls counted per CRI method, from a runtime's own histogram. */
+export type Totals = Map<string, { sum: number; count: number }>;
+
+export interface Target {
+  name: 'podchart' | 'containerd';
+  readonly cri: CriClient;
+  pid(): number;
+  serverTotals(): Promise<Totals>;
+  /** What the runtime itself adds on the host for its pods (shims, conmons, pause), not workloads. */
+  runtimeProcesses(): number[];
+  /** kill -9 of the daemon (its pods keep running, as in a crash); resolves once it is gone. */
+  crash(): Promise<void>;
+  /** Starts it again; resolves once its CRI socket serves. */
+  restart(): Promise<void>;
+}
+
+async function podchartTotals(daemon: Daemon): Promise<Totals> {
+  const text = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/metrics`)).text();
+  const totals: Totals = new Map();
+  for (const m of text.matchAll(/^podchart_cri_call_duration_seconds_(sum|count)\{code="OK",method="(\w+)"\} (\S+)$/gm)) {
+    const t = totals.get(m[2] ?? '') ?? { sum: 0, count: 0 };
+    t[m[1] === 'sum' ? 'sum' : 'count'] = Number(m[3]);
+    totals.set(m[2] ?? '', t);
+  }
+  return totals;
+}
+
+/** Every conmon of the daemon, and each pod's pause process (the child of the pod's conmon). */
+function podchartProcesses(base: string): number[] {
+  const parents = new Map<number, number>();
+  const conmons: number[] = [];
+  const podConmons = new Set<number>();
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      parents.set(p, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (!cmd.startsWith('/usr/bin/conmon') || !cmd.includes(base)) continue;
+      conmons.push(p);
+      if (cmd.includes('k8s_POD_')) podConmons.add(p);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const pauses = [...parents].filter(([, parent]) => podConmons.has(parent)).map(([p]) => p);
+  return [...conmons, ...pauses];
+}
+
+export function podchartTarget(daemon: Daemon, env: NodeJS.ProcessEnv): Target {
+  return {
+    name: 'podchart',
+    get cri() {
+      return daemon.cri;
+    },
+    pid: () => daemon.pid(),
+    serverTotals: () => podchartTotals(daemon),
+    runtimeProcesses: () => podchartProcesses(daemon.paths.base),
+    crash: () => daemon.kill9(),
+    restart: () => daemon.start(env),
+  };
+}
+
+export function containerdTarget(containerd: Containerd): Target {
+  return {
+    name: 'containerd',
+    get cri() {
+      return containerd.cri;
+    },
+    pid: () => containerd.pid(),
+    serverTotals: () => containerd.serverTotals(),
+    runtimeProcesses: () => containerd.runtimeProcesses(),
+    crash: () => containerd.kill9(),
+    restart: () => containerd.start(),
+  };
+}
+
+/** Proportional set size (kB) of a process, from /proc/<pid>/smaps_rollup; 0 once it is gone. */
+export function pssKb(pid: number): number {
+  try {
+    return Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+export const rssKb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
