@@ -7,7 +7,7 @@
  * time, as podchart's /metrics does.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CriClient } from '../test/cri-client.js';
 import { freeTcpPort } from '../test/daemon.js';
@@ -26,6 +26,11 @@ export function ensureContainerd(repo: string): void {
   execFileSync('bash', ['-c', `source "${repo}/scripts/apt-ensure.sh" && apt_ensure bench containerd`], { stdio: 'inherit' });
 }
 
+/** containerd 1.6 takes one CNI bin dir, not a search path: the first that holds the bridge plugin. */
+function cniBinDir(dirs: readonly string[]): string {
+  return dirs.find((d) => existsSync(join(d, 'bridge'))) ?? dirs[0] ?? '/opt/cni/bin';
+}
+
 function configToml(o: ContainerdOptions, socket: string, metrics: string): string {
   return `version = 2
 root = "${join(o.base, 'root')}"
@@ -40,8 +45,11 @@ state = "${join(o.base, 'state')}"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "${o.sandboxImage}"
   enable_selinux = false
+  # Without CAP_SYS_RESOURCE in the bounding set (this VM), runc cannot set the pause container's
+  # -998: containerd's own option keeps scores no lower than its own, as podchart clamps them.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "${o.cniBinDirs.join(':')}"
+    bin_dir = "${cniBinDir(o.cniBinDirs)}"
     conf_dir = "${o.cniConfDir}"
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
