@@ -162,10 +162,12 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
         // Every actor event sent while serving this call is tagged with it (the inspector's "cause").
         deps.causes.with(`${method}#${seq}`, () => handler(call.request, ctx)).then(
           (response) => {
+            // Timed after the callback, which serializes the reply: a big List reply's encoding
+            // is server time too (issue 14: the server-side numbers must hold all of it).
+            callback(null, response);
             const ms = performance.now() - started;
             logger[level]({ ms: Math.round(ms) }, 'ok');
             record(method, 'OK', ms);
-            callback(null, response);
           },
           (err: unknown) => {
             const mapped = toGrpcError(err);
