@@ -10,7 +10,7 @@ import { fromPromise } from 'xstate';
 import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerExit, type Started } from '../machines/container.types.js';
 import type { SandboxContext } from '../machines/sandbox.types.js';
 import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
-import { pinNamespaces, pinnedNamespaces, unpinNamespaces } from '../runtime/ns-pin.js';
+import { pinNamespaces, pinnedNamespaces } from '../runtime/ns-pin.js';
 import { podPaths } from '../runtime/pod-files.js';
 import { createUnderConmon } from '../runtime/conmon.js';
 import { secondsToMs } from '../host/long-timer.js';
@@ -23,12 +23,13 @@ import { seccompProfileFor } from '../runtime/seccomp-default.js';
 import { apparmorProfileName } from '../runtime/apparmor.js';
 import type { ContainerConfig, LinuxContainerResources } from '../runtime/cri-container-types.js';
 import { runtimeAt, type Deps, type Lookups } from './deps.js';
+import type { Janitor } from './janitor.js';
 import { afterCommit, nowNs, type CommitGate } from './actor-util.js';
 import { bundleDir, conmonAlive, conmonPidFile, containerExitDir, exitedWithin, exitStateDir, nsDir, oomFile, readContainerExit, rootfsDir } from './container-files.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../host/private-modes.js';
 
 /** What the container effects work with: the daemon's deps, and the actor tree's answers. */
-type ContainerHost = Deps & { lookups: Lookups };
+type ContainerHost = Deps & { lookups: Lookups; janitor: Janitor };
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
 const KILL_WAIT_MS = 10_000;
@@ -185,17 +186,20 @@ async function exitAfterStop(ctx: ContainerContext, withConmon: boolean): Promis
   return { code: UNKNOWN_EXIT_CODE, at: nowNs(), reason: 'Unknown', message: 'stopped by podchart after its conmon had exited; the exit code was not observed' };
 }
 
-/** Forced removal: kill if running, delete the runtime state, the rootfs and the container's dir. */
+/**
+ * Forced removal: kill if running and delete the runtime state, then hand the rootfs, pinned
+ * namespaces and dirs to the janitor (actors/janitor.ts), whose job is written before this
+ * resolves: RemoveContainer answers without waiting for unmounts and deletes, as containerd's does.
+ */
 export async function removeContainer(host: ContainerHost, ctx: ContainerContext): Promise<void> {
-  await stopContainer(host, { ...ctx, stopTimeoutSec: 0 });
+  // An observed exit is a dead process: `runc state` would only say "stopped".
+  if (ctx.exit === null) await stopContainer(host, { ...ctx, stopTimeoutSec: 0 });
   host.faults.hit('container.remove.killed');
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
-  await host.images.removeRootfs(rootfsDir(ctx));
-  await unpinNamespaces(nsDir(ctx));
-  await rm(ctx.spec.dir, { recursive: true, force: true });
-  if (ctx.spec.stateDir) await rm(ctx.spec.stateDir, { recursive: true, force: true });
-  // Its image may have been removed while it ran; the data goes now if nothing else uses it.
-  await host.images.collectDangling(host.lookups.imagesInUse());
+  const swept = host.janitor.add({ kind: 'container', id: ctx.id, rootfsDir: rootfsDir(ctx), nsDir: nsDir(ctx), dirs: [ctx.spec.dir, ...(ctx.spec.stateDir ? [ctx.spec.stateDir] : [])] });
+  // A container that never ran and failed (a CreateContainer rolled back): the failed call
+  // should find nothing left, so this waits for the sweep; a failure is the janitor's to retry.
+  if (ctx.pid === null && ctx.lastError !== null) await swept;
 }
 
 /** UpdateContainerResources: applied with the runtime; the chart persists what was applied. */
@@ -207,8 +211,8 @@ export async function updateContainer(host: ContainerHost, ctx: ContainerContext
 }
 
 /** The chart's placeholders, replaced with these real effects. */
-export function containerEffects(deps: Deps, lookups: Lookups, committed: CommitGate) {
-  const host: ContainerHost = { ...deps, lookups };
+export function containerEffects(deps: Deps, lookups: Lookups, janitor: Janitor, committed: CommitGate) {
+  const host: ContainerHost = { ...deps, lookups, janitor };
   return {
     createContainer: fromPromise<void, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => createContainer(host, input))),
     startContainer: fromPromise<Started, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => startContainer(host, input))),

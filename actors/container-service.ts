@@ -43,7 +43,7 @@ export class ContainerService {
     actor.send({ type: 'CREATE' });
     await this.supervisor.assertCommitted(`container:${id}`);
     const snapshot = await settle<ContainerSnapshot>(actor, timeoutMs, `container ${id}`);
-    await this.supervisor.flushed(`container:${id}`);
+    await this.supervisor.commitChecks(`container:${id}`).settled();
     if (snapshot.matches('CREATED')) return id;
     throw actorFailure(`container ${spec.name} could not be created`, snapshot.context.lastError, stateName(snapshot), ' (everything it made was removed)');
   }

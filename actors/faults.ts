@@ -16,7 +16,9 @@ export type FaultPoint =
   | 'sandbox.remove.netns'
   | 'container.create.rootfs'
   | 'container.start.created'
-  | 'container.remove.killed';
+  | 'container.remove.killed'
+  | 'cleanup.container.unmounted'
+  | 'cleanup.sandbox.unmounted';
 
 export interface Faults {
   hit(point: FaultPoint): void;

@@ -13,13 +13,14 @@ import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
 import { secondsToMs } from '../host/long-timer.js';
 import { clampOomScoreAdj } from '../runtime/oom.js';
 import { pauseSpec } from '../runtime/pause-spec.js';
-import { mountShm, podPaths, removePodDirs, unmountShm, writePodFiles } from '../runtime/pod-files.js';
+import { mountShm, podPaths, unmountShm, writePodFiles } from '../runtime/pod-files.js';
 import { processStartTime } from '../host/process.js';
 import { pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../runtime/ns-pin.js';
-import { createNetns, removeNetns, unmountNetns } from '../network/netns.js';
+import { createNetns, unmountNetns } from '../network/netns.js';
 import { isMounted } from '../host/mounts.js';
 import { EffectFailed } from '../errors/catalogue.js';
 import { runtimeAt, type Deps } from './deps.js';
+import type { Janitor } from './janitor.js';
 import { afterCommit, type CommitGate } from './actor-util.js';
 import { PRIVATE_FILE } from '../host/private-modes.js';
 
@@ -194,24 +195,25 @@ export async function stopSandbox(deps: Deps, ctx: SandboxContext): Promise<Stop
  * Everything a pod ever made, undone: used for remove and for the rollback of a failed or
  * interrupted create. Only removes what exists, so it is safe at any point of a half-made pod.
  */
-export async function removeSandbox(deps: Deps, ctx: SandboxContext): Promise<void> {
+/** `rollback`: a failed RunPodSandbox's undo, which waits for the unmounts and deletes too. */
+export async function removeSandbox(deps: Deps, janitor: Janitor, ctx: SandboxContext, rollback = false): Promise<void> {
   await killPause(deps, ctx, 0); // seed rule 4: remove does not wait for a graceful stop
   await runtimeAt(deps.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
   deps.faults.hit('sandbox.remove.stopped');
   await releaseNetwork(deps, ctx);
-  await unmountShm(podPaths(ctx.spec).shm);
-  await unpinNamespaces(podPaths(ctx.spec).nsDir);
-  if (ctx.spec.netnsPath) await removeNetns(ctx.spec.netnsPath);
+  // The unmounts and deletes are the janitor's (actors/janitor.ts), written down before this resolves.
+  const paths = podPaths(ctx.spec);
+  const swept = janitor.add({ kind: 'sandbox', id: ctx.id, shm: paths.shm, nsDir: paths.nsDir, netns: ctx.spec.netnsPath || null, dirs: [ctx.spec.stateDir, ctx.spec.rootDir] });
   deps.faults.hit('sandbox.remove.netns');
-  await removePodDirs(ctx.spec);
+  if (rollback) await swept; // a failure is the janitor's to log and retry
 }
 
 /** The chart's placeholders, replaced with these real effects. */
-export function sandboxEffects(deps: Deps, committed: CommitGate) {
+export function sandboxEffects(deps: Deps, janitor: Janitor, committed: CommitGate) {
   return {
     createSandbox: fromPromise<Created, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => createSandbox(deps, input))),
     stopSandbox: fromPromise<Stopped, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => stopSandbox(deps, input))),
-    removeSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(deps, input))),
-    rollbackSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(deps, input))),
+    removeSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(deps, janitor, input))),
+    rollbackSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(deps, janitor, input, true))),
   };
 }

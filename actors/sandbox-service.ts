@@ -21,7 +21,7 @@ export class SandboxService {
     actor.send({ type: 'CREATE' });
     await this.supervisor.assertCommitted(`sandbox:${id}`);
     const snapshot = await settle<SandboxSnapshot>(actor, timeoutMs, `pod sandbox ${id}`);
-    await this.supervisor.flushed(`sandbox:${id}`);
+    await this.supervisor.commitChecks(`sandbox:${id}`).settled();
     if (snapshot.matches('RUNNING')) return id;
     const left = snapshot.status === 'done' ? 'everything it created was removed' : 'it is left NOTREADY for removal';
     throw actorFailure(`pod sandbox ${spec.name} could not be started`, snapshot.context.lastError, stateName(snapshot), ` (${left})`);

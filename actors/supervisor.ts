@@ -21,6 +21,7 @@ import { containerEffects } from './container-effects.js';
 import { decideContainer, decidePod, observeContainer, observePod, restorableRows, type RestorableRow } from './restore.js';
 import { ExitWatch } from './exit-watch.js';
 import { RowWriter } from './row-writer.js';
+import { Janitor } from './janitor.js';
 import { Recorder } from './persist.js';
 import { ActorEvents, type ActorTransition, type ContainerLifecycleEvent } from './actor-events.js';
 import type { Causes } from './cause.js';
@@ -41,6 +42,8 @@ export class Supervisor implements Lookups {
   private serving = false;
   private readonly writer: RowWriter;
   private readonly recorder: Recorder;
+  /** The host cleanup of answered removals, in the background. */
+  readonly janitor: Janitor;
 
   constructor(private readonly deps: Deps) {
     this.writer = new RowWriter({ store: deps.store, logger: deps.logger });
@@ -48,8 +51,9 @@ export class Supervisor implements Lookups {
     this.events = new ActorEvents(deps.logger);
     this.exits = new ExitWatch({ logger: deps.logger, causes: deps.causes, actorOf: (key) => this.root.system.get(key) as SandboxActor | ContainerActor | undefined });
     const committed = (key: string): Promise<void> => this.writer.committed(key);
-    const container = containerMachine.provide({ actors: containerEffects(deps, this, committed) });
-    const sandbox = sandboxMachine.provide({ actors: { ...sandboxEffects(deps, committed), container } });
+    this.janitor = new Janitor({ store: deps.store, logger: deps.logger, images: deps.images, imagesInUse: () => this.imagesInUse(), faults: deps.faults });
+    const container = containerMachine.provide({ actors: containerEffects(deps, this, this.janitor, committed) });
+    const sandbox = sandboxMachine.provide({ actors: { ...sandboxEffects(deps, this.janitor, committed), container } });
     this.root = createActor(supervisorMachine.provide({ actors: { sandbox } }), {
       systemId: 'supervisor',
       inspect: (event) => this.onInspect(event),
@@ -96,6 +100,8 @@ export class Supervisor implements Lookups {
       }),
     );
     this.root.send({ type: 'RESTORED' });
+    // What a previous run left to clean (a crash after a reply, a failed unmount).
+    this.janitor.resume();
     this.serving = true;
     this.deps.logger.info({ sandboxes: rows.length }, 'restore finished');
   }
@@ -111,6 +117,7 @@ export class Supervisor implements Lookups {
       ...this.containerActors().map((a) => settle(a, settleMs, 'container')),
     ];
     await Promise.allSettled(busy);
+    await this.janitor.finish(settleMs);
     this.root.send({ type: 'SHUTDOWN' });
   }
 
@@ -135,14 +142,12 @@ export class Supervisor implements Lookups {
     }
   }
 
-  /** Before a reply: the state it reports has been written (or held, which Status then says). */
-  flushed(key: string): Promise<void> {
-    return this.writer.flushed(key);
-  }
-
-  /** The two checks of a request (actor-util.ts `request`) on the actor under `key`. */
+  /**
+   * The two checks of a request (actor-util.ts `request`) on the actor under `key`; `settled`,
+   * before a reply: the state it reports has been written (or held, which Status then says).
+   */
   commitChecks(key: string): { sent(): Promise<void>; settled(): Promise<void> } {
-    return { sent: () => this.assertCommitted(key), settled: () => this.flushed(key) };
+    return { sent: () => this.assertCommitted(key), settled: () => this.writer.flushed(key) };
   }
 
   /** Why the daemon's database does not take writes (Status: RuntimeReady=false), or null. */

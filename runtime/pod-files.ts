@@ -1,5 +1,5 @@
 /** The files every pod shares with its containers: hostname, hosts, resolv.conf and /dev/shm. */
-import { chmod, copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SandboxSpec } from '../machines/sandbox.types.js';
@@ -85,7 +85,3 @@ export async function unmountShm(path: string): Promise<void> {
   if (await isMounted(path)) await run('umount', [path], { allowFailure: (r) => /not mounted/i.test(r.stderr) });
 }
 
-export async function removePodDirs(spec: SandboxSpec): Promise<void> {
-  await rm(spec.stateDir, { recursive: true, force: true });
-  await rm(spec.rootDir, { recursive: true, force: true });
-}

@@ -126,6 +126,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX quarantined_rows_by_id ON quarantined_rows(id);
     `,
   },
+  {
+    version: 8,
+    description: 'host cleanup left to do after a removal was answered: unmounts and deletes (issue 14, item 3)',
+    sql: `
+      -- One row per removed pod or container whose files and mounts are not all gone yet. Written
+      -- before the actor's row is deleted, deleted once everything in it is done; the job is JSON
+      -- (storage/cleanup-jobs.ts), every step in it idempotent.
+      CREATE TABLE cleanup_jobs (
+        id         TEXT PRIMARY KEY,
+        job        TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT
+      );
+    `,
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

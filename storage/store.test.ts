@@ -13,7 +13,7 @@ function tempDb(): { path: string; done: () => void } {
   return { path: join(dir, 'state.db'), done: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-const TABLES = ['containers', 'image_refs', 'images', 'names', 'quarantined_rows', 'removed_actors', 'sandboxes', 'transitions', 'write_probe'];
+const TABLES = ['cleanup_jobs', 'containers', 'image_refs', 'images', 'names', 'quarantined_rows', 'removed_actors', 'sandboxes', 'transitions', 'write_probe'];
 
 function tables(db: BetterSqlite3.Database): string[] {
   return (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[]);

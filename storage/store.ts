@@ -8,6 +8,7 @@ import { AlreadyExists, Unavailable } from '../errors/catalogue.js';
 import { LATEST_VERSION, migrate, schemaVersion } from './migrations.js';
 import { ImageTable } from './images.js';
 import { QuarantineTable, type QuarantinedRow } from './quarantine.js';
+import { CleanupTable } from './cleanup-jobs.js';
 import { SNAPSHOT_VERSION } from './rows.js';
 
 export type ActorKind = 'sandbox' | 'container';
@@ -85,6 +86,8 @@ export class Store {
   readonly db: Database;
   readonly images: ImageTable;
   private readonly quarantineTable: QuarantineTable;
+  /** Host cleanup left after answered removals (storage/cleanup-jobs.ts). */
+  readonly cleanup: CleanupTable;
   private readonly historyPerActor: number;
   private failure: { reason: string; since: number } | null = null;
   /** Prepared once per SQL text: preparing is a parse and a plan, on every transition otherwise. */
@@ -96,6 +99,7 @@ export class Store {
       this.db = openReadOnly(path);
       this.images = new ImageTable(this.db, (fn) => this.write(fn));
       this.quarantineTable = new QuarantineTable(this.db, (fn) => this.write(fn));
+      this.cleanup = new CleanupTable(this.db, (fn) => this.write(fn));
       return;
     }
     // Every container's env is in here: 0600 (issue 11, item 4). SQLite gives the -wal and -shm it
@@ -112,6 +116,7 @@ export class Store {
     migrate(this.db);
     this.images = new ImageTable(this.db, (fn) => this.write(fn));
     this.quarantineTable = new QuarantineTable(this.db, (fn) => this.write(fn));
+    this.cleanup = new CleanupTable(this.db, (fn) => this.write(fn));
   }
 
   private sql(text: string): Statement {

@@ -5,13 +5,14 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { createServer as createNetServer } from 'node:net';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CriClient } from './cri-client.js';
 import { untilEvent } from './until-event.js';
+import { Store } from '../storage/store.js';
 import { setTimeout as pollInterval } from 'node:timers/promises';
 
 const POLL_INTERVAL_MS = 50;
@@ -189,6 +190,23 @@ export class Daemon {
 
   logs(): string {
     return this.output;
+  }
+
+  /**
+   * Waits until the daemon's janitor has done every cleanup job (actors/janitor.ts): removals
+   * answer before their unmounts and deletes, so a check of the host after one waits for this.
+   */
+  async swept(timeoutMs = 20_000): Promise<void> {
+    const db = join(this.paths.root, 'podchart.db');
+    await eventually('the janitor to finish every cleanup job', () => {
+      if (!existsSync(db)) return true;
+      const store = Store.openReadOnly(db);
+      try {
+        return store.cleanup.list().length === 0;
+      } finally {
+        store.close();
+      }
+    }, timeoutMs);
   }
 
   pid(): number {

@@ -182,6 +182,7 @@ describe('a CNI DEL that can never succeed (item 11)', () => {
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: id }, 60_000);
     const pods = await daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {});
     assert.ok(!pods.items.some((p) => p.id === id), 'the pod is gone');
+    await daemon.swept();
     assert.ok(!existsSync(netnsPath(id)), 'its netns is gone');
     const line = daemon.logs().split('\n').find((l) => l.includes('CNI DEL failed at remove') && l.includes(id));
     assert.ok(line, 'the log names the DEL left undone');

@@ -95,8 +95,10 @@ test('TARGET: a running container of the same pod, its namespace pinned; anythin
   await rejects(daemon.cri.call('StartContainer', { containerId: late }), grpcStatus.FAILED_PRECONDITION, /the container whose pid namespace it shares .* is no longer running/);
 
   await daemon.cri.call('RemoveContainer', { containerId: late });
+  await daemon.swept(); // unpinned and deleted by the janitor, after the reply
   assert.equal(existsSync(join(paths.run, 'containers', late)), false, 'its pin and state dir are gone with it');
   await daemon.cri.call('RemovePodSandbox', { podSandboxId: pod });
+  await daemon.swept();
   assert.equal(isMountPoint(pinned), false, 'removing the pod unpinned the debug container\'s target namespace');
   await daemon.cri.call('RemovePodSandbox', { podSandboxId: other });
 });

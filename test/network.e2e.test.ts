@@ -106,6 +106,7 @@ describe('pods on the network', () => {
   });
 
   test('50 pods created and removed leave the host-local store empty and no netns behind', async () => {
+    await daemon.swept(); // the earlier tests' netns are gone before the count
     const before = podchartNetns().length;
     const ids: string[] = [];
     for (let batch = 0; batch < 5; batch++) {
@@ -114,6 +115,7 @@ describe('pods on the network', () => {
     assert.equal(new Set(await Promise.all(ids.map(podIp))).size, 50, '50 distinct IPs');
     assert.equal(leases().length, 50);
     await Promise.all(ids.map((id) => daemon.cri.call('RemovePodSandbox', { podSandboxId: id })));
+    await daemon.swept();
     assert.deepEqual(leases(), []);
     assert.equal(podchartNetns().length, before);
   });
@@ -181,6 +183,7 @@ describe('CNI failures and crashes', () => {
     try {
       await eventually('the half-made pod to be rolled back', async () =>
         (await withSlow.cri.call<{ items: unknown[] }>('ListPodSandbox', {})).items.length === 0 && leases().length === 0);
+      await withSlow.swept();
       assert.equal(podchartNetns().length, netnsBefore.length - 1, 'its netns is gone');
     } finally {
       await withSlow.stop();
@@ -216,6 +219,7 @@ describe('CNI failures and crashes', () => {
     writeFileSync(confFile, JSON.stringify(conf));
     writeFileSync(join(confDir, '05-broken.conf'), '{ not json');
     try {
+      await daemon.swept();
       const netnsBefore = podchartNetns();
       await assert.rejects(
         daemon.cri.call('RunPodSandbox', { config: podConfig('cni-fails') }),

@@ -11,7 +11,7 @@
  */
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
@@ -20,6 +20,7 @@ import { BUSYBOX_IMAGE } from './busybox-daemon.js';
 import { busyboxLayer, buildImage, pushImage } from './image-builder.js';
 import { startRegistry, type RegistryFixture } from './registry-fixture.js';
 import { processAlive } from './host-state.js';
+import { Store } from '../storage/store.js';
 
 interface Status { id: string; state: string; exitCode: number; reason: string; message: string; finishedAt: string }
 
@@ -218,5 +219,50 @@ describe('concurrent removes succeed once the thing is gone (item 15)', () => {
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: pod });
     await gone(c.id);
     assert.ok(!processAlive(c.pid));
+  });
+});
+
+describe('cleanup after the reply (issue 14, item 3: the janitor)', () => {
+  const mountsOf = (id: string): string[] => readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(id));
+  const leftOf = (id: string): string[] => [
+    ...[join(paths.root, 'containers', id), join(paths.root, 'sandboxes', id), join(paths.run, 'sandboxes', id)].filter((d) => existsSync(d)),
+    ...mountsOf(id),
+  ];
+  const jobs = (): string[] => {
+    const store = Store.openReadOnly(join(paths.root, 'podchart.db'));
+    try {
+      return store.cleanup.list().map((j) => j.job.id);
+    } finally {
+      store.close();
+    }
+  };
+
+  test('RemoveContainer and RemovePodSandbox answer; then nothing of either is left, and no job', async () => {
+    const pod = await runPod('janitor-ok');
+    const c = await runContainer(pod, 'swept');
+    assert.ok(existsSync(join(paths.root, 'containers', c.id)), 'the container has a dir to clean');
+    assert.ok(mountsOf(c.id).length > 0, 'and a rootfs mount');
+    await daemon.cri.call('RemoveContainer', { containerId: c.id });
+    await gone(c.id);
+    assert.ok(!processAlive(c.pid), 'nothing of it runs once RemoveContainer has answered');
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: pod });
+    await eventually('the janitor to leave nothing of the container and the pod', () => leftOf(c.id).length + leftOf(pod).length === 0 && jobs().length === 0);
+  });
+
+  test('a crash mid-cleanup, after the unmount: the next start finishes the job', async () => {
+    const pod = await runPod('janitor-crash');
+    const c = await runContainer(pod, 'half-swept');
+    await daemon.stop();
+    await daemon.start({ PODCHART_CONFIG: CONFIG, PODCHART_FAULT: 'cleanup.container.unmounted' });
+    const died = daemon.waitExit(30_000);
+    // The reply may or may not get out before the kill: both are fine, what counts is the end state.
+    await daemon.cri.call('RemoveContainer', { containerId: c.id }).catch(() => undefined);
+    await died;
+    assert.ok(existsSync(join(paths.root, 'containers', c.id)), 'killed before its dir was deleted');
+    await daemon.start({ PODCHART_CONFIG: CONFIG });
+    await gone(c.id);
+    await eventually('the restarted daemon to finish the job', () => leftOf(c.id).length === 0 && jobs().length === 0);
+    await daemon.cri.call('RemovePodSandbox', { podSandboxId: pod });
+    await eventually('the pod to be swept too', () => leftOf(pod).length === 0 && jobs().length === 0);
   });
 });

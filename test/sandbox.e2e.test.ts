@@ -147,6 +147,7 @@ describe('pod sandbox lifecycle', () => {
     await daemon.cri.call('StopPodSandbox', { podSandboxId: id }); // idempotent
 
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+    await daemon.swept(); // the unmounts and deletes follow the reply (actors/janitor.ts)
     assert.ok(!existsSync(i.netnsPath), 'netns file removed');
     assert.ok(!existsSync(i.rootDir) && !existsSync(i.stateDir), 'pod dirs removed');
     await rejects(status(id), grpcStatus.NOT_FOUND, /not found/);
@@ -186,7 +187,8 @@ describe('pod sandbox lifecycle', () => {
     const id = await run(podConfig());
     const i = await info(id);
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
-    assert.ok(!processAlive(i.pid));
+    assert.ok(!processAlive(i.pid), 'nothing of it runs once the call has answered');
+    await daemon.swept();
     assert.ok(i.netnsPath && !existsSync(i.netnsPath));
     assert.ok(!existsSync(i.stateDir) && !existsSync(i.rootDir));
     const list = await daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {});

@@ -1,0 +1,144 @@
+/**
+ * The janitor (issue 14, item 3): does the host cleanup of answered removals in the background,
+ * one job at a time, from storage/cleanup-jobs.ts. containerd does the same with its snapshot GC:
+ * RemoveContainer forgets the container and the disk is freed after the reply.
+ *
+ * What a removal must finish before it answers stays in the effect: nothing of the container or
+ * pod runs (kill, `runc delete`) and the job is on disk. The rest (unmounting the rootfs, the
+ * pinned namespaces, shm and the netns, deleting the dirs, collecting a dangling image) is here. A
+ * job that fails is logged with what is left, kept, and retried later and at the next start.
+ */
+import { rm } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { Store } from '../storage/store.js';
+import type { CleanupJob } from '../storage/cleanup-jobs.js';
+import type { ImageService } from '../images/image-service.js';
+import { unpinNamespaces } from '../runtime/ns-pin.js';
+import { unmountShm } from '../runtime/pod-files.js';
+import { removeNetns } from '../network/netns.js';
+import { after } from '../host/long-timer.js';
+import type { Faults } from './faults.js';
+
+/** How long a failed job waits before its next attempt. */
+const RETRY_MS = 30_000;
+
+export interface JanitorDeps {
+  store: Store;
+  logger: Logger;
+  images: Pick<ImageService, 'removeRootfs' | 'collectDangling'>;
+  /** The images live containers use: a removed container's may now be collected. */
+  imagesInUse: () => Set<string>;
+  faults: Faults;
+}
+
+/** The steps of a job, each idempotent: a second run after a crash finds them done. */
+async function runJob(deps: JanitorDeps, job: CleanupJob): Promise<void> {
+  if (job.kind === 'container') {
+    await deps.images.removeRootfs(job.rootfsDir);
+    deps.faults.hit('cleanup.container.unmounted');
+    await unpinNamespaces(job.nsDir);
+  } else {
+    await unmountShm(job.shm);
+    deps.faults.hit('cleanup.sandbox.unmounted');
+    await unpinNamespaces(job.nsDir);
+    if (job.netns) await removeNetns(job.netns);
+  }
+  for (const dir of job.dirs) await rm(dir, { recursive: true, force: true });
+  if (job.kind === 'container') await deps.images.collectDangling(deps.imagesInUse());
+}
+
+export class Janitor {
+  private readonly queue = new Map<string, CleanupJob>();
+  private running: Promise<void> | null = null;
+  private readonly retries = new Map<string, () => void>();
+  /** Who waits for a job's first attempt (actors/janitor.ts `add`). */
+  private readonly attempts = new Map<string, (failure: string | null) => void>();
+  private stopped = false;
+
+  constructor(private readonly deps: JanitorDeps) {}
+
+  /**
+   * Writes the job (throws StoreWriteFailed when the database refuses it: the removal then
+   * fails, and its retry writes it again), then runs it in the background. The promise says how
+   * its first attempt went (null: done; else why not, and it is retried): a rollback awaits it,
+   * since the failed call that rolled back should find nothing left; a removal does not.
+   */
+  add(job: CleanupJob): Promise<string | null> {
+    this.deps.store.cleanup.add(job);
+    const attempted = new Promise<string | null>((resolve) => this.attempts.set(job.id, resolve));
+    this.enqueue(job);
+    return attempted;
+  }
+
+  /** At start: every job a previous run left (a crash, a failure). */
+  resume(): void {
+    for (const { job } of this.deps.store.cleanup.list()) this.enqueue(job);
+  }
+
+  /** Jobs not done yet (queued, running or waiting for a retry). */
+  pending(): number {
+    return this.deps.store.cleanup.list().length;
+  }
+
+  /** Resolves when the queue is empty (retries waiting do not count). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  /** Graceful shutdown: the queue is worked through, within `timeoutMs`; what is left waits for the next start. */
+  async finish(timeoutMs: number): Promise<void> {
+    let cancel = (): void => undefined;
+    const timedOut = new Promise<void>((resolve) => (cancel = after(timeoutMs, resolve)));
+    await Promise.race([this.idle(), timedOut]);
+    cancel();
+    this.stop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const id of [...this.attempts.keys()]) this.attempted(id, 'the daemon is shutting down; the next start does it');
+    for (const cancel of this.retries.values()) cancel();
+    this.retries.clear();
+  }
+
+  private attempted(id: string, failure: string | null): void {
+    this.attempts.get(id)?.(failure);
+    this.attempts.delete(id);
+  }
+
+  private enqueue(job: CleanupJob): void {
+    if (this.stopped) return;
+    this.retries.get(job.id)?.();
+    this.retries.delete(job.id);
+    this.queue.set(job.id, job);
+    this.running ??= this.drain().finally(() => {
+      this.running = null;
+    });
+  }
+
+  private async drain(): Promise<void> {
+    for (const [id, job] of this.queue) {
+      this.queue.delete(id);
+      if (this.stopped) return;
+      try {
+        await runJob(this.deps, job);
+        this.deps.store.cleanup.done(id);
+        this.attempted(id, null);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.attempted(id, message);
+        this.deps.logger.warn({ [job.kind === 'container' ? 'containerId' : 'sandboxId']: id, left: job, err: message }, `cleanup after the removal of ${job.kind} ${id} failed; what is listed is left on the host, retried in ${RETRY_MS / 1000} s`);
+        try {
+          this.deps.store.cleanup.failed(id, message);
+        } catch {
+          // the database refuses writes: the job row stays as it was, and the retry still runs
+        }
+        const retry = after(RETRY_MS, () => {
+          this.retries.delete(id);
+          this.enqueue(job);
+        });
+        this.retries.set(id, retry);
+      }
+    }
+  }
+}
