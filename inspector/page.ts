@@ -30,7 +30,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
   table { border-collapse: collapse; width: 100%; margin-top: 12px; font-size: 12px; }
   td, th { border-bottom: 1px solid #e1e6eb; padding: 3px 6px; text-align: left; }
   tr.error td { color: #b00020; }
-  #quarantine h2 { font-size: 13px; margin: 16px 0 0; color: #b00020; }
+  #quarantine h2, #cleanup h2 { font-size: 13px; margin: 16px 0 0; color: #b00020; }
   pre { background: #f6f8fa; padding: 8px; overflow: auto; max-height: 240px; font-size: 12px; }
 </style>
 </head>
@@ -44,6 +44,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
   </div>
   <div id="tree">loading…</div>
   <div id="quarantine"></div>
+  <div id="cleanup"></div>
 </aside>
 <main>
   <div id="detail"><p>Select an actor on the left.</p></div>
@@ -193,8 +194,17 @@ export const INSPECTOR_PAGE = `<!doctype html>
         return '<tr class="error" data-id="' + esc(q.id) + '"><td>' + esc(q.kind) + '</td><td>' + esc(q.id.slice(0, 13)) + '</td><td>' + esc(q.state) + '</td><td>' + esc(q.reason) + '</td></tr>';
       }).join('') + '</table>';
   }
+  // Unmounts and deletes still to do after answered removals; a failing one says why.
+  function renderCleanup(jobs) {
+    $('cleanup').innerHTML = !jobs.length ? '' : '<h2>Cleanup left after removals (' + jobs.length + ')</h2><table>' +
+      '<tr><th>kind</th><th>id</th><th>left</th><th>attempts</th><th>last error</th></tr>' + jobs.map(function (c) {
+        return '<tr' + (c.lastError ? ' class="error"' : '') + ' data-id="' + esc(c.job.id) + '"><td>' + esc(c.job.kind) + '</td><td>' + esc(c.job.id.slice(0, 13)) + '</td><td>' +
+          esc([c.job.rootfsDir || c.job.shm, c.job.netns].concat(c.job.dirs).filter(Boolean).join(', ')) + '</td><td>' + c.attempts + '</td><td>' + esc(c.lastError || '') + '</td></tr>';
+      }).join('') + '</table>';
+  }
   function refresh() {
     get('/api/quarantine').then(renderQuarantine);
+    get('/api/cleanup').then(renderCleanup);
     return get('/api/actors').then(function (t) { tree = t; renderTree(); });
   }
   ['f-state', 'f-ns', 'f-label'].forEach(function (id) { $(id).oninput = renderTree; });

@@ -134,6 +134,8 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
     }
     if (path === '/api/actors') return json(res, 200, actorTree(deps.supervisor));
     if (path === '/api/quarantine') return json(res, 200, quarantineList(deps.supervisor.store.quarantined()));
+    // Host cleanup left after answered removals (actors/janitor.ts): what is left, and why not yet.
+    if (path === '/api/cleanup') return json(res, 200, deps.supervisor.store.cleanup.list());
     const chart = /^\/api\/charts\/(sandbox|container)$/.exec(path);
     if (chart?.[1]) return json(res, 200, CHARTS[chart[1]]);
     const actor = /^\/api\/actors\/([0-9a-f]{64})$/.exec(path);

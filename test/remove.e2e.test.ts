@@ -11,7 +11,8 @@
  */
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
@@ -265,4 +266,29 @@ describe('cleanup after the reply (issue 14, item 3: the janitor)', () => {
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: pod });
     await eventually('the pod to be swept too', () => leftOf(pod).length === 0 && jobs().length === 0);
   });
+});
+
+test('a cleanup that fails is named in the log and the inspector, kept, and done at the next start', async () => {
+  const pod = await runPod('janitor-busy');
+  const c = await runContainer(pod, 'pinned-down');
+  // A mount inside its dir that the janitor did not make: the dir cannot be deleted (EBUSY).
+  const blocker = join(paths.root, 'containers', c.id, 'blocker');
+  mkdirSync(blocker);
+  execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', blocker]);
+  try {
+    await daemon.cri.call('RemoveContainer', { containerId: c.id });
+    await gone(c.id);
+    const cleanup = async (): Promise<{ job: { id: string }; attempts: number; lastError: string | null }[]> =>
+      (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/cleanup`)).json() as Promise<{ job: { id: string }; attempts: number; lastError: string | null }[]>;
+    const failed = await eventually('the failed cleanup to show in the inspector', async () => (await cleanup()).find((j) => j.job.id === c.id && j.attempts > 0));
+    assert.match(failed.lastError ?? '', /EBUSY|busy/i);
+    assert.ok(daemon.logs().split('\n').some((l) => l.includes(`cleanup after the removal of container ${c.id} failed`)), 'the log names it');
+  } finally {
+    execFileSync('umount', [blocker]);
+  }
+  await daemon.stop();
+  await daemon.start({ PODCHART_CONFIG: CONFIG });
+  await daemon.swept();
+  assert.ok(!existsSync(join(paths.root, 'containers', c.id)), 'the next start finished it');
+  await daemon.cri.call('RemovePodSandbox', { podSandboxId: pod });
 });
