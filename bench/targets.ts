@@ -13,6 +13,8 @@ export type Totals = Map<string, { sum: number; count: number }>;
 export interface Target {
   name: 'podchart' | 'containerd';
   readonly cri: CriClient;
+  /** Its CRI socket's path. */
+  socket: string;
   pid(): number;
   serverTotals(): Promise<Totals>;
   /** What the runtime itself adds on the host for its pods (shims, conmons, pause), not workloads. */
@@ -61,6 +63,7 @@ export function podchartTarget(daemon: Daemon, env: NodeJS.ProcessEnv): Target {
     get cri() {
       return daemon.cri;
     },
+    socket: daemon.paths.socket,
     pid: () => daemon.pid(),
     serverTotals: () => podchartTotals(daemon),
     runtimeProcesses: () => podchartProcesses(daemon.paths.base),
@@ -75,6 +78,7 @@ export function containerdTarget(containerd: Containerd): Target {
     get cri() {
       return containerd.cri;
     },
+    socket: containerd.socket,
     pid: () => containerd.pid(),
     serverTotals: () => containerd.serverTotals(),
     runtimeProcesses: () => containerd.runtimeProcesses(),

@@ -85,12 +85,21 @@ async function main(): Promise<void> {
     logger.info({ requested: config.pauseOomScoreAdj, floor }, 'no CAP_SYS_RESOURCE: oom_score_adj of pods clamped to the daemon\'s own');
   }
 
+  // How long each step of the start took (ms), in the readiness line: a slow restart says why.
+  const startup: Record<string, number> = { node: Math.round(performance.now()) };
+  let phase = performance.now();
+  const lap = (what: string): void => {
+    startup[what] = Math.round(performance.now() - phase);
+    phase = performance.now();
+  };
   const imageRoot = join(config.rootDir, 'images');
   const content = new ContentStore(join(imageRoot, 'content'));
   await content.cleanIngest(); // temp files of pulls a crash cut off
   const layers = new LayerStore(join(imageRoot, 'layers'));
   await layers.sweep(); // layers a crash left half unpacked or half deleted
+  lap('images');
   const narrowed = await tightenState(config); // a tree an older podchart (or conmon, meanwhile) left open
+  lap('modes');
   if (narrowed > 0) logger.info({ paths: narrowed }, 'state made private: dirs 0700, files 0600');
   const images = new ImageService({
     store,
@@ -128,11 +137,7 @@ async function main(): Promise<void> {
     hostHasAppArmor: hostHasAppArmor(),
   };
   const supervisor = new Supervisor(deps);
-  const restoreStarted = performance.now();
-  await supervisor.start();
-  metrics.restoreSeconds.observe({}, (performance.now() - restoreStarted) / 1000);
-  const historySweep = new HistorySweep({ store, retentionSeconds: config.removedHistoryRetentionSeconds, logger: logger.child({ component: 'history' }) });
-  historySweep.start();
+  lap('deps');
 
   // A socket left by a crash is replaced; a live daemon was refused by the lock above.
   if (existsSync(config.socket)) rmSync(config.socket, { force: true });
@@ -140,14 +145,26 @@ async function main(): Promise<void> {
   const streaming = new StreamingServer(logger.child({ component: 'streaming' }));
   const streamingBase = await streaming.listen(config.streamingAddress);
   const server = buildServer({ streaming, metrics, network: deps.network, causes: deps.causes, supervisor, images, containers: new ContainerService(supervisor), sandboxes: new SandboxService(supervisor), imageRoot, config, logger, version });
+  // Served before the restore: Version and Status answer at once (RuntimeReady=false, "Restoring"),
+  // what reads pods gets UNAVAILABLE until restore is done (cri/server.ts DURING_RESTORE).
   const criSocket = await listen(server, config.socket, logger.child({ component: 'cri-socket' }));
   chmodSync(config.socket, 0o660);
+  lap('socket');
+  logger.info({ socket: config.socket }, 'CRI socket open; restoring pods and containers');
+
+  const restoreStarted = performance.now();
+  await supervisor.start();
+  metrics.restoreSeconds.observe({}, (performance.now() - restoreStarted) / 1000);
+  lap('restore');
+  const historySweep = new HistorySweep({ store, retentionSeconds: config.removedHistoryRetentionSeconds, logger: logger.child({ component: 'history' }) });
+  historySweep.start();
   // The inspector and /metrics, on loopback only unless the config says otherwise.
   const inspector = config.inspectorAddress
     ? await startInspector(config.inspectorAddress, { supervisor, metrics, streaming, logger: logger.child({ component: 'inspector' }) }, config.inspectorTokenFile ? readTokenFile(config.inspectorTokenFile) : null)
     : null;
+  lap('serve');
   // The readiness line: logged once everything above is up.
-  logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir, inspector: config.inspectorAddress || undefined, streaming: streamingBase }, 'podchartd serving CRI v1');
+  logger.info({ socket: config.socket, version, rootDir: config.rootDir, runDir: config.runDir, inspector: config.inspectorAddress || undefined, streaming: streamingBase, startupMs: startup }, 'podchartd serving CRI v1');
 
   let stopping = false;
   const stop = (signal: string): void => {

@@ -16,7 +16,9 @@ export async function status(req: { verbose: boolean }, ctx: CriContext) {
   const writeFailure = ctx.supervisor.writeFailure();
   const runtime = writeFailure
     ? { status: false, reason: 'StateDatabaseUnwritable', message: `podchart cannot write its state database: ${writeFailure}` }
-    : { status: true, reason: '', message: '' };
+    : ctx.supervisor.rootState() === 'RESTORING'
+      ? { status: false, reason: 'Restoring', message: 'podchart is restoring its pods and containers after a restart' }
+      : { status: true, reason: '', message: '' };
   return {
     status: {
       conditions: [

@@ -7,7 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { loadCri } from '../proto/load.js';
-import { NotImplemented } from '../errors/catalogue.js';
+import { NotImplemented, Unavailable } from '../errors/catalogue.js';
 import type { CriContext, UnaryHandler } from './context.js';
 import { toGrpcError } from './errors.js';
 import type { Causes } from '../actors/cause.js';
@@ -43,6 +43,13 @@ const DEFAULT_TIMEOUT_MS = 4 * 60_000;
 const POLLED = new Set(['Version', 'Status', 'ListPodSandbox', 'PodSandboxStatus', 'ListContainers', 'ContainerStatus',
   'ListImages', 'ImageStatus', 'ImageFsInfo', 'ListContainerStats', 'ListPodSandboxStats', 'RuntimeConfig',
   'ContainerStats', 'PodSandboxStats']);
+
+/**
+ * What the socket answers while restore runs (it serves as soon as it can, issue 14): what does
+ * not read the pods and containers. Anything else gets UNAVAILABLE until restore is done: a
+ * partial ListPodSandbox would tell kubelet that pods it sees no longer exist.
+ */
+const DURING_RESTORE = new Set(['Version', 'Status', 'RuntimeConfig', 'ListImages', 'ImageStatus', 'ImageFsInfo']);
 
 // The handlers take the request as proto-loader decodes it; each declares the fields it reads.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the table is heterogeneous by design
@@ -142,6 +149,10 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
         if (!handler) {
           logger.debug('not implemented');
           callback(toGrpcError(new NotImplemented(method)));
+          return;
+        }
+        if (!DURING_RESTORE.has(method) && deps.supervisor.rootState() === 'RESTORING') {
+          callback(toGrpcError(new Unavailable(`podchart is restoring its pods and containers after a restart; ${method} is answered once that is done (about a second per 200 pods): retry`)));
           return;
         }
         const ctx: CriContext = {
