@@ -98,9 +98,6 @@ async function main(): Promise<void> {
   const layers = new LayerStore(join(imageRoot, 'layers'));
   await layers.sweep(); // layers a crash left half unpacked or half deleted
   lap('images');
-  const narrowed = await tightenState(config); // a tree an older podchart (or conmon, meanwhile) left open
-  lap('modes');
-  if (narrowed > 0) logger.info({ paths: narrowed }, 'state made private: dirs 0700, files 0600');
   const images = new ImageService({
     store,
     content,
@@ -151,6 +148,10 @@ async function main(): Promise<void> {
   chmodSync(config.socket, 0o660);
   lap('socket');
   logger.info({ socket: config.socket }, 'CRI socket open; restoring pods and containers');
+  // Before restore reads the tree, while the socket answers only what reads no pod files.
+  const narrowed = await tightenState(config); // a tree an older podchart (or conmon, meanwhile) left open
+  lap('modes');
+  if (narrowed > 0) logger.info({ paths: narrowed }, 'state made private: dirs 0700, files 0600');
 
   const restoreStarted = performance.now();
   await supervisor.start();
