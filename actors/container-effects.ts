@@ -196,10 +196,10 @@ export async function removeContainer(host: ContainerHost, ctx: ContainerContext
   if (ctx.exit === null) await stopContainer(host, { ...ctx, stopTimeoutSec: 0 });
   host.faults.hit('container.remove.killed');
   await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
-  const swept = host.janitor.add({ kind: 'container', id: ctx.id, rootfsDir: rootfsDir(ctx), nsDir: nsDir(ctx), dirs: [ctx.spec.dir, ...(ctx.spec.stateDir ? [ctx.spec.stateDir] : [])] });
   // A container that never ran and failed (a CreateContainer rolled back): the failed call
-  // should find nothing left, so this waits for the sweep; a failure is the janitor's to retry.
-  if (ctx.pid === null && ctx.lastError !== null) await swept;
+  // should find nothing left, so its cleanup is done before this resolves.
+  const rolledBack = ctx.pid === null && ctx.lastError !== null;
+  await host.janitor.clean({ kind: 'container', id: ctx.id, rootfsDir: rootfsDir(ctx), nsDir: nsDir(ctx), dirs: [ctx.spec.dir, ...(ctx.spec.stateDir ? [ctx.spec.stateDir] : [])] }, rolledBack);
 }
 
 /** UpdateContainerResources: applied with the runtime; the chart persists what was applied. */

@@ -5,7 +5,9 @@
  *
  * What a removal must finish before it answers stays in the effect: nothing of the container or
  * pod runs (kill, `runc delete`) and the job is on disk. The rest (unmounting the rootfs, the
- * pinned namespaces, shm and the netns, deleting the dirs, collecting a dangling image) is here. A
+ * pinned namespaces, shm and the netns, deleting the dirs, collecting a dangling image) is here,
+ * while a worker is free; when all are busy (sustained load) or on a rollback, the removal does
+ * it itself before answering (`clean`), so the cleanup never falls behind the replies. A queued
  * job that fails is logged with what is left, kept, and retried later and at the next start.
  */
 import { rm } from 'node:fs/promises';
@@ -50,6 +52,9 @@ async function runJob(deps: JanitorDeps, job: CleanupJob): Promise<void> {
 export class Janitor {
   private readonly queue = new Map<string, CleanupJob>();
   private running: Promise<void> | null = null;
+  private readonly active = new Set<string>();
+  /** Jobs worked at once: each mostly waits on umount and rm, so a few overlap well. */
+  private readonly concurrency = 4;
   private readonly retries = new Map<string, () => void>();
   /** Who waits for a job's first attempt (actors/janitor.ts `add`). */
   private readonly attempts = new Map<string, (failure: string | null) => void>();
@@ -75,9 +80,18 @@ export class Janitor {
     for (const { job } of this.deps.store.cleanup.list()) this.enqueue(job);
   }
 
-  /** Jobs not done yet (queued, running or waiting for a retry). */
-  pending(): number {
-    return this.deps.store.cleanup.list().length;
+  /**
+   * A removal's cleanup: queued when the janitor has a free worker, so the removal answers
+   * before its unmounts and deletes; done right here, before the removal answers, when `inline`
+   * (a rollback, whose failed call should find nothing left) or when every worker is busy. Under
+   * sustained load queued jobs would fall ever further behind the replies and leave mounts piling
+   * up (every mount check then slows down): inline work is what synchronous removal was, with no
+   * job row, since the actor's own row (REMOVING) is the intent until it is done. A failure of
+   * inline work is the caller's, as it was; of a queued job, the janitor's to log and retry.
+   */
+  async clean(job: CleanupJob, inline: boolean): Promise<void> {
+    if (inline || this.queue.size + this.active.size >= this.concurrency) return runJob(this.deps, job);
+    void this.add(job);
   }
 
   /** Resolves when the queue is empty (retries waiting do not count). */
@@ -116,29 +130,45 @@ export class Janitor {
     });
   }
 
+  /** Works the queue with `concurrency` workers, until it is empty. */
   private async drain(): Promise<void> {
-    for (const [id, job] of this.queue) {
-      this.queue.delete(id);
-      if (this.stopped) return;
-      try {
-        await runJob(this.deps, job);
-        this.deps.store.cleanup.done(id);
-        this.attempted(id, null);
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        this.attempted(id, message);
-        this.deps.logger.warn({ [job.kind === 'container' ? 'containerId' : 'sandboxId']: id, left: job, err: message }, `cleanup after the removal of ${job.kind} ${id} failed; what is listed is left on the host, retried in ${RETRY_MS / 1000} s`);
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        // Never the same job twice at once (a restore and a retry may both queue it).
+        const next = [...this.queue].find(([id]) => !this.active.has(id));
+        if (!next || this.stopped) return;
+        const [id, job] = next;
+        this.queue.delete(id);
+        this.active.add(id);
         try {
-          this.deps.store.cleanup.failed(id, message);
-        } catch {
-          // the database refuses writes: the job row stays as it was, and the retry still runs
+          await this.work(id, job);
+        } finally {
+          this.active.delete(id);
         }
-        const retry = after(RETRY_MS, () => {
-          this.retries.delete(id);
-          this.enqueue(job);
-        });
-        this.retries.set(id, retry);
       }
+    };
+    await Promise.all(Array.from({ length: this.concurrency }, worker));
+  }
+
+  private async work(id: string, job: CleanupJob): Promise<void> {
+    try {
+      await runJob(this.deps, job);
+      this.deps.store.cleanup.done(id);
+      this.attempted(id, null);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.attempted(id, message);
+      this.deps.logger.warn({ [job.kind === 'container' ? 'containerId' : 'sandboxId']: id, left: job, err: message }, `cleanup after the removal of ${job.kind} ${id} failed; what is listed is left on the host, retried in ${RETRY_MS / 1000} s`);
+      try {
+        this.deps.store.cleanup.failed(id, message);
+      } catch {
+        // the database refuses writes: the job row stays as it was, and the retry still runs
+      }
+      const retry = after(RETRY_MS, () => {
+        this.retries.delete(id);
+        this.enqueue(job);
+      });
+      this.retries.set(id, retry);
     }
   }
 }

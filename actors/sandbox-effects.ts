@@ -195,17 +195,17 @@ export async function stopSandbox(deps: Deps, ctx: SandboxContext): Promise<Stop
  * Everything a pod ever made, undone: used for remove and for the rollback of a failed or
  * interrupted create. Only removes what exists, so it is safe at any point of a half-made pod.
  */
-/** `rollback`: a failed RunPodSandbox's undo, which waits for the unmounts and deletes too. */
+/** `rollback`: a failed RunPodSandbox's undo, which does the unmounts and deletes itself (as any removal does while the janitor is busy). */
 export async function removeSandbox(deps: Deps, janitor: Janitor, ctx: SandboxContext, rollback = false): Promise<void> {
   await killPause(deps, ctx, 0); // seed rule 4: remove does not wait for a graceful stop
   await runtimeAt(deps.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
   deps.faults.hit('sandbox.remove.stopped');
   await releaseNetwork(deps, ctx);
-  // The unmounts and deletes are the janitor's (actors/janitor.ts), written down before this resolves.
+  // The unmounts and deletes: queued for the janitor (actors/janitor.ts, its job written before
+  // this resolves), or done here on a rollback or while the janitor is busy.
   const paths = podPaths(ctx.spec);
-  const swept = janitor.add({ kind: 'sandbox', id: ctx.id, shm: paths.shm, nsDir: paths.nsDir, netns: ctx.spec.netnsPath || null, dirs: [ctx.spec.stateDir, ctx.spec.rootDir] });
+  await janitor.clean({ kind: 'sandbox', id: ctx.id, shm: paths.shm, nsDir: paths.nsDir, netns: ctx.spec.netnsPath || null, dirs: [ctx.spec.stateDir, ctx.spec.rootDir] }, rollback);
   deps.faults.hit('sandbox.remove.netns');
-  if (rollback) await swept; // a failure is the janitor's to log and retry
 }
 
 /** The chart's placeholders, replaced with these real effects. */
