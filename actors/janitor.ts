@@ -56,23 +56,17 @@ export class Janitor {
   /** Jobs worked at once: each mostly waits on umount and rm, so a few overlap well. */
   private readonly concurrency = 4;
   private readonly retries = new Map<string, () => void>();
-  /** Who waits for a job's first attempt (actors/janitor.ts `add`). */
-  private readonly attempts = new Map<string, (failure: string | null) => void>();
   private stopped = false;
 
   constructor(private readonly deps: JanitorDeps) {}
 
   /**
    * Writes the job (throws StoreWriteFailed when the database refuses it: the removal then
-   * fails, and its retry writes it again), then runs it in the background. The promise says how
-   * its first attempt went (null: done; else why not, and it is retried): a rollback awaits it,
-   * since the failed call that rolled back should find nothing left; a removal does not.
+   * fails, and its retry writes it again), then runs it in the background.
    */
-  add(job: CleanupJob): Promise<string | null> {
+  add(job: CleanupJob): void {
     this.deps.store.cleanup.add(job);
-    const attempted = new Promise<string | null>((resolve) => this.attempts.set(job.id, resolve));
     this.enqueue(job);
-    return attempted;
   }
 
   /** At start: every job a previous run left (a crash, a failure). */
@@ -91,7 +85,7 @@ export class Janitor {
    */
   async clean(job: CleanupJob, inline: boolean): Promise<void> {
     if (inline || this.queue.size + this.active.size >= this.concurrency) return runJob(this.deps, job);
-    void this.add(job);
+    this.add(job);
   }
 
   /** Resolves when the queue is empty (retries waiting do not count). */
@@ -110,14 +104,8 @@ export class Janitor {
 
   stop(): void {
     this.stopped = true;
-    for (const id of [...this.attempts.keys()]) this.attempted(id, 'the daemon is shutting down; the next start does it');
     for (const cancel of this.retries.values()) cancel();
     this.retries.clear();
-  }
-
-  private attempted(id: string, failure: string | null): void {
-    this.attempts.get(id)?.(failure);
-    this.attempts.delete(id);
   }
 
   private enqueue(job: CleanupJob): void {
@@ -154,10 +142,8 @@ export class Janitor {
     try {
       await runJob(this.deps, job);
       this.deps.store.cleanup.done(id);
-      this.attempted(id, null);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      this.attempted(id, message);
       this.deps.logger.warn({ [job.kind === 'container' ? 'containerId' : 'sandboxId']: id, left: job, err: message }, `cleanup after the removal of ${job.kind} ${id} failed; what is listed is left on the host, retried in ${RETRY_MS / 1000} s`);
       try {
         this.deps.store.cleanup.failed(id, message);

@@ -475,6 +475,7 @@ describe('pods and restarts', () => {
         return (err as ServiceError).code === grpcStatus.NOT_FOUND;
       }
     });
+    await daemon.swept(); // the removals' unmounts and deletes follow their replies
     assert.deepEqual(await leftovers(), []);
   });
 

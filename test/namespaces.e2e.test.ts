@@ -63,6 +63,7 @@ test('a pod\'s ipc, uts and pid namespaces are pinned while it runs, and joined 
   await daemon.cri.call('StopPodSandbox', { podSandboxId: pod });
   for (const kind of ['ipc', 'uts', 'pid']) assert.equal(isMountPoint(join(nsDir(pod), kind)), false, `${kind} unpinned at stop`);
   await daemon.cri.call('RemovePodSandbox', { podSandboxId: pod });
+  await daemon.swept();
   assert.equal(existsSync(nsDir(pod)), false);
 });
 
