@@ -168,11 +168,4 @@ export class Containerd {
     return [...shims, ...pauses];
   }
 
-  /** Removes every pod it still has (the bench's own, on its own root). */
-  async removeAllPods(): Promise<void> {
-    for (const p of (await this.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {})).items) {
-      await this.cri.call('StopPodSandbox', { podSandboxId: p.id }, 120_000);
-      await this.cri.call('RemovePodSandbox', { podSandboxId: p.id }, 120_000);
-    }
-  }
 }

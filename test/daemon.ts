@@ -192,21 +192,24 @@ export class Daemon {
     return this.output;
   }
 
+  /** The ids of the cleanup jobs the janitor has not done yet (actors/janitor.ts), read from its database. */
+  cleanupJobs(): string[] {
+    const db = join(this.paths.root, 'podchart.db');
+    if (!existsSync(db)) return [];
+    const store = Store.openReadOnly(db);
+    try {
+      return store.cleanup.list().map((j) => j.job.id);
+    } finally {
+      store.close();
+    }
+  }
+
   /**
-   * Waits until the daemon's janitor has done every cleanup job (actors/janitor.ts): removals
-   * answer before their unmounts and deletes, so a check of the host after one waits for this.
+   * Waits until the daemon's janitor has done every cleanup job: removals answer before their
+   * unmounts and deletes, so a check of the host after one waits for this.
    */
   async swept(timeoutMs = 20_000): Promise<void> {
-    const db = join(this.paths.root, 'podchart.db');
-    await eventually('the janitor to finish every cleanup job', () => {
-      if (!existsSync(db)) return true;
-      const store = Store.openReadOnly(db);
-      try {
-        return store.cleanup.list().length === 0;
-      } finally {
-        store.close();
-      }
-    }, timeoutMs);
+    await eventually('the janitor to finish every cleanup job', () => this.cleanupJobs().length === 0, timeoutMs);
   }
 
   pid(): number {

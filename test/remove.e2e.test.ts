@@ -21,7 +21,6 @@ import { BUSYBOX_IMAGE } from './busybox-daemon.js';
 import { busyboxLayer, buildImage, pushImage } from './image-builder.js';
 import { startRegistry, type RegistryFixture } from './registry-fixture.js';
 import { processAlive } from './host-state.js';
-import { Store } from '../storage/store.js';
 
 interface Status { id: string; state: string; exitCode: number; reason: string; message: string; finishedAt: string }
 
@@ -229,14 +228,7 @@ describe('cleanup after the reply (issue 14, item 3: the janitor)', () => {
     ...[join(paths.root, 'containers', id), join(paths.root, 'sandboxes', id), join(paths.run, 'sandboxes', id)].filter((d) => existsSync(d)),
     ...mountsOf(id),
   ];
-  const jobs = (): string[] => {
-    const store = Store.openReadOnly(join(paths.root, 'podchart.db'));
-    try {
-      return store.cleanup.list().map((j) => j.job.id);
-    } finally {
-      store.close();
-    }
-  };
+  const jobs = (): string[] => daemon.cleanupJobs();
 
   test('RemoveContainer and RemovePodSandbox answer; then nothing of either is left, and no job', async () => {
     const pod = await runPod('janitor-ok');

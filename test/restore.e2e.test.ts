@@ -7,7 +7,6 @@
  * Needs root, runc, conmon, catatonit and `ip netns`. One daemon for the whole file.
  */
 import assert from 'node:assert/strict';
-import { Store } from '../storage/store.js';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -132,15 +131,6 @@ async function crashAt(point: string, call: () => Promise<unknown>): Promise<voi
 }
 
 /** Nothing of pod `id` is left on the host or in the database, and no process of it runs. */
-function cleanupJobs(at: typeof paths): string[] {
-  const store = Store.openReadOnly(join(at.root, 'podchart.db'));
-  try {
-    return store.cleanup.list().map((j) => j.job.id);
-  } finally {
-    store.close();
-  }
-}
-
 async function assertGone(id: string): Promise<void> {
   await daemon.swept();
   assert.deepEqual(leftovers(paths, id), [], `pod ${id} left things behind`);
@@ -362,7 +352,7 @@ describe('restore after restarts and crashes', () => {
       assert.equal(runcIds(paths).includes(pod.id), false, 'pause container not deleted before the fault point');
       if (point === 'sandbox.remove.stopped') assert.ok(isMounted(netnsFile(pod.id)), 'netns unmounted before its step');
       // Past that step the unmounts and deletes are the janitor's: its job is on disk.
-      else assert.ok(cleanupJobs(paths).includes(pod.id), 'no cleanup job written before the fault point');
+      else assert.ok(daemon.cleanupJobs().includes(pod.id), 'no cleanup job written before the fault point');
       assert.ok(existsSync(runDirOf(paths, pod.id)), 'run dir removed before its step');
 
       await restart({});
