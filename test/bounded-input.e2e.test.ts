@@ -8,9 +8,9 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { Daemon, tempPaths } from './daemon.js';
+import { hugeIdCases } from './hostile-cases.js';
 
 const daemon = new Daemon(tempPaths('pc-bound-'), [], {}, 'none');
-const MIB = 'a'.repeat(1 << 20);
 
 before(async () => {
   await daemon.start();
@@ -31,17 +31,7 @@ async function refusal(method: string, req: Record<string, unknown>, image = fal
 }
 
 test('1 MiB ids and image references: INVALID_ARGUMENT with a short message; the connection keeps serving', async () => {
-  const cases: [string, Record<string, unknown>, boolean][] = [
-    ['ContainerStatus', { containerId: MIB }, false],
-    ['PodSandboxStatus', { podSandboxId: MIB }, false],
-    ['StopContainer', { containerId: MIB, timeout: 1 }, false],
-    ['RemovePodSandbox', { podSandboxId: MIB }, false],
-    ['ExecSync', { containerId: MIB, cmd: ['true'] }, false],
-    ['ImageStatus', { image: { image: MIB } }, true],
-    ['PullImage', { image: { image: `docker.io/library/${MIB}:1` } }, true],
-    ['RemoveImage', { image: { image: MIB } }, true],
-  ];
-  for (const [method, req, image] of cases) {
+  for (const [method, req, image] of hugeIdCases) {
     const r = await refusal(method, req, image);
     assert.equal(r.code, grpcStatus.INVALID_ARGUMENT, `${method}: ${r.message.slice(0, 200)}`);
     assert.ok(r.bytes < 1024, `${method}: a ${r.bytes}-byte message`);

@@ -93,6 +93,9 @@ test('Prometheus metrics: CRI calls by method and code, latencies, actors by kin
   // The event-loop delay: a real number of seconds, the worst at least the median.
   const stat = (name: string): number => Number(new RegExp(`^podchart_event_loop_delay_seconds\\{stat="${name}"\\} ([0-9.e-]+)$`, 'm').exec(text)?.[1]);
   assert.ok(stat('max') > 0 && stat('max') >= stat('p50') && stat('p99') >= stat('p50'), `max ${stat('max')}, p50 ${stat('p50')}, p99 ${stat('p99')}`);
+  // The worst since the previous scrape: a delay the since-start worst already counts.
+  const recent = stat('max_since_scrape');
+  assert.ok(recent >= 0 && recent <= stat('max'), `max_since_scrape ${recent}, max ${stat('max')}`);
   // And how busy the loop was: a share, above zero once it has served calls.
   const busy = Number(/^podchart_event_loop_utilization ([0-9.e-]+)$/m.exec(text)?.[1]);
   assert.ok(busy > 0 && busy <= 1, `event-loop utilization ${busy}`);
