@@ -52,6 +52,8 @@ test('streamingAddress: host:port with port 0 meaning any; anything else is refu
 test('durations a timer cannot hold are refused; the inspector off loopback needs a token file', () => {
   withFile('{"cniTimeoutMs": 3000000000}', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /cniTimeoutMs must be a positive number of milliseconds up to 2147483647/));
   withFile('{"sandboxStopGraceSeconds": -1}', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /sandboxStopGraceSeconds must be a positive number of seconds/));
+  withFile('{"statsCollectionPeriodMs": 0}', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /statsCollectionPeriodMs must be a positive number of milliseconds/));
+  withFile('{"writableLayerUsagePeriodMs": 1e12}', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /writableLayerUsagePeriodMs must be a positive number of milliseconds/));
   withFile('{"registries": {"requestTimeoutMs": "soon"}}', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /registries.requestTimeoutMs must be/));
   assert.throws(() => loadConfig(parseArgs(['--config', '/nonexistent', '--inspector', '0.0.0.0:9680'])), /not a loopback address: set inspectorTokenFile/);
   withFile('{"inspectorTokenFile": "/etc/podchart/token"}', (path) => assert.equal(loadConfig(parseArgs(['--config', path, '--inspector', '0.0.0.0:9680'])).inspectorAddress, '0.0.0.0:9680'));

@@ -63,6 +63,10 @@ export interface Config {
   pullLayerConcurrency: number;
   /** Disk a pull leaves free on the image filesystem: blobs plus unpacked layers must fit above it. */
   imageFsReserveBytes: number;
+  /** Stats calls within this long of a container's last cgroup sample share it (actors/stats-sampler.ts). */
+  statsCollectionPeriodMs: number;
+  /** A container's writable-layer usage is walked again, in the background, once its last walk is this old. */
+  writableLayerUsagePeriodMs: number;
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/podchart/config.json';
@@ -104,6 +108,8 @@ export const DEFAULTS: Config = {
   maxImageLayers: 128,
   pullLayerConcurrency: 3,
   imageFsReserveBytes: 1024 * 1024 * 1024,
+  statsCollectionPeriodMs: 1000,
+  writableLayerUsagePeriodMs: 10_000,
 };
 
 /** Bounds of the history keys: enough for any debugging session, never an unbounded table. */
@@ -186,6 +192,8 @@ export function loadConfig(args: ParsedArgs): Config {
     ['conmonCreateTimeoutMs', config.conmonCreateTimeoutMs, 1],
     ['registries.requestTimeoutMs', config.registries.requestTimeoutMs, 1],
     ['sandboxStopGraceSeconds', config.sandboxStopGraceSeconds, 1000],
+    ['statsCollectionPeriodMs', config.statsCollectionPeriodMs, 1],
+    ['writableLayerUsagePeriodMs', config.writableLayerUsagePeriodMs, 1],
   ];
   for (const [key, value, unitMs] of durations) {
     if (typeof value !== 'number' || !(value > 0) || value * unitMs > MAX_TIMER_MS) {

@@ -7,7 +7,7 @@ import type { ContainerService } from '../actors/container-service.js';
 import type { SandboxService } from '../actors/sandbox-service.js';
 import type { StreamingServer } from '../streaming/server.js';
 import type { NetworkSettings } from '../actors/deps.js';
-import type { CpuRates } from './stats.js';
+import type { StatsSampler } from '../actors/stats-sampler.js';
 
 export interface CriContext {
   supervisor: Supervisor;
@@ -22,8 +22,8 @@ export interface CriContext {
   timeoutMs: number;
   /** Settings UpdateRuntimeConfig gave us (the pod CIDR, for networking): the effects read them. */
   network: NetworkSettings;
-  /** The CPU samples usage_nano_cores is computed from (cri/stats.ts). */
-  cpuRates: CpuRates;
+  /** Where the stats calls get their counters (cri/stats.ts). */
+  stats: StatsSampler;
   version: string;
   /** Where Exec parks its requests and gets their URLs; absent when the daemon serves no streams. */
   streaming?: StreamingServer;

@@ -25,7 +25,8 @@ import { removeContainer, startContainer, stopContainer } from './container-life
 import { containerStatus, listContainers } from './container-status.js';
 import { attachHandler, execHandler, execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
 import { getContainerEvents } from './container-events.js';
-import { containerStats, CpuRates, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
+import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
+import { StatsSampler } from '../actors/stats-sampler.js';
 import type { Metrics } from '../inspector/metrics.js';
 import type { Supervisor } from '../actors/supervisor.js';
 import { pullImage } from './image-pull.js';
@@ -119,7 +120,14 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
   const cri = loadCri();
   // Requests up to kubelet's 16 MiB, as containerd and CRI-O accept; grpc-js alone would take 4 MiB.
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
-  const cpuRates = new CpuRates();
+  const stats = new StatsSampler({
+    supervisor: deps.supervisor,
+    images: deps.images,
+    driver: deps.config.cgroupDriver,
+    periodMs: deps.config.statsCollectionPeriodMs,
+    layerPeriodMs: deps.config.writableLayerUsagePeriodMs,
+    logger: deps.logger.child({ component: 'stats' }),
+  });
   let seq = 0;
   const record = (method: string, code: string, ms: number): void => {
     deps.metrics?.criCalls.inc({ method, code });
@@ -165,7 +173,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
           logger,
           timeoutMs: timeoutFrom(call),
           network: deps.network,
-          cpuRates,
+          stats,
           version: deps.version,
           ...(deps.streaming ? { streaming: deps.streaming } : {}),
         };

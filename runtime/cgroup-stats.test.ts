@@ -169,7 +169,7 @@ describe('reading a real cgroup', () => {
     await ready;
 
     for (const t of targets) {
-      const s = await readCgroupStats(rel, 'cgroupfs', t.layout);
+      const s = readCgroupStats(rel, 'cgroupfs', t.layout);
       assert.ok(s, `${t.label}: the cgroup exists`);
       assert.ok(s.cpuUsageNs > 0n, `${t.label}: cpu ${s.cpuUsageNs}`);
       if (!t.full) continue;
@@ -179,7 +179,7 @@ describe('reading a real cgroup', () => {
       assert.ok(s.pageFaults > 0n, `${t.label}: page faults ${s.pageFaults}`);
       assert.equal(s.pids, 1, `${t.label}: the waiting shell is the one process`);
       // Counters only grow: a second read is at least the first.
-      const again = await readCgroupStatsAt(rel, t.layout);
+      const again = readCgroupStatsAt(rel, t.layout);
       assert.ok(again && again.cpuUsageNs >= s.cpuUsageNs, `${t.label}: cpu does not go back`);
     }
 
@@ -188,12 +188,12 @@ describe('reading a real cgroup', () => {
     assert.equal(await exited, 0, 'the shell ended normally');
     for (const dir of made.reverse()) await rmdirWhenEmpty(dir);
     made.length = 0;
-    for (const t of targets) assert.equal(await readCgroupStats(rel, 'cgroupfs', t.layout), null, `${t.label}: gone reads as null`);
+    for (const t of targets) assert.equal(readCgroupStats(rel, 'cgroupfs', t.layout), null, `${t.label}: gone reads as null`);
   });
 
   test('a cgroup that never existed reads as null', async () => {
     const layout = hostCgroupLayout();
-    assert.equal(await readCgroupStats(`/podchart-test-none-${process.pid}`, 'cgroupfs', layout), null);
-    assert.equal(await readCgroupStats(`system.slice:podchart:none-${process.pid}`, 'systemd', layout), null);
+    assert.equal(readCgroupStats(`/podchart-test-none-${process.pid}`, 'cgroupfs', layout), null);
+    assert.equal(readCgroupStats(`system.slice:podchart:none-${process.pid}`, 'systemd', layout), null);
   });
 });

@@ -73,7 +73,9 @@ async function podStats(id: string): Promise<PodStats> {
 const idsOf = (list: { attributes: { id: string } }[]): string[] => list.map((s) => s.attributes.id).sort();
 
 before(async () => {
-  registry = await startWithBusybox(daemon);
+  // A writable layer is walked again once its last walk is this old (10 s by default): short here,
+  // so the test of a growing layer does not wait out the default.
+  registry = await startWithBusybox(daemon, { writableLayerUsagePeriodMs: 500 });
   pod = await runPod('statspod');
   otherPod = await runPod('otherpod');
   burner = await run(pod, 'burner', 'while true; do :; done');
