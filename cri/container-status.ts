@@ -4,6 +4,9 @@ import { join } from 'node:path';
 import { NotFound } from '../errors/catalogue.js';
 import type { CriContext } from './context.js';
 import { criContainerState, toCriContainer, toCriContainerStatus, type CriContainerState } from './container-view.js';
+import { ItemEncodings } from './list-encoding.js';
+import { loadCri } from '../proto/load.js';
+import type { ContainerView } from '../actors/supervisor.js';
 import { requireId } from './validate.js';
 
 export async function containerStatus(req: { containerId: string; verbose: boolean }, ctx: CriContext) {
@@ -32,6 +35,12 @@ interface ContainerFilter {
   labelSelector: Record<string, string>;
 }
 
+const encodings = new ItemEncodings<ContainerView>(
+  (view) => loadCri().runtimeService.ListContainers!.responseSerialize({ containers: [toCriContainer(view)] }),
+  (view) => view.context.spec,
+  criContainerState,
+);
+
 export async function listContainers(req: { filter: ContainerFilter | null }, ctx: CriContext) {
   const f = req.filter;
   const views = ctx.supervisor.containerViews().filter((v) => {
@@ -41,5 +50,5 @@ export async function listContainers(req: { filter: ContainerFilter | null }, ct
     if (f.state && criContainerState(v) !== f.state.state) return false;
     return Object.entries(f.labelSelector ?? {}).every(([k, val]) => v.context.spec.labels[k] === val);
   });
-  return { containers: views.map(toCriContainer) };
+  return encodings.reply(views);
 }

@@ -1,7 +1,16 @@
 /** ListPodSandbox with CRI's filters: id (full or prefix), state, label selector (all must match). */
+import type { SandboxView } from '../actors/supervisor.js';
+import { loadCri } from '../proto/load.js';
 import type { CriContext } from './context.js';
+import { ItemEncodings } from './list-encoding.js';
 import { criState, toPodSandbox } from './sandbox-view.js';
 import type { PodSandboxFilter } from './types.js';
+
+const encodings = new ItemEncodings<SandboxView>(
+  (view) => loadCri().runtimeService.ListPodSandbox!.responseSerialize({ items: [toPodSandbox(view)] }),
+  (view) => view.context.spec,
+  criState,
+);
 
 export async function listPodSandbox(req: { filter: PodSandboxFilter | null }, ctx: CriContext) {
   const f = req.filter;
@@ -12,5 +21,5 @@ export async function listPodSandbox(req: { filter: PodSandboxFilter | null }, c
     const labels = view.context.spec.labels;
     return Object.entries(f.labelSelector ?? {}).every(([k, v]) => labels[k] === v);
   });
-  return { items: items.map(toPodSandbox) };
+  return encodings.reply(items);
 }

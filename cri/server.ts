@@ -27,6 +27,7 @@ import { attachHandler, execHandler, execSyncHandler, reopenContainerLog, update
 import { getContainerEvents } from './container-events.js';
 import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
 import { StatsSampler } from '../actors/stats-sampler.js';
+import { acceptingEncoded } from './list-encoding.js';
 import type { Metrics } from '../inspector/metrics.js';
 import type { Supervisor } from '../actors/supervisor.js';
 import { pullImage } from './image-pull.js';
@@ -201,8 +202,9 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
     return impl;
   };
 
-  server.addService(cri.runtimeService, implement(cri.runtimeService, RUNTIME_HANDLERS));
-  server.addService(cri.imageService, implement(cri.imageService, IMAGE_HANDLERS));
+  // List handlers may answer with replies they encoded themselves (cri/list-encoding.ts).
+  server.addService(acceptingEncoded(cri.runtimeService), implement(cri.runtimeService, RUNTIME_HANDLERS));
+  server.addService(acceptingEncoded(cri.imageService), implement(cri.imageService, IMAGE_HANDLERS));
   return server;
 }
 

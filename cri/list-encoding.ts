@@ -1,0 +1,54 @@
+/**
+ * List replies built from per-item encodings (issue 14: every List call with 100 pods ≤ 1 ms
+ * server-side). protobufjs's fromObject + encode of 200 Containers takes about 1.7 ms here, on
+ * every poll, although an item changes only when its actor's spec or CRI state does.
+ *
+ * Protobuf lets a repeated field arrive as any number of concatenated messages (the encoding's
+ * merge rule: "repeated fields are concatenated"), so the reply with N items is exactly the
+ * concatenation of N one-item replies. Each one-item reply is encoded once, with the list's own
+ * serializer, and cached on the object it is made from (the actor's spec: immutable, replaced
+ * rather than changed) for as long as the item's version (its CRI state) stays the same.
+ */
+import type * as grpc from '@grpc/grpc-js';
+
+/** A reply already encoded: the server's serializer sends its bytes as they are. */
+export class Encoded {
+  constructor(readonly bytes: Buffer) {}
+}
+
+/** The service with each method's reply serializer taking Encoded replies too. */
+export function acceptingEncoded(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  return Object.fromEntries(Object.entries(service).map(([name, def]) => {
+    const serialize = def.responseSerialize;
+    return [name, { ...def, responseSerialize: (value: unknown) => (value instanceof Encoded ? value.bytes : serialize(value)) }];
+  }));
+}
+
+export class ItemEncodings<V> {
+  private readonly cache = new WeakMap<object, { version: string; bytes: Buffer }>();
+
+  /**
+   * @param encodeOne the reply holding just this item, encoded with the list reply's serializer
+   * @param ownerOf what the item's encoding is cached on (dropped with it)
+   * @param versionOf what else the encoding depends on; a change re-encodes it
+   */
+  constructor(
+    private readonly encodeOne: (item: V) => Buffer,
+    private readonly ownerOf: (item: V) => object,
+    private readonly versionOf: (item: V) => string,
+  ) {}
+
+  reply(items: readonly V[]): Encoded {
+    return new Encoded(Buffer.concat(items.map((item) => this.bytesOf(item))));
+  }
+
+  private bytesOf(item: V): Buffer {
+    const owner = this.ownerOf(item);
+    const version = this.versionOf(item);
+    const hit = this.cache.get(owner);
+    if (hit && hit.version === version) return hit.bytes;
+    const bytes = this.encodeOne(item);
+    this.cache.set(owner, { version, bytes });
+    return bytes;
+  }
+}
