@@ -34,7 +34,7 @@ import {
 import type { ContainerView, SandboxView } from './views.js';
 import { join } from 'node:path';
 
-/** Actors read between two yields to the event loop (about 1 ms of cgroup reads). */
+/** Actors read between two yields to the event loop (about 1 ms of cgroup reads); cached ones do not count. */
 const YIELD_EVERY = 64;
 /** Writable-layer walks in flight at once. */
 const LAYER_WALKS_AT_ONCE = 2;
@@ -130,9 +130,11 @@ export class StatsSampler {
   async containers(views: readonly ContainerView[]): Promise<ContainerSample[]> {
     this.prune();
     const cgroups: CgroupSample[] = [];
-    for (const [i, view] of views.entries()) {
-      if (i > 0 && i % YIELD_EVERY === 0) await yieldToLoop();
-      cgroups.push(this.containerCgroup(view));
+    let reads = 0;
+    for (const view of views) {
+      const cached = this.fresh(containerKey(view.id));
+      if (!cached && ++reads % YIELD_EVERY === 0) await yieldToLoop();
+      cgroups.push(cached ?? this.containerCgroup(view));
     }
     const layers = await Promise.all(views.map((view) => this.layer(view)));
     return views.map((view, i) => ({ view, cgroup: cgroups[i] ?? this.containerCgroup(view), layer: layers[i] ?? this.emptyLayer() }));
@@ -149,8 +151,9 @@ export class StatsSampler {
     const wanted = views.flatMap((p) => byPod.get(p.id) ?? []);
     const samples = new Map((await this.containers(wanted)).map((s) => [s.view.id, s]));
     const out: PodSample[] = [];
-    for (const [i, view] of views.entries()) {
-      if (i > 0 && i % YIELD_EVERY === 0) await yieldToLoop();
+    let reads = 0;
+    for (const view of views) {
+      if (!this.fresh(podKey(view.id)) && ++reads % YIELD_EVERY === 0) await yieldToLoop();
       const containers = (byPod.get(view.id) ?? []).flatMap((c) => samples.get(c.id) ?? []);
       out.push({ view, cgroup: this.podCgroup(view, containers), containers });
     }

@@ -14,7 +14,9 @@ import { dirname } from 'node:path';
 import type { CgroupSample, ContainerSample, PodSample } from '../actors/stats-sampler.js';
 import { NotFound } from '../errors/catalogue.js';
 import type { CgroupStats } from '../runtime/cgroup-stats.js';
+import { loadCri } from '../proto/load.js';
 import type { CriContext } from './context.js';
+import { ItemEncodings } from './list-encoding.js';
 import { requireId } from './validate.js';
 
 const u64 = (value: bigint | number): { value: string } => ({ value: String(value) });
@@ -88,6 +90,14 @@ interface ContainerStatsFilter {
 }
 
 /** Filters as ListContainers does: id and pod id by prefix, every selector label equal. */
+// A container's entry changes with its samples only: kept on its cgroup sample (one per container
+// and collection period) while its layer sample is the same (cri/list-encoding.ts).
+const listEncodings = new ItemEncodings<ContainerSample>(
+  (sample) => loadCri().runtimeService.ListContainerStats!.responseSerialize({ stats: [containerMessage(sample)] }),
+  (sample) => sample.cgroup,
+  (sample) => String(sample.layer.atMs),
+);
+
 export async function listContainerStats(req: { filter: ContainerStatsFilter | null }, ctx: CriContext) {
   const f = req.filter;
   const views = ctx.supervisor.containerViews().filter((v) => {
@@ -96,7 +106,7 @@ export async function listContainerStats(req: { filter: ContainerStatsFilter | n
     if (f.podSandboxId && !v.context.spec.sandboxId.startsWith(f.podSandboxId)) return false;
     return labelsMatch(v.context.spec.labels, f.labelSelector);
   });
-  return { stats: (await ctx.stats.containers(views)).map(containerMessage) };
+  return listEncodings.reply(await ctx.stats.containers(views));
 }
 
 export async function podSandboxStats(req: { podSandboxId: string }, ctx: CriContext) {
