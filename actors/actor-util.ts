@@ -111,3 +111,14 @@ export function actorFailure(what: string, lastError: LastError | null, state: s
   if (!lastError) return new EffectFailed(`${what}: it ended in state ${state}${after}`);
   return new PodchartError(lastError.code as CodeNumber, `${what}: ${lastError.message}${after}`);
 }
+
+/**
+ * Runs independent steps of one effect at once and waits for every one of them, then fails with
+ * the first failure: an effect that fails must not leave a step of its own still running, or a
+ * retry of the effect could run beside it.
+ */
+export async function allSteps(steps: readonly Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(steps);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}

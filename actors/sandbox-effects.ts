@@ -13,7 +13,8 @@ import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
 import { secondsToMs } from '../host/long-timer.js';
 import { clampOomScoreAdj } from '../runtime/oom.js';
 import { pauseSpec } from '../runtime/pause-spec.js';
-import { mountShm, podPaths, unmountShm, writePodFiles } from '../runtime/pod-files.js';
+import { mountShm, podPaths, unmountShm, writePodFiles, type PodPaths } from '../runtime/pod-files.js';
+import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { processStartTime } from '../host/process.js';
 import { pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../runtime/ns-pin.js';
 import { createNetns, unmountNetns } from '../network/netns.js';
@@ -21,7 +22,7 @@ import { isMounted } from '../host/mounts.js';
 import { EffectFailed } from '../errors/catalogue.js';
 import { runtimeAt, type Deps } from './deps.js';
 import type { Janitor } from './janitor.js';
-import { afterCommit, type CommitGate } from './actor-util.js';
+import { afterCommit, allSteps, type CommitGate } from './actor-util.js';
 import { PRIVATE_FILE } from '../host/private-modes.js';
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
@@ -34,7 +35,7 @@ function cgroupsPath(deps: Deps, ctx: SandboxContext): string {
 }
 
 export async function createSandbox(deps: Deps, ctx: SandboxContext): Promise<Created> {
-  const { spec, id } = ctx;
+  const { spec } = ctx;
   const paths = podPaths(spec);
   const runtime = runtimeAt(deps.config, spec.runtimeHandler, spec.runtimePath);
   await writePodFiles(spec, paths);
@@ -43,16 +44,35 @@ export async function createSandbox(deps: Deps, ctx: SandboxContext): Promise<Cr
   deps.faults.hit('sandbox.create.files');
   // [003] the namespace exists, with loopback up, before CNI configures it and before the pause
   // process starts in it.
-  let network: PodNetworkStatus | null = null;
+  let networkUp: Promise<PodNetworkStatus> | null = null;
   if (spec.netnsPath) {
     await createNetns(spec.netnsPath);
     deps.faults.hit('sandbox.create.netns');
-    network = await setUpNetwork(deps, ctx);
-    deps.faults.hit('sandbox.create.network');
-    // /etc/hosts carries the pod's name and IP (kubelet's own hosts file replaces it in containers
-    // that mount one).
-    if (network.ip) await appendFile(paths.hosts, `${network.ip}\t${spec.hostname}\n`);
+    // CNI ADD runs while the pause container is made (issue 14): both need only the namespace,
+    // which exists now. Its outcome is awaited below, on every path, so a rollback never runs
+    // CNI DEL beside an ADD still in flight.
+    networkUp = setUpNetwork(deps, ctx);
+    // Handled here too: a failure before the pause is made must not count as an unhandled rejection.
+    networkUp.catch(() => undefined);
   }
+  let pause: { pid: number; pidStartTime: string };
+  try {
+    pause = await createPause(deps, ctx, runtime, paths, hostIpc);
+  } catch (err) {
+    await networkUp?.catch(() => undefined);
+    throw err;
+  }
+  const network = networkUp ? await networkUp : null;
+  deps.faults.hit('sandbox.create.network');
+  // /etc/hosts carries the pod's name and IP (kubelet's own hosts file replaces it in containers
+  // that mount one). Appended in place: the pause's bind mount of the file sees it.
+  if (network?.ip) await appendFile(paths.hosts, `${network.ip}\t${spec.hostname}\n`);
+  return { ...pause, network };
+}
+
+/** The pause container: created under conmon, started, checked alive, its namespaces pinned. */
+async function createPause(deps: Deps, ctx: SandboxContext, runtime: OciRuntime, paths: PodPaths, hostIpc: boolean): Promise<{ pid: number; pidStartTime: string }> {
+  const { spec, id } = ctx;
   const oci = pauseSpec({
     id,
     spec,
@@ -91,7 +111,7 @@ export async function createSandbox(deps: Deps, ctx: SandboxContext): Promise<Cr
   }
   // Containers join these by their pins, never by /proc/<pid>, which a reused pid would redirect.
   await pinNamespaces(pid, pidStartTime, paths.nsDir, pinnedKinds(spec));
-  return { pid, pidStartTime, network };
+  return { pid, pidStartTime };
 }
 
 /** The namespaces of its own the pause process holds for the pod's containers (pause-spec.ts). */
@@ -182,12 +202,12 @@ async function killPause(deps: Deps, ctx: SandboxContext, graceSec: number): Pro
 export async function stopSandbox(deps: Deps, ctx: SandboxContext): Promise<Stopped> {
   const exit = await killPause(deps, ctx, ctx.stopTimeoutSec);
   deps.faults.hit('sandbox.stop.killed');
-  await runtimeAt(deps.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
-  await tearDownNetwork(deps, ctx);
+  // Independent steps, each a spawn or a CNI call, run at once (issue 14); the netns is unmounted
+  // only after CNI DEL, which needs it.
+  await allSteps([runtimeAt(deps.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id), tearDownNetwork(deps, ctx)]);
   deps.faults.hit('sandbox.stop.network');
-  await unmountShm(podPaths(ctx.spec).shm);
-  await unpinNamespaces(podPaths(ctx.spec).nsDir);
-  if (ctx.spec.netnsPath) await unmountNetns(ctx.spec.netnsPath);
+  const paths = podPaths(ctx.spec);
+  await allSteps([unmountShm(paths.shm), unpinNamespaces(paths.nsDir), ctx.spec.netnsPath ? unmountNetns(ctx.spec.netnsPath) : Promise.resolve()]);
   return { exit };
 }
 
@@ -200,7 +220,11 @@ export async function removeSandbox(deps: Deps, janitor: Janitor, ctx: SandboxCo
   await killPause(deps, ctx, 0); // seed rule 4: remove does not wait for a graceful stop
   await runtimeAt(deps.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
   deps.faults.hit('sandbox.remove.stopped');
-  await releaseNetwork(deps, ctx);
+  // A pod whose stop tore its network down (and unmounted its netns) had its CNI DEL then; a
+  // second one would cost a plugin run per plugin for nothing (containerd does not repeat it
+  // either). A rollback always runs it: the failed create may have got as far as ADD.
+  const tornDown = !rollback && ctx.tornDown && !(ctx.spec.netnsPath && (await isMounted(ctx.spec.netnsPath)));
+  if (!tornDown) await releaseNetwork(deps, ctx);
   // The unmounts and deletes: queued for the janitor (actors/janitor.ts, its job written before
   // this resolves), or done here on a rollback or while the janitor is busy.
   const paths = podPaths(ctx.spec);

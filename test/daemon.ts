@@ -218,17 +218,22 @@ export class Daemon {
   }
 }
 
-/** A TCP port nobody listens on right now. */
-export function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
+/**
+ * A TCP port nobody listens on right now, below the kernel's ephemeral range (32768 and up by
+ * default): a port taken from that range can be handed out again at once to any `listen(0)` (a
+ * daemon's streaming server) or outgoing connection, and the daemon then fails with EADDRINUSE.
+ */
+export async function freeTcpPort(): Promise<number> {
+  for (let tries = 0; ; tries++) {
+    const port = 20_000 + randomInt(12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createNetServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+    if (tries > 100) throw new Error('no free TCP port in 20000-31999');
+  }
 }
 
 let podCounter = 0;
