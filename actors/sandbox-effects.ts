@@ -102,15 +102,20 @@ async function createPause(deps: Deps, ctx: SandboxContext, runtime: OciRuntime,
     socketDir: spec.stateDir,
   });
   deps.faults.hit('sandbox.create.created');
-  await runtime.start(id);
-  deps.faults.hit('sandbox.create.started');
+  // The namespaces exist from `runc create` on, held by the process that becomes the pause (the
+  // same pid and start time across its exec): they are pinned while runc starts it (issue 14).
   const pidStartTime = await processStartTime(pid);
   if (pidStartTime === null) {
     const exit = await readExitFile(paths.exitDir, id);
-    throw new EffectFailed(`the pause process of ${id} exited right after start (exit code ${exit?.code ?? 'unknown'})`);
+    throw new EffectFailed(`the pause process of ${id} exited right after it was created (exit code ${exit?.code ?? 'unknown'})`);
   }
   // Containers join these by their pins, never by /proc/<pid>, which a reused pid would redirect.
-  await pinNamespaces(pid, pidStartTime, paths.nsDir, pinnedKinds(spec));
+  await allSteps([runtime.start(id), pinNamespaces(pid, pidStartTime, paths.nsDir, pinnedKinds(spec))]);
+  deps.faults.hit('sandbox.create.started');
+  if (!(await isSameProcessAlive(pid, pidStartTime))) {
+    const exit = await readExitFile(paths.exitDir, id);
+    throw new EffectFailed(`the pause process of ${id} exited right after start (exit code ${exit?.code ?? 'unknown'})`);
+  }
   return { pid, pidStartTime };
 }
 

@@ -22,11 +22,14 @@ export function netnsPath(sandboxId: string): string {
 
 /** Creates the namespace (if not mounted yet) and brings loopback up. */
 export async function createNetns(path: string): Promise<void> {
-  if (!(await isMounted(path))) {
-    if (existsSync(path)) await rm(path, { force: true }); // a file left by an unmount: ip wants it absent
-    await run('ip', ['netns', 'add', basename(path)]);
+  const name = basename(path);
+  if (await isMounted(path)) {
+    await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+    return;
   }
-  await run('ip', ['-n', basename(path), 'link', 'set', 'lo', 'up']);
+  if (existsSync(path)) await rm(path, { force: true }); // a file left by an unmount: ip wants it absent
+  // One spawn for both steps: each costs a round trip through the spawner (issue 14).
+  await run('sh', ['-c', 'ip netns add "$1" && ip -n "$1" link set lo up', 'netns', name]);
 }
 
 /** Unmounts the namespace but keeps its file (pod stop, seed 003). */
