@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { NotFound } from '../errors/catalogue.js';
 import type { CriContext } from './context.js';
 import { criContainerState, toCriContainer, toCriContainerStatus, type CriContainerState } from './container-view.js';
-import { ItemEncodings } from './list-encoding.js';
-import { loadCri } from '../proto/load.js';
+import { listItemEncodings } from './list-encoding.js';
 import type { ContainerView } from '../actors/supervisor.js';
 import { requireId } from './validate.js';
 
@@ -35,11 +34,7 @@ interface ContainerFilter {
   labelSelector: Record<string, string>;
 }
 
-const encodings = new ItemEncodings<ContainerView>(
-  (view) => loadCri().runtimeService.ListContainers!.responseSerialize({ containers: [toCriContainer(view)] }),
-  (view) => view.context.spec,
-  criContainerState,
-);
+const encodings = listItemEncodings<ContainerView>('ListContainers', 'containers', toCriContainer, (view) => view.context.spec, criContainerState);
 
 export async function listContainers(req: { filter: ContainerFilter | null }, ctx: CriContext) {
   const f = req.filter;

@@ -10,6 +10,7 @@
  * rather than changed) for as long as the item's version (its CRI state) stays the same.
  */
 import type * as grpc from '@grpc/grpc-js';
+import { loadCri } from '../proto/load.js';
 
 /** A reply already encoded: the server's serializer sends its bytes as they are. */
 export class Encoded {
@@ -51,4 +52,20 @@ export class ItemEncodings<V> {
     this.cache.set(owner, { version, bytes });
     return bytes;
   }
+}
+
+/**
+ * The encodings of one RuntimeService List method's items: each item is encoded as that method's
+ * reply holding just it, in its repeated `field`.
+ */
+export function listItemEncodings<V>(method: string, field: string, toMessage: (item: V) => unknown, ownerOf: (item: V) => object, versionOf: (item: V) => string): ItemEncodings<V> {
+  return new ItemEncodings<V>(
+    (item) => {
+      const def = loadCri().runtimeService[method];
+      if (!def) throw new Error(`RuntimeService has no method ${method}`);
+      return def.responseSerialize({ [field]: [toMessage(item)] });
+    },
+    ownerOf,
+    versionOf,
+  );
 }

@@ -1,16 +1,11 @@
 /** ListPodSandbox with CRI's filters: id (full or prefix), state, label selector (all must match). */
 import type { SandboxView } from '../actors/supervisor.js';
-import { loadCri } from '../proto/load.js';
 import type { CriContext } from './context.js';
-import { ItemEncodings } from './list-encoding.js';
+import { listItemEncodings } from './list-encoding.js';
 import { criState, toPodSandbox } from './sandbox-view.js';
 import type { PodSandboxFilter } from './types.js';
 
-const encodings = new ItemEncodings<SandboxView>(
-  (view) => loadCri().runtimeService.ListPodSandbox!.responseSerialize({ items: [toPodSandbox(view)] }),
-  (view) => view.context.spec,
-  criState,
-);
+const encodings = listItemEncodings<SandboxView>('ListPodSandbox', 'items', toPodSandbox, (view) => view.context.spec, criState);
 
 export async function listPodSandbox(req: { filter: PodSandboxFilter | null }, ctx: CriContext) {
   const f = req.filter;

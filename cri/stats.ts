@@ -14,9 +14,8 @@ import { dirname } from 'node:path';
 import type { CgroupSample, ContainerSample, PodSample } from '../actors/stats-sampler.js';
 import { NotFound } from '../errors/catalogue.js';
 import type { CgroupStats } from '../runtime/cgroup-stats.js';
-import { loadCri } from '../proto/load.js';
 import type { CriContext } from './context.js';
-import { ItemEncodings } from './list-encoding.js';
+import { listItemEncodings } from './list-encoding.js';
 import { requireId } from './validate.js';
 
 const u64 = (value: bigint | number): { value: string } => ({ value: String(value) });
@@ -92,11 +91,7 @@ interface ContainerStatsFilter {
 /** Filters as ListContainers does: id and pod id by prefix, every selector label equal. */
 // A container's entry changes with its samples only: kept on its cgroup sample (one per container
 // and collection period) while its layer sample is the same (cri/list-encoding.ts).
-const listEncodings = new ItemEncodings<ContainerSample>(
-  (sample) => loadCri().runtimeService.ListContainerStats!.responseSerialize({ stats: [containerMessage(sample)] }),
-  (sample) => sample.cgroup,
-  (sample) => String(sample.layer.atMs),
-);
+const listEncodings = listItemEncodings<ContainerSample>('ListContainerStats', 'stats', containerMessage, (sample) => sample.cgroup, (sample) => String(sample.layer.atMs));
 
 export async function listContainerStats(req: { filter: ContainerStatsFilter | null }, ctx: CriContext) {
   const f = req.filter;
