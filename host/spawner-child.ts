@@ -10,18 +10,27 @@
  */
 import { spawn } from 'node:child_process';
 import { after } from './long-timer.js';
-import type { FromHelper, SpawnRequest, SpawnResult, ToHelper } from './spawner-protocol.js';
+import type { ByteOutput, FromHelper, SpawnRequest, SpawnResult, ToHelper } from './spawner-protocol.js';
 
 /** Output kept per stream; more is dropped and the drop is said at the end. */
 const OUTPUT_CAP = 16 * 1024 * 1024;
 /** How long a program has after SIGTERM (its deadline) before SIGKILL, as execa does. */
 const FORCE_KILL_AFTER_MS = 5_000;
 
-const cancels = new Map<number, () => void>();
+interface Running {
+  cancel: () => void;
+  signal: (signal: NodeJS.Signals) => void;
+}
+
+const running = new Map<number, Running>();
+
+function send(message: FromHelper): void {
+  if (process.connected) process.send?.(message);
+}
 
 function reply(id: number, result: SpawnResult): void {
-  cancels.delete(id);
-  if (process.connected) process.send?.({ id, result } satisfies FromHelper);
+  running.delete(id);
+  send({ id, result });
 }
 
 function collector(): { push: (chunk: string) => void; text: () => string } {
@@ -34,6 +43,20 @@ function collector(): { push: (chunk: string) => void; text: () => string } {
     },
     text: () => (dropped > 0 ? `${text}\n[${dropped} more characters not kept]` : text),
   };
+}
+
+/** stdout and stderr as bytes, sharing one budget (ExecSync's reply limit covers both). */
+function byteCollector(budget: number): { stdout: (chunk: Buffer) => void; stderr: (chunk: Buffer) => void; output: () => ByteOutput } {
+  let remaining = budget;
+  const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  const dropped = { stdout: 0, stderr: 0 };
+  const push = (stream: 'stdout' | 'stderr') => (chunk: Buffer): void => {
+    const part = chunk.length > remaining ? chunk.subarray(0, remaining) : chunk;
+    dropped[stream] += chunk.length - part.length;
+    remaining -= part.length;
+    if (part.length > 0) kept[stream].push(part);
+  };
+  return { stdout: push('stdout'), stderr: push('stderr'), output: () => ({ stdout: Buffer.concat(kept.stdout), stderr: Buffer.concat(kept.stderr), dropped }) };
 }
 
 function runOne(id: number, req: SpawnRequest): void {
@@ -50,8 +73,10 @@ function runOne(id: number, req: SpawnRequest): void {
   }
   const { stdout: out, stderr: err } = child;
   if (!out || !err) throw new Error('spawn gave no stdout or stderr pipe'); // stdio says 'pipe'
+  if (req.reportPid && child.pid !== undefined) send({ id, pid: child.pid });
   const stdout = collector();
   const stderr = collector();
+  const bytes = req.byteBudget === undefined ? null : byteCollector(req.byteBudget);
   let timedOut = false;
   let canceled = false;
   let settled = false;
@@ -60,7 +85,7 @@ function runOne(id: number, req: SpawnRequest): void {
     if (settled) return;
     settled = true;
     for (const cancel of timers) cancel();
-    reply(id, { stdout: stdout.text(), stderr: stderr.text(), code, signal, timedOut, canceled, ...(spawnError ? { spawnError } : {}) });
+    reply(id, { stdout: stdout.text(), stderr: stderr.text(), ...(bytes ? { bytes: bytes.output() } : {}), code, signal, timedOut, canceled, ...(spawnError ? { spawnError } : {}) });
   };
   const stop = (): void => {
     if (req.processGroup && child.pid !== undefined) {
@@ -81,8 +106,13 @@ function runOne(id: number, req: SpawnRequest): void {
     err.destroy();
     settle(code, signal);
   };
-  out.setEncoding('utf8').on('data', stdout.push);
-  err.setEncoding('utf8').on('data', stderr.push);
+  if (bytes) {
+    out.on('data', bytes.stdout);
+    err.on('data', bytes.stderr);
+  } else {
+    out.setEncoding('utf8').on('data', stdout.push);
+    err.setEncoding('utf8').on('data', stderr.push);
+  }
   child.on('error', (e) => settle(null, null, e.message));
   // 'close' waits for the pipes to end, which hold the whole answer; after a kill, do not wait on
   // pipes that a process outside the group (one that called setsid) may still hold.
@@ -97,9 +127,14 @@ function runOne(id: number, req: SpawnRequest): void {
       stop();
     }),
   );
-  cancels.set(id, () => {
-    canceled = true;
-    stop();
+  running.set(id, {
+    cancel: () => {
+      canceled = true;
+      stop();
+    },
+    signal: (signal) => {
+      child.kill(signal);
+    },
   });
   if (child.stdin) {
     child.stdin.on('error', () => {
@@ -111,7 +146,8 @@ function runOne(id: number, req: SpawnRequest): void {
 
 process.on('message', (message: ToHelper) => {
   if (message.kind === 'spawn') runOne(message.id, message.request);
-  else cancels.get(message.id)?.();
+  else if (message.kind === 'cancel') running.get(message.id)?.cancel();
+  else running.get(message.id)?.signal(message.signal);
 });
 // The daemon is gone (exited, or killed with -9): nothing is left to answer to.
 process.on('disconnect', () => process.exit(0));

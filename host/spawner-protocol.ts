@@ -13,11 +13,28 @@ export interface SpawnRequest {
    * `sleep` or `iptables`). Otherwise only the program gets SIGTERM, then SIGKILL 5 s later.
    */
   processGroup?: boolean;
+  /**
+   * Keep the output as bytes (ExecSync: a container's output need not be text), stdout and stderr
+   * drawing on one budget of this many bytes; what does not fit is counted, not kept. Text, each
+   * stream capped at 16 MiB, when absent.
+   */
+  byteBudget?: number;
+  /** Send the program's pid as soon as it runs (a caller that must find what it starts). */
+  reportPid?: boolean;
+}
+
+/** The output of a `byteBudget` request, and how much of each stream did not fit the budget. */
+export interface ByteOutput {
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  dropped: { stdout: number; stderr: number };
 }
 
 export interface SpawnResult {
+  /** The output as text; empty for a `byteBudget` request, whose output is in `bytes`. */
   stdout: string;
   stderr: string;
+  bytes?: ByteOutput;
   /** The exit code, or null when a signal ended it. */
   code: number | null;
   signal: string | null;
@@ -27,9 +44,11 @@ export interface SpawnResult {
   spawnError?: string;
 }
 
-export type ToHelper = { kind: 'spawn'; id: number; request: SpawnRequest } | { kind: 'cancel'; id: number };
+export type ToHelper =
+  | { kind: 'spawn'; id: number; request: SpawnRequest }
+  | { kind: 'cancel'; id: number }
+  /** Sends a signal to the program alone, and nothing more (the caller decides what follows). */
+  | { kind: 'signal'; id: number; signal: NodeJS.Signals };
 
-export interface FromHelper {
-  id: number;
-  result: SpawnResult;
-}
+/** A program's result, or (for `reportPid`) its pid once it runs, which comes first. */
+export type FromHelper = { id: number; result: SpawnResult } | { id: number; pid: number };

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { spawnProgram } from './spawner.js';
+import { spawnProgram, startProgram } from './spawner.js';
 import { run } from './exec.js';
 import { processStartTime } from './process.js';
 
@@ -34,6 +34,43 @@ test('a program past its deadline is killed; in a process group, with what it st
   const deadline = Date.now() + 5_000;
   while ((await processStartTime(sleeper)) !== null && Date.now() < deadline) await new Promise((res) => setImmediate(res));
   assert.equal(await processStartTime(sleeper), null, 'the background sleep was killed with its group');
+});
+
+test('byte output: stdout and stderr share one budget, kept as bytes, the rest counted', async () => {
+  // 6 bytes of stdout (two not UTF-8), then 6 of stderr: a budget of 8 keeps all of stdout and 2 of stderr.
+  const r = await spawnProgram({ file: 'sh', args: ['-c', "printf 'ab\\377\\376cd'; sleep 0.1; printf 'efghij' >&2"], timeoutMs: 10_000, byteBudget: 8 });
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, '');
+  assert.ok(r.bytes);
+  assert.deepEqual(Buffer.from(r.bytes.stdout), Buffer.from([0x61, 0x62, 0xff, 0xfe, 0x63, 0x64]));
+  assert.equal(Buffer.from(r.bytes.stderr).toString(), 'ef');
+  assert.deepEqual(r.bytes.dropped, { stdout: 0, stderr: 4 });
+});
+
+test('a started program reports its pid first, and a signal reaches it alone', async () => {
+  const program = startProgram({ file: 'sh', args: ['-c', 'trap "echo got-usr1; exit 7" USR1; while :; do sleep 0.05; done'], timeoutMs: 30_000, reportPid: true });
+  const pid = await program.pid;
+  assert.ok(pid !== null && pid > 0);
+  assert.match(await readFile(`/proc/${pid}/cmdline`, 'utf8'), /^sh\0-c/);
+  // The trap is set once sh runs its script: signal until it answers (a signal before that ends sh).
+  const deadline = Date.now() + 10_000;
+  let r = null;
+  while (r === null && Date.now() < deadline) {
+    program.signal('SIGUSR1');
+    r = await Promise.race([program.done, new Promise<null>((res) => setTimeout(() => res(null), 50))]);
+  }
+  assert.ok(r, 'the program ended after the signal');
+  assert.equal(r.canceled, false);
+  assert.equal(r.timedOut, false);
+  if (r.code === 7) assert.equal(r.stdout, 'got-usr1\n');
+  else assert.equal(r.signal, 'SIGUSR1', 'killed by the signal before its trap was set');
+});
+
+test('a program that cannot start reports no pid, and says why', async () => {
+  const program = startProgram({ file: '/no/such/program', args: [], timeoutMs: 10_000, reportPid: true });
+  const r = await program.done;
+  assert.equal(await program.pid, null);
+  assert.match(r.spawnError ?? '', /ENOENT/);
 });
 
 test('a cancel stops the program', async () => {

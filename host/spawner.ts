@@ -16,6 +16,18 @@ interface Pending {
   request: SpawnRequest;
   resolve: (r: SpawnResult) => void;
   reject: (e: Error) => void;
+  /** Called with the pid once the program runs (`reportPid`), or null if it never did. */
+  started: (pid: number | null) => void;
+}
+
+/** A program in the helper: its pid (when asked for), ways to stop it, and its result. */
+export interface RunningProgram {
+  readonly pid: Promise<number | null>;
+  /** Sends the program this signal, and nothing more. */
+  readonly signal: (signal: NodeJS.Signals) => void;
+  /** Stops it as its deadline would (the result then says `canceled`). */
+  readonly cancel: () => void;
+  readonly done: Promise<SpawnResult>;
 }
 
 // Module state on purpose, as in spawn-turn.ts: the helper serves the process (every daemon
@@ -35,8 +47,13 @@ function startHelper(): ChildProcess {
   child.on('message', (m: FromHelper) => {
     const p = pending.get(m.id);
     if (!p) return;
+    if ('pid' in m) {
+      p.started(m.pid);
+      return;
+    }
     pending.delete(m.id);
     idle(child);
+    p.started(null);
     p.resolve(m.result);
   });
   child.on('exit', (code, signal) => {
@@ -44,6 +61,7 @@ function startHelper(): ChildProcess {
     const why = `the spawner helper exited (${signal ?? `code ${code}`})`;
     for (const [id, p] of pending) {
       pending.delete(id);
+      p.started(null);
       p.reject(new EffectFailed(`${p.request.file} ${p.request.args.join(' ')}: ${why}; it may or may not have run`));
     }
   });
@@ -66,18 +84,26 @@ export function startSpawner(): void {
   idle(helper);
 }
 
-export function spawnProgram(request: SpawnRequest, signal?: AbortSignal): Promise<SpawnResult> {
+/** Starts a program in the helper and answers at once; `done` settles as spawnProgram's promise does. */
+export function startProgram(request: SpawnRequest): RunningProgram {
   const child = (helper ??= startHelper());
   child.ref();
   child.channel?.ref();
   const id = nextId++;
-  const cancel = (): void => {
-    if (pending.has(id) && child.connected) child.send({ kind: 'cancel', id } satisfies ToHelper);
-  };
+  let started: (pid: number | null) => void = () => undefined;
+  const pid = new Promise<number | null>((resolve) => (started = resolve));
   const done = new Promise<SpawnResult>((resolve, reject) => {
-    pending.set(id, { request, resolve, reject });
+    pending.set(id, { request, resolve, reject, started });
     child.send({ kind: 'spawn', id, request } satisfies ToHelper);
   });
+  const tell = (message: ToHelper): void => {
+    if (pending.has(id) && child.connected) child.send(message);
+  };
+  return { pid, done, signal: (sig) => tell({ kind: 'signal', id, signal: sig }), cancel: () => tell({ kind: 'cancel', id }) };
+}
+
+export function spawnProgram(request: SpawnRequest, signal?: AbortSignal): Promise<SpawnResult> {
+  const { cancel, done } = startProgram(request);
   if (!signal) return done;
   if (signal.aborted) cancel();
   else signal.addEventListener('abort', cancel, { once: true });

@@ -22,8 +22,7 @@
  * Killed children of a killed parent become zombies of the container's pid 1; reaping them is its
  * job, as it is for any orphan in the container.
  */
-import { spawn } from 'node:child_process';
-import { spawnTurn } from '../host/spawn-turn.js';
+import { startProgram } from '../host/spawner.js';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -49,6 +48,8 @@ const KILL_WAIT_MS = 5_000;
 const RUNC_EXIT_WAIT_MS = 2_000;
 /** The pace of re-reading /proc while killed processes go: nothing signals us the exit of a non-child. */
 const PROC_POLL_MS = 20;
+/** The helper's own deadline for runc lies this far behind ours, so that it never fires first. */
+const BACKSTOP_MS = 10_000;
 
 export interface ExecSyncResult {
   stdout: Buffer;
@@ -57,31 +58,13 @@ export interface ExecSyncResult {
 }
 
 /**
- * stdout and stderr drawing on one budget: kubelet takes at most 16 MiB per reply, both streams
- * together. What does not fit is dropped and counted, and the stream says so at its end.
+ * One stream's output as the reply carries it. kubelet takes at most 16 MiB per reply, both streams
+ * together, so the helper keeps that much of the two and counts the rest; the stream says so at its end.
  */
-class SharedBudget {
-  constructor(public remaining: number) {}
-}
-
-class CappedBuffer {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  private dropped = 0;
-  constructor(private readonly budget: SharedBudget, private readonly name: string) {}
-  push(chunk: Buffer): void {
-    const kept = chunk.length > this.budget.remaining ? chunk.subarray(0, this.budget.remaining) : chunk;
-    this.dropped += chunk.length - kept.length;
-    if (kept.length === 0) return;
-    this.chunks.push(kept);
-    this.size += kept.length;
-    this.budget.remaining -= kept.length;
-  }
-  value(): Buffer {
-    const out = Buffer.concat(this.chunks, this.size);
-    if (this.dropped === 0) return out;
-    return Buffer.concat([out, Buffer.from(`\n[podchart: ${this.name} cut: ${this.dropped} bytes dropped, the reply holds at most ${EXEC_OUTPUT_CAP} bytes of output]\n`)]);
-  }
+function withCutNote(kept: Uint8Array, dropped: number, name: string): Buffer {
+  const out = Buffer.from(kept.buffer, kept.byteOffset, kept.byteLength);
+  if (dropped === 0) return out;
+  return Buffer.concat([out, Buffer.from(`\n[podchart: ${name} cut: ${dropped} bytes dropped, the reply holds at most ${EXEC_OUTPUT_CAP} bytes of output]\n`)]);
 }
 
 /**
@@ -202,28 +185,32 @@ export async function execSync(opts: ExecTarget & {
   cap?: number;
 }): Promise<ExecSyncResult> {
   const { processFile, pidFile, args } = await prepareExec(opts.runtime, opts.id, opts.bundle, opts.workDir, opts.cmd, null);
-  const budget = new SharedBudget(opts.cap ?? EXEC_OUTPUT_CAP);
-  const stdout = new CappedBuffer(budget, 'stdout');
-  const stderr = new CappedBuffer(budget, 'stderr');
-  await spawnTurn();
-  const child = spawn(opts.runtime.binary, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.on('data', (c: Buffer) => stdout.push(c));
-  child.stderr.on('data', (c: Buffer) => stderr.push(c));
-  const closed = new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (c, s) => resolve([c, s]));
-  });
   const byTimeout = opts.timeoutSec > 0 && secondsToMs(opts.timeoutSec) <= opts.deadlineMs - DEADLINE_MARGIN_MS;
   const limitMs = byTimeout ? secondsToMs(opts.timeoutSec) : Math.max(1, opts.deadlineMs - DEADLINE_MARGIN_MS);
+  // In the spawner helper: a fork of the daemon itself costs 5-10 ms at its size (issue 14). Our
+  // own timer below stops the exec; the helper's deadline is only a backstop behind it.
+  const program = startProgram({
+    file: opts.runtime.binary,
+    args,
+    timeoutMs: limitMs + KILL_WAIT_MS + RUNC_EXIT_WAIT_MS + BACKSTOP_MS,
+    byteBudget: opts.cap ?? EXEC_OUTPUT_CAP,
+    reportPid: true,
+  });
+  const runc: RuncHandle & { pid?: number } = { kill: (signal) => program.signal(signal) };
+  void program.pid.then((pid) => {
+    if (pid !== null) runc.pid = pid;
+  });
+  const closed = program.done.then((r) => {
+    if (r.spawnError) throw new EffectFailed(`exec in ${opts.id}: cannot start ${opts.runtime.binary}: ${r.spawnError}`);
+    return r;
+  });
   const timeout: { killing: Promise<number[]> | null } = { killing: null };
   // Any length: a CRI timeout or a deadline past 24.8 days would overflow setTimeout.
   const cancelTimer = after(limitMs, () => {
-    timeout.killing = stopExec(child, closed, pidFile, opts.containerPid);
+    timeout.killing = stopExec(runc, closed, pidFile, opts.containerPid);
   });
   try {
-    const [code, signal] = await closed;
+    const { code, signal, bytes } = await closed;
     cancelTimer();
     if (timeout.killing) {
       const survivors = await timeout.killing;
@@ -234,8 +221,8 @@ export async function execSync(opts: ExecTarget & {
       const what = `command ${JSON.stringify(opts.cmd[0] ?? '')}${argc > 0 ? ` (${argc} argument${argc === 1 ? '' : 's'} not shown)` : ''}`;
       throw new DeadlineExceeded(`${what} ${why} and was killed, with everything it started${left}`);
     }
-    const out = stdout.value();
-    const err = stderr.value();
+    const out = withCutNote(bytes?.stdout ?? new Uint8Array(), bytes?.dropped.stdout ?? 0, 'stdout');
+    const err = withCutNote(bytes?.stderr ?? new Uint8Array(), bytes?.dropped.stderr ?? 0, 'stderr');
     // runc's own failure (no such container, bad command) shows as exit 255 with runc's message on stderr.
     if (code === 255 && /runc|exec failed|OCI runtime/.test(err.toString()) && out.length === 0) {
       throw new EffectFailed(`exec in ${opts.id} failed: ${err.toString().trim().split('\n').slice(-3).join(' ')}`);
@@ -248,6 +235,7 @@ export async function execSync(opts: ExecTarget & {
   }
 }
 
-export function osSignal(signal: NodeJS.Signals): number | undefined {
-  return constants.signals[signal];
+/** A signal's number from its name ('SIGKILL' → 9). */
+export function osSignal(signal: string): number | undefined {
+  return (constants.signals as Readonly<Record<string, number>>)[signal];
 }
