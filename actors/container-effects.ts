@@ -187,19 +187,31 @@ async function exitAfterStop(ctx: ContainerContext, withConmon: boolean): Promis
 }
 
 /**
- * Forced removal: kill if running and delete the runtime state, then hand the rootfs, pinned
- * namespaces and dirs to the janitor (actors/janitor.ts), whose job is written before this
- * resolves: RemoveContainer answers without waiting for unmounts and deletes, as containerd's does.
+ * Forced removal: kill if running, then hand the runtime state (`runc delete`, a spawn of 10 ms
+ * that containerd does at the exit rather than here), the rootfs, pinned namespaces and dirs to
+ * the janitor (actors/janitor.ts), whose job is written before this resolves: RemoveContainer
+ * answers once nothing of the container runs, without waiting for deletes and unmounts, as
+ * containerd's does.
  */
 export async function removeContainer(host: ContainerHost, ctx: ContainerContext): Promise<void> {
   // An observed exit is a dead process: `runc state` would only say "stopped".
   if (ctx.exit === null) await stopContainer(host, { ...ctx, stopTimeoutSec: 0 });
   host.faults.hit('container.remove.killed');
-  await runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id);
+  const runtime = runtimeAt(host.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath);
   // A container that never ran and failed (a CreateContainer rolled back): the failed call
   // should find nothing left, so its cleanup is done before this resolves.
   const rolledBack = ctx.pid === null && ctx.lastError !== null;
-  await host.janitor.clean({ kind: 'container', id: ctx.id, rootfsDir: rootfsDir(ctx), nsDir: nsDir(ctx), dirs: [ctx.spec.dir, ...(ctx.spec.stateDir ? [ctx.spec.stateDir] : [])] }, rolledBack);
+  await host.janitor.clean(
+    {
+      kind: 'container',
+      id: ctx.id,
+      rootfsDir: rootfsDir(ctx),
+      nsDir: nsDir(ctx),
+      dirs: [ctx.spec.dir, ...(ctx.spec.stateDir ? [ctx.spec.stateDir] : [])],
+      runtimeState: { binary: runtime.binary, root: runtime.root, systemdCgroup: runtime.systemdCgroup },
+    },
+    rolledBack,
+  );
 }
 
 /** UpdateContainerResources: applied with the runtime; the chart persists what was applied. */

@@ -4,8 +4,9 @@
  * RemoveContainer forgets the container and the disk is freed after the reply.
  *
  * What a removal must finish before it answers stays in the effect: nothing of the container or
- * pod runs (kill, `runc delete`) and the job is on disk. The rest (unmounting the rootfs, the
- * pinned namespaces, shm and the netns, deleting the dirs, collecting a dangling image) is here,
+ * pod runs (kill, the pause's `runc delete`) and the job is on disk. The rest (an exited container's
+ * `runc delete`, unmounting the rootfs, the pinned namespaces, shm and the netns, deleting the
+ * dirs, collecting a dangling image) is here,
  * while a worker is free; when all are busy (sustained load) or on a rollback, the removal does
  * it itself before answering (`clean`), so the cleanup never falls behind the replies. A queued
  * job that fails is logged with what is left, kept, and retried later and at the next start.
@@ -19,6 +20,7 @@ import { unpinNamespaces } from '../runtime/ns-pin.js';
 import { unmountShm } from '../runtime/pod-files.js';
 import { removeNetns } from '../network/netns.js';
 import { after } from '../host/long-timer.js';
+import { OciRuntime } from '../runtime/oci-runtime.js';
 import type { Faults } from './faults.js';
 
 /** How long a failed job waits before its next attempt. */
@@ -36,6 +38,8 @@ export interface JanitorDeps {
 /** The steps of a job, each idempotent: a second run after a crash finds them done. */
 async function runJob(deps: JanitorDeps, job: CleanupJob): Promise<void> {
   if (job.kind === 'container') {
+    const rt = job.runtimeState;
+    if (rt) await new OciRuntime(rt.binary, rt.root, rt.systemdCgroup).delete(job.id);
     await deps.images.removeRootfs(job.rootfsDir);
     deps.faults.hit('cleanup.container.unmounted');
     await unpinNamespaces(job.nsDir);

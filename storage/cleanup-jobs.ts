@@ -20,6 +20,11 @@ export const CleanupJobSchema = z.discriminatedUnion('kind', [
     nsDir: z.string(),
     /** Directories to delete, after the unmounts. */
     dirs: z.array(z.string()),
+    /**
+     * The runtime whose state of this (exited) container is still to delete: `runc delete`, which
+     * also removes its cgroup. Absent in jobs written before it moved here, which had done it.
+     */
+    runtimeState: z.object({ binary: z.string(), root: z.string(), systemdCgroup: z.boolean() }).optional(),
   }),
   z.object({
     kind: z.literal('sandbox'),

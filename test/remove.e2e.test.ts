@@ -69,6 +69,10 @@ async function verbose(id: string): Promise<{ pid: number; actorState: string; l
   return JSON.parse(r.info.info) as { pid: number; actorState: string; lastError: string | null };
 }
 const gone = (id: string): Promise<void> => rejects(status(id), grpcStatus.NOT_FOUND, /not found/);
+/** The janitor's jobs as the inspector shows them. */
+async function cleanupApi(): Promise<{ job: { id: string }; attempts: number; lastError: string | null }[]> {
+  return (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/cleanup`)).json() as Promise<{ job: { id: string }; attempts: number; lastError: string | null }[]>;
+}
 
 before(async () => {
   writeRuncFp();
@@ -112,20 +116,24 @@ describe('a failed forced remove (item 4)', () => {
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: pod });
   });
 
-  test('only delete fails: the kill\'s exit is the one reported (observed), and the next Remove retries', async () => {
+  test('only delete fails: the removal answers once the process is dead; the janitor keeps the runc state job, and the next start finishes it', async () => {
     const pod = await runPod('rm-fail-delete', 'runc-fp');
     const c = await runContainer(pod, 'victim');
+    const state = join(paths.run, 'runtime', 'runc-fp', c.id);
+    assert.ok(existsSync(state), 'runc keeps state for the running container');
     failRunc('delete');
-    await rejects(daemon.cri.call('RemoveContainer', { containerId: c.id }), grpcStatus.INTERNAL, /runc-fp: injected failure/);
-    const s = await eventually('the observed exit to be recorded', async () => {
-      const x = await status(c.id);
-      return x.state === 'CONTAINER_EXITED' ? x : null;
-    });
-    assert.equal(s.exitCode, 137, 'SIGKILL, as conmon recorded it');
-    assert.match(s.message, /removal failed/);
-    healRunc();
     await daemon.cri.call('RemoveContainer', { containerId: c.id });
     await gone(c.id);
+    assert.ok(!processAlive(c.pid), 'nothing of it runs once RemoveContainer has answered');
+    const failed = await eventually('the failed runc delete to be kept as a cleanup job', async () => (await cleanupApi()).find((j) => j.job.id === c.id && j.attempts > 0));
+    assert.match(failed.lastError ?? '', /runc-fp: injected failure/);
+    assert.ok(existsSync(state), 'its runc state is still there');
+    healRunc();
+    await daemon.stop();
+    await daemon.start({ PODCHART_CONFIG: CONFIG });
+    await daemon.swept();
+    assert.ok(!existsSync(state), 'the next start deleted its runc state');
+    assert.ok(!existsSync(join(paths.root, 'containers', c.id)), 'and its dir');
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: pod });
   });
 
@@ -225,7 +233,7 @@ describe('concurrent removes succeed once the thing is gone (item 15)', () => {
 describe('cleanup after the reply (issue 14, item 3: the janitor)', () => {
   const mountsOf = (id: string): string[] => readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes(id));
   const leftOf = (id: string): string[] => [
-    ...[join(paths.root, 'containers', id), join(paths.root, 'sandboxes', id), join(paths.run, 'sandboxes', id)].filter((d) => existsSync(d)),
+    ...[join(paths.root, 'containers', id), join(paths.root, 'sandboxes', id), join(paths.run, 'sandboxes', id), join(paths.run, 'runtime', 'runc', id)].filter((d) => existsSync(d)),
     ...mountsOf(id),
   ];
   const jobs = (): string[] => daemon.cleanupJobs();
@@ -270,9 +278,7 @@ test('a cleanup that fails is named in the log and the inspector, kept, and done
   try {
     await daemon.cri.call('RemoveContainer', { containerId: c.id });
     await gone(c.id);
-    const cleanup = async (): Promise<{ job: { id: string }; attempts: number; lastError: string | null }[]> =>
-      (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/cleanup`)).json() as Promise<{ job: { id: string }; attempts: number; lastError: string | null }[]>;
-    const failed = await eventually('the failed cleanup to show in the inspector', async () => (await cleanup()).find((j) => j.job.id === c.id && j.attempts > 0));
+    const failed = await eventually('the failed cleanup to show in the inspector', async () => (await cleanupApi()).find((j) => j.job.id === c.id && j.attempts > 0));
     assert.match(failed.lastError ?? '', /EBUSY|busy/i);
     assert.ok(daemon.logs().split('\n').some((l) => l.includes(`cleanup after the removal of container ${c.id} failed`)), 'the log names it');
   } finally {
