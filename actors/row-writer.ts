@@ -19,6 +19,7 @@
 import type { Logger } from 'pino';
 import type { ActorKind, Store, Transition } from '../storage/store.js';
 import { StoreWriteFailed } from '../storage/store.js';
+import { stepStarted } from '../host/steps.js';
 
 /** What is held for one actor: its latest row (or its removal) and the transitions before it. */
 interface Held {
@@ -115,6 +116,9 @@ export class RowWriter {
     const batch = [...this.pending.values()];
     this.pending = new Map();
     if (batch.length === 0) return;
+    // Timed for each call whose transitions it writes (host/steps.ts): one commit serves them all.
+    const causes = new Set(batch.flatMap((entry) => [...entry.transitions, ...(entry.removal ? [entry.removal.final] : [])].map((t) => t.cause ?? null)));
+    const stepsDone = [...causes].filter((c) => c !== null).map((cause) => stepStarted('db commit', cause));
     try {
       this.store.write(() => {
         for (const entry of inApplyOrder(batch)) this.apply(entry);
@@ -126,6 +130,7 @@ export class RowWriter {
         for (const entry of batch) this.hold(entry, err);
       }
     }
+    for (const done of stepsDone) done();
     this.wake();
   }
 

@@ -10,12 +10,13 @@ import { fromPromise } from 'xstate';
 import type { Created, ExitInfo, PodNetworkStatus, SandboxContext, Stopped } from '../machines/sandbox.types.js';
 import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
+import { timedStep } from '../host/steps.js';
 import { secondsToMs } from '../host/long-timer.js';
 import { clampOomScoreAdj } from '../runtime/oom.js';
 import { pauseSpec } from '../runtime/pause-spec.js';
 import { mountShm, podPaths, unmountShm, writePodFiles, type PodPaths } from '../runtime/pod-files.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
-import { isSameProcessAlive, processStartTime } from '../host/process.js';
+import { isSameProcessAlive, processStartTime, signalProcess } from '../host/process.js';
 import { pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../runtime/ns-pin.js';
 import { createNetns, unmountNetns } from '../network/netns.js';
 import { isMounted } from '../host/mounts.js';
@@ -180,15 +181,6 @@ async function releaseNetwork(deps: Deps, ctx: SandboxContext): Promise<void> {
   }
 }
 
-/** Sends `signal` to `pid`; a process gone meanwhile (ESRCH) is what the caller wanted anyway. */
-function signalProcess(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-  }
-}
-
 /** Stops the pause process: the stop signal, then SIGKILL after the grace period. */
 async function killPause(deps: Deps, ctx: SandboxContext, graceSec: number): Promise<ExitInfo | null> {
   const { spec, id } = ctx;
@@ -204,11 +196,11 @@ async function killPause(deps: Deps, ctx: SandboxContext, graceSec: number): Pro
   if (status === 'running' && graceSec > 0) {
     if (pid !== null) signalProcess(pid, 'SIGTERM');
     else await runtime.kill(id, 'TERM');
-    const exit = await waitForExitFile(exitDir, id, secondsToMs(graceSec));
+    const exit = await timedStep('wait pause exit after SIGTERM', () => waitForExitFile(exitDir, id, secondsToMs(graceSec)));
     if (exit) return exit;
   }
   await runtime.kill(id, 'KILL', true);
-  const exit = await waitForExitFile(exitDir, id, KILL_WAIT_MS);
+  const exit = await timedStep('wait pause exit after SIGKILL', () => waitForExitFile(exitDir, id, KILL_WAIT_MS));
   if (exit) return exit;
   // conmon itself may be gone (killed with the daemon's cgroup, say): trust runc's word instead.
   const after = await runtime.state(id);
@@ -220,11 +212,17 @@ async function killPause(deps: Deps, ctx: SandboxContext, graceSec: number): Pro
 
 /** Kills the pause process, deletes its container, unmounts /dev/shm and the netns (file kept). */
 export async function stopSandbox(deps: Deps, ctx: SandboxContext): Promise<Stopped> {
-  const exit = await killPause(deps, ctx, ctx.stopTimeoutSec);
-  deps.faults.hit('sandbox.stop.killed');
-  // Independent steps, each a spawn or a CNI call, run at once (issue 14); the netns is unmounted
-  // only after CNI DEL, which needs it.
-  await allSteps([runtimeAt(deps.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath).delete(ctx.id), tearDownNetwork(deps, ctx)]);
+  const runtime = runtimeAt(deps.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath);
+  // Independent steps, each a spawn or a CNI call, run at once (issue 14). CNI DEL needs the netns,
+  // which is pinned, not the pause: it runs while the pause is stopped and deleted (the containers
+  // were stopped before this). The netns is unmounted only after DEL.
+  let exit: ExitInfo | null = null;
+  const stopPause = async (): Promise<void> => {
+    exit = await killPause(deps, ctx, ctx.stopTimeoutSec);
+    deps.faults.hit('sandbox.stop.killed');
+    await runtime.delete(ctx.id);
+  };
+  await allSteps([stopPause(), tearDownNetwork(deps, ctx)]);
   deps.faults.hit('sandbox.stop.network');
   const paths = podPaths(ctx.spec);
   await allSteps([unmountShm(paths.shm), unpinNamespaces(paths.nsDir), ctx.spec.netnsPath ? unmountNetns(ctx.spec.netnsPath) : Promise.resolve()]);

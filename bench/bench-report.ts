@@ -13,6 +13,8 @@ export interface Results {
   client: Map<string, number[]>;
   /** "target\tmethod" → server-side mean ms. */
   server: Map<string, number>;
+  /** podchart's method → its steps per call in the lifecycle phase: mean count and ms (host/steps.ts). */
+  steps: Map<string, { step: string; perCall: number; ms: number }[]>;
   /** "target\twhat" → a number (memory, wall time, restore). */
   extra: Map<string, number>;
   /** The raw runc floor: command → ms of each run. */
@@ -81,6 +83,24 @@ function verdict(c: Check): string {
   return misses.length === 0 ? `- met: ${c.what} (${values})` : `- MISSED: ${c.what}: ${misses.join('; ')} (${values})`;
 }
 
+/**
+ * Where podchart's server time goes, per call of each lifecycle operation: the programs it ran,
+ * the waits and database commits, from its own step histogram. Steps that run at once (CNI ADD
+ * beside the pause's create) each count whole, so they may add up to more than the call.
+ */
+function whereTimeGoes(r: Results): string[] {
+  if (r.steps.size === 0) return [];
+  const rows = [...r.steps].map(([method, steps]) => {
+    const server = r.server.get(`podchart\t${method}`) ?? NaN;
+    const parts = [...steps].sort((a, b) => b.ms - a.ms).map((s) => `${s.step} ${s.perCall === 1 ? '' : `${fmt(s.perCall)}× `}${fmt(s.ms)}`);
+    return `| ${method} | ${fmt(server)} | ${parts.join('; ')} |`;
+  });
+  return [
+    '', "Where podchart's server time goes (lifecycle phase, ms per call; steps that run at once each count whole):", '',
+    '| operation | server mean | programs run, waits and commits |', '|---|---|---|', ...rows,
+  ];
+}
+
 export function report(r: Results, targets: readonly string[]): void {
   const vs = targets.includes('containerd');
   const ops = [...new Set([...r.client.keys()].map((k) => k.split('\t')[1] ?? ''))];
@@ -99,6 +119,7 @@ export function report(r: Results, targets: readonly string[]): void {
     ...rows.map(({ op, per }) => `| ${op} | ${targets.map((t) => `${fmt(per[t]?.median ?? NaN)} | ${fmt(per[t]?.p90 ?? NaN)} | ${fmt(per[t]?.server ?? NaN)}`).join(' | ')}${vs ? ` | ${fmt((per['podchart']?.median ?? NaN) / (per['containerd']?.median ?? NaN))} |` : ' |'}`),
     '',
     ...[...new Set([...r.extra.keys()].map((k) => k.split('\t')[1] ?? ''))].map((what) => `- ${what}: ${targets.map((t) => `${t} ${r.extra.get(`${t}\t${what}`) ?? '?'}`).join(', ')}`),
+    ...whereTimeGoes(r),
     '', 'Raw runc floor (no CRI runtime), median ms:',
     ...Object.entries(r.floor).map(([what, ms]) => `- ${what}: ${fmt(quantile(ms, 0.5))}`),
     '', vs ? "Issue 14's targets:" : 'Targets: need `--vs containerd` for the ratios; absolute ones only:',

@@ -33,7 +33,7 @@ const SLEEPER = ['sh', '-c', 'trap "exit 0" TERM; sleep 3600 & wait'];
 /** The critest kit (../shared/critest): its registry serves the pause image containerd runs. */
 const KIT = [join(REPO, '..', 'shared', 'critest'), '/work/shared/critest'].find((d) => { try { execFileSync('test', ['-x', join(d, 'critest.sh')]); return true; } catch { return false; } });
 
-const results: Results = { runs: RUNS, client: new Map(), server: new Map(), extra: new Map(), floor: {} };
+const results: Results = { runs: RUNS, client: new Map(), server: new Map(), steps: new Map(), extra: new Map(), floor: {} };
 
 function record(target: string, op: string, ms: number): void {
   const key = `${target}\t${op}`;
@@ -56,6 +56,19 @@ function meansBetween(target: Target, before: Totals, after: Totals): void {
   for (const [method, t] of after) {
     const b = before.get(method) ?? { sum: 0, count: 0 };
     if (t.count > b.count) results.server.set(`${target.name}\t${method}`, ((t.sum - b.sum) / (t.count - b.count)) * 1000);
+  }
+}
+
+/** Each method's steps per call between two readings (the calls counted by the CRI histogram). */
+function stepsBetween(callsBefore: Totals, callsAfter: Totals, before: Totals, after: Totals): void {
+  for (const [key, t] of after) {
+    const [method = '', step = ''] = key.split('\t');
+    const calls = (callsAfter.get(method)?.count ?? 0) - (callsBefore.get(method)?.count ?? 0);
+    const b = before.get(key) ?? { sum: 0, count: 0 };
+    if (calls <= 0 || t.count <= b.count) continue;
+    const list = results.steps.get(method) ?? [];
+    list.push({ step, perCall: (t.count - b.count) / calls, ms: ((t.sum - b.sum) * 1000) / calls });
+    results.steps.set(method, list);
   }
 }
 
@@ -201,12 +214,15 @@ async function main(): Promise<void> {
     for (const t of targets) await lifecycle(t, `warm-up-${t.name}`, () => 'warm-up'); // JIT and caches out of the numbers
     if (PHASES.has('lifecycle')) {
       const before = new Map(await Promise.all(targets.map(async (t) => [t.name, await t.serverTotals()] as const)));
+      const stepsBefore: Totals = (await targets[0]?.stepTotals?.()) ?? new Map<string, { sum: number; count: number }>();
       await alternating(targets, RUNS, (t, i) => lifecycle(t, `bench-${t.name}-${i}`));
       await alternating(targets, Math.max(3, RUNS / 4), async (t) => {
         await timed(t, 'PullImage (5 layers)', () => t.cri.callImage('PullImage', { image: { image: 'five:1' } }, 120_000));
         await t.cri.callImage('RemoveImage', { image: { image: 'five:1' } });
       });
       for (const t of targets) meansBetween(t, before.get(t.name) ?? (new Map() as Totals), await t.serverTotals());
+      const podchart = targets[0];
+      if (podchart?.stepTotals) stepsBetween(before.get(podchart.name) ?? (new Map() as Totals), await podchart.serverTotals(), stepsBefore, await podchart.stepTotals());
     }
     if (PHASES.has('parallel')) for (const t of targets) await parallelPods(t);
     if (PHASES.has('pods')) for (const t of targets) await hundredPods(t);

@@ -17,6 +17,8 @@ export interface Target {
   socket: string;
   pid(): number;
   serverTotals(): Promise<Totals>;
+  /** podchart only: "method\tstep" → the programs, waits and commits of its calls (host/steps.ts). */
+  stepTotals?(): Promise<Totals>;
   /** What the runtime itself adds on the host for its pods (shims, conmons, pause), not workloads. */
   runtimeProcesses(): number[];
   /** kill -9 of the daemon (its pods keep running, as in a crash); resolves once it is gone. */
@@ -32,6 +34,18 @@ async function podchartTotals(daemon: Daemon): Promise<Totals> {
     const t = totals.get(m[2] ?? '') ?? { sum: 0, count: 0 };
     t[m[1] === 'sum' ? 'sum' : 'count'] = Number(m[3]);
     totals.set(m[2] ?? '', t);
+  }
+  return totals;
+}
+
+async function podchartStepTotals(daemon: Daemon): Promise<Totals> {
+  const text = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/metrics`)).text();
+  const totals: Totals = new Map();
+  for (const m of text.matchAll(/^podchart_call_step_duration_seconds_(sum|count)\{rpc="(\w+)",step="([^"]+)"\} (\S+)$/gm)) {
+    const key = `${m[2] ?? ''}\t${m[3] ?? ''}`;
+    const t = totals.get(key) ?? { sum: 0, count: 0 };
+    t[m[1] === 'sum' ? 'sum' : 'count'] = Number(m[4]);
+    totals.set(key, t);
   }
   return totals;
 }
@@ -66,6 +80,7 @@ export function podchartTarget(daemon: Daemon, env: NodeJS.ProcessEnv): Target {
     socket: daemon.paths.socket,
     pid: () => daemon.pid(),
     serverTotals: () => podchartTotals(daemon),
+    stepTotals: () => podchartStepTotals(daemon),
     runtimeProcesses: () => podchartProcesses(daemon.paths.base),
     crash: () => daemon.kill9(),
     restart: () => daemon.start(env),

@@ -34,6 +34,7 @@ import { startInspector } from '../inspector/server.js';
 import { StreamingServer } from '../streaming/server.js';
 import { readTokenFile } from '../inspector/access.js';
 import { startSpawner } from '../host/spawner.js';
+import { observeSteps } from '../host/steps.js';
 import { eventLoopGauge, eventLoopUtilizationGauge } from '../inspector/event-loop.js';
 
 function hostHasAppArmor(): boolean {
@@ -133,6 +134,12 @@ async function main(): Promise<void> {
     cgroupV2: existsSync('/sys/fs/cgroup/cgroup.controllers'),
     hostHasAppArmor: hostHasAppArmor(),
   };
+  // Every program, wait and commit, filed under the call it served ("RunPodSandbox#12" →
+  // RunPodSandbox), or restore and the exit watches: where the bench says the time goes.
+  observeSteps((step, cause) => {
+    const rpc = (cause ?? deps.causes.current())?.split('#')[0];
+    return rpc ? (ms) => metrics.stepSeconds.observe({ rpc, step }, ms / 1000) : undefined;
+  });
   const supervisor = new Supervisor(deps);
   lap('deps');
 

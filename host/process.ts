@@ -1,5 +1,6 @@
 /** Facts about host processes from /proc: a live pause process told from a reused pid, what an exec started. */
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { constants } from 'node:os';
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or null if the pid is gone. */
 export async function processStartTime(pid: number): Promise<string | null> {
@@ -90,4 +91,23 @@ export async function killProcessTree(root: number): Promise<number[]> {
     }
   }
   return victims.map((e) => e.pid);
+}
+
+/** Sends `signal` to `pid`; a process gone meanwhile (ESRCH) is what the caller wanted anyway. */
+export function signalProcess(pid: number, signal: NodeJS.Signals | number): void {
+  try {
+    process.kill(pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+/**
+ * A signal as runc kill takes it ("TERM", "SIGTERM", "15") as a number; null for what Node does
+ * not name (SIGRTMIN+1): that one is left to runc.
+ */
+export function signalNumber(signal: string): number | null {
+  if (/^\d{1,2}$/.test(signal)) return Number(signal);
+  const name = signal.toUpperCase().startsWith('SIG') ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`;
+  return (constants.signals as Readonly<Record<string, number>>)[name] ?? null;
 }

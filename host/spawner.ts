@@ -9,6 +9,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { EffectFailed } from '../errors/catalogue.js';
 import type { FromHelper, SpawnRequest, SpawnResult, ToHelper } from './spawner-protocol.js';
+import { programStep, stepStarted } from './steps.js';
 
 export type { SpawnRequest, SpawnResult } from './spawner-protocol.js';
 
@@ -90,12 +91,13 @@ export function startProgram(request: SpawnRequest): RunningProgram {
   child.ref();
   child.channel?.ref();
   const id = nextId++;
+  const stepDone = stepStarted(programStep(request.file, request.args));
   let started: (pid: number | null) => void = () => undefined;
   const pid = new Promise<number | null>((resolve) => (started = resolve));
   const done = new Promise<SpawnResult>((resolve, reject) => {
     pending.set(id, { request, resolve, reject, started });
     child.send({ kind: 'spawn', id, request } satisfies ToHelper);
-  });
+  }).finally(stepDone);
   const tell = (message: ToHelper): void => {
     if (pending.has(id) && child.connected) child.send(message);
   };

@@ -71,6 +71,7 @@ export class Metrics {
   readonly pullBytes = new Counter('podchart_image_pull_bytes_total', 'Bytes of image layers and configs pulled.');
   readonly pullSeconds = new Histogram('podchart_image_pull_duration_seconds', 'Image pull duration.', [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]);
   readonly restoreSeconds = new Histogram('podchart_restore_duration_seconds', 'Time to restore every actor at start.', SECONDS);
+  readonly stepSeconds = new Histogram('podchart_call_step_duration_seconds', 'The programs run, waits and database commits of each CRI call (rpc), or of restore and the exit watches.', SECONDS);
   private readonly gauges: Gauge[] = [];
 
   addGauge(gauge: Gauge): void {
@@ -78,7 +79,7 @@ export class Metrics {
   }
 
   text(): string {
-    const parts = [this.criCalls, this.criSeconds, this.pullBytes, this.pullSeconds, this.restoreSeconds, ...this.gauges].map((m) => m.text());
+    const parts = [this.criCalls, this.criSeconds, this.pullBytes, this.pullSeconds, this.restoreSeconds, this.stepSeconds, ...this.gauges].map((m) => m.text());
     return `${parts.join('\n')}\n`;
   }
 }
