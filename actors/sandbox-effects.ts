@@ -213,19 +213,24 @@ async function killPause(deps: Deps, ctx: SandboxContext, graceSec: number): Pro
 /** Kills the pause process, deletes its container, unmounts /dev/shm and the netns (file kept). */
 export async function stopSandbox(deps: Deps, ctx: SandboxContext): Promise<Stopped> {
   const runtime = runtimeAt(deps.config, ctx.spec.runtimeHandler, ctx.spec.runtimePath);
-  // Independent steps, each a spawn or a CNI call, run at once (issue 14). CNI DEL needs the netns,
-  // which is pinned, not the pause: it runs while the pause is stopped and deleted (the containers
-  // were stopped before this). The netns is unmounted only after DEL.
+  const paths = podPaths(ctx.spec);
+  // Two independent lines of spawns and CNI calls, run at once (issue 14). CNI DEL needs the
+  // netns, which is pinned, not the pause (the containers were stopped before this): it runs
+  // while the pause is stopped, deleted and its shm and pins unmounted. The netns is unmounted
+  // only after DEL.
   let exit: ExitInfo | null = null;
   const stopPause = async (): Promise<void> => {
     exit = await killPause(deps, ctx, ctx.stopTimeoutSec);
     deps.faults.hit('sandbox.stop.killed');
     await runtime.delete(ctx.id);
+    await allSteps([unmountShm(paths.shm), unpinNamespaces(paths.nsDir)]);
   };
-  await allSteps([stopPause(), tearDownNetwork(deps, ctx)]);
-  deps.faults.hit('sandbox.stop.network');
-  const paths = podPaths(ctx.spec);
-  await allSteps([unmountShm(paths.shm), unpinNamespaces(paths.nsDir), ctx.spec.netnsPath ? unmountNetns(ctx.spec.netnsPath) : Promise.resolve()]);
+  const stopNetwork = async (): Promise<void> => {
+    await tearDownNetwork(deps, ctx);
+    deps.faults.hit('sandbox.stop.network');
+    if (ctx.spec.netnsPath) await unmountNetns(ctx.spec.netnsPath);
+  };
+  await allSteps([stopPause(), stopNetwork()]);
   return { exit };
 }
 

@@ -8,7 +8,8 @@
  * from this process, a spawn costs about 1 ms, on the other core, and the daemon's loop goes on.
  * It holds no state: when the daemon goes (even by kill -9), its IPC channel closes and it exits.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { after } from './long-timer.js';
 import type { ByteOutput, FromHelper, SpawnRequest, SpawnResult, ToHelper } from './spawner-protocol.js';
 
@@ -59,16 +60,81 @@ function byteCollector(budget: number): { stdout: (chunk: Buffer) => void; stder
   return { stdout: push('stdout'), stderr: push('stderr'), output: () => ({ stdout: Buffer.concat(kept.stdout), stderr: Buffer.concat(kept.stderr), dropped }) };
 }
 
+/** Whether conmon's sync pipe has said its first line: one line that is JSON. */
+function hasJsonLine(text: string): boolean {
+  return text.split('\n').some((line) => {
+    if (!line.trim()) return false;
+    try {
+      JSON.parse(line);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** A `syncPipe` program (conmon): answered once it exited and its sync pipe spoke or closed. */
+function runWithSyncPipe(id: number, req: SpawnRequest, child: ChildProcess): void {
+  if (req.reportPid && child.pid !== undefined) send({ id, pid: child.pid });
+  const pipe = child.stdio[3] as Readable | null | undefined;
+  let sync = '';
+  let spoke = !pipe;
+  let exit: { code: number | null; signal: string | null } | null = null;
+  let timedOut = false;
+  let settled = false;
+  // Any length, as for every program: a deadline past 24.8 days would overflow setTimeout.
+  const cancelTimer = after(req.timeoutMs, () => {
+    timedOut = true;
+    if (req.processGroup && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // the group is already gone
+      }
+    }
+    settle();
+  });
+  const settle = (spawnError?: string): void => {
+    if (settled || (!spawnError && !timedOut && !(exit && spoke))) return;
+    settled = true;
+    cancelTimer();
+    // conmon keeps the pipe open for the container's life (it would report the exit there too).
+    pipe?.destroy();
+    reply(id, { stdout: '', stderr: '', sync, code: exit?.code ?? null, signal: exit?.signal ?? null, timedOut, canceled: false, ...(spawnError ? { spawnError } : {}) });
+  };
+  pipe?.on('data', (chunk: Buffer) => {
+    sync += chunk.toString();
+    if (hasJsonLine(sync)) spoke = true;
+    settle();
+  });
+  for (const event of ['end', 'close', 'error']) {
+    pipe?.on(event, () => {
+      spoke = true;
+      settle();
+    });
+  }
+  child.on('error', (e) => settle(e.message));
+  child.on('exit', (code, signal) => {
+    exit = { code, signal };
+    settle();
+  });
+  running.set(id, { cancel: () => undefined, signal: (signal) => void child.kill(signal) });
+}
+
 function runOne(id: number, req: SpawnRequest): void {
   let child;
   try {
     child = spawn(req.file, [...req.args], {
       env: req.env ?? process.env,
-      stdio: [req.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: req.syncPipe ? ['ignore', 'ignore', 'ignore', 'pipe'] : [req.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       detached: req.processGroup === true,
     });
   } catch (err) {
     reply(id, { stdout: '', stderr: '', code: null, signal: null, timedOut: false, canceled: false, spawnError: (err as Error).message });
+    return;
+  }
+  if (req.syncPipe) {
+    runWithSyncPipe(id, req, child);
     return;
   }
   const { stdout: out, stderr: err } = child;

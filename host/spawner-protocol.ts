@@ -21,6 +21,13 @@ export interface SpawnRequest {
   byteBudget?: number;
   /** Send the program's pid as soon as it runs (a caller that must find what it starts). */
   reportPid?: boolean;
+  /**
+   * conmon's launch: no stdio at all (its daemonized child would hold pipes open for the
+   * container's life, and a wait on them would never end) and a sync pipe on fd 3, whose first
+   * JSON line is the answer (the container's pid, or runc's error). The result comes once the
+   * program has exited and that line has come or the pipe has closed; `sync` holds what it said.
+   */
+  syncPipe?: boolean;
 }
 
 /** The output of a `byteBudget` request, and how much of each stream did not fit the budget. */
@@ -35,6 +42,8 @@ export interface SpawnResult {
   stdout: string;
   stderr: string;
   bytes?: ByteOutput;
+  /** What a `syncPipe` program wrote on fd 3 until its first JSON line. */
+  sync?: string;
   /** The exit code, or null when a signal ended it. */
   code: number | null;
   signal: string | null;

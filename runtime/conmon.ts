@@ -3,8 +3,7 @@
  * keeps the container's stdio, writes the log and the exit file, and outlives the daemon.
  * It daemonizes; the container's pid (or runc's error) comes back over a sync pipe, fd 3.
  */
-import { spawn } from 'node:child_process';
-import { spawnTurn } from '../host/spawn-turn.js';
+import { startProgram } from '../host/spawner.js';
 import { join } from 'node:path';
 import { EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
@@ -54,47 +53,23 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
     ...(l.runtime.systemdCgroup ? ['--systemd-cgroup'] : []),
     ...l.runtime.globalArgs().flatMap((a) => ['--runtime-arg', a]),
   ];
-  // stdio 0-2 must not be pipes: the daemonized conmon would hold them open for the container's
-  // life. child_process rather than execa here: execa waits for every stdio stream to end, and
-  // conmon's sync pipe (fd 3) stays open until the container exits.
-  // detached: a group of its own, so what it starts can be killed as one if we give up on it.
-  await spawnTurn();
-  const child = spawn(l.conmonPath, args, {
-    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-    env: { ...process.env, _OCI_SYNCPIPE: '3' },
-    detached: true,
+  // Through the spawner helper (a fork of the daemon itself costs 5-10 ms at its size, issue 14),
+  // in its sync-pipe mode: no stdio (the daemonized conmon would hold pipes open for the container's
+  // life) and the answer on fd 3. A group of its own, so what it starts can be killed as one if we
+  // give up on it.
+  const program = startProgram({
+    file: l.conmonPath,
+    args,
+    env: { ...definedEnv(process.env), _OCI_SYNCPIPE: '3' },
+    timeoutMs: l.timeoutMs ?? 30_000,
+    processGroup: true,
+    syncPipe: true,
+    reportPid: true,
   });
-  let spawnError = '';
-  const exited = new Promise<number | null>((resolve) => {
-    child.on('exit', (code) => resolve(code));
-    child.on('error', (err) => {
-      spawnError = `cannot run ${l.conmonPath}: ${err.message}`;
-      resolve(-1);
-    });
-  });
-  // conmon keeps the sync pipe open for the container's life (it would report the exit there
-  // too): read the first message, then close our end. conmon ignores SIGPIPE.
-  const syncPipe = child.stdio[3] as (NodeJS.ReadableStream & { destroy(): void }) | null | undefined;
-  const first = new Promise<string>((resolve) => {
-    if (!syncPipe) return resolve('');
-    let sync = '';
-    syncPipe.on('data', (chunk: string | Buffer) => {
-      sync += chunk.toString();
-      if (parseSync(sync)) resolve(sync);
-    });
-    syncPipe.on('error', () => resolve(sync));
-    syncPipe.on('close', () => resolve(sync));
-    syncPipe.on('end', () => resolve(sync));
-  });
-  const exitCode = await exited;
-  // The parent conmon has exited; its daemonized child writes the pid once runc create is done.
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve(''), spawnError ? 0 : (l.timeoutMs ?? 30_000));
-  });
-  const sync = await Promise.race([first, timeout]);
-  clearTimeout(timer);
-  syncPipe?.destroy();
+  const [result, parentPid] = await Promise.all([program.done, program.pid]);
+  const sync = result.sync ?? '';
+  const spawnError = result.spawnError ? `cannot run ${l.conmonPath}: ${result.spawnError}` : '';
+  const exitCode = result.code;
   const message = parseSync(sync);
   if (message && message.pid > 0) {
     // Written with the umask conmon and runc must keep (see private-modes.ts): the pid files, and
@@ -102,11 +77,11 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
     await makePrivate(l.pidFile, l.conmonPidFile, join(l.bundle, 'ctl'), join(l.bundle, 'winsz'));
     return message.pid;
   }
-  const why = message?.message ?? (spawnError || (exitCode ? `conmon exited with ${exitCode}` : 'no pid reported in time'));
+  const why = message?.message ?? (spawnError || (exitCode ? `conmon exited with ${exitCode}` : result.timedOut ? `no pid reported in ${l.timeoutMs ?? 30_000} ms` : 'no pid reported'));
   // Given up: conmon, the `runc create` under it (blocked, say) and anything runc started must not
   // outlive the attempt [issue 12 item 16]. The daemonized conmon is in the pid file (written by
   // its parent before it exits) and leads a session of its own; the parent led the spawn's group.
-  if (!message) await killLaunch(l.conmonPidFile, child.pid);
+  if (!message) await killLaunch(l.conmonPidFile, parentPid ?? undefined);
   throw new EffectFailed(`creating ${l.id} under conmon with ${l.runtime.binary} failed: ${tail(why)}`);
 }
 
@@ -114,6 +89,11 @@ async function killLaunch(conmonPidFile: string, parentPid: number | undefined):
   const conmonPid = await readPidFile(conmonPidFile);
   if (conmonPid) await killProcessTree(conmonPid);
   if (parentPid && parentPid > 1) await killProcessTree(parentPid);
+}
+
+/** The environment without its unset entries, as a program's whole environment. */
+function definedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 function parseSync(text: string): { pid: number; message?: string } | null {

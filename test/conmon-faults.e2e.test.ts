@@ -203,7 +203,7 @@ describe('a runc create that never returns (FAKE runtime handler)', () => {
       config: { metadata: { name: 'blocked', attempt: 0 }, image: { image: IMAGE }, command: ['sleep', '3600'], envs: [{ key: 'PODCHART_FAKE_BLOCK', value: Buffer.from('1') }] },
       sandboxConfig: {},
     });
-    await rejects(daemon.cri.call('StartContainer', { containerId }, 30_000), grpcStatus.INTERNAL, /no pid reported in time/);
+    await rejects(daemon.cri.call('StartContainer', { containerId }, 30_000), grpcStatus.INTERNAL, /no pid reported in 3000 ms/);
     const blocked = readFileSync(BLOCKED_PIDS, 'utf8').split('\n').filter(Boolean).map(Number);
     assert.ok(blocked.length > 0, 'the fake runc create ran and blocked');
     await eventually('the blocked runc create and its conmon to be gone', () =>
