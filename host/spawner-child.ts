@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { after } from './long-timer.js';
-import type { ByteOutput, FromHelper, SpawnRequest, SpawnResult, ToHelper } from './spawner-protocol.js';
+import { parseSyncMessage, type ByteOutput, type FromHelper, type SpawnRequest, type SpawnResult, type ToHelper } from './spawner-protocol.js';
 
 /** Output kept per stream; more is dropped and the drop is said at the end. */
 const OUTPUT_CAP = 16 * 1024 * 1024;
@@ -60,19 +60,6 @@ function byteCollector(budget: number): { stdout: (chunk: Buffer) => void; stder
   return { stdout: push('stdout'), stderr: push('stderr'), output: () => ({ stdout: Buffer.concat(kept.stdout), stderr: Buffer.concat(kept.stderr), dropped }) };
 }
 
-/** Whether conmon's sync pipe has said its first line: one line that is JSON. */
-function hasJsonLine(text: string): boolean {
-  return text.split('\n').some((line) => {
-    if (!line.trim()) return false;
-    try {
-      JSON.parse(line);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 /** A `syncPipe` program (conmon): answered once it exited and its sync pipe spoke or closed. */
 function runWithSyncPipe(id: number, req: SpawnRequest, child: ChildProcess): void {
   if (req.reportPid && child.pid !== undefined) send({ id, pid: child.pid });
@@ -104,7 +91,7 @@ function runWithSyncPipe(id: number, req: SpawnRequest, child: ChildProcess): vo
   };
   pipe?.on('data', (chunk: Buffer) => {
     sync += chunk.toString();
-    if (hasJsonLine(sync)) spoke = true;
+    if (parseSyncMessage(sync)) spoke = true;
     settle();
   });
   for (const event of ['end', 'close', 'error']) {

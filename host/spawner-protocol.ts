@@ -61,3 +61,18 @@ export type ToHelper =
 
 /** A program's result, or (for `reportPid`) its pid once it runs, which comes first. */
 export type FromHelper = { id: number; result: SpawnResult } | { id: number; pid: number };
+
+/** conmon's first sync-pipe message (its first JSON line): the container's pid, or runc's error. */
+export function parseSyncMessage(text: string): { pid: number; message?: string } | null {
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const parsed = JSON.parse(line) as { data?: number; pid?: number; message?: string };
+      const pid = parsed.pid ?? parsed.data ?? -1;
+      return parsed.message === undefined ? { pid } : { pid, message: parsed.message };
+    } catch {
+      // not JSON: conmon only writes JSON here, keep looking
+    }
+  }
+  return null;
+}

@@ -4,6 +4,7 @@
  * It daemonizes; the container's pid (or runc's error) comes back over a sync pipe, fd 3.
  */
 import { startProgram } from '../host/spawner.js';
+import { parseSyncMessage } from '../host/spawner-protocol.js';
 import { join } from 'node:path';
 import { EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
@@ -70,7 +71,7 @@ export async function createUnderConmon(l: ConmonLaunch): Promise<number> {
   const sync = result.sync ?? '';
   const spawnError = result.spawnError ? `cannot run ${l.conmonPath}: ${result.spawnError}` : '';
   const exitCode = result.code;
-  const message = parseSync(sync);
+  const message = parseSyncMessage(sync);
   if (message && message.pid > 0) {
     // Written with the umask conmon and runc must keep (see private-modes.ts): the pid files, and
     // the control fifos (ctl, winsz) anyone who could open them for reading would drain.
@@ -96,16 +97,3 @@ function definedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
-function parseSync(text: string): { pid: number; message?: string } | null {
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const parsed = JSON.parse(line) as { data?: number; pid?: number; message?: string };
-      const pid = parsed.pid ?? parsed.data ?? -1;
-      return parsed.message === undefined ? { pid } : { pid, message: parsed.message };
-    } catch {
-      // not JSON: conmon only writes JSON here, keep looking
-    }
-  }
-  return null;
-}

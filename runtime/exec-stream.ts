@@ -12,12 +12,13 @@
  */
 import { spawn } from 'node:child_process';
 import { spawnTurn } from '../host/spawn-turn.js';
+import { signalNumber } from '../host/process.js';
 import { access, rm } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import pty from 'node-pty';
 import { foldCarriageReturns } from './tty-output.js';
-import { osSignal, prepareExec, stopExec, type ExecTarget, type RuncHandle } from './exec-sync.js';
+import { prepareExec, stopExec, type ExecTarget, type RuncHandle } from './exec-sync.js';
 
 export type { ExecTarget } from './exec-sync.js';
 
@@ -71,7 +72,7 @@ function startOnPipes(binary: string, args: string[], want: { stdin: boolean; st
   });
   const closed = new Promise<number>((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + (osSignal(signal) ?? 0) : -1)));
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : -1)));
   });
   // A write after the command closed its stdin is the command's business, not an error of ours.
   child.stdin?.on('error', () => undefined);

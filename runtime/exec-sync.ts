@@ -26,12 +26,11 @@ import { startProgram } from '../host/spawner.js';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import { after, secondsToMs } from '../host/long-timer.js';
 import { DeadlineExceeded, EffectFailed } from '../errors/catalogue.js';
 import type { OciRuntime } from './oci-runtime.js';
-import { pidNamespaceOf, processTable, type ProcessEntry } from '../host/process.js';
+import { pidNamespaceOf, processTable, signalNumber, type ProcessEntry } from '../host/process.js';
 import { PRIVATE_FILE } from '../host/private-modes.js';
 
 /**
@@ -227,15 +226,10 @@ export async function execSync(opts: ExecTarget & {
     if (code === 255 && /runc|exec failed|OCI runtime/.test(err.toString()) && out.length === 0) {
       throw new EffectFailed(`exec in ${opts.id} failed: ${err.toString().trim().split('\n').slice(-3).join(' ')}`);
     }
-    return { stdout: out, stderr: err, exitCode: code ?? (signal ? 128 + (osSignal(signal) ?? 0) : -1) };
+    return { stdout: out, stderr: err, exitCode: code ?? (signal ? 128 + (signalNumber(signal) ?? 0) : -1) };
   } finally {
     cancelTimer();
     await rm(processFile, { force: true });
     await rm(pidFile, { force: true });
   }
-}
-
-/** A signal's number from its name ('SIGKILL' → 9). */
-export function osSignal(signal: string): number | undefined {
-  return (constants.signals as Readonly<Record<string, number>>)[signal];
 }
