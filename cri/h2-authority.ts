@@ -9,8 +9,8 @@
  * client→server HTTP/2 framing (RFC 9113 §4), decodes every header block with the client's HPACK
  * state (RFC 7541, hpack.js), replaces an `:authority`/`host` that nghttp2 would refuse with
  * "localhost" (and a `grpc-timeout` past what grpc-js's timer holds with 24.8 days, see
- * clampGrpcTimeout), and re-encodes the block without touching the server's dynamic table (static-table
- * references and literals without indexing only), so the two HPACK contexts can never disagree.
+ * clampGrpcTimeout), and re-encodes the block without touching the server's dynamic table (literals without
+ * indexing only, hpack-literal.ts), so the two HPACK contexts can never disagree.
  * Every header block is decoded, rewritten or not, because each may change the client's dynamic
  * table. All other frames, and the server→client direction, pass through as they are.
  *
@@ -18,6 +18,7 @@
  * npm are whole client/server stacks (node-http2, spdy), and this needs the 9-byte frame header.
  */
 import hpack, { type HpackHeader } from 'hpack.js';
+import { encodeLiteralBlock } from './hpack-literal.js';
 
 /** The client connection preface (RFC 9113 §3.4). */
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -104,7 +105,6 @@ export class AuthorityRewriter {
   private passThrough = 0;
   private block: PendingBlock | null = null;
   private readonly decoder = hpack.decompressor.create({ table: { maxSize: HEADER_TABLE_BYTES } });
-  private readonly encoder = hpack.compressor.create({ table: { maxSize: HEADER_TABLE_BYTES } });
   /** Header blocks whose authority or host was replaced (for logs and tests). */
   rewritten = 0;
 
@@ -237,11 +237,8 @@ export class AuthorityRewriter {
   }
 
   private encode(headers: HpackHeader[]): Buffer {
-    // incremental: false keeps the server's dynamic table empty; no Huffman on a local socket.
-    this.encoder.write(headers.map((h) => ({ name: h.name, value: h.value, neverIndex: h.neverIndex === true, incremental: false, huffman: false })));
-    const parts: Buffer[] = [];
-    for (let b = this.encoder.read(); b !== null; b = this.encoder.read()) parts.push(b);
-    return Buffer.concat(parts);
+    // Literals without indexing keep the server's dynamic table empty; no Huffman on a local socket.
+    return encodeLiteralBlock(headers);
   }
 
   /** One HEADERS frame (no padding), then CONTINUATIONs, each within the minimum frame size. */
