@@ -83,6 +83,24 @@ export class Http2FramingError extends Error {
   override name = 'Http2FramingError';
 }
 
+type HpackDecoder = ReturnType<typeof hpack.decompressor.create>;
+
+/** One whole header block through a decoder that keeps the sender's dynamic table. */
+export function decodeHeaderBlock(decoder: HpackDecoder, bytes: Buffer): HpackHeader[] {
+  let failure: Error | null = null;
+  const onError = (err: Error): void => {
+    failure = err;
+  };
+  decoder.once('error', onError);
+  decoder.write(bytes);
+  decoder.execute();
+  decoder.removeListener('error', onError);
+  const headers: HpackHeader[] = [];
+  for (let h = decoder.read(); h !== null; h = decoder.read()) headers.push(h);
+  if (failure) throw new Http2FramingError(`HPACK: ${(failure as Error).message}`);
+  return headers;
+}
+
 interface PendingBlock {
   streamId: number;
   flags: number;
@@ -222,18 +240,7 @@ export class AuthorityRewriter {
   }
 
   private decode(bytes: Buffer): HpackHeader[] {
-    let failure: Error | null = null;
-    const onError = (err: Error): void => {
-      failure = err;
-    };
-    this.decoder.once('error', onError);
-    this.decoder.write(bytes);
-    this.decoder.execute();
-    this.decoder.removeListener('error', onError);
-    const headers: HpackHeader[] = [];
-    for (let h = this.decoder.read(); h !== null; h = this.decoder.read()) headers.push(h);
-    if (failure) throw new Http2FramingError(`HPACK: ${(failure as Error).message}`);
-    return headers;
+    return decodeHeaderBlock(this.decoder, bytes);
   }
 
   private encode(headers: HpackHeader[]): Buffer {

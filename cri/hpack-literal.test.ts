@@ -5,19 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import hpack, { type HpackHeader } from 'hpack.js';
+import hpack from 'hpack.js';
+import { decodeHeaderBlock } from './h2-authority.js';
 import { encodeLiteralBlock, type LiteralHeader } from './hpack-literal.js';
 
-function decode(decoder: ReturnType<typeof hpack.decompressor.create>, block: Buffer): HpackHeader[] {
-  let failure: Error | null = null;
-  decoder.once('error', (err: Error) => (failure = err));
-  decoder.write(block);
-  decoder.execute();
-  const out: HpackHeader[] = [];
-  for (let h = decoder.read(); h !== null; h = decoder.read()) out.push(h);
-  if (failure) throw failure as Error;
-  return out;
-}
+const decode = decodeHeaderBlock;
 
 const latin1 = fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)), maxLength: 400 });
 const header: fc.Arbitrary<LiteralHeader> = fc.record({
