@@ -15,7 +15,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
-import { SeqpacketSocket } from 'node-unix-socket';
+import type { SeqpacketSocket } from 'node-unix-socket';
 import { sendControl } from './log-reopen.js';
 
 const PIPE_STDOUT = 2;
@@ -95,7 +95,9 @@ export async function attachContainer(target: AttachTarget, want: { stdin: boole
  * The socket's path is often longer than sun_path's 108 bytes (a 64-hex id twice under rootDir),
  * so it is reached, as conmon binds it, through our own fd of its directory in /proc/self/fd.
  */
-function connect(bundle: string): Promise<SeqpacketSocket> {
+async function connect(bundle: string): Promise<SeqpacketSocket> {
+  // Loaded on the first attach, not at start (issue 14: idle memory).
+  const { SeqpacketSocket } = await import('node-unix-socket');
   const dirFd = openSync(bundle, 'r');
   return new Promise<SeqpacketSocket>((resolve, reject) => {
     const socket = new SeqpacketSocket();

@@ -16,7 +16,6 @@ import { signalNumber } from '../host/process.js';
 import { access, rm } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PassThrough, Writable, type Readable } from 'node:stream';
-import pty from 'node-pty';
 import { foldCarriageReturns } from './tty-output.js';
 import { prepareExec, stopExec, type ExecTarget, type RuncHandle } from './exec-sync.js';
 
@@ -50,7 +49,7 @@ export async function startExec(target: ExecTarget, cmd: string[], want: { stdin
     await rm(pidFile, { force: true });
   };
   await spawnTurn();
-  const started = want.tty ? startOnTerminal(target.runtime.binary, args, pidFile, want) : startOnPipes(target.runtime.binary, args, want);
+  const started = want.tty ? await startOnTerminal(target.runtime.binary, args, pidFile, want) : startOnPipes(target.runtime.binary, args, want);
   const done = started.closed.finally(cleanup);
   let killing: Promise<void> | null = null;
   return {
@@ -79,7 +78,10 @@ function startOnPipes(binary: string, args: string[], want: { stdin: boolean; st
   return { runc: child, closed, streams: { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, resize: () => undefined } };
 }
 
-function startOnTerminal(binary: string, args: string[], pidFile: string, want: { stdin: boolean; stdout: boolean }): Started {
+async function startOnTerminal(binary: string, args: string[], pidFile: string, want: { stdin: boolean; stdout: boolean }): Promise<Started> {
+  // Loaded on the first terminal exec, not at start: a daemon that streams nothing keeps its
+  // memory (issue 14; the streaming libraries together are ~5 MB of RSS).
+  const { default: pty } = await import('node-pty');
   // Our terminal is made raw before runc starts: runc makes it raw too (keeping output
   // translation on: runtime/tty-output.ts), but only once it holds the container's console, and
   // input that came sooner would be echoed and line-edited twice; input also waits for that

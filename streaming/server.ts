@@ -15,7 +15,7 @@ import { acceptSpdy, isSpdyUpgrade, negotiate, offeredProtocols, refuse } from '
 import { collectStreams, EXEC_PROTOCOLS, expectedStreams, spdyChannels } from './remotecommand.js';
 import { runSession, type ClientChannels, type StreamedProcess } from './session.js';
 import { isWebSocketUpgrade, offeredWsProtocols, WS_EXEC_PROTOCOLS, wsChannels } from './websocket.js';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocketServer, WebSocket } from 'ws';
 import { startExec, type ExecTarget } from '../runtime/exec-stream.js';
 import { attachContainer, type AttachTarget } from '../runtime/attach.js';
 import { parseAddress } from '../config/address.js';
@@ -75,12 +75,11 @@ export class StreamingServer {
   private readonly sockets = new Set<Duplex>();
   private readonly running = new Map<Promise<void>, SessionInfo>();
   private readonly listeners = new Set<(actorId: string) => void>();
-  /** WebSocket framing for upgrades we have already accepted (noServer: routing stays ours). */
-  private readonly ws = new WebSocketServer({
-    noServer: true,
-    maxPayload: MAX_WS_MESSAGE,
-    handleProtocols: (offered) => negotiate([...offered], [...WS_EXEC_PROTOCOLS, ...WS_PORTFORWARD_PROTOCOLS]) ?? false,
-  });
+  /**
+   * WebSocket framing for upgrades we have already accepted (noServer: routing stays ours). Made
+   * on the first WebSocket session, with `ws` loaded then, not at start (issue 14: idle memory).
+   */
+  private ws: Promise<WebSocketServer> | null = null;
   private base = '';
 
   /** `tokenTtlMs`: how long a URL stays usable (a minute, as kubelet's; tests shorten it). */
@@ -199,7 +198,7 @@ export class StreamingServer {
   }
 
   private async serveSpdy(socket: Duplex, head: Buffer, protocol: string, req: StreamingRequest, logger: Logger): Promise<void> {
-    const conn = acceptSpdy(socket, head, protocol);
+    const conn = await acceptSpdy(socket, head, protocol);
     // A protocol error (malformed or oversized frames) ends the connection, and with it the session.
     conn.on('error', (err: Error) => {
       logger.warn({ err: err.message }, 'spdy connection error, closing it');
@@ -218,10 +217,17 @@ export class StreamingServer {
 
   private async acceptWebSocket(httpReq: IncomingMessage, socket: Duplex, head: Buffer, logger: Logger): Promise<WebSocket> {
     // ws answers a handshake it refuses itself and never calls back: the socket's close ends the wait.
+    const server = await (this.ws ??= import('ws').then(({ WebSocketServer }) => new WebSocketServer({
+      noServer: true,
+      maxPayload: MAX_WS_MESSAGE,
+      handleProtocols: (offered) => negotiate([...offered], [...WS_EXEC_PROTOCOLS, ...WS_PORTFORWARD_PROTOCOLS]) ?? false,
+    })));
+    // A socket closed while `ws` loaded would never see its handshake answered, nor close again.
+    if (socket.destroyed) throw new Error('the client closed the connection before the WebSocket handshake');
     const ws = await new Promise<WebSocket>((resolve, reject) => {
       const closed = (): void => reject(new Error('the WebSocket handshake failed'));
       socket.once('close', closed);
-      this.ws.handleUpgrade(httpReq, socket, head, (accepted) => {
+      server.handleUpgrade(httpReq, socket, head, (accepted) => {
         socket.off('close', closed);
         resolve(accepted);
       });

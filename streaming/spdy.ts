@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import transport, { type Connection } from 'spdy-transport';
+import type { Connection } from 'spdy-transport';
 
 export const SPDY_31 = 'SPDY/3.1';
 export const PROTOCOL_HEADER = 'x-stream-protocol-version';
@@ -56,7 +56,11 @@ export function isSpdyUpgrade(req: IncomingMessage): boolean {
  * windows are unbounded instead, as kubelet's own spdystream server sends; TCP's backpressure (the
  * client reads the socket only as fast as its streams are read) is what paces us.
  */
-export function acceptSpdy(socket: Duplex, head: Buffer, protocol: string): Connection {
+export async function acceptSpdy(socket: Duplex, head: Buffer, protocol: string): Promise<Connection> {
+  // Loaded on the first SPDY session, not at start (issue 14: idle memory); before the 101, so the
+  // client sends no frame until the connection that parses them exists.
+  const { default: transport } = await import('spdy-transport');
+  if (socket.destroyed) throw new Error('the client closed the connection before the SPDY upgrade');
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SPDY_31}\r\nX-Stream-Protocol-Version: ${protocol}\r\n\r\n`);
   if (head.length > 0) socket.unshift(head);
   const conn = transport.connection.create(socket, { protocol: 'spdy', isServer: true, windowSize: 1 << 20, maxStreams: MAX_STREAMS });
