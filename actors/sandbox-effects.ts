@@ -40,14 +40,17 @@ export async function createSandbox(deps: Deps, ctx: SandboxContext): Promise<Cr
   const paths = podPaths(spec);
   const runtime = runtimeAt(deps.config, spec.runtimeHandler, spec.runtimePath);
   await writePodFiles(spec, paths);
-  const hostIpc = spec.namespaces.ipc === 'NODE';
-  if (!hostIpc) await mountShm(spec, paths.shm);
   deps.faults.hit('sandbox.create.files');
+  const hostIpc = spec.namespaces.ipc === 'NODE';
   // [003] the namespace exists, with loopback up, before CNI configures it and before the pause
-  // process starts in it.
+  // process starts in it. The shm mount does not depend on it: both are made at once (issue 14:
+  // each is a program run, ~3 and ~6 ms).
+  const steps: Promise<void>[] = [];
+  if (!hostIpc) steps.push(mountShm(spec, paths.shm));
+  if (spec.netnsPath) steps.push(createNetns(spec.netnsPath));
+  await allSteps(steps);
   let networkUp: Promise<PodNetworkStatus> | null = null;
   if (spec.netnsPath) {
-    await createNetns(spec.netnsPath);
     deps.faults.hit('sandbox.create.netns');
     // CNI ADD runs while the pause container is made (issue 14): both need only the namespace,
     // which exists now. Its outcome is awaited below, on every path, so a rollback never runs

@@ -278,13 +278,15 @@ describe('restore after restarts and crashes', () => {
       point: 'sandbox.create.files',
       before: (id) => {
         assert.ok(existsSync(join(rootDirOf(paths, id), 'hostname')), 'pod files not written');
-        assert.ok(isMounted(shmOf(paths, id)), 'shm not mounted');
+        assert.equal(isMounted(shmOf(paths, id)), false, 'shm mounted before its step');
         assert.equal(isMounted(netnsFile(id)), false, 'netns mounted before its step');
       },
     },
     {
+      // The shm mount and the netns are made at once: both exist here.
       point: 'sandbox.create.netns',
       before: (id) => {
+        assert.ok(isMounted(shmOf(paths, id)), 'shm not mounted');
         assert.ok(isMounted(netnsFile(id)), 'netns not mounted');
         assert.equal(runcIds(paths).includes(id), false, 'pause container created before its step');
       },
