@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { Daemon, podConfig, tempPaths } from '../test/daemon.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from '../test/busybox-daemon.js';
 import { buildImage, pushImage } from '../test/image-builder.js';
+import type { RegistryFixture } from '../test/registry-fixture.js';
 import { Containerd, ensureContainerd } from './containerd.js';
 import { CriClient } from '../test/cri-client.js';
 import { containerdTarget, podchartTarget, pssKb, rssKb, type Target, type Totals } from './targets.js';
@@ -190,10 +191,13 @@ async function main(): Promise<void> {
   const paths = tempPaths('pc-bench-');
   // info, as a node runs it: debug logging costs the daemon CPU on every call.
   const daemon = new Daemon(paths, ['--log-level', 'info']);
-  const registry = await startWithBusybox(daemon);
   const targets: Target[] = [podchartTarget(daemon, { PODCHART_CONFIG: join(paths.base, 'config.json') })];
   let containerd: Containerd | null = null;
+  let registry: RegistryFixture | null = null;
+  // Everything started is stopped on every path: a bench that fails at its first pull must not
+  // leave its daemon, and the pods of a later phase, running.
   try {
+    registry = await startWithBusybox(daemon);
     const five = await buildImage({ layers: Array.from({ length: 5 }, (_, i) => ({ compression: 'gzip' as const, entries: [{ path: `/layer${i}`, type: 'file' as const, content: Buffer.alloc(256 * 1024, i) }] })) });
     await pushImage(registry, 'library/five', '1', five);
     if (VS_CONTAINERD) {
@@ -235,7 +239,7 @@ async function main(): Promise<void> {
       await containerd.stop();
     }
     await daemon.dispose();
-    await registry.stop();
+    await registry?.stop();
   }
 }
 
