@@ -18,7 +18,7 @@ import { buildImage, pushImage } from '../test/image-builder.js';
 import type { RegistryFixture } from '../test/registry-fixture.js';
 import { Containerd, ensureContainerd } from './containerd.js';
 import { CriClient } from '../test/cri-client.js';
-import { containerdTarget, podchartTarget, pssKb, rssKb, type Target, type Totals } from './targets.js';
+import { containerdTarget, podchartTarget, pssKb, rssKb, settledKb, type Target, type Totals } from './targets.js';
 import { runcFloor } from './runc-floor.js';
 import { report, type Results } from './bench-report.js';
 
@@ -122,7 +122,7 @@ async function parallelPods(t: Target): Promise<void> {
 }
 
 async function hundredPods(t: Target): Promise<void> {
-  extra(t, 'daemon RSS idle (MB)', Math.round(rssKb(t.pid()) / 1024));
+  extra(t, 'daemon RSS idle (MB)', Math.round((await settledKb(() => rssKb(t.pid()))) / 1024));
   const pods: { podSandboxId: string; containers: string[] }[] = [];
   for (let i = 0; i < PODS; i++) pods.push(await startPod(t, `many-${i}`, ['a', 'b']));
   const before = await t.serverTotals();
@@ -136,8 +136,8 @@ async function hundredPods(t: Target): Promise<void> {
     await timed(t, 'ListContainerStats', () => t.cri.call('ListContainerStats', {}));
   }
   meansBetween(t, before, await t.serverTotals());
-  extra(t, `daemon RSS with ${PODS} pods (MB)`, Math.round(rssKb(t.pid()) / 1024));
-  extra(t, `daemon PSS with ${PODS} pods (MB)`, Math.round(pssKb(t.pid()) / 1024));
+  extra(t, `daemon RSS with ${PODS} pods (MB)`, Math.round((await settledKb(() => rssKb(t.pid()))) / 1024));
+  extra(t, `daemon PSS with ${PODS} pods (MB)`, Math.round((await settledKb(() => pssKb(t.pid()))) / 1024));
   const added = t.runtimeProcesses();
   extra(t, 'runtime memory per pod, PSS of its shims/conmons and pause (kB)', Math.round(added.reduce((sum, p) => sum + pssKb(p), 0) / PODS));
   await removeAllPods(t);

@@ -3,6 +3,7 @@
  * server-side latency histogram, its pid, the processes it adds per pod, and a crash.
  */
 import { readFileSync, readdirSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { CriClient } from '../test/cri-client.js';
 import type { Daemon } from '../test/daemon.js';
 import type { Containerd } from './containerd.js';
@@ -112,3 +113,16 @@ export function pssKb(pid: number): number {
 }
 
 export const rssKb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+
+/**
+ * The median of five readings of `read`, 400 ms apart: one reading of a garbage-collected daemon
+ * lands anywhere between two collections (runs of the same build differed by 25 MB of RSS).
+ */
+export async function settledKb(read: () => number): Promise<number> {
+  const readings: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    if (i > 0) await delay(400);
+    readings.push(read());
+  }
+  return readings.sort((a, b) => a - b)[2] ?? 0;
+}
