@@ -1,5 +1,6 @@
 /** Image records: one row per image (id = config digest) and its repo tags and repo digests. */
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
+import { statementCache } from './statements.js';
 
 export interface LayerRecord {
   /** Compressed blob digest, as in the manifest. */
@@ -35,10 +36,14 @@ interface ImageRow {
 export type WriteTransaction = <T>(fn: () => T) => T;
 
 export class ImageTable {
+  private readonly sql: (text: string) => Statement;
+
   constructor(
-    private readonly db: Database,
+    db: Database,
     private readonly write: WriteTransaction = (fn) => db.transaction(fn)(),
-  ) {}
+  ) {
+    this.sql = statementCache(db);
+  }
 
   /**
    * Records a pulled image and points `tag` and `repoDigest` at it, atomically. A tag that named
@@ -46,13 +51,12 @@ export class ImageTable {
    */
   put(image: Omit<ImageRecord, 'repoTags' | 'repoDigests'>, refs: { tag: string | null; repoDigest: string }): void {
     this.write(() => {
-      this.db
-        .prepare(
+      this.sql(
           `INSERT INTO images (id, manifest_digest, size, config, layers, pulled_at) VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT(id) DO UPDATE SET manifest_digest = excluded.manifest_digest, pulled_at = excluded.pulled_at`,
         )
         .run(image.id, image.manifestDigest, image.size, image.config, JSON.stringify(image.layers), image.pulledAt);
-      const upsert = this.db.prepare(
+      const upsert = this.sql(
         'INSERT INTO image_refs (ref, kind, image_id) VALUES (?, ?, ?) ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id',
       );
       if (refs.tag) upsert.run(refs.tag, 'tag', image.id);
@@ -61,44 +65,44 @@ export class ImageTable {
   }
 
   get(id: string): ImageRecord | null {
-    const row = this.db.prepare('SELECT * FROM images WHERE id = ?').get(id) as ImageRow | undefined;
+    const row = this.sql('SELECT * FROM images WHERE id = ?').get(id) as ImageRow | undefined;
     return row ? this.toRecord(row) : null;
   }
 
   /** The image a repo tag or repo digest names. */
   byRef(ref: string): ImageRecord | null {
-    const id = this.db.prepare('SELECT image_id FROM image_refs WHERE ref = ?').pluck().get(ref) as string | undefined;
+    const id = this.sql('SELECT image_id FROM image_refs WHERE ref = ?').pluck().get(ref) as string | undefined;
     return id ? this.get(id) : null;
   }
 
   /** Ids starting with `prefix` (with or without "sha256:"). */
   idsWithPrefix(prefix: string): string[] {
     const full = prefix.startsWith('sha256:') ? prefix : `sha256:${prefix}`;
-    return this.db.prepare("SELECT id FROM images WHERE substr(id, 1, ?) = ?").pluck().all(full.length, full) as string[];
+    return this.sql("SELECT id FROM images WHERE substr(id, 1, ?) = ?").pluck().all(full.length, full) as string[];
   }
 
   list(): ImageRecord[] {
-    return (this.db.prepare('SELECT * FROM images ORDER BY pulled_at').all() as ImageRow[]).map((r) => this.toRecord(r));
+    return (this.sql('SELECT * FROM images ORDER BY pulled_at').all() as ImageRow[]).map((r) => this.toRecord(r));
   }
 
   /** Removes one ref; returns how many refs the image has left. */
   removeRef(ref: string): number {
-    const id = this.db.prepare('SELECT image_id FROM image_refs WHERE ref = ?').pluck().get(ref) as string | undefined;
+    const id = this.sql('SELECT image_id FROM image_refs WHERE ref = ?').pluck().get(ref) as string | undefined;
     if (!id) return 0;
-    this.write(() => this.db.prepare('DELETE FROM image_refs WHERE ref = ?').run(ref));
-    return this.db.prepare('SELECT count(*) FROM image_refs WHERE image_id = ?').pluck().get(id) as number;
+    this.write(() => this.sql('DELETE FROM image_refs WHERE ref = ?').run(ref));
+    return this.sql('SELECT count(*) FROM image_refs WHERE image_id = ?').pluck().get(id) as number;
   }
 
   /** Forgets an image and all its refs. */
   delete(id: string): void {
     this.write(() => {
-      this.db.prepare('DELETE FROM image_refs WHERE image_id = ?').run(id);
-      this.db.prepare('DELETE FROM images WHERE id = ?').run(id);
+      this.sql('DELETE FROM image_refs WHERE image_id = ?').run(id);
+      this.sql('DELETE FROM images WHERE id = ?').run(id);
     });
   }
 
   private toRecord(row: ImageRow): ImageRecord {
-    const refs = this.db.prepare('SELECT ref, kind FROM image_refs WHERE image_id = ? ORDER BY ref').all(row.id) as { ref: string; kind: string }[];
+    const refs = this.sql('SELECT ref, kind FROM image_refs WHERE image_id = ? ORDER BY ref').all(row.id) as { ref: string; kind: string }[];
     return {
       id: row.id,
       manifestDigest: row.manifest_digest,

@@ -10,6 +10,7 @@ import { ImageTable } from './images.js';
 import { QuarantineTable, type QuarantinedRow } from './quarantine.js';
 import { CleanupTable } from './cleanup-jobs.js';
 import { SNAPSHOT_VERSION } from './rows.js';
+import { statementCache } from './statements.js';
 
 export type ActorKind = 'sandbox' | 'container';
 
@@ -90,13 +91,14 @@ export class Store {
   readonly cleanup: CleanupTable;
   private readonly historyPerActor: number;
   private failure: { reason: string; since: number } | null = null;
-  /** Prepared once per SQL text: preparing is a parse and a plan, on every transition otherwise. */
-  private readonly statements = new Map<string, Statement>();
+  /** Prepared once per SQL text (storage/statements.ts). */
+  private readonly sql: (text: string) => Statement;
 
   constructor(path: string, options: StoreOptions = {}) {
     this.historyPerActor = options.historyPerActor ?? DEFAULT_HISTORY_PER_ACTOR;
     if (options.readOnly) {
       this.db = openReadOnly(path);
+      this.sql = statementCache(this.db);
       this.images = new ImageTable(this.db, (fn) => this.write(fn));
       this.quarantineTable = new QuarantineTable(this.db, (fn) => this.write(fn));
       this.cleanup = new CleanupTable(this.db, (fn) => this.write(fn));
@@ -108,6 +110,7 @@ export class Store {
     if (path !== ':memory:') closeSync(openSync(path, 'a', 0o600));
     for (const file of [path, `${path}-wal`, `${path}-shm`]) narrowToOwner(file);
     this.db = new BetterSqlite3(path);
+    this.sql = statementCache(this.db);
     this.db.pragma('journal_mode = WAL');
     // FULL: a committed transition survives power loss, not just a daemon crash.
     this.db.pragma('synchronous = FULL');
@@ -117,12 +120,6 @@ export class Store {
     this.images = new ImageTable(this.db, (fn) => this.write(fn));
     this.quarantineTable = new QuarantineTable(this.db, (fn) => this.write(fn));
     this.cleanup = new CleanupTable(this.db, (fn) => this.write(fn));
-  }
-
-  private sql(text: string): Statement {
-    let statement = this.statements.get(text);
-    if (!statement) this.statements.set(text, (statement = this.db.prepare(text)));
-    return statement;
   }
 
   /** Why the last write failed, while no write has succeeded since (null: writes succeed). */
@@ -166,8 +163,7 @@ export class Store {
   insertSandbox(id: string, name: string, state: string, context: unknown): void {
     this.write(() => {
       this.reserveName(id, name, 'sandbox');
-      this.db
-        .prepare('INSERT INTO sandboxes (id, state, context, version, updated_at) VALUES (?, ?, ?, ?, ?)')
+      this.sql('INSERT INTO sandboxes (id, state, context, version, updated_at) VALUES (?, ?, ?, ?, ?)')
         .run(id, state, JSON.stringify(context), SNAPSHOT_VERSION, Date.now());
     });
   }
@@ -175,8 +171,7 @@ export class Store {
   /** Saves an actor's state and records the transition that led there, atomically. */
   saveSandbox(id: string, state: string, context: unknown, transition: Transition | null): void {
     this.write(() => {
-      this.db
-        .prepare('UPDATE sandboxes SET state = ?, context = ?, version = ?, updated_at = ? WHERE id = ?')
+      this.sql('UPDATE sandboxes SET state = ?, context = ?, version = ?, updated_at = ? WHERE id = ?')
         .run(state, JSON.stringify(context), SNAPSHOT_VERSION, Date.now(), id);
       if (transition) this.insertTransition(transition);
     });
@@ -201,16 +196,14 @@ export class Store {
   insertContainer(id: string, sandboxId: string, name: string, state: string, context: unknown): void {
     this.write(() => {
       this.reserveName(id, name, 'container');
-      this.db
-        .prepare('INSERT INTO containers (id, sandbox_id, state, context, version, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
+      this.sql('INSERT INTO containers (id, sandbox_id, state, context, version, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(id, sandboxId, state, JSON.stringify(context), SNAPSHOT_VERSION, Date.now());
     });
   }
 
   saveContainer(id: string, state: string, context: unknown, transition: Transition | null): void {
     this.write(() => {
-      this.db
-        .prepare('UPDATE containers SET state = ?, context = ?, version = ?, updated_at = ? WHERE id = ?')
+      this.sql('UPDATE containers SET state = ?, context = ?, version = ?, updated_at = ? WHERE id = ?')
         .run(state, JSON.stringify(context), SNAPSHOT_VERSION, Date.now(), id);
       if (transition) this.insertTransition(transition);
     });
@@ -225,21 +218,18 @@ export class Store {
   }
 
   loadContainer(id: string): (ActorRow & { sandboxId: string }) | null {
-    const row = this.db
-      .prepare('SELECT id, sandbox_id AS sandboxId, state, context, version, updated_at AS updatedAt FROM containers WHERE id = ?')
+    const row = this.sql('SELECT id, sandbox_id AS sandboxId, state, context, version, updated_at AS updatedAt FROM containers WHERE id = ?')
       .get(id) as (ActorRow & { sandboxId: string }) | undefined;
     return row ?? null;
   }
 
   loadContainers(sandboxId: string): ActorRow[] {
-    return this.db
-      .prepare('SELECT id, state, context, version, updated_at AS updatedAt FROM containers WHERE sandbox_id = ? ORDER BY rowid')
+    return this.sql('SELECT id, state, context, version, updated_at AS updatedAt FROM containers WHERE sandbox_id = ? ORDER BY rowid')
       .all(sandboxId) as ActorRow[];
   }
 
   loadSandboxes(): ActorRow[] {
-    return this.db
-      .prepare('SELECT id, state, context, version, updated_at AS updatedAt FROM sandboxes ORDER BY rowid')
+    return this.sql('SELECT id, state, context, version, updated_at AS updatedAt FROM sandboxes ORDER BY rowid')
       .all() as ActorRow[];
   }
 
@@ -267,16 +257,14 @@ export class Store {
    * (usually one); no other actor's rows are read (store.test.ts checks the query plan).
    */
   insertTransition(t: Transition): void {
-    this.db
-      .prepare('INSERT INTO transitions (actor_id, event, from_state, to_state, at, error, cause) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    this.sql('INSERT INTO transitions (actor_id, event, from_state, to_state, at, error, cause) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(t.actorId, t.event, t.from, t.to, t.at, t.error, t.cause ?? null);
     this.sql(PRUNE_HISTORY_SQL).run(t.actorId, t.actorId, this.historyPerActor);
   }
 
   /** A removed actor whose history is still kept, or null. */
   removedActor(id: string): RemovedActor | null {
-    const row = this.db
-      .prepare('SELECT actor_id AS id, kind, sandbox_id AS sandboxId, removed_at AS removedAt FROM removed_actors WHERE actor_id = ?')
+    const row = this.sql('SELECT actor_id AS id, kind, sandbox_id AS sandboxId, removed_at AS removedAt FROM removed_actors WHERE actor_id = ?')
       .get(id) as RemovedActor | undefined;
     return row ?? null;
   }
@@ -301,8 +289,7 @@ export class Store {
 
   /** The most recent transitions of one actor, oldest first. */
   history(actorId: string, limit = 50): Transition[] {
-    const rows = this.db
-      .prepare(
+    const rows = this.sql(
         `SELECT seq, actor_id AS actorId, event, from_state AS "from", to_state AS "to", at, error, cause
            FROM transitions WHERE actor_id = ? ORDER BY seq DESC LIMIT ?`,
       )
@@ -331,8 +318,7 @@ export class Store {
   }
 
   private markRemoved(id: string, kind: ActorKind, sandboxId: string, removedAt: number): void {
-    this.db
-      .prepare('INSERT OR REPLACE INTO removed_actors (actor_id, kind, sandbox_id, removed_at) VALUES (?, ?, ?, ?)')
+    this.sql('INSERT OR REPLACE INTO removed_actors (actor_id, kind, sandbox_id, removed_at) VALUES (?, ?, ?, ?)')
       .run(id, kind, sandboxId, removedAt);
   }
 }
