@@ -128,6 +128,24 @@ describe('StatsSampler', { skip: process.getuid?.() !== 0 && 'needs root to make
     assert.ok(grown.layer.inodes > (old?.layer.inodes ?? 0));
   });
 
+  test('a layer primed at create is walked once, and the first call answers with that walk', async () => {
+    const dir = await containerDir(4096);
+    const c = containerView('c-primed', 'p1', dir);
+    const walked: string[] = [];
+    const counting = sampler(world([podView('p1')], [c]), {
+      images: { writableLayerUsage: (d) => { walked.push(d); return writableLayerUsage(d); } },
+    });
+    counting.primeLayer(c);
+    counting.primeLayer(c); // a second prime while the first walk runs starts none
+    await until('the primed walk to start, before any call', async () => (walked.length > 0 ? true : null));
+    const [sample] = await counting.containers([c]);
+    assert.ok((sample?.layer.bytes ?? 0) >= 4096, `walked ${sample?.layer.bytes} bytes`);
+    assert.deepEqual(walked, [join(dir, 'rootfs')], 'one walk, the primed one');
+    counting.primeLayer(c); // already walked: nothing
+    await counting.containers([c]);
+    assert.equal(walked.length, 1);
+  });
+
   test('a removed container is forgotten: the same id later is walked afresh', async () => {
     const dir = await containerDir(1000);
     const c = containerView('c3', 'p1', dir);

@@ -10,9 +10,9 @@
  * - Writable-layer usage: a directory walk that may meet many files, so it is asynchronous and
  *   refreshed in the background: a call answers with the last walk, and starts a new one when that
  *   is older than `writableLayerUsagePeriodMs` (10 s; cAdvisor refreshes disk usage about once a
- *   minute). Only a container never walked waits for its first walk. At most LAYER_WALKS_AT_ONCE
- *   walks run at once.
- * No timer: a node nobody asks for stats pays nothing.
+ *   minute). A container's first walk starts at its create (`primeLayer`); only a call that comes
+ *   before it ends waits for it. At most LAYER_WALKS_AT_ONCE walks run at once.
+ * No timer: a node nobody asks for stats pays only one near-empty walk per container, at its create.
  *
  * usage_nano_cores is the CPU rate between two samples of the same container or pod (0 on the first),
  * as containerd computes it.
@@ -207,6 +207,15 @@ export class StatsSampler {
     const sample: CgroupSample = { stats, rateNanoCores: this.rates.rate(key, stats.cpuUsageNs, atNs), wallNs: wallNs(), atMs: performance.now() };
     this.cgroups.set(key, sample);
     return sample;
+  }
+
+  /**
+   * Starts the first walk of a new container's writable layer (at its create, issue 14), so that no
+   * stats call waits for it: without it, the first call after many containers started waited for
+   * all their walks. The layer is all but empty then, so the walk is a readdir or two.
+   */
+  primeLayer(view: ContainerView): void {
+    if (!this.layers.has(view.id)) void this.walk(view);
   }
 
   /** The last walk of the container's writable layer; a new one starts when it is old. */

@@ -129,6 +129,11 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
     layerPeriodMs: deps.config.writableLayerUsagePeriodMs,
     logger: deps.logger.child({ component: 'stats' }),
   });
+  deps.supervisor.onContainerEvent((event) => {
+    if (event.type !== 'CONTAINER_CREATED_EVENT') return;
+    const view = deps.supervisor.containerView(event.containerId);
+    if (view) stats.primeLayer(view);
+  });
   let seq = 0;
   const record = (method: string, code: string, ms: number): void => {
     deps.metrics?.criCalls.inc({ method, code });
