@@ -34,7 +34,7 @@ const SLEEPER = ['sh', '-c', 'trap "exit 0" TERM; sleep 3600 & wait'];
 /** The critest kit (../shared/critest): its registry serves the pause image containerd runs. */
 const KIT = [join(REPO, '..', 'shared', 'critest'), '/work/shared/critest'].find((d) => { try { execFileSync('test', ['-x', join(d, 'critest.sh')]); return true; } catch { return false; } });
 
-const results: Results = { runs: RUNS, client: new Map(), server: new Map(), steps: new Map(), extra: new Map(), floor: {} };
+const results: Results = { runs: RUNS, client: new Map(), server: new Map(), serverWithReply: new Map(), steps: new Map(), extra: new Map(), floor: {} };
 
 function record(target: string, op: string, ms: number): void {
   const key = `${target}\t${op}`;
@@ -53,11 +53,26 @@ async function timed<T>(target: Target, op: string, call: () => Promise<T>): Pro
 }
 
 /** Mean server-side ms per method over the calls between two readings (a phase of the bench). */
-function meansBetween(target: Target, before: Totals, after: Totals): void {
+/** A runtime's server-side totals: the handler alone, and (podchart's) with the reply written. */
+interface ServerReadings {
+  handler: Totals;
+  reply: Totals | null;
+}
+
+async function readServer(t: Target): Promise<ServerReadings> {
+  return { handler: await t.serverTotals(), reply: (await t.replyTotals?.()) ?? null };
+}
+
+function meansInto(into: Map<string, number>, name: string, before: Totals, after: Totals): void {
   for (const [method, t] of after) {
     const b = before.get(method) ?? { sum: 0, count: 0 };
-    if (t.count > b.count) results.server.set(`${target.name}\t${method}`, ((t.sum - b.sum) / (t.count - b.count)) * 1000);
+    if (t.count > b.count) into.set(`${name}\t${method}`, ((t.sum - b.sum) / (t.count - b.count)) * 1000);
   }
+}
+
+function meansBetween(target: Target, before: ServerReadings, after: ServerReadings): void {
+  meansInto(results.server, target.name, before.handler, after.handler);
+  if (after.reply) meansInto(results.serverWithReply, target.name, before.reply ?? (new Map() as Totals), after.reply);
 }
 
 /** Each method's steps per call between two readings (the calls counted by the CRI histogram). */
@@ -125,7 +140,7 @@ async function hundredPods(t: Target): Promise<void> {
   extra(t, 'daemon RSS idle (MB)', Math.round((await settledKb(() => rssKb(t.pid()))) / 1024));
   const pods: { podSandboxId: string; containers: string[] }[] = [];
   for (let i = 0; i < PODS; i++) pods.push(await startPod(t, `many-${i}`, ['a', 'b']));
-  const before = await t.serverTotals();
+  const before = await readServer(t);
   for (let i = 0; i < RUNS; i++) {
     const pod = pods[i % pods.length];
     if (!pod) break;
@@ -135,7 +150,7 @@ async function hundredPods(t: Target): Promise<void> {
     await timed(t, 'ContainerStatus', () => t.cri.call('ContainerStatus', { containerId: pod.containers[0] }));
     await timed(t, 'ListContainerStats', () => t.cri.call('ListContainerStats', {}));
   }
-  meansBetween(t, before, await t.serverTotals());
+  meansBetween(t, before, await readServer(t));
   extra(t, `daemon RSS with ${PODS} pods (MB)`, Math.round((await settledKb(() => rssKb(t.pid()))) / 1024));
   extra(t, `daemon PSS with ${PODS} pods (MB)`, Math.round((await settledKb(() => pssKb(t.pid()))) / 1024));
   const added = t.runtimeProcesses();
@@ -217,16 +232,16 @@ async function main(): Promise<void> {
     }
     for (const t of targets) await lifecycle(t, `warm-up-${t.name}`, () => 'warm-up'); // JIT and caches out of the numbers
     if (PHASES.has('lifecycle')) {
-      const before = new Map(await Promise.all(targets.map(async (t) => [t.name, await t.serverTotals()] as const)));
+      const before = new Map(await Promise.all(targets.map(async (t) => [t.name, await readServer(t)] as const)));
       const stepsBefore: Totals = (await targets[0]?.stepTotals?.()) ?? new Map<string, { sum: number; count: number }>();
       await alternating(targets, RUNS, (t, i) => lifecycle(t, `bench-${t.name}-${i}`));
       await alternating(targets, Math.max(3, RUNS / 4), async (t) => {
         await timed(t, 'PullImage (5 layers)', () => t.cri.callImage('PullImage', { image: { image: 'five:1' } }, 120_000));
         await t.cri.callImage('RemoveImage', { image: { image: 'five:1' } });
       });
-      for (const t of targets) meansBetween(t, before.get(t.name) ?? (new Map() as Totals), await t.serverTotals());
+      for (const t of targets) meansBetween(t, before.get(t.name) ?? { handler: new Map() as Totals, reply: null }, await readServer(t));
       const podchart = targets[0];
-      if (podchart?.stepTotals) stepsBetween(before.get(podchart.name) ?? (new Map() as Totals), await podchart.serverTotals(), stepsBefore, await podchart.stepTotals());
+      if (podchart?.stepTotals) stepsBetween(before.get(podchart.name)?.handler ?? (new Map() as Totals), await podchart.serverTotals(), stepsBefore, await podchart.stepTotals());
     }
     if (PHASES.has('parallel')) for (const t of targets) await parallelPods(t);
     if (PHASES.has('pods')) for (const t of targets) await hundredPods(t);

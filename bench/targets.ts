@@ -17,7 +17,10 @@ export interface Target {
   /** Its CRI socket's path. */
   socket: string;
   pid(): number;
+  /** Server-side time of each method, as go-grpc-prometheus times a Go server: the handler alone. */
   serverTotals(): Promise<Totals>;
+  /** podchart only: server-side time including the reply's encoding and write. */
+  replyTotals?(): Promise<Totals>;
   /** podchart only: "method\tstep" → the programs, waits and commits of its calls (host/steps.ts). */
   stepTotals?(): Promise<Totals>;
   /** What the runtime itself adds on the host for its pods (shims, conmons, pause), not workloads. */
@@ -28,10 +31,11 @@ export interface Target {
   restart(): Promise<void>;
 }
 
-async function podchartTotals(daemon: Daemon): Promise<Totals> {
+/** One of podchart's CRI histograms: `podchart_cri_handler_duration_seconds` or `..._call_...`. */
+async function podchartTotals(daemon: Daemon, histogram: string): Promise<Totals> {
   const text = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/metrics`)).text();
   const totals: Totals = new Map();
-  for (const m of text.matchAll(/^podchart_cri_call_duration_seconds_(sum|count)\{code="OK",method="(\w+)"\} (\S+)$/gm)) {
+  for (const m of text.matchAll(new RegExp(`^${histogram}_(sum|count)\\{code="OK",method="(\\w+)"\\} (\\S+)$`, 'gm'))) {
     const t = totals.get(m[2] ?? '') ?? { sum: 0, count: 0 };
     t[m[1] === 'sum' ? 'sum' : 'count'] = Number(m[3]);
     totals.set(m[2] ?? '', t);
@@ -80,7 +84,8 @@ export function podchartTarget(daemon: Daemon, env: NodeJS.ProcessEnv): Target {
     },
     socket: daemon.paths.socket,
     pid: () => daemon.pid(),
-    serverTotals: () => podchartTotals(daemon),
+    serverTotals: () => podchartTotals(daemon, 'podchart_cri_handler_duration_seconds'),
+    replyTotals: () => podchartTotals(daemon, 'podchart_cri_call_duration_seconds'),
     stepTotals: () => podchartStepTotals(daemon),
     runtimeProcesses: () => podchartProcesses(daemon.paths.base),
     crash: () => daemon.kill9(),

@@ -135,9 +135,10 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
     if (view) stats.primeLayer(view);
   });
   let seq = 0;
-  const record = (method: string, code: string, ms: number): void => {
+  const record = (method: string, code: string, ms: number, handlerMs: number): void => {
     deps.metrics?.criCalls.inc({ method, code });
     deps.metrics?.criSeconds.observe({ method, code }, ms / 1000);
+    deps.metrics?.criHandlerSeconds.observe({ method, code }, handlerMs / 1000);
   };
 
   const implement = (service: grpc.ServiceDefinition, handlers: Record<string, AnyHandler>): grpc.UntypedServiceImplementation => {
@@ -187,18 +188,20 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
         // Every actor event sent while serving this call is tagged with it (the inspector's "cause").
         deps.causes.with(`${method}#${seq}`, () => handler(call.request, ctx)).then(
           (response) => {
-            // Timed after the callback, which serializes the reply: a big List reply's encoding
-            // is server time too (issue 14: the server-side numbers must hold all of it).
+            // Timed twice: before the callback (the handler alone, as a Go server's interceptor
+            // sees it) and after it, which encodes and writes the reply: a big List reply's
+            // encoding is server time too (issue 14: the server-side numbers must hold all of it).
+            const handlerMs = performance.now() - started;
             callback(null, response);
             const ms = performance.now() - started;
             logger[level]({ ms: Math.round(ms) }, 'ok');
-            record(method, 'OK', ms);
+            record(method, 'OK', ms, handlerMs);
           },
           (err: unknown) => {
             const mapped = toGrpcError(err);
             const ms = performance.now() - started;
             logger.warn({ code: mapped.code, err: mapped.details, ms: Math.round(ms) }, 'failed');
-            record(method, grpc.status[mapped.code ?? grpc.status.UNKNOWN] ?? String(mapped.code), ms);
+            record(method, grpc.status[mapped.code ?? grpc.status.UNKNOWN] ?? String(mapped.code), ms, ms);
             callback(mapped);
           },
         );

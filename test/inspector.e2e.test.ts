@@ -87,6 +87,10 @@ test('Prometheus metrics: CRI calls by method and code, latencies, actors by kin
   assert.match(text, /^podchart_cri_calls_total\{code="OK",method="RunPodSandbox"\} [1-9]\d*$/m);
   assert.match(text, /^podchart_cri_calls_total\{code="NOT_FOUND",method="PodSandboxStatus"\} [1-9]\d*$/m);
   assert.match(text, /^podchart_cri_call_duration_seconds_bucket\{code="OK",le="\+Inf",method="RunPodSandbox"\} [1-9]\d*$/m);
+  // The handler alone (the figure compared with a Go server's) is part of the whole call.
+  const sumOf = (histogram: string): number => Number(new RegExp(`^${histogram}_sum\\{code="OK",method="RunPodSandbox"\\} (\\S+)$`, 'm').exec(text)?.[1]);
+  const handler = sumOf('podchart_cri_handler_duration_seconds');
+  assert.ok(handler > 0 && handler <= sumOf('podchart_cri_call_duration_seconds'), `handler ${handler} s, call ${sumOf('podchart_cri_call_duration_seconds')} s`);
   assert.match(text, /^podchart_actors\{kind="sandbox",state="RUNNING"\} [1-9]\d*$/m);
   assert.match(text, /^podchart_actors\{kind="sandbox",state="STOPPED"\} [1-9]\d*$/m);
   assert.match(text, /^podchart_restore_duration_seconds_count 1$/m);
