@@ -10,6 +10,8 @@ import type { ActorKind, NameEntry } from '../storage/store.js';
 export class Registry {
   private readonly byId = new Map<string, NameEntry>();
   private readonly byName = new Map<string, string>();
+  /** Each kind's ids, built on the first ask after a change: every List call walks one (issue 14). */
+  private readonly idsByKind = new Map<ActorKind, readonly string[]>();
 
   load(entries: readonly NameEntry[]): void {
     for (const e of entries) this.add(e);
@@ -18,12 +20,14 @@ export class Registry {
   add(entry: NameEntry): void {
     this.byId.set(entry.id, entry);
     this.byName.set(entry.name, entry.id);
+    this.idsByKind.delete(entry.kind);
   }
 
   remove(id: string): void {
     const entry = this.byId.get(id);
     if (!entry) return;
     this.byId.delete(id);
+    this.idsByKind.delete(entry.kind);
     if (this.byName.get(entry.name) === id) this.byName.delete(entry.name);
   }
 
@@ -63,7 +67,12 @@ export class Registry {
     return matches[0] ?? null;
   }
 
-  ids(kind: ActorKind): string[] {
-    return [...this.byId.values()].filter((e) => e.kind === kind).map((e) => e.id);
+  ids(kind: ActorKind): readonly string[] {
+    let ids = this.idsByKind.get(kind);
+    if (!ids) {
+      ids = [...this.byId.values()].filter((e) => e.kind === kind).map((e) => e.id);
+      this.idsByKind.set(kind, ids);
+    }
+    return ids;
   }
 }

@@ -14,7 +14,7 @@ import { sandboxMachine } from '../machines/sandbox.machine.js';
 import { containerMachine } from '../machines/container.machine.js';
 import type { SandboxContext, SandboxEvent, SandboxSpec } from '../machines/sandbox.types.js';
 import { EffectFailed, NotFound, Unavailable } from '../errors/catalogue.js';
-import { StoreWriteFailed, type RemovedActor, type Store, type Transition } from '../storage/store.js';
+import { StoreWriteFailed, type ActorKind, type RemovedActor, type Store, type Transition } from '../storage/store.js';
 import { Registry } from './registry.js';
 import { sandboxEffects } from './sandbox-effects.js';
 import { containerEffects } from './container-effects.js';
@@ -36,6 +36,12 @@ export type { ActorTransition, ContainerLifecycleEvent } from './actor-events.js
 
 export class Supervisor implements Lookups {
   readonly registry = new Registry();
+  /**
+   * Each kind's system ids, kept beside the registry's id list they were made from (which it
+   * replaces on every change): a key string made afresh is flattened and hashed afresh on every
+   * lookup, which was most of a List call's time with 200 containers (issue 14).
+   */
+  private readonly systemIdLists = new WeakMap<readonly string[], readonly string[]>();
   private readonly root;
   private readonly exits: ExitWatch;
   private readonly events: ActorEvents;
@@ -169,11 +175,28 @@ export class Supervisor implements Lookups {
   }
 
   sandboxActors(): SandboxActor[] {
-    return this.registry.ids('sandbox').flatMap((id) => this.sandboxActor(id) ?? []);
+    return this.actorsOf('sandbox') as SandboxActor[];
   }
 
   containerActors(): ContainerActor[] {
-    return this.registry.ids('container').flatMap((id) => this.containerActor(id) ?? []);
+    return this.actorsOf('container') as ContainerActor[];
+  }
+
+  /** Every live actor of a kind, in the registry's order. */
+  private actorsOf(kind: ActorKind): unknown[] {
+    const ids = this.registry.ids(kind);
+    let systemIds = this.systemIdLists.get(ids);
+    if (!systemIds) {
+      systemIds = ids.map((id) => (kind === 'sandbox' ? sandboxSystemId(id) : `container:${id}`));
+      this.systemIdLists.set(ids, systemIds);
+    }
+    const actors: unknown[] = [];
+    for (const systemId of systemIds) {
+      // The system's registry is untyped; the kind decided what was spawned under this id.
+      const actor: unknown = this.root.system.get(systemId);
+      if (actor) actors.push(actor);
+    }
+    return actors;
   }
 
   /** Resolves an id, name or unique prefix to a sandbox id, or null. */
@@ -194,7 +217,10 @@ export class Supervisor implements Lookups {
   }
 
   views(): SandboxView[] {
-    return this.registry.ids('sandbox').flatMap((id) => this.view(id) ?? []);
+    return this.sandboxActors().map((actor) => {
+      const snapshot = actor.getSnapshot();
+      return sandboxView(snapshot.context.id, snapshot);
+    });
   }
 
   containerView(id: string): ContainerView | null {
@@ -204,7 +230,13 @@ export class Supervisor implements Lookups {
   }
 
   containerViews(): ContainerView[] {
-    return this.registry.ids('container').flatMap((id) => this.containerView(id) ?? []);
+    const views: ContainerView[] = [];
+    for (const actor of this.containerActors()) {
+      const snapshot = actor.getSnapshot();
+      const view = containerView(snapshot.context.id, snapshot);
+      if (view) views.push(view);
+    }
+    return views;
   }
 
   /** Subscribes to container lifecycle events; returns the unsubscribe function. */

@@ -27,6 +27,8 @@ export function acceptingEncoded(service: grpc.ServiceDefinition): grpc.ServiceD
 
 export class ItemEncodings<V> {
   private readonly cache = new WeakMap<object, { version: string; bytes: Buffer }>();
+  /** The last reply and its parts: a poll that finds nothing changed sends it again, uncopied. */
+  private last: { parts: Buffer[]; reply: Encoded } | null = null;
 
   /**
    * @param encodeOne the reply holding just this item, encoded with the list reply's serializer
@@ -40,7 +42,12 @@ export class ItemEncodings<V> {
   ) {}
 
   reply(items: readonly V[]): Encoded {
-    return new Encoded(Buffer.concat(items.map((item) => this.bytesOf(item))));
+    const parts = items.map((item) => this.bytesOf(item));
+    const last = this.last;
+    if (last && last.parts.length === parts.length && parts.every((bytes, i) => bytes === last.parts[i])) return last.reply;
+    const reply = new Encoded(Buffer.concat(parts));
+    this.last = { parts, reply };
+    return reply;
   }
 
   private bytesOf(item: V): Buffer {
