@@ -46,7 +46,8 @@ export class ExitWatch {
   followPod(id: string, snapshot: SandboxSnapshot): void {
     const key = `sandbox:${id}`;
     const { context } = snapshot;
-    if (!snapshot.matches('RUNNING') && !snapshot.matches('STOPPING')) {
+    // A pod without a pause process has no exit to watch: it is ready until it is stopped.
+    if ((!snapshot.matches('RUNNING') && !snapshot.matches('STOPPING')) || context.spec.pauseProcess === false) {
       this.conmons.stop(`${key}:conmon`);
       this.conmons.stop(`${key}:pause`);
       return this.files.stop(key);

@@ -18,7 +18,10 @@ import { topState } from '../machines/state-path.js';
 import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerEvent, type ContainerExit } from '../machines/container.types.js';
 import type { SandboxContext, SandboxEvent } from '../machines/sandbox.types.js';
 import { readExitFile } from '../runtime/exit-file.js';
+import { existsSync } from 'node:fs';
 import { podPaths } from '../runtime/pod-files.js';
+import { pinnedNamespaces } from '../runtime/ns-pin.js';
+import { isMounted } from '../host/mounts.js';
 import { isSameProcessAlive, processStartTime, readPidFile } from '../host/process.js';
 import type { Config } from '../config/config.js';
 import { conmonPidFile, readContainerExit } from './container-files.js';
@@ -93,7 +96,7 @@ export function decidePod(persisted: string, ctx: SandboxContext, seen: PodObser
   if (state === 'UNKNOWN' || state === 'PENDING') return [{ type: 'PENDING' }]; // caught half-created: roll back
   if (state === 'REMOVING') return [{ type: 'REMOVE' }]; // caught half-removed: finish
   const events: SandboxEvent[] =
-    seen.alive && !seen.exit && ctx.pid !== null && ctx.pidStartTime !== null
+    seen.alive && !seen.exit && (ctx.spec.pauseProcess === false || (ctx.pid !== null && ctx.pidStartTime !== null))
       ? [{ type: 'READY', pid: ctx.pid, pidStartTime: ctx.pidStartTime }]
       : [{ type: 'EXIT', code: seen.exit?.code ?? ctx.exit?.code ?? UNKNOWN_EXIT_CODE, at: seen.exit?.at ?? ctx.exit?.at ?? now }];
   if (state === 'STOPPING') events.push({ type: 'STOP', timeoutSec: ctx.stopTimeoutSec }); // caught mid-stop: finish
@@ -117,9 +120,13 @@ export async function observeContainer(persisted: string, ctx: ContainerContext,
   return seen;
 }
 
-/** What the host shows of a persisted pod's pause process. */
+/**
+ * What the host shows of a persisted pod's pause process; of a pod without one, whether all its
+ * namespaces are still pinned (a reboot, say, takes them).
+ */
 export async function observePod(persisted: string, ctx: SandboxContext): Promise<PodObservation> {
   if (!podNeedsObservation(persisted)) return { exit: null, alive: false };
+  if (ctx.spec.pauseProcess === false) return { exit: null, alive: await podNamespacesHeld(ctx) };
   const exit = await readExitFile(podPaths(ctx.spec).exitDir, ctx.id);
   return { exit, alive: !exit && (await isSameProcessAlive(ctx.pid, ctx.pidStartTime)) };
 }
@@ -155,4 +162,13 @@ export function restorableRows(store: Store, logger: Logger): RestorableRow[] {
     const context = { ...pod.context, containerIds: pod.context.containerIds.filter((id) => kept.has(id)) };
     return [{ id: row.id, state: pod.state, context, containers }];
   });
+}
+
+/** A pod without a pause: its netns and each namespace it pinned are still mounted. */
+async function podNamespacesHeld(ctx: SandboxContext): Promise<boolean> {
+  const paths = podPaths(ctx.spec);
+  if (!existsSync(ctx.spec.stateDir)) return false;
+  if (ctx.spec.netnsPath && !(await isMounted(ctx.spec.netnsPath))) return false;
+  const pinned = await pinnedNamespaces(paths.nsDir);
+  return (ctx.spec.namespaces.ipc === 'NODE' || pinned.ipc !== undefined) && (ctx.spec.namespaces.network === 'NODE' || pinned.uts !== undefined);
 }

@@ -17,7 +17,7 @@ import { pauseSpec } from '../runtime/pause-spec.js';
 import { mountShm, podPaths, unmountShm, writePodFiles, type PodPaths } from '../runtime/pod-files.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { isSameProcessAlive, processStartTime, signalProcess } from '../host/process.js';
-import { pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../runtime/ns-pin.js';
+import { makePinnedNamespaces, pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../runtime/ns-pin.js';
 import { createNetns, unmountNetns } from '../network/netns.js';
 import { isMounted } from '../host/mounts.js';
 import { EffectFailed } from '../errors/catalogue.js';
@@ -45,9 +45,12 @@ export async function createSandbox(deps: Deps, ctx: SandboxContext): Promise<Cr
   // [003] the namespace exists, with loopback up, before CNI configures it and before the pause
   // process starts in it. The shm mount does not depend on it: both are made at once (issue 14:
   // each is a program run, ~3 and ~6 ms).
-  const steps: Promise<void>[] = [];
+  const steps: Promise<unknown>[] = [];
   if (!hostIpc) steps.push(mountShm(spec, paths.shm));
   if (spec.netnsPath) steps.push(createNetns(spec.netnsPath));
+  // Without a pause, its other namespaces are made at once too: nothing else needs to exist first.
+  const pauseless = spec.pauseProcess === false;
+  if (pauseless) steps.push(makePinnedNamespaces(paths.nsDir, pinnedKinds(spec).filter((k) => k !== 'pid'), spec.hostname));
   await allSteps(steps);
   let networkUp: Promise<PodNetworkStatus> | null = null;
   if (spec.netnsPath) {
@@ -59,9 +62,9 @@ export async function createSandbox(deps: Deps, ctx: SandboxContext): Promise<Cr
     // Handled here too: a failure before the pause is made must not count as an unhandled rejection.
     networkUp.catch(() => undefined);
   }
-  let pause: { pid: number; pidStartTime: string };
+  let pause: { pid: number | null; pidStartTime: string | null } = { pid: null, pidStartTime: null };
   try {
-    pause = await createPause(deps, ctx, runtime, paths, hostIpc);
+    if (!pauseless) pause = await createPause(deps, ctx, runtime, paths, hostIpc);
   } catch (err) {
     await networkUp?.catch(() => undefined);
     throw err;
@@ -123,7 +126,7 @@ async function createPause(deps: Deps, ctx: SandboxContext, runtime: OciRuntime,
   return { pid, pidStartTime };
 }
 
-/** The namespaces of its own the pause process holds for the pod's containers (pause-spec.ts). */
+/** The namespaces of its own the pause process holds for the pod's containers (pause-spec.ts), or, without a pause, the pins do. */
 function pinnedKinds(spec: SandboxContext['spec']): PinnableNamespace[] {
   const kinds: PinnableNamespace[] = [];
   if (spec.namespaces.ipc !== 'NODE') kinds.push('ipc');
@@ -187,6 +190,7 @@ async function releaseNetwork(deps: Deps, ctx: SandboxContext): Promise<void> {
 /** Stops the pause process: the stop signal, then SIGKILL after the grace period. */
 async function killPause(deps: Deps, ctx: SandboxContext, graceSec: number): Promise<ExitInfo | null> {
   const { spec, id } = ctx;
+  if (spec.pauseProcess === false) return null; // nothing runs for the pod itself
   const runtime = runtimeAt(deps.config, spec.runtimeHandler, spec.runtimePath);
   const exitDir = podPaths(spec).exitDir;
   // With the pause's pid and start time known (READY recorded them), /proc says whether it still

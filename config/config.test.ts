@@ -98,3 +98,10 @@ test('image pull bounds: 128 layers, 3 at once, 1 GiB left free by default; bad 
     withFile(JSON.stringify({ [key]: value }), (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), new RegExp(`${key} must be a whole number from`)));
   }
 });
+
+test('dropInfraContainer: off by default, on by flag or file; anything but a boolean is refused', () => {
+  assert.equal(loadConfig(parseArgs(['--config', '/nonexistent'])).dropInfraContainer, false);
+  assert.equal(loadConfig(parseArgs(['--config', '/nonexistent', '--drop-infra-container'])).dropInfraContainer, true);
+  withFile('{"dropInfraContainer": true}', (path) => assert.equal(loadConfig(parseArgs(['--config', path])).dropInfraContainer, true));
+  withFile('{"dropInfraContainer": "yes"}', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /dropInfraContainer must be true or false, not "yes"/));
+});

@@ -67,6 +67,8 @@ export function buildSandboxSpec(req: RunPodSandboxRequest, id: string, ctx: Cri
     stateDir: join(ctx.config.runDir, 'sandboxes', id),
     netnsPath: namespaces.network === 'NODE' ? null : netnsPath(id),
     createdAt: (BigInt(Date.now()) * 1_000_000n).toString(),
+    // A shared pid namespace needs its init, the pause, to reap; otherwise it may be left out.
+    pauseProcess: !(ctx.config.dropInfraContainer && namespaces.pid !== 'POD'),
   };
 }
 

@@ -26,6 +26,12 @@ export interface SandboxSpec {
   stateDir: string;
   /** Bind-mounted network namespace; null for host-network pods. */
   netnsPath: string | null;
+  /**
+   * false: the pod has no pause process (config dropInfraContainer, for a pod that shares no pid
+   * namespace): its ipc and uts namespaces are made and pinned without one. Absent (pods made
+   * before this existed) means it has one.
+   */
+  pauseProcess?: boolean;
   /** created_at in nanoseconds since the epoch, as a decimal string (int64 does not fit a JS number). */
   createdAt: string;
 }
@@ -88,8 +94,9 @@ export interface SandboxContext {
 
 /** Results of the effects. */
 export interface Created {
-  pid: number;
-  pidStartTime: string;
+  /** The pause process; null for a pod without one (SandboxSpec.pauseProcess). */
+  pid: number | null;
+  pidStartTime: string | null;
   network: PodNetworkStatus | null;
 }
 export interface Stopped {
@@ -98,7 +105,7 @@ export interface Stopped {
 
 export type SandboxEvent =
   | { type: 'CREATE' }
-  | { type: 'READY'; pid: number; pidStartTime: string }
+  | { type: 'READY'; pid: number | null; pidStartTime: string | null }
   | { type: 'PENDING' }
   | { type: 'EXIT'; code: number; at: string }
   | { type: 'STOP'; timeoutSec: number }

@@ -410,7 +410,7 @@ function containerNamespaces(input: ContainerSpecInput, sc: LinuxContainerSecuri
   const pause = (kind: string): string => {
     const pinned = input.sandbox.pinned?.[kind as PinnableNamespace];
     if (pinned) return pinned;
-    if (input.sandbox.pausePid === null) throw new Refused(`the pod's pause process is not running: cannot join its ${kind} namespace`);
+    if (input.sandbox.pausePid === null) throw new Refused(`the pod's ${kind} namespace is neither pinned nor held by a running pause process: it cannot be joined`);
     return `/proc/${input.sandbox.pausePid}/ns/${kind}`;
   };
   const ns: OciNamespace[] = [];

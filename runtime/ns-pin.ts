@@ -41,6 +41,33 @@ export async function pinNamespaces(pid: number, startTime: string, dir: string,
   return pinned;
 }
 
+/**
+ * New ipc and uts namespaces, pinned at `<dir>/<kind>` with no process in them, for a pod without
+ * a pause process (config dropInfraContainer; CRI-O's pinns does the same). `unshare` makes them
+ * and bind-mounts each before it exits; `hostname` runs inside the new uts namespace to name it.
+ * Idempotent: a kind already pinned (an earlier attempt) is kept, not made again.
+ */
+export async function makePinnedNamespaces(dir: string, kinds: readonly ('ipc' | 'uts')[], hostname: string): Promise<PinnedNamespaces> {
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+  dir = await canonical(dir);
+  const mounted = await mountTargets();
+  const pinned: PinnedNamespaces = {};
+  const args: string[] = [];
+  for (const kind of kinds) {
+    const file = join(dir, kind);
+    pinned[kind] = file;
+    if (mounted.has(file)) continue;
+    await writeFile(file, '', { mode: PRIVATE_FILE });
+    args.push(`--${kind}=${file}`);
+  }
+  // `hostname` only inside the pod's uts namespace: anywhere else it would rename the host. One
+  // pinned by an attempt that failed after its mount is named again, by entering it.
+  const newUts = args.some((a) => a.startsWith('--uts='));
+  if (args.length > 0) await run('unshare', [...args, '--', ...(newUts ? ['hostname', hostname] : ['true'])]);
+  if (!newUts && pinned.uts) await run('nsenter', [`--uts=${pinned.uts}`, '--', 'hostname', hostname]);
+  return pinned;
+}
+
 /** The namespaces pinned under `dir` (none for a pod made before pinning, or after its stop). */
 export async function pinnedNamespaces(dir: string): Promise<PinnedNamespaces> {
   dir = await canonical(dir);

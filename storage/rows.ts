@@ -54,6 +54,7 @@ const sandboxSpec = z
     stateDir: z.string(),
     netnsPath: z.string().nullable(),
     createdAt: ns,
+    pauseProcess: z.boolean().optional(),
   })
   .strict();
 
