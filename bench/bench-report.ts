@@ -9,6 +9,8 @@ import { join } from 'node:path';
 
 export interface Results {
   runs: number;
+  /** podchartd's extra flags in this run (BENCH_PODCHART_ARGS), or ''. */
+  podchartArgs: string;
   /** "target\toperation" → client-side ms of each call. */
   client: Map<string, number[]>;
   /** "target\tmethod" → server-side mean ms of the handler alone (as go-grpc-prometheus times containerd's). */
@@ -120,7 +122,7 @@ export function report(r: Results, targets: readonly string[]): void {
   const serverCell = (p: { server: number; withReply: number } | undefined): string => (p && !Number.isNaN(p.withReply) ? `${fmt(p.server)} / ${fmt(p.withReply)}` : fmt(p?.server ?? NaN));
   const md = [
     `# podchart bench (${r.runs} runs per operation${vs ? ', alternating with containerd' : ''})`, '',
-    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB. Times in ms.`,
+    `Machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${Math.round(totalmem() / 2 ** 30)} GiB. Times in ms.${r.podchartArgs ? ` podchartd flags: \`${r.podchartArgs}\`.` : ''}`,
     "Server mean: the handler alone, from the decoded request to the reply, as containerd's histogram (go-grpc-prometheus) times its own; podchart's second figure adds the reply's encoding and write.", '',
     `| operation | ${head}${vs ? ' | ratio (median) |' : ' |'}`, `|---|${targets.map(() => '---|---|---|').join('')}${vs ? '---|' : ''}`,
     ...rows.map(({ op, per }) => `| ${op} | ${targets.map((t) => `${fmt(per[t]?.median ?? NaN)} | ${fmt(per[t]?.p90 ?? NaN)} | ${serverCell(per[t])}`).join(' | ')}${vs ? ` | ${fmt((per['podchart']?.median ?? NaN) / (per['containerd']?.median ?? NaN))} |` : ' |'}`),
@@ -134,7 +136,7 @@ export function report(r: Results, targets: readonly string[]): void {
   ].join('\n');
   mkdirSync(OUT, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const json = { runs: r.runs, targets, client: Object.fromEntries(r.client), server: Object.fromEntries(r.server), serverWithReply: Object.fromEntries(r.serverWithReply), extra: Object.fromEntries(r.extra), floor: r.floor };
+  const json = { runs: r.runs, podchartArgs: r.podchartArgs, targets, client: Object.fromEntries(r.client), server: Object.fromEntries(r.server), serverWithReply: Object.fromEntries(r.serverWithReply), extra: Object.fromEntries(r.extra), floor: r.floor };
   writeFileSync(join(OUT, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
   writeFileSync(join(OUT, `bench-${stamp}.md`), md);
   console.log(md);

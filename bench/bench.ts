@@ -36,7 +36,7 @@ const SLEEPER = ['sh', '-c', 'trap "exit 0" TERM; sleep 3600 & wait'];
 /** The critest kit (../shared/critest): its registry serves the pause image containerd runs. */
 const KIT = [join(REPO, '..', 'shared', 'critest'), '/work/shared/critest'].find((d) => { try { execFileSync('test', ['-x', join(d, 'critest.sh')]); return true; } catch { return false; } });
 
-const results: Results = { runs: RUNS, client: new Map(), server: new Map(), serverWithReply: new Map(), steps: new Map(), extra: new Map(), floor: {} };
+const results: Results = { runs: RUNS, podchartArgs: process.env['BENCH_PODCHART_ARGS'] ?? '', client: new Map(), server: new Map(), serverWithReply: new Map(), steps: new Map(), extra: new Map(), floor: {} };
 
 function record(target: string, op: string, ms: number): void {
   const key = `${target}\t${op}`;
@@ -210,7 +210,8 @@ async function restore(t: Target): Promise<void> {
 async function main(): Promise<void> {
   const paths = tempPaths('pc-bench-');
   // info, as a node runs it: debug logging costs the daemon CPU on every call.
-  const daemon = new Daemon(paths, ['--log-level', 'info']);
+  // BENCH_PODCHART_ARGS: extra podchartd flags, to bench a variant (e.g. --drop-infra-container).
+  const daemon = new Daemon(paths, ['--log-level', 'info', ...(process.env['BENCH_PODCHART_ARGS'] ?? '').split(' ').filter(Boolean)]);
   const targets: Target[] = [podchartTarget(daemon, { PODCHART_CONFIG: join(paths.base, 'config.json') })];
   let containerd: Containerd | null = null;
   let registry: RegistryFixture | null = null;
