@@ -119,7 +119,10 @@ export class Daemon {
     // A free loopback port of its own for the inspector (several daemons run in one test file).
     this.inspectorPort = this.inspectorPort || (await freeTcpPort());
     cni.push('--inspector', `127.0.0.1:${this.inspectorPort}`);
-    const child = spawn(PODCHARTD, ['--root', this.paths.root, '--run', this.paths.run, '--socket', this.paths.socket, '--log-level', 'debug', ...cni, ...this.extraArgs], {
+    // PODCHART_TEST_DAEMON_ARGS: flags every test daemon gets too, to run the suite against a
+    // variant of the daemon (e.g. --drop-infra-container).
+    const variant = (process.env['PODCHART_TEST_DAEMON_ARGS'] ?? '').split(' ').filter(Boolean);
+    const child = spawn(PODCHARTD, ['--root', this.paths.root, '--run', this.paths.run, '--socket', this.paths.socket, '--log-level', 'debug', ...cni, ...this.extraArgs, ...variant], {
       env: { ...process.env, PODCHART_CONFIG: join(this.paths.base, 'no-config.json'), ...this.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
