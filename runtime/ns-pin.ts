@@ -20,18 +20,8 @@ const KINDS: readonly PinnableNamespace[] = ['ipc', 'uts', 'pid'];
 
 /** Bind-mounts `/proc/<pid>/ns/<kind>` at `<dir>/<kind>` for each kind; returns the paths. */
 export async function pinNamespaces(pid: number, startTime: string, dir: string, kinds: readonly PinnableNamespace[]): Promise<PinnedNamespaces> {
-  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
-  dir = await canonical(dir);
-  const mounted = await mountTargets();
-  const pinned: PinnedNamespaces = {};
-  const binds: string[] = [];
-  for (const kind of kinds) {
-    const file = join(dir, kind);
-    pinned[kind] = file;
-    if (mounted.has(file)) continue;
-    await writeFile(file, '', { mode: PRIVATE_FILE });
-    binds.push(`/proc/${pid}/ns/${kind}`, file);
-  }
+  const { pinned, unpinned } = await pinFiles(dir, kinds);
+  const binds = unpinned.flatMap(([kind, file]) => [`/proc/${pid}/ns/${kind}`, file]);
   // One process for all of them: every spawn forks the daemon (host/spawn-turn.ts).
   if (binds.length > 0) await run('sh', ['-c', 'while [ $# -gt 0 ]; do mount --bind "$1" "$2" || exit 1; shift 2; done', 'pin', ...binds]);
   if (!(await isSameProcessAlive(pid, startTime))) {
@@ -48,18 +38,8 @@ export async function pinNamespaces(pid: number, startTime: string, dir: string,
  * Idempotent: a kind already pinned (an earlier attempt) is kept, not made again.
  */
 export async function makePinnedNamespaces(dir: string, kinds: readonly ('ipc' | 'uts')[], hostname: string): Promise<PinnedNamespaces> {
-  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
-  dir = await canonical(dir);
-  const mounted = await mountTargets();
-  const pinned: PinnedNamespaces = {};
-  const args: string[] = [];
-  for (const kind of kinds) {
-    const file = join(dir, kind);
-    pinned[kind] = file;
-    if (mounted.has(file)) continue;
-    await writeFile(file, '', { mode: PRIVATE_FILE });
-    args.push(`--${kind}=${file}`);
-  }
+  const { pinned, unpinned } = await pinFiles(dir, kinds);
+  const args = unpinned.map(([kind, file]) => `--${kind}=${file}`);
   // `hostname` only inside the pod's uts namespace: anywhere else it would rename the host. One
   // pinned by an attempt that failed after its mount is named again, by entering it.
   const newUts = args.some((a) => a.startsWith('--uts='));
@@ -84,6 +64,26 @@ export async function unpinNamespaces(dir: string): Promise<void> {
   const pins = KINDS.map((kind) => join(dir, kind)).filter((file) => mounted.has(file));
   if (pins.length > 0) await run('umount', pins, { allowFailure: (r) => /not mounted|no mount point/i.test(r.stderr) });
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * Each kind's pin file under `dir`, and those not mounted yet, made as empty files to mount on
+ * (kinds an earlier attempt pinned are kept: pinning is idempotent).
+ */
+async function pinFiles(dir: string, kinds: readonly PinnableNamespace[]): Promise<{ pinned: PinnedNamespaces; unpinned: [PinnableNamespace, string][] }> {
+  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+  const canonicalDir = await canonical(dir);
+  const mounted = await mountTargets();
+  const pinned: PinnedNamespaces = {};
+  const unpinned: [PinnableNamespace, string][] = [];
+  for (const kind of kinds) {
+    const file = join(canonicalDir, kind);
+    pinned[kind] = file;
+    if (mounted.has(file)) continue;
+    await writeFile(file, '', { mode: PRIVATE_FILE });
+    unpinned.push([kind, file]);
+  }
+  return { pinned, unpinned };
 }
 
 /** The path as mountinfo spells it (/var/run is often a link to /run); as given when absent. */
