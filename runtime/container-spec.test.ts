@@ -403,8 +403,8 @@ describe('namespaces', () => {
     assert.ok(!JSON.stringify(s.linux.namespaces).includes('/proc/'), 'no /proc/<pid> path, which a reused pid would redirect');
   });
 
-  test('joining the pod needs its pause process; TARGET needs the target', () => {
-    assert.throws(() => containerSpec(input({ sandbox: { id: 's1', spec: podSpec(), pausePid: null } })), (e: unknown) => e instanceof Refused && /cannot join its ipc namespace/.test(e.message));
+  test('joining the pod needs its pins or its pause process; TARGET needs the target', () => {
+    assert.throws(() => containerSpec(input({ sandbox: { id: 's1', spec: podSpec(), pausePid: null } })), (e: unknown) => e instanceof Refused && /ipc namespace is neither pinned nor held by a running pause process/.test(e.message));
     const target = { network: 'POD', pid: 'TARGET', ipc: 'POD', targetId: 'x' } as const;
     assert.throws(() => containerSpec(input({}, { namespaceOptions: target })), invalid(/TARGET/));
   });
