@@ -3,6 +3,7 @@
  * docker.io/library/busybox:1.36 (through a mirror in the daemon's config), the daemon started with
  * that config, and the image pulled.
  */
+import { after, before } from 'node:test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Daemon } from './daemon.js';
@@ -21,4 +22,16 @@ export async function startWithBusybox(daemon: Daemon, extraConfig: Record<strin
   await daemon.start({ PODCHART_CONFIG: configPath });
   await daemon.cri.callImage('PullImage', { image: { image: BUSYBOX_IMAGE } }, 120_000);
   return registry;
+}
+
+/** A test file's daemon with busybox: started before its tests (startWithBusybox), disposed after, with its registry. */
+export function withBusyboxDaemon(daemon: Daemon): void {
+  let registry: RegistryFixture | undefined;
+  before(async () => {
+    registry = await startWithBusybox(daemon);
+  });
+  after(async () => {
+    await daemon.dispose();
+    await registry?.stop();
+  });
 }

@@ -3,29 +3,19 @@
  * (bind mounts made while the pause process was known to be the pod's), never by a /proc/<pid>
  * path a reused pid would redirect; a TARGET pid namespace is a running container of the same pod.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
 import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
-import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
-import type { RegistryFixture } from './registry-fixture.js';
+import { BUSYBOX_IMAGE, withBusyboxDaemon } from './busybox-daemon.js';
 import { isMountPoint, processAlive } from './host-state.js';
 
 const paths = tempPaths('pc-ns-');
 const daemon = new Daemon(paths);
-let registry: RegistryFixture;
-
-before(async () => {
-  registry = await startWithBusybox(daemon);
-});
-
-after(async () => {
-  await daemon.dispose();
-  await registry?.stop();
-});
+withBusyboxDaemon(daemon);
 
 const nsDir = (pod: string): string => join(paths.run, 'sandboxes', pod, 'ns');
 

@@ -4,28 +4,18 @@
  * with its hostname, and no conmon or runc container of its own. Its containers join the pins,
  * restore keeps it READY while the pins hold, and stop and remove undo all of it.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readlinkSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Daemon, podConfig, tempPaths } from './daemon.js';
-import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
-import type { RegistryFixture } from './registry-fixture.js';
+import { BUSYBOX_IMAGE, withBusyboxDaemon } from './busybox-daemon.js';
 import { isMountPoint, pidsMatching, runcContainers } from './host-state.js';
 
 const paths = tempPaths('pc-nopause-');
 const daemon = new Daemon(paths, ['--drop-infra-container']);
-let registry: RegistryFixture;
-
-before(async () => {
-  registry = await startWithBusybox(daemon);
-});
-
-after(async () => {
-  await daemon.dispose();
-  await registry?.stop();
-});
+withBusyboxDaemon(daemon);
 
 const nsDir = (pod: string): string => join(paths.run, 'sandboxes', pod, 'ns');
 
