@@ -18,6 +18,7 @@ import { mountShm, podPaths, unmountShm, writePodFiles, type PodPaths } from '..
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { isSameProcessAlive, processStartTime, signalProcess } from '../host/process.js';
 import { makePinnedNamespaces, pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../runtime/ns-pin.js';
+import { writePodSysctls } from '../runtime/pod-sysctls.js';
 import { createNetns, unmountNetns } from '../network/netns.js';
 import { isMounted } from '../host/mounts.js';
 import { EffectFailed } from '../errors/catalogue.js';
@@ -52,6 +53,8 @@ export async function createSandbox(deps: Deps, ctx: SandboxContext): Promise<Cr
   const pauseless = spec.pauseProcess === false;
   if (pauseless) steps.push(makePinnedNamespaces(paths.nsDir, pinnedKinds(spec).filter((k) => k !== 'pid'), spec.hostname));
   await allSteps(steps);
+  // A pause gets them from runc; without one they are written now, so a bad one fails here.
+  if (pauseless) await writePodSysctls(spec.sysctls, { net: spec.netnsPath, ipc: hostIpc ? null : join(paths.nsDir, 'ipc') });
   let networkUp: Promise<PodNetworkStatus> | null = null;
   if (spec.netnsPath) {
     deps.faults.hit('sandbox.create.netns');

@@ -99,9 +99,11 @@ test('image pull bounds: 128 layers, 3 at once, 1 GiB left free by default; bad 
   }
 });
 
-test('dropInfraContainer: off by default, on by flag or file; anything but a boolean is refused', () => {
-  assert.equal(loadConfig(parseArgs(['--config', '/nonexistent'])).dropInfraContainer, false);
-  assert.equal(loadConfig(parseArgs(['--config', '/nonexistent', '--drop-infra-container'])).dropInfraContainer, true);
-  withFile('{"dropInfraContainer": true}', (path) => assert.equal(loadConfig(parseArgs(['--config', path])).dropInfraContainer, true));
+test('dropInfraContainer: on by default, off by flag or file; anything but a boolean is refused', () => {
+  assert.equal(loadConfig(parseArgs(['--config', '/nonexistent'])).dropInfraContainer, true);
+  assert.equal(loadConfig(parseArgs(['--config', '/nonexistent', '--keep-infra-container'])).dropInfraContainer, false);
+  assert.equal(loadConfig(parseArgs(['--config', '/nonexistent', '--keep-infra-container', '--drop-infra-container'])).dropInfraContainer, true);
+  withFile('{"dropInfraContainer": false}', (path) => assert.equal(loadConfig(parseArgs(['--config', path])).dropInfraContainer, false));
+  withFile('{"dropInfraContainer": false}', (path) => assert.equal(loadConfig(parseArgs(['--config', path, '--drop-infra-container'])).dropInfraContainer, true));
   withFile('{"dropInfraContainer": "yes"}', (path) => assert.throws(() => loadConfig(parseArgs(['--config', path])), /dropInfraContainer must be true or false, not "yes"/));
 });

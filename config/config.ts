@@ -70,7 +70,8 @@ export interface Config {
   /**
    * Pods that share no pid namespace (kubelet's default, CONTAINER) run without a pause process,
    * as CRI-O's drop_infra_ctr: their ipc and uts namespaces are made and pinned by `unshare`
-   * (runtime/ns-pin.ts). That is conmon and two runc runs fewer per pod (issue 14).
+   * (runtime/ns-pin.ts). That is conmon and two runc runs fewer per pod (issue 14). On by default,
+   * as in CRI-O; `--keep-infra-container` or `"dropInfraContainer": false` gives every pod a pause.
    */
   dropInfraContainer: boolean;
 }
@@ -116,7 +117,7 @@ export const DEFAULTS: Config = {
   imageFsReserveBytes: 1024 * 1024 * 1024,
   statsCollectionPeriodMs: 1000,
   writableLayerUsagePeriodMs: 10_000,
-  dropInfraContainer: false,
+  dropInfraContainer: true,
 };
 
 /** Bounds of the history keys: enough for any debugging session, never an unbounded table. */
@@ -160,6 +161,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (flag === '--config') configPath = value();
     else if (flag === '--pretty') overrides.logPretty = true;
     else if (flag === '--drop-infra-container') overrides.dropInfraContainer = true;
+    else if (flag === '--keep-infra-container') overrides.dropInfraContainer = false;
     else if (flag === '--cni-bin-dir') overrides.cniBinDirs = value().split(':');
     else if (flag in FLAGS) (overrides as Record<string, unknown>)[FLAGS[flag] as string] = value();
     else throw new InvalidArgument(`unknown flag ${flag}; see README.md for the flags podchartd takes`);

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
-import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
+import { Daemon, eventually, pausePodConfig, podConfig, tempPaths } from './daemon.js';
 import { startRegistry, type RegistryFixture } from './registry-fixture.js';
 import { busyboxLayer, buildImage, pushImage } from './image-builder.js';
 import { pidsMatching, processAlive } from './host-state.js';
@@ -263,7 +263,7 @@ describe('a pull that fails on a layer', () => {
 
 describe("the pause process's conmon killed", () => {
   test('the pod stays ready; the pause is watched by its pid, and its end makes the pod NOTREADY', async () => {
-    const p = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('cmf-pause') })).podSandboxId;
+    const p = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: pausePodConfig('cmf-pause') })).podSandboxId;
     const state = async (): Promise<string> => (await daemon.cri.call<{ status: { state: string } }>('PodSandboxStatus', { podSandboxId: p })).status.state;
     const info = await daemon.cri.call<{ info: { info: string } }>('PodSandboxStatus', { podSandboxId: p, verbose: true });
     const pausePid = (JSON.parse(info.info.info) as { pid: number }).pid;

@@ -302,12 +302,15 @@ describe('security context, mounts and users', () => {
 
   test('a container joins its pod\'s network, IPC and UTS namespaces', async () => {
     const id = await sleeper('joined', {});
-    const podInfo = JSON.parse((await daemon.cri.call<{ info: Record<string, string> }>('PodSandboxStatus', { podSandboxId: pod, verbose: true })).info['info'] ?? '{}') as { pid: number };
+    const podInfo = JSON.parse((await daemon.cri.call<{ info: Record<string, string> }>('PodSandboxStatus', { podSandboxId: pod, verbose: true })).info['info'] ?? '{}') as { netnsPath: string; stateDir: string };
     const ctrInfo = JSON.parse((await daemon.cri.call<{ info: Record<string, string> }>('ContainerStatus', { containerId: id, verbose: true })).info['info'] ?? '{}') as { pid: number };
-    const { readlinkSync } = await import('node:fs');
-    for (const ns of ['net', 'ipc', 'uts']) {
-      assert.equal(readlinkSync(`/proc/${ctrInfo.pid}/ns/${ns}`), readlinkSync(`/proc/${podInfo.pid}/ns/${ns}`), ns);
+    const { readlinkSync, statSync } = await import('node:fs');
+    // The pod's namespaces by the files that hold them (its netns and pins), with a pause or without.
+    const held = { net: podInfo.netnsPath, ipc: join(podInfo.stateDir, 'ns', 'ipc'), uts: join(podInfo.stateDir, 'ns', 'uts') };
+    for (const [ns, file] of Object.entries(held)) {
+      assert.equal(readlinkSync(`/proc/${ctrInfo.pid}/ns/${ns}`), `${ns}:[${statSync(file).ino}]`, ns);
     }
+    assert.notEqual(readlinkSync(`/proc/${ctrInfo.pid}/ns/uts`), readlinkSync('/proc/self/ns/uts'), "not the node's");
     assert.equal((await sh(id, 'hostname')).out, 'ctrpod');
   });
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Daemon, PODCHARTD, eventually, podConfig, tempPaths } from './daemon.js';
+import { Daemon, PODCHARTD, eventually, pausePodConfig, tempPaths } from './daemon.js';
 import { processesOf } from './host-checks.js';
 
 const paths = tempPaths('pc-lock-');
@@ -54,7 +54,7 @@ test('a lock file left behind is no lock, even when its pid is a live process th
 
 test('a second daemon is refused while the first holds the lock; after kill -9 of the first a new one starts', { timeout: 120_000 }, async () => {
   if (!first.client) await first.start();
-  const { podSandboxId } = await first.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('locked') });
+  const { podSandboxId } = await first.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: pausePodConfig('locked') });
   assert.ok(processesOf(podSandboxId).some((p) => p.cmdline.includes('conmon')), 'the pod should have a conmon');
 
   const refused = await second();

@@ -253,3 +253,11 @@ export function podConfig(name = `pod${++podCounter}`, extra: Record<string, unk
     ...extra,
   };
 }
+
+/**
+ * A pod that shares one pid namespace (`pid: POD`): it keeps its pause process whatever
+ * dropInfraContainer says, for the tests of the pause itself (its conmon, exit, restore).
+ */
+export function pausePodConfig(name?: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return podConfig(name, { linux: { securityContext: { namespaceOptions: { network: 'POD', pid: 'POD', ipc: 'POD' } } }, ...extra });
+}

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
-import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
+import { Daemon, eventually, pausePodConfig, podConfig, tempPaths } from './daemon.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
 import type { RegistryFixture } from './registry-fixture.js';
 import { processAlive } from './host-state.js';
@@ -79,7 +79,7 @@ after(async () => {
 });
 
 test('a full rootDir: new work refused, nothing acted on uncommitted, all written once space is back', async () => {
-  const { podSandboxId: stopping } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('full-stop') });
+  const { podSandboxId: stopping } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: pausePodConfig('full-stop') });
   const kept = await runningContainer(stopping, 'kept');
   const { podSandboxId: other } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('full-exit') });
   const dying = await runningContainer(other, 'dying');

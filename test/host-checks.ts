@@ -165,6 +165,7 @@ export function leftovers(paths: DaemonPaths, id: string): string[] {
   if (isMounted(ns)) left.push(`netns mount ${canonical(ns)}`);
   if (existsSync(ns)) left.push(`netns file ${ns}`);
   if (isMounted(shmOf(paths, id))) left.push(`shm mount ${shmOf(paths, id)}`);
+  for (const kind of ['ipc', 'uts', 'pid']) if (isMounted(join(runDirOf(paths, id), 'ns', kind))) left.push(`${kind} namespace pin ${join(runDirOf(paths, id), 'ns', kind)}`);
   if (existsSync(runDirOf(paths, id))) left.push(`run dir ${runDirOf(paths, id)}`);
   if (existsSync(rootDirOf(paths, id))) left.push(`root dir ${rootDirOf(paths, id)}`);
   if (runcIds(paths).includes(id)) left.push(`runc container ${id}`);

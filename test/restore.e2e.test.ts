@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import BetterSqlite3 from 'better-sqlite3';
-import { Daemon, eventually, podConfig, PODCHARTD, REPO, tempPaths } from './daemon.js';
+import { Daemon, eventually, pausePodConfig, podConfig, PODCHARTD, REPO, tempPaths } from './daemon.js';
 import {
   dbSandboxes,
   exitFileOf,
@@ -78,8 +78,20 @@ async function listed(id: string): Promise<string | null> {
   return reply.items.find((p) => p.id === id)?.state ?? null;
 }
 
+/** The host-local IP lease file that names pod `id`, if any. */
+function leaseOf(id: string): string | null {
+  const ipam = join(paths.base, 'cni', 'ipam');
+  if (!existsSync(ipam)) return null;
+  for (const entry of readdirSync(ipam, { recursive: true, withFileTypes: true })) {
+    const file = join(entry.parentPath ?? entry.path, entry.name);
+    if (entry.isFile() && readFileSync(file, 'utf8').split(/\s/)[0] === id) return file;
+  }
+  return null;
+}
+
+/** A pod with a pause process, whose restore these tests follow (test/pauseless.e2e.test.ts has the pod without one). */
 async function runPod(name: string): Promise<{ id: string; pid: number; started: string }> {
-  const reply = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig(name) });
+  const reply = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: pausePodConfig(name) });
   const id = reply.podSandboxId;
   assert.match(id, /^[0-9a-f]{64}$/);
   ids.add(id);
@@ -273,7 +285,7 @@ describe('restore after restarts and crashes', () => {
   });
 
   /** What must exist when the daemon dies at each create fault point: proof the rollback has work to do. */
-  const createPoints: { point: string; before: (id: string) => void }[] = [
+  const createPoints: { point: string; pauseless?: true; before: (id: string) => void }[] = [
     {
       point: 'sandbox.create.files',
       before: (id) => {
@@ -305,12 +317,31 @@ describe('restore after restarts and crashes', () => {
         assert.ok(processesOf(id).some((p) => p.cmdline.includes('catatonit')), 'the pause process is not running');
       },
     },
+    {
+      // A pod without a pause: its pinned namespaces are made beside the netns.
+      point: 'sandbox.create.netns',
+      pauseless: true,
+      before: (id) => {
+        for (const kind of ['ipc', 'uts']) assert.ok(isMounted(join(runDirOf(paths, id), 'ns', kind)), `${kind} namespace not pinned`);
+        assert.ok(isMounted(netnsFile(id)), 'netns not mounted');
+        assert.equal(runcIds(paths).includes(id), false, 'a runc container for a pod without a pause');
+      },
+    },
+    {
+      point: 'sandbox.create.network',
+      pauseless: true,
+      before: (id) => {
+        for (const kind of ['ipc', 'uts']) assert.ok(isMounted(join(runDirOf(paths, id), 'ns', kind)), `${kind} namespace not pinned`);
+        assert.ok(leaseOf(id), 'CNI ADD leased no IP to the pod');
+        assert.equal(processesOf(id).length, 0, 'a process of a pod without a pause');
+      },
+    },
   ];
 
-  for (const [i, { point, before: check }] of createPoints.entries()) {
-    test(`4.${i + 1} a pod half-created when the daemon died at ${point} is rolled back`, TIMEOUT, async () => {
+  for (const [i, { point, pauseless, before: check }] of createPoints.entries()) {
+    test(`4.${i + 1} a pod ${pauseless ? 'without a pause ' : ''}half-created when the daemon died at ${point} is rolled back`, TIMEOUT, async () => {
       const name = `half-created-${i + 1}`;
-      await crashAt(point, () => daemon.cri.call('RunPodSandbox', { config: podConfig(name) }));
+      await crashAt(point, () => daemon.cri.call('RunPodSandbox', { config: pauseless ? podConfig(name) : pausePodConfig(name) }));
       const row = findRowByName(name);
       assert.match(row.state, /^(UNKNOWN|PENDING)/, `persisted state of the half-created pod`);
       check(row.id);
@@ -318,6 +349,7 @@ describe('restore after restarts and crashes', () => {
       await restart({});
       await eventually(`half-created pod ${row.id} to be rolled back`, async () => (await listed(row.id)) === null, 30_000);
       await assertGone(row.id);
+      assert.equal(leaseOf(row.id), null, 'the rollback released the IP lease');
     });
   }
 

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
-import { Daemon, REPO, eventually, podConfig, tempPaths } from './daemon.js';
+import { Daemon, REPO, eventually, pausePodConfig, podConfig, tempPaths } from './daemon.js';
 import { isMountPoint, processAlive, runcContainers } from './host-state.js';
 import { loadCri } from '../proto/load.js';
 import { BUILT_RUNTIME_METHODS } from '../cri/server.js';
@@ -18,7 +18,7 @@ interface PodStatus {
     annotations: Record<string, string>; runtimeHandler: string; linux: { namespaces: { options: { network: string; pid: string; ipc: string } } } };
   info: Record<string, string>;
 }
-interface Info { pid: number; netnsPath: string | null; runtimeHandler: string; actorState: string; exit: { code: number } | null;
+interface Info { pid: number | null; netnsPath: string | null; runtimeHandler: string; actorState: string; exit: { code: number } | null;
   rootDir: string; stateDir: string; transitions: { event: string; from: string; to: string }[] }
 
 const paths = tempPaths('pc-sb-');
@@ -35,6 +35,12 @@ async function status(id: string): Promise<PodStatus> {
 }
 async function info(id: string): Promise<Info> {
   return JSON.parse((await status(id)).info['info'] ?? '{}') as Info;
+}
+/** The info of a pod that has a pause process (pausePodConfig): its pid is known. */
+async function pauseInfo(id: string): Promise<Info & { pid: number }> {
+  const i = await info(id);
+  if (i.pid === null) throw new Error(`pod ${id} has no pause process`);
+  return { ...i, pid: i.pid };
 }
 before(async () => {
   await daemon.start();
@@ -100,7 +106,8 @@ describe('runtime service', () => {
 
 describe('pod sandbox lifecycle', () => {
   test('run → status → stop → remove on real runc, with its files, shm and netns', async () => {
-    const config = podConfig('web', { dnsConfig: { servers: ['10.0.0.10'], searches: ['e2e.svc.cluster.local'], options: ['ndots:5'] } });
+    // With a pause process (a shared pid namespace); test/pauseless.e2e.test.ts has the pod without one.
+    const config = pausePodConfig('web', { dnsConfig: { servers: ['10.0.0.10'], searches: ['e2e.svc.cluster.local'], options: ['ndots:5'] } });
     const id = await run(config);
     assert.match(id, /^[0-9a-f]{64}$/);
     const s = await status(id);
@@ -112,7 +119,7 @@ describe('pod sandbox lifecycle', () => {
     assert.equal(s.status.linux.namespaces.options.network, 'POD');
     const createdNs = BigInt(s.status.createdAt);
     assert.ok(createdNs > BigInt(Date.now() - 60_000) * 1_000_000n && createdNs <= BigInt(Date.now()) * 1_000_000n, 'created_at is recent, in ns');
-    const i = await info(id);
+    const i = await pauseInfo(id);
     assert.equal(i.actorState, 'RUNNING');
     assert.ok(processAlive(i.pid), 'pause process alive');
     assert.match(readFileSync(`/proc/${i.pid}/cmdline`, 'utf8'), /catatonit/);
@@ -174,25 +181,31 @@ describe('pod sandbox lifecycle', () => {
 
   test('no hostname: the pod gets the node\'s, and a pod name longer than 64 bytes is fine (as critest sends)', async () => {
     const name = `long-${'n'.repeat(70)}`;
-    const id = await run(podConfig(name, { hostname: '' }));
-    const i = await info(id);
     const { execFileSync } = await import('node:child_process');
     const { hostname } = await import('node:os');
-    assert.equal(readFileSync(join(i.rootDir, 'hostname'), 'utf8'), `${hostname()}\n`);
-    assert.equal(execFileSync('nsenter', ['-t', String(i.pid), '-u', 'hostname']).toString().trim(), hostname());
-    await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+    for (const config of [podConfig(name, { hostname: '' }), pausePodConfig(`${name}-p`, { hostname: '' })]) {
+      const id = await run(config);
+      const i = await info(id);
+      assert.equal(readFileSync(join(i.rootDir, 'hostname'), 'utf8'), `${hostname()}\n`);
+      // The pod's uts namespace, by its pin: held by the pause, or by the pin alone without one.
+      assert.equal(execFileSync('nsenter', [`--uts=${join(i.stateDir, 'ns', 'uts')}`, 'hostname']).toString().trim(), hostname());
+      await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+    }
   });
 
   test('remove of a running pod stops it first and leaves nothing', async () => {
-    const id = await run(podConfig());
-    const i = await info(id);
-    await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
-    assert.ok(!processAlive(i.pid), 'nothing of it runs once the call has answered');
-    await daemon.swept();
-    assert.ok(i.netnsPath && !existsSync(i.netnsPath));
-    assert.ok(!existsSync(i.stateDir) && !existsSync(i.rootDir));
-    const list = await daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {});
-    assert.ok(!list.items.some((p) => p.id === id));
+    for (const config of [pausePodConfig(), podConfig()]) {
+      const id = await run(config);
+      const i = await info(id);
+      await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+      if (i.pid !== null) assert.ok(!processAlive(i.pid), 'nothing of it runs once the call has answered');
+      await daemon.swept(); // the unmounts follow the reply (actors/janitor.ts)
+      assert.ok(!isMountPoint(join(i.stateDir, 'ns', 'ipc')), 'its namespaces are unpinned');
+      assert.ok(i.netnsPath && !existsSync(i.netnsPath));
+      assert.ok(!existsSync(i.stateDir) && !existsSync(i.rootDir));
+      const list = await daemon.cri.call<{ items: { id: string }[] }>('ListPodSandbox', {});
+      assert.ok(!list.items.some((p) => p.id === id));
+    }
   });
 
   test('a second concurrent remove waits for the first: both succeed, never a double free', async () => {
@@ -222,19 +235,22 @@ describe('pod sandbox lifecycle', () => {
   });
 
   test('host network and host IPC pods get no netns and no shm mount', async () => {
-    const id = await run(podConfig('hostnet', { linux: { securityContext: { namespaceOptions: { network: 'NODE', pid: 'CONTAINER', ipc: 'NODE' } } } }));
-    const i = await info(id);
-    assert.equal(i.netnsPath, null);
     const { execFileSync } = await import('node:child_process');
-    assert.equal(execFileSync('readlink', [`/proc/${i.pid}/ns/net`]).toString(), execFileSync('readlink', ['/proc/self/ns/net']).toString());
-    assert.ok(!isMountPoint(join(i.stateDir, 'shm')));
-    await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+    for (const pid of ['CONTAINER', 'POD']) {
+      const id = await run(podConfig(`hostnet-${pid.toLowerCase()}`, { linux: { securityContext: { namespaceOptions: { network: 'NODE', pid, ipc: 'NODE' } } } }));
+      const i = await info(id);
+      assert.equal(i.netnsPath, null);
+      assert.equal(i.pid === null, pid === 'CONTAINER', 'a pause only for the pod that shares its pid namespace');
+      if (i.pid !== null) assert.equal(execFileSync('readlink', [`/proc/${i.pid}/ns/net`]).toString(), execFileSync('readlink', ['/proc/self/ns/net']).toString());
+      assert.ok(!isMountPoint(join(i.stateDir, 'shm')));
+      await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+    }
   });
 
   test('the crun runtime handler runs pods too', async (t) => {
     let id: string;
     try {
-      id = await run(podConfig('on-crun'), 'crun');
+      id = await run(pausePodConfig('on-crun'), 'crun');
     } catch (err) {
       // crun refuses hybrid cgroup hosts whose v2 hierarchy holds a controller (this CI machine's).
       if (/hybrid mode not supported/.test((err as ServiceError).details)) {
@@ -252,8 +268,8 @@ describe('pod sandbox lifecycle', () => {
   });
 
   test('the pause process gets the oom score the host allows', async () => {
-    const id = await run(podConfig());
-    const i = await info(id);
+    const id = await run(pausePodConfig());
+    const i = await pauseInfo(id);
     const score = Number(readFileSync(`/proc/${i.pid}/oom_score_adj`, 'utf8'));
     const capBnd = BigInt(`0x${/CapBnd:\s+(\w+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0'}`);
     const expected = (capBnd & (1n << 24n)) !== 0n ? -998 : Number(readFileSync('/proc/self/oom_score_adj', 'utf8'));
@@ -270,8 +286,8 @@ describe('pod sandbox lifecycle', () => {
   });
 
   test('an exit of the pause process reaches the actor while the daemon runs', async () => {
-    const id = await run(podConfig());
-    const i = await info(id);
+    const id = await run(pausePodConfig());
+    const i = await pauseInfo(id);
     process.kill(i.pid, 'SIGKILL');
     const exited = await eventually('pod to turn NOTREADY', async () => {
       const now = await info(id);
@@ -282,6 +298,20 @@ describe('pod sandbox lifecycle', () => {
     await daemon.cri.call('StopPodSandbox', { podSandboxId: id });
     assert.ok(i.netnsPath && !isMountPoint(i.netnsPath), 'stop after an exit still tears the netns down');
     await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+  });
+
+  test("the pod's sysctls are set in its own network and IPC namespaces, with a pause or without", async () => {
+    const { execFileSync } = await import('node:child_process');
+    const sysctls = { 'net.ipv4.ip_unprivileged_port_start': '80', 'kernel.msgmax': '16384' };
+    for (const pid of ['CONTAINER', 'POD']) {
+      const id = await run(podConfig(`sysctl-${pid.toLowerCase()}`, { linux: { sysctls, securityContext: { namespaceOptions: { network: 'POD', pid, ipc: 'POD' } } } }));
+      const i = await info(id);
+      const read = (ns: string, file: string): string => execFileSync('nsenter', [ns, 'cat', file]).toString().trim();
+      assert.equal(read(`--net=${i.netnsPath ?? ''}`, '/proc/sys/net/ipv4/ip_unprivileged_port_start'), '80');
+      assert.equal(read(`--ipc=${join(i.stateDir, 'ns', 'ipc')}`, '/proc/sys/kernel/msgmax'), '16384');
+      assert.notEqual(readFileSync('/proc/sys/kernel/msgmax', 'utf8').trim(), '16384', "the node's own IPC sysctl is untouched");
+      await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+    }
   });
 });
 
@@ -344,7 +374,7 @@ describe('bad input gets a clear error and leaves nothing', () => {
     const { readdirSync } = await import('node:fs');
     const netnsBefore = readdirSync('/var/run/netns').filter((n) => n.startsWith('podchart-')).sort();
     try {
-      await rejects(broken.cri.call('RunPodSandbox', { config: podConfig('no-conmon') }), grpcStatus.INTERNAL, /under conmon .*conmon exited with 1/);
+      await rejects(broken.cri.call('RunPodSandbox', { config: pausePodConfig('no-conmon') }), grpcStatus.INTERNAL, /under conmon .*conmon exited with 1/);
       const list = await broken.cri.call<{ items: unknown[] }>('ListPodSandbox', {});
       assert.equal(list.items.length, 0, 'rolled back');
       assert.deepEqual(runcContainers(broken.paths.run), []);
@@ -357,17 +387,21 @@ describe('bad input gets a clear error and leaves nothing', () => {
     }
   });
 
-  test('a runc failure midway rolls back and the daemon stays up', async () => {
+  test('a runc failure midway (a bad sysctl, without a pause) rolls back and the daemon stays up', async () => {
     // A namespaced sysctl the kernel does not have: it passes the checks in cri/ (a non-namespaced
-    // one is refused there), and runc fails writing it, at the pause container's create.
-    const config = podConfig('bad-sysctl', { linux: { sysctls: { 'net.ipv4.no_such_sysctl': '1' }, securityContext: { namespaceOptions: { network: 'POD', pid: 'CONTAINER', ipc: 'POD' } } } });
-    await rejects(daemon.cri.call('RunPodSandbox', { config }), grpcStatus.INTERNAL, /could not be started: .*(sysctl|no_such_sysctl)/);
-    const list = await daemon.cri.call<{ items: { metadata: { name: string } }[] }>('ListPodSandbox', {});
-    assert.ok(!list.items.some((p) => p.metadata.name === 'bad-sysctl'), 'rolled back');
-    assert.ok(!runcContainers(paths.run).some((c) => !created.includes(c)), 'no stray runc container');
-    // The name is free again and the daemon serves.
-    const id = await run(podConfig('bad-sysctl'));
-    assert.equal((await status(id)).status.state, 'SANDBOX_READY');
-    await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+    // one is refused there). runc fails writing it at the pause container's create; without a
+    // pause, the write into the pod's namespaces fails (runtime/pod-sysctls.ts).
+    for (const pid of ['POD', 'CONTAINER']) {
+      const name = `bad-sysctl-${pid.toLowerCase()}`;
+      const config = podConfig(name, { linux: { sysctls: { 'net.ipv4.no_such_sysctl': '1' }, securityContext: { namespaceOptions: { network: 'POD', pid, ipc: 'POD' } } } });
+      await rejects(daemon.cri.call('RunPodSandbox', { config }), grpcStatus.INTERNAL, /could not be started: .*(sysctl|no_such_sysctl)/);
+      const list = await daemon.cri.call<{ items: { metadata: { name: string } }[] }>('ListPodSandbox', {});
+      assert.ok(!list.items.some((p) => p.metadata.name === name), 'rolled back');
+      assert.ok(!runcContainers(paths.run).some((c) => !created.includes(c)), 'no stray runc container');
+      // The name is free again and the daemon serves.
+      const id = await run(podConfig(name));
+      assert.equal((await status(id)).status.state, 'SANDBOX_READY');
+      await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+    }
   });
 });

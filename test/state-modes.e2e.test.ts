@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
+import { Daemon, eventually, pausePodConfig, podConfig, tempPaths } from './daemon.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
 import { mountPoints } from './host-state.js';
 import type { RegistryFixture } from './registry-fixture.js';
@@ -118,7 +118,9 @@ before(async () => {
   mkdirSync(volumeHost, { recursive: true });
   writeFileSync(join(volumeHost, 'hello'), 'from host\n');
   chmodSync(join(volumeHost, 'hello'), 0o644);
-  pod = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig(podName, { logDirectory: join(paths.base, 'pod-logs') }) })).podSandboxId;
+  // A pod with a pause process (its bundle is among the files), and one without (its pins are).
+  pod = (await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: pausePodConfig(podName, { logDirectory: join(paths.base, 'pod-logs') }) })).podSandboxId;
+  await daemon.cri.call('RunPodSandbox', { config: podConfig(`${podName}-nopause`, { logDirectory: join(paths.base, 'pod-logs-nopause') }) });
   const created = await daemon.cri.call<{ containerId: string }>('CreateContainer', {
     podSandboxId: pod,
     config: {
