@@ -1,19 +1,51 @@
-/** Mount points, as the kernel lists them for this process (/proc/self/mountinfo). */
-import { realpathSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+/**
+ * Mount points, as the kernel lists them for this process (/proc/self/mountinfo): the one reader
+ * and parser of that file (host, images, runtime pins all ask here).
+ *
+ * The kernel builds the file anew on every read, at a cost that grows with the mounts (each pod
+ * adds its netns, shm, pins and container rootfs): with pods made in parallel it showed up in the
+ * profile (issue 14). Callers that ask within one turn of the event loop share one read.
+ */
+import { readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-/** The path as mountinfo spells it: /var/run is often a symlink to /run. */
-function canonical(path: string): string {
-  try {
-    return join(realpathSync(dirname(path)), basename(path));
-  } catch {
-    return path;
+let queued: Promise<ReadonlySet<string>> | null = null;
+
+/**
+ * The mount points now, unescaped. A read is shared only by callers that asked before it began
+ * (it is queued until the loop's check phase), so no caller ever gets a read older than its call:
+ * a mount made before asking is always seen.
+ */
+export function mountPoints(): Promise<ReadonlySet<string>> {
+  queued ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+    queued = null; // callers from here on wait for a read that starts after them
+    return readMountPoints();
+  });
+  return queued;
+}
+
+async function readMountPoints(): Promise<ReadonlySet<string>> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  const points = new Set<string>();
+  for (const line of mountinfo.split('\n')) {
+    // Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
+    const point = line.split(' ', 5)[4];
+    if (point) points.add(point.includes('\\') ? point.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))) : point);
   }
+  return points;
+}
+
+/** The path as mountinfo spells it: /var/run is often a symlink to /run. As given when its dir is absent. */
+export async function canonicalPath(path: string): Promise<string> {
+  return realpath(dirname(path)).then((dir) => join(dir, basename(path)), () => path);
 }
 
 export async function isMounted(path: string): Promise<boolean> {
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-  const target = canonical(path).replace(/ /g, '\\040');
-  return mountinfo.split('\n').some((line) => line.split(' ')[4] === target);
+  const [points, target] = await Promise.all([mountPoints(), canonicalPath(path)]);
+  return points.has(target);
+}
+
+/** Mount points at or below `dir`, a real path (realpath: mountinfo names no symlinks). */
+export async function mountPointsUnder(dir: string): Promise<string[]> {
+  return [...(await mountPoints())].filter((point) => point === dir || point.startsWith(`${dir}/`));
 }

@@ -9,10 +9,10 @@
  * do in-process. With the layer store's `<short>/fs` names that is 16 bytes a layer, ~250 layers;
  * overlay itself stacks at most 500 and images stop near 127.
  */
-import { chmod, mkdir, readFile, realpath, rm } from 'node:fs/promises';
+import { chmod, mkdir, realpath, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { EffectFailed, InvalidArgument } from '../errors/catalogue.js';
-import { isMounted } from '../host/mounts.js';
+import { isMounted, mountPointsUnder } from '../host/mounts.js';
 import { run } from '../host/exec.js';
 import { PRIVATE_DIR } from '../host/private-modes.js';
 import { diskUsage, type DiskUsage } from './layer-store.js';
@@ -115,7 +115,7 @@ export async function writableLayerUsage(containerDir: string): Promise<DiskUsag
   return diskUsage(rootfsPaths(containerDir).upper);
 }
 
-/** Mount points at or below `dir`, from /proc/self/mountinfo (field 5, octal-escaped). */
+/** Mount points at or below `dir` (none when it is gone). */
 export async function mountsUnder(dir: string): Promise<string[]> {
   let real: string;
   try {
@@ -124,9 +124,5 @@ export async function mountsUnder(dir: string): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-  return mountinfo
-    .split('\n')
-    .map((line) => (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))))
-    .filter((point) => point === real || point.startsWith(`${real}/`));
+  return mountPointsUnder(real);
 }

@@ -6,7 +6,8 @@
  * never another. Pinning is checked against the process's start time afterwards, so the pin is
  * known to be of the process that was meant, not of a successor with the same pid.
  */
-import { mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, realpath, rm, writeFile } from 'node:fs/promises';
+import { mountPoints } from '../host/mounts.js';
 import { join } from 'node:path';
 import { EffectFailed } from '../errors/catalogue.js';
 import { run } from '../host/exec.js';
@@ -51,7 +52,7 @@ export async function makePinnedNamespaces(dir: string, kinds: readonly ('ipc' |
 /** The namespaces pinned under `dir` (none for a pod made before pinning, or after its stop). */
 export async function pinnedNamespaces(dir: string): Promise<PinnedNamespaces> {
   dir = await canonical(dir);
-  const mounted = await mountTargets();
+  const mounted = await mountPoints();
   const pinned: PinnedNamespaces = {};
   for (const kind of KINDS) if (mounted.has(join(dir, kind))) pinned[kind] = join(dir, kind);
   return pinned;
@@ -60,7 +61,7 @@ export async function pinnedNamespaces(dir: string): Promise<PinnedNamespaces> {
 /** Unmounts every pin under `dir` and deletes it; idempotent. */
 export async function unpinNamespaces(dir: string): Promise<void> {
   dir = await canonical(dir);
-  const mounted = await mountTargets();
+  const mounted = await mountPoints();
   const pins = KINDS.map((kind) => join(dir, kind)).filter((file) => mounted.has(file));
   if (pins.length > 0) await run('umount', pins, { allowFailure: (r) => /not mounted|no mount point/i.test(r.stderr) });
   await rm(dir, { recursive: true, force: true });
@@ -73,7 +74,7 @@ export async function unpinNamespaces(dir: string): Promise<void> {
 async function pinFiles(dir: string, kinds: readonly PinnableNamespace[]): Promise<{ pinned: PinnedNamespaces; unpinned: [PinnableNamespace, string][] }> {
   await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
   const canonicalDir = await canonical(dir);
-  const mounted = await mountTargets();
+  const mounted = await mountPoints();
   const pinned: PinnedNamespaces = {};
   const unpinned: [PinnableNamespace, string][] = [];
   for (const kind of kinds) {
@@ -91,8 +92,3 @@ async function canonical(dir: string): Promise<string> {
   return realpath(dir).catch(() => dir);
 }
 
-/** Mount points, as mountinfo spells them (`\040` for a space). */
-async function mountTargets(): Promise<Set<string>> {
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-  return new Set(mountinfo.split('\n').map((line) => (line.split(' ')[4] ?? '').replace(/\\040/g, ' ')));
-}
