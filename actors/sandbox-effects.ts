@@ -14,7 +14,7 @@ import { timedStep } from '../host/steps.js';
 import { secondsToMs } from '../host/long-timer.js';
 import { clampOomScoreAdj } from '../runtime/oom.js';
 import { pauseSpec } from '../runtime/pause-spec.js';
-import { mountShm, podPaths, unmountShm, writePodFiles, type PodPaths } from '../runtime/pod-files.js';
+import { mountShm, podPaths, writePodFiles, type PodPaths } from '../runtime/pod-files.js';
 import type { OciRuntime } from '../runtime/oci-runtime.js';
 import { isSameProcessAlive, processStartTime, signalProcess } from '../host/process.js';
 import { makePinnedNamespaces, pinNamespaces, unpinNamespaces, type PinnableNamespace } from '../runtime/ns-pin.js';
@@ -233,7 +233,7 @@ export async function stopSandbox(deps: Deps, ctx: SandboxContext): Promise<Stop
     exit = await killPause(deps, ctx, ctx.stopTimeoutSec);
     deps.faults.hit('sandbox.stop.killed');
     await runtime.delete(ctx.id);
-    await allSteps([unmountShm(paths.shm), unpinNamespaces(paths.nsDir)]);
+    await unpinNamespaces(paths.nsDir, [paths.shm]); // and the shm, in the same umount run
   };
   const stopNetwork = async (): Promise<void> => {
     await tearDownNetwork(deps, ctx);

@@ -25,14 +25,14 @@ export interface Results {
   floor: Record<string, number[]>;
 }
 
-const OUT = process.env['BENCH_OUT'] ?? 'bench-results';
+export const OUT = process.env['BENCH_OUT'] ?? 'bench-results';
 
 export const quantile = (values: readonly number[], q: number): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 };
 
-const fmt = (n: number): string => (Number.isNaN(n) ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(n >= 10 ? 1 : 2));
+export const fmt = (n: number): string => (Number.isNaN(n) ? '' : n >= 100 ? n.toFixed(0) : n.toFixed(n >= 10 ? 1 : 2));
 
 /** The server-side method an operation's row reads (the bench names some rows more precisely). */
 const methodOf = (op: string): string => op.split(' ')[0] ?? op;

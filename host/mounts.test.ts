@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setImmediate as nextCheckPhase } from 'node:timers/promises';
-import { isMounted, mountPoints, mountPointsUnder } from './mounts.js';
+import { isMounted, mountPoints, mountPointsUnder, unmountAll } from './mounts.js';
 
 test('a tmpfs at a path with a space: seen by isMounted (through a symlink too) and mountPointsUnder, gone after umount', async () => {
   const base = mkdtempSync(join(tmpdir(), 'pc-mounts-'));
@@ -38,4 +38,25 @@ test('callers in one turn share a read; a caller after the read began gets a new
   assert.notEqual(later, first, 'asked after the read began: a read of its own, never an older one');
   assert.ok((await first).has('/'));
   assert.ok((await later).has('/'));
+});
+
+test('unmountAll: the mounted ones of a list in one run, the rest skipped; again, nothing to do', async () => {
+  const base = mkdtempSync(join(tmpdir(), 'pc-mounts-'));
+  const [a, b, never] = ['a', 'b', 'never'].map((n) => join(base, n)) as [string, string, string];
+  for (const dir of [a, b, never]) mkdirSync(dir);
+  try {
+    for (const dir of [a, b]) execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', dir]);
+    await unmountAll([a, never, b, join(base, 'absent')]);
+    assert.deepEqual(await mountPointsUnder(base), []);
+    await unmountAll([a, b]);
+  } finally {
+    for (const dir of [a, b]) {
+      try {
+        execFileSync('umount', [dir], { stdio: 'ignore' });
+      } catch {
+        // unmounted by the test itself
+      }
+    }
+    rmSync(base, { recursive: true, force: true });
+  }
 });

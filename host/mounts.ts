@@ -8,6 +8,7 @@
  */
 import { readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { run } from './exec.js';
 
 let queued: Promise<ReadonlySet<string>> | null = null;
 
@@ -48,4 +49,14 @@ export async function isMounted(path: string): Promise<boolean> {
 /** Mount points at or below `dir`, a real path (realpath: mountinfo names no symlinks). */
 export async function mountPointsUnder(dir: string): Promise<string[]> {
   return [...(await mountPoints())].filter((point) => point === dir || point.startsWith(`${dir}/`));
+}
+
+/** A umount run whose every complaint is about a path that is no longer mounted (a race): done. */
+const onlyNotMounted = (stderr: string): boolean => stderr.split('\n').filter(Boolean).every((line) => /not mounted|no mount point/i.test(line));
+
+/** Unmounts those of `paths` that are mount points, all in one `umount` run; idempotent. */
+export async function unmountAll(paths: readonly string[]): Promise<void> {
+  const [points, targets] = await Promise.all([mountPoints(), Promise.all(paths.map(canonicalPath))]);
+  const mounted = targets.filter((target) => points.has(target));
+  if (mounted.length > 0) await run('umount', mounted, { allowFailure: (r) => onlyNotMounted(r.stderr) });
 }
