@@ -47,6 +47,21 @@ class RewritingConnection extends Duplex {
     else this.socket.once('drain', () => callback());
   }
 
+  /**
+   * Everything nghttp2 hands over at once (JSStreamSocket corks this stream around each batch of
+   * frames) goes out in one writev. Written chunk by chunk, a unary call cost 4 write syscalls;
+   * now 2 (headers and message, then the trailers, which Node's HTTP/2 sends in a batch of their
+   * own), measured with strace over 6000 Version calls (issue 14).
+   */
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    this.socket.cork();
+    let more = true;
+    for (const { chunk } of chunks) more = this.socket.write(chunk) && more;
+    this.socket.uncork();
+    if (more) callback();
+    else this.socket.once('drain', () => callback());
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     this.socket.end(() => callback());
   }
