@@ -6,6 +6,7 @@
  * env values and exec arguments.
  */
 import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
 import { loadCri } from '../proto/load.js';
 import { NotImplemented, Unavailable } from '../errors/catalogue.js';
 import type { CriContext, UnaryHandler } from './context.js';
@@ -158,11 +159,16 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
         continue;
       }
       impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const logger = deps.logger.child({ rpc: method, call: ++seq });
+        const callId = ++seq;
+        // The call's logger is made when something logs: pino's child() runs the redaction over
+        // its bindings, and a polled call at the default level logs nothing (issue 14).
+        let callLogger: Logger | null = null;
+        const logger = (): Logger => (callLogger ??= deps.logger.child({ rpc: method, call: callId }));
         const level = POLLED.has(method) ? 'debug' : 'info';
+        const logged = deps.logger.isLevelEnabled(level);
         const started = performance.now();
         if (!handler) {
-          logger.debug('not implemented');
+          logger().debug('not implemented');
           callback(toGrpcError(new NotImplemented(method)));
           return;
         }
@@ -177,16 +183,18 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
           sandboxes: deps.sandboxes,
           imageRoot: deps.imageRoot,
           config: deps.config,
-          logger,
+          get logger() {
+            return logger();
+          },
           timeoutMs: timeoutFrom(call),
           network: deps.network,
           stats,
           version: deps.version,
           ...(deps.streaming ? { streaming: deps.streaming } : {}),
         };
-        logger[level](callFields(method, call.request), 'call');
+        if (logged) logger()[level](callFields(method, call.request), 'call');
         // Every actor event sent while serving this call is tagged with it (the inspector's "cause").
-        deps.causes.with(`${method}#${seq}`, () => handler(call.request, ctx)).then(
+        deps.causes.with(`${method}#${callId}`, () => handler(call.request, ctx)).then(
           (response) => {
             // Timed twice: before the callback (the handler alone, as a Go server's interceptor
             // sees it) and after it, which encodes and writes the reply: a big List reply's
@@ -194,13 +202,13 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
             const handlerMs = performance.now() - started;
             callback(null, response);
             const ms = performance.now() - started;
-            logger[level]({ ms: Math.round(ms) }, 'ok');
+            if (logged) logger()[level]({ ms: Math.round(ms) }, 'ok');
             record(method, 'OK', ms, handlerMs);
           },
           (err: unknown) => {
             const mapped = toGrpcError(err);
             const ms = performance.now() - started;
-            logger.warn({ code: mapped.code, err: mapped.details, ms: Math.round(ms) }, 'failed');
+            logger().warn({ code: mapped.code, err: mapped.details, ms: Math.round(ms) }, 'failed');
             record(method, grpc.status[mapped.code ?? grpc.status.UNKNOWN] ?? String(mapped.code), ms, ms);
             callback(mapped);
           },

@@ -16,7 +16,6 @@ import { chmod, mkdir, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { extract } from 'tar-stream';
 import { AlreadyExists, DataLoss, EffectFailed, PodchartError, ResourceExhausted } from '../errors/catalogue.js';
 import { keepRawXattrs, LayerWriter, type Header } from './layer-writer.js';
 import { unzstd, ZstdError } from './zstd-stream.js';
@@ -87,6 +86,8 @@ async function extractInto(input: ByteSource, root: string, opts: UnpackOptions)
       throw record(err);
     }
   };
+  // Loaded at the first pull, not at start: a daemon that pulls nothing never holds it (issue 14).
+  const { extract } = await import('tar-stream');
   const tar = extract();
   tar.on('error', record);
   keepRawXattrs(tar);

@@ -10,7 +10,6 @@
  * push's output is handed downstream, which pulls (backpressure) before the next piece is fed.
  * A frame whose window exceeds `maxWindow` is refused before fzstd allocates it.
  */
-import { Decompress } from 'fzstd';
 
 /** zstd's own default limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT, 2^27): larger windows need `zstd --memory` too. */
 export const MAX_ZSTD_WINDOW = 128 * 1024 * 1024;
@@ -36,6 +35,8 @@ export class ZstdError extends Error {
 export async function* unzstd(source: AsyncIterable<Uint8Array>, maxWindow = MAX_ZSTD_WINDOW): AsyncGenerator<Uint8Array> {
   // fzstd hands out each block in a fresh buffer, so they can be queued uncopied.
   const out: Uint8Array[] = [];
+  // Loaded at the first zstd layer: most images have none (issue 14).
+  const { Decompress } = await import('fzstd');
   const decoder = new Decompress((block) => {
     if (block.byteLength > 0) out.push(block);
   });
