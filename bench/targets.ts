@@ -29,6 +29,8 @@ export interface Target {
   crash(): Promise<void>;
   /** Starts it again; resolves once its CRI socket serves. */
   restart(): Promise<void>;
+  /** podchart only: the laps of its last start (ms), from its readiness log line. */
+  startupLaps?(): Record<string, number>;
 }
 
 /** One of podchart's CRI histograms: `podchart_cri_handler_duration_seconds` or `..._call_...`. */
@@ -90,6 +92,10 @@ export function podchartTarget(daemon: Daemon, env: NodeJS.ProcessEnv): Target {
     runtimeProcesses: () => podchartProcesses(daemon.paths.base),
     crash: () => daemon.kill9(),
     restart: () => daemon.start(env),
+    startupLaps: () => {
+      const lines = daemon.logs().split('\n').filter((l) => l.includes('podchartd serving CRI v1'));
+      return (JSON.parse(lines.at(-1) ?? '{}') as { startupMs?: Record<string, number> }).startupMs ?? {};
+    },
   };
 }
 

@@ -13,10 +13,10 @@
  * What is not ours keeps its mode: image content under a layer's fs/, the container's own `/`,
  * the pod files bind-mounted into containers, the OCI runtime's state, mounted file systems.
  */
-import type { Stats } from 'node:fs';
+import { chmodSync, lstatSync, readdirSync, type Stats } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lstatOrNull, readdirOrEmpty } from './fs-optional.js';
+import { lstatOrNull } from './fs-optional.js';
 
 export const PRIVATE_DIR = 0o700;
 export const PRIVATE_FILE = 0o600;
@@ -42,18 +42,43 @@ export async function makePrivate(...paths: string[]): Promise<void> {
  */
 export async function tightenTree(top: string, keep: (path: string) => boolean): Promise<number> {
   let changed = 0;
-  const visit = async (path: string): Promise<void> => {
-    if (keep(path)) return;
-    const st = await lstatOrNull(path);
-    if (st === null || st.isSymbolicLink()) return;
-    if (await narrow(path, st)) changed++;
-    if (!st.isDirectory()) return;
-    // Siblings at once: a tree of 200 pods is ~10 000 paths, and one lstat after another made the
-    // walk most of a restart's time (issue 14: restore of 200 pods); libuv's pool bounds the I/O.
-    await Promise.all((await readdirOrEmpty(path)).map((name) => visit(join(path, name))));
-  };
-  await visit(top);
+  // Walked with synchronous calls from an explicit stack: one lstat is a few µs that way, against
+  // ~80 µs through the thread pool and a promise (issue 14: the ~8 000 paths of 200 pods took 0.7 s,
+  // all of it before the restore could begin). Every SLICE_MS the walk yields to the event loop, so
+  // the CRI socket, open by then, keeps answering Version and Status.
+  const stack = [top];
+  let slice = performance.now();
+  while (stack.length > 0) {
+    const path = stack.pop() as string;
+    if (keep(path)) continue;
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (st === undefined || st.isSymbolicLink()) continue;
+    if (narrowSync(path, st)) changed++;
+    if (st.isDirectory()) for (const name of readdirSyncOrEmpty(path)) stack.push(join(path, name));
+    if (performance.now() - slice > SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      slice = performance.now();
+    }
+  }
   return changed;
+}
+
+/** Synchronous work between two yields of tightenTree. */
+const SLICE_MS = 5;
+
+function readdirSyncOrEmpty(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+function narrowSync(path: string, st: Stats): boolean {
+  if ((st.mode & 0o077) === 0) return false;
+  chmodSync(path, st.mode & 0o700);
+  return true;
 }
 
 async function narrow(path: string, st: Stats): Promise<boolean> {
