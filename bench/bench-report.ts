@@ -127,7 +127,7 @@ export function report(r: Results, targets: readonly string[]): void {
     `| operation | ${head}${vs ? ' | ratio (median) |' : ' |'}`, `|---|${targets.map(() => '---|---|---|').join('')}${vs ? '---|' : ''}`,
     ...rows.map(({ op, per }) => `| ${op} | ${targets.map((t) => `${fmt(per[t]?.median ?? NaN)} | ${fmt(per[t]?.p90 ?? NaN)} | ${serverCell(per[t])}`).join(' | ')}${vs ? ` | ${fmt((per['podchart']?.median ?? NaN) / (per['containerd']?.median ?? NaN))} |` : ' |'}`),
     '',
-    ...[...new Set([...r.extra.keys()].map((k) => k.split('\t')[1] ?? ''))].map((what) => `- ${what}: ${targets.map((t) => `${t} ${r.extra.get(`${t}\t${what}`) ?? '?'}`).join(', ')}`),
+    ...[...new Set([...r.extra.keys()].map((k) => k.split('\t')[1] ?? ''))].map((what) => `- ${what}: ${targets.filter((t) => r.extra.has(`${t}\t${what}`)).map((t) => `${t} ${r.extra.get(`${t}\t${what}`)}`).join(', ')}`),
     ...whereTimeGoes(r),
     '', 'Raw runc floor (no CRI runtime), median ms:',
     ...Object.entries(r.floor).map(([what, ms]) => `- ${what}: ${fmt(quantile(ms, 0.5))}`),
