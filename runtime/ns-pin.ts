@@ -6,8 +6,8 @@
  * never another. Pinning is checked against the process's start time afterwards, so the pin is
  * known to be of the process that was meant, not of a successor with the same pid.
  */
-import { mkdir, realpath, rm, writeFile } from 'node:fs/promises';
-import { mountPoints, unmountAll } from '../host/mounts.js';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { canonicalPath, mountPoints, unmountAll } from '../host/mounts.js';
 import { join } from 'node:path';
 import { EffectFailed } from '../errors/catalogue.js';
 import { run } from '../host/exec.js';
@@ -51,10 +51,12 @@ export async function makePinnedNamespaces(dir: string, kinds: readonly ('ipc' |
 
 /** The namespaces pinned under `dir` (none for a pod made before pinning, or after its stop). */
 export async function pinnedNamespaces(dir: string): Promise<PinnedNamespaces> {
-  dir = await canonical(dir);
   const mounted = await mountPoints();
   const pinned: PinnedNamespaces = {};
-  for (const kind of KINDS) if (mounted.has(join(dir, kind))) pinned[kind] = join(dir, kind);
+  for (const kind of KINDS) {
+    const file = await canonicalPath(join(dir, kind));
+    if (mounted.has(file)) pinned[kind] = file;
+  }
   return pinned;
 }
 
@@ -73,22 +75,16 @@ export async function unpinNamespaces(dir: string, alongside: readonly string[] 
  */
 async function pinFiles(dir: string, kinds: readonly PinnableNamespace[]): Promise<{ pinned: PinnedNamespaces; unpinned: [PinnableNamespace, string][] }> {
   await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
-  const canonicalDir = await canonical(dir);
   const mounted = await mountPoints();
   const pinned: PinnedNamespaces = {};
   const unpinned: [PinnableNamespace, string][] = [];
   for (const kind of kinds) {
-    const file = join(canonicalDir, kind);
+    const file = await canonicalPath(join(dir, kind)); // as mountinfo spells it
     pinned[kind] = file;
     if (mounted.has(file)) continue;
     await writeFile(file, '', { mode: PRIVATE_FILE });
     unpinned.push([kind, file]);
   }
   return { pinned, unpinned };
-}
-
-/** The path as mountinfo spells it (/var/run is often a link to /run); as given when absent. */
-async function canonical(dir: string): Promise<string> {
-  return realpath(dir).catch(() => dir);
 }
 
