@@ -1,4 +1,5 @@
 /** File-system reads where a missing path is an answer, not an error. */
+import { readdirSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 
@@ -16,6 +17,16 @@ export async function lstatOrNull(path: string): Promise<Stats | null> {
 export async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {
     return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+/** readdirSync, or [] when the directory is not there. */
+export function readdirSyncOrEmpty(dir: string): string[] {
+  try {
+    return readdirSync(dir);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;

@@ -13,10 +13,10 @@
  * What is not ours keeps its mode: image content under a layer's fs/, the container's own `/`,
  * the pod files bind-mounted into containers, the OCI runtime's state, mounted file systems.
  */
-import { chmodSync, lstatSync, readdirSync, type Stats } from 'node:fs';
+import { chmodSync, lstatSync, type Stats } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lstatOrNull } from './fs-optional.js';
+import { lstatOrNull, readdirSyncOrEmpty } from './fs-optional.js';
 
 export const PRIVATE_DIR = 0o700;
 export const PRIVATE_FILE = 0o600;
@@ -66,24 +66,19 @@ export async function tightenTree(top: string, keep: (path: string) => boolean):
 /** Synchronous work between two yields of tightenTree. */
 const SLICE_MS = 5;
 
-function readdirSyncOrEmpty(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
+/** The private mode of a path that is group- or other-accessible; null when it is private already, or a symlink. */
+function narrowed(st: Stats): number | null {
+  return st.isSymbolicLink() || (st.mode & 0o077) === 0 ? null : st.mode & 0o700;
 }
 
 function narrowSync(path: string, st: Stats): boolean {
-  if ((st.mode & 0o077) === 0) return false;
-  chmodSync(path, st.mode & 0o700);
-  return true;
+  const mode = narrowed(st);
+  if (mode !== null) chmodSync(path, mode);
+  return mode !== null;
 }
 
 async function narrow(path: string, st: Stats): Promise<boolean> {
-  if (st.isSymbolicLink() || (st.mode & 0o077) === 0) return false;
-  await chmod(path, st.mode & 0o700);
-  return true;
+  const mode = narrowed(st);
+  if (mode !== null) await chmod(path, mode);
+  return mode !== null;
 }
-
