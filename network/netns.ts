@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { run } from '../host/exec.js';
-import { isMounted } from '../host/mounts.js';
+import { isMounted, unmountAll } from '../host/mounts.js';
 
 export const NETNS_DIR = '/var/run/netns';
 
@@ -34,9 +34,7 @@ export async function createNetns(path: string): Promise<void> {
 
 /** Unmounts the namespace but keeps its file (pod stop, seed 003). */
 export async function unmountNetns(path: string): Promise<void> {
-  if (await isMounted(path)) {
-    await run('umount', [path], { allowFailure: (r) => /not mounted|no mount point/i.test(r.stderr) });
-  }
+  await unmountAll([path]);
 }
 
 /** Unmounts and deletes the namespace file (pod remove). */

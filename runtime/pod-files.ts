@@ -3,7 +3,7 @@ import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SandboxSpec } from '../machines/sandbox.types.js';
-import { isMounted } from '../host/mounts.js';
+import { isMounted, unmountAll } from '../host/mounts.js';
 import { run } from '../host/exec.js';
 import { PRIVATE_DIR, SHARED_FILE } from '../host/private-modes.js';
 
@@ -82,6 +82,6 @@ export async function mountShm(spec: SandboxSpec, path: string): Promise<void> {
 }
 
 export async function unmountShm(path: string): Promise<void> {
-  if (await isMounted(path)) await run('umount', [path], { allowFailure: (r) => /not mounted/i.test(r.stderr) });
+  await unmountAll([path]);
 }
 
