@@ -223,3 +223,12 @@ export function forceCleanup(paths: DaemonPaths, ids: Iterable<string>): string[
   }
   return done;
 }
+
+/** host-local's IP leases for the test daemons' network (test/daemon.ts): one file per IP, naming the container that holds it. */
+export function ipLeases(ipamDir: string, network = 'podchart-test'): { ip: string; owner: string }[] {
+  const dir = join(ipamDir, network);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))
+    .map((ip) => ({ ip, owner: readFileSync(join(dir, ip), 'utf8').split(/\s/)[0] ?? '' }));
+}

@@ -12,6 +12,7 @@ import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
 import { startRegistry, type RegistryFixture } from './registry-fixture.js';
 import { busyboxLayer, buildImage, pushImage } from './image-builder.js';
+import { ipLeases } from './host-checks.js';
 
 const paths = tempPaths('pc-net-');
 const daemon = new Daemon(paths);
@@ -31,10 +32,7 @@ async function runIn(pod: string, name: string, script: string): Promise<string>
   await daemon.cri.call('StartContainer', { containerId });
   return containerId;
 }
-const leases = (): string[] => {
-  const dir = join(daemon.network?.ipamDir ?? '', 'podchart-test');
-  return existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
-};
+const leases = (): string[] => ipLeases(daemon.network?.ipamDir ?? '').map((l) => l.ip);
 const natRulesFor = (id: string): string[] => execFileSync('iptables', ['-t', 'nat', '-S']).toString().split('\n').filter((l) => l.includes(id));
 const podchartNetns = (): string[] => readdirSync('/var/run/netns').filter((n) => n.startsWith('podchart-'));
 

@@ -19,6 +19,7 @@ import {
   dbSandboxes,
   exitFileOf,
   forceCleanup,
+  ipLeases,
   isMounted,
   leftovers,
   netnsFile,
@@ -78,15 +79,9 @@ async function listed(id: string): Promise<string | null> {
   return reply.items.find((p) => p.id === id)?.state ?? null;
 }
 
-/** The host-local IP lease file that names pod `id`, if any. */
+/** The host-local IP lease that names pod `id`, if any. */
 function leaseOf(id: string): string | null {
-  const ipam = join(paths.base, 'cni', 'ipam');
-  if (!existsSync(ipam)) return null;
-  for (const entry of readdirSync(ipam, { recursive: true, withFileTypes: true })) {
-    const file = join(entry.parentPath ?? entry.path, entry.name);
-    if (entry.isFile() && readFileSync(file, 'utf8').split(/\s/)[0] === id) return file;
-  }
-  return null;
+  return ipLeases(join(paths.base, 'cni', 'ipam')).find((l) => l.owner === id)?.ip ?? null;
 }
 
 /** A pod with a pause process, whose restore these tests follow (test/pauseless.e2e.test.ts has the pod without one). */
