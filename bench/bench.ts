@@ -10,13 +10,13 @@
  * BENCH_RUNS (20) sets the runs per operation; BENCH_PHASES (lifecycle,parallel,pods,restore,floor)
  * which parts run.
  */
-import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { Daemon, podConfig, tempPaths } from '../test/daemon.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from '../test/busybox-daemon.js';
 import { buildImage, pushImage } from '../test/image-builder.js';
 import type { RegistryFixture } from '../test/registry-fixture.js';
 import { Containerd, ensureContainerd } from './containerd.js';
+import { findKit, KIT_REGISTRY, startKitRegistry } from './kit.js';
 import { CriClient } from '../test/cri-client.js';
 import { containerdTarget, podchartTarget, pssKb, rssKb, settledKb, type Target, type Totals } from './targets.js';
 import { runcFloor } from './runc-floor.js';
@@ -33,8 +33,8 @@ const VS_CONTAINERD = process.argv.includes('--vs') && process.argv[process.argv
 const REPO = resolve(import.meta.dirname, '..', '..');
 /** A container that ends on SIGTERM (a plain sleep as pid 1 ignores it, and every stop would take its full timeout). */
 const SLEEPER = ['sh', '-c', 'trap "exit 0" TERM; sleep 3600 & wait'];
-/** The critest kit (../shared/critest): its registry serves the pause image containerd runs. */
-const KIT = [join(REPO, '..', 'shared', 'critest'), '/work/shared/critest'].find((d) => { try { execFileSync('test', ['-x', join(d, 'critest.sh')]); return true; } catch { return false; } });
+/** The critest kit: its registry serves the pause image containerd runs. */
+const KIT = findKit(REPO);
 
 const results: Results = { runs: RUNS, podchartArgs: process.env['BENCH_PODCHART_ARGS'] ?? '', client: new Map(), server: new Map(), serverWithReply: new Map(), steps: new Map(), extra: new Map(), floor: {} };
 
@@ -230,12 +230,12 @@ async function main(): Promise<void> {
     if (VS_CONTAINERD) {
       if (!KIT) throw new Error('--vs containerd needs the critest kit (../shared/critest) for its pause image');
       ensureContainerd(REPO);
-      execFileSync('bash', ['-c', `source "${REPO}/scripts/apt-ensure.sh" && apt_ensure bench docker-registry skopeo umoci jq gcc libc6-dev curl && bash "${KIT}/registry/start.sh" && bash "${KIT}/images/build-and-push.sh" >/dev/null`], { stdio: 'inherit' });
+      startKitRegistry(REPO, KIT);
       containerd = new Containerd({
         base: join(paths.base, 'containerd'),
         cniConfDir: daemon.network?.confDir ?? '',
         cniBinDirs: ['/usr/lib/cni', '/opt/cni/bin'],
-        mirrors: { 'docker.io': registry.url, 'registry.k8s.io': 'http://127.0.0.1:5000' },
+        mirrors: { 'docker.io': registry.url, 'registry.k8s.io': KIT_REGISTRY },
         sandboxImage: 'registry.k8s.io/pause:3.9',
       });
       await containerd.start();

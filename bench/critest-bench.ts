@@ -13,22 +13,22 @@
  * Env: CRITEST_BENCH_SAMPLES (pod and container lifecycles per round, default 20),
  * CRITEST_BENCH_ROUNDS (default 2), BENCH_PODCHART_ARGS (extra podchartd flags), BENCH_OUT.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Daemon, tempPaths } from '../test/daemon.js';
 import { Containerd, ensureContainerd } from './containerd.js';
+import { findKit, KIT_REGISTRY, startKitRegistry } from './kit.js';
 import { fmt, OUT, quantile } from './bench-report.js';
 
 const SAMPLES = Number(process.env['CRITEST_BENCH_SAMPLES'] ?? 20);
 const ROUNDS = Number(process.env['CRITEST_BENCH_ROUNDS'] ?? 2);
 const REPO = resolve(import.meta.dirname, '..', '..');
-const KIT_ROOT = [join(REPO, '..', 'shared'), '/work/shared'].find((d) => existsSync(join(d, 'critest', 'critest.sh')) && existsSync(join(d, 'cri-tools', 'critest')));
+const KIT_ROOT = findKit(REPO);
 /** The image every benchmark runs and pulls: one the kit's registry serves. */
 const IMAGE = 'registry.k8s.io/e2e-test-images/busybox:1.29-2';
-const KIT_REGISTRY = 'http://127.0.0.1:5000';
 
 /** critest's parameters: flat lowerCamelCase keys (nested ones are ignored, and it falls back to one sample). */
 function paramsYaml(): string {
@@ -86,8 +86,7 @@ async function critest(kitRoot: string, socket: string, params: string, outDir: 
 
 async function main(): Promise<void> {
   if (!KIT_ROOT) throw new Error('bench:critest needs the critest kit (../shared/critest and ../shared/cri-tools)');
-  const kit = join(KIT_ROOT, 'critest');
-  execFileSync('bash', ['-c', `source "${REPO}/scripts/apt-ensure.sh" && apt_ensure bench docker-registry skopeo umoci jq gcc libc6-dev curl && bash "${kit}/registry/start.sh" && bash "${kit}/images/build-and-push.sh" >/dev/null`], { stdio: 'inherit' });
+  startKitRegistry(REPO, KIT_ROOT);
   ensureContainerd(REPO);
   const paths = tempPaths('pc-critest-bench-');
   const config = join(paths.base, 'config.json');
