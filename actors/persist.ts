@@ -74,7 +74,8 @@ export class Recorder {
     const snapshot = event.snapshot as ActorSnapshot;
     const sandboxId = kind === 'sandbox' ? id : (snapshot.context as ContainerContext).spec.sandboxId;
     const previous = this.saved.get(key);
-    const log = this.logger.child(kind === 'sandbox' ? { sandboxId: id } : { containerId: id });
+    // Fields of the actor's log lines, not a child logger: most snapshots log nothing.
+    const actorField = kind === 'sandbox' ? { sandboxId: id } : { containerId: id };
     const label = eventLabel(event.event.type);
     if (snapshot.status === 'done') {
       // The move to "removed" is the last row of a history kept for removedHistoryRetentionSeconds.
@@ -85,7 +86,7 @@ export class Recorder {
       this.writer.remove(kind, id, final, final.at);
       this.saved.delete(key);
       this.causes.delete(key);
-      log.info({ event: final.event, from: previous?.state }, `${kind} removed`);
+      this.logger.info({ ...actorField, event: final.event, from: previous?.state }, `${kind} removed`);
       return { kind, id, sandboxId, state: 'removed', context: snapshot.context, snapshot, transition: final, lifecycle: kind === 'container' ? 'CONTAINER_DELETED_EVENT' : null };
     }
     const to = stateName(snapshot);
@@ -109,7 +110,7 @@ export class Recorder {
       : null;
     this.writer.save(kind, id, to, snapshot.context, transition);
     this.saved.set(key, { state: to, context });
-    if (transition) log.info({ event: label, from: transition.from, to, error: transition.error ?? undefined }, 'transition');
+    if (transition) this.logger.info({ ...actorField, event: label, from: transition.from, to, error: transition.error ?? undefined }, 'transition');
     const lifecycle = kind === 'container' && changed ? lifecycleEvent(previous?.state, to) : null;
     return { ...unchanged, transition, lifecycle };
   }

@@ -17,7 +17,7 @@ import { Causes } from '../actors/cause.js';
 import { ensurePauseRootfs } from '../runtime/pause-rootfs.js';
 import { oomScoreFloor } from '../runtime/oom.js';
 import { buildServer, listen } from '../cri/server.js';
-import { LOG_REDACT } from '../cri/call-log.js';
+import { censorChildBindings, LOG_FORMATTERS } from '../cri/call-log.js';
 import { ContentStore } from '../images/content-store.js';
 import { LayerStore } from '../images/layer-store.js';
 import { RegistryClient } from '../images/registry/client.js';
@@ -59,10 +59,10 @@ function packageVersion(): string {
 
 function buildLogger(config: Config): Logger {
   if (config.logPretty) {
-    return pino({ level: config.logLevel, redact: LOG_REDACT, transport: { target: 'pino-pretty', options: { colorize: false } } });
+    return censorChildBindings(pino({ level: config.logLevel, formatters: LOG_FORMATTERS, transport: { target: 'pino-pretty', options: { colorize: false } } }));
   }
   // Synchronous writes: the last lines before a crash (or a kill -9) are the ones an operator needs.
-  return pino({ level: config.logLevel, redact: LOG_REDACT }, pino.destination({ dest: 1, sync: true }));
+  return censorChildBindings(pino({ level: config.logLevel, formatters: LOG_FORMATTERS }, pino.destination({ dest: 1, sync: true })));
 }
 
 async function main(): Promise<void> {

@@ -6,9 +6,11 @@
  * env values), ExecSync's cmd (probes such as `redis-cli -a <password> ping`) — issue 11, item 2.
  * The CRI proto marks the AuthConfig secrets `debug_redact`; env values come from Kubernetes Secrets.
  *
- * LOG_REDACT is the second net, for pino's `redact` where the root logger is built: should a
- * request, a spec or credentials ever be logged whole again, these paths are censored.
+ * LOG_FORMATTERS is the second net, given to pino where the root logger is built: should a
+ * request, a spec or credentials ever be logged whole again, their secret fields are censored.
  */
+
+import type { Bindings, ChildLoggerOptions, Logger } from 'pino';
 
 /** Pod and container metadata: names and uids, never labels or annotations. */
 interface Metadata {
@@ -95,12 +97,82 @@ const SECRET_KEYS = ['auth', 'creds', 'credentials', 'password', 'identityToken'
 /** Config fields that may hold secrets: kubelet expands $(VAR) into command and args; annotations, see above. */
 const CONFIG_KEYS = ['config.command', 'config.args', 'config.annotations', 'sandboxConfig.annotations'];
 
+const CENSOR = '[redacted]';
+const SECRET = new Set(SECRET_KEYS);
+/** The CONFIG_KEYS as parent → children. */
+const CONFIG_SECRET = new Map<string, Set<string>>();
+for (const path of CONFIG_KEYS) {
+  const [parent = '', child = ''] = path.split('.');
+  CONFIG_SECRET.set(parent, (CONFIG_SECRET.get(parent) ?? new Set()).add(child));
+}
+/** How far below the top a secret key is still looked for: `request.config.envs` is two levels down. */
+const CENSOR_DEPTH = 2;
+
 /**
- * pino `redact` paths: each of those at the top of a log object and one or two levels down, which
- * covers a request logged whole (`request.auth`, `request.config.envs`) and a spec or credentials
- * logged under any name (`spec.config.envs`, `ctx.creds`).
+ * A copy of a log object (or a child's bindings) with every secret field at the top or one or two
+ * levels down replaced by "[redacted]": a request logged whole (`request.auth`,
+ * `request.config.envs`) and a spec or credentials logged under any name (`spec.config.envs`,
+ * `ctx.creds`). The object itself is never changed; one without secrets is returned as it is.
+ *
+ * Hand-written instead of pino's `redact` (@pinojs/redact), on purpose: the same rule as wildcard
+ * paths (`k`, `*.k`, `*.*.k`) cost ~34 µs per line there against ~3 µs without redaction, measured
+ * on the transition line that every actor writes (a 200-pod restore writes about 1200 of them).
+ * This walk visits the few keys a log line has.
  */
-export const LOG_REDACT = {
-  paths: [...SECRET_KEYS, ...CONFIG_KEYS].flatMap((k) => [k, `*.${k}`, `*.*.${k}`]),
-  censor: '[redacted]',
+export function censorSecrets<T>(value: T): T {
+  return censorAt(value, 0);
+}
+
+function censorAt<T>(value: T, depth: number): T {
+  if (typeof value !== 'object' || value === null || depth > CENSOR_DEPTH || ArrayBuffer.isView(value)) return value;
+  const source = value as Record<string, unknown>;
+  let copy: Record<string, unknown> | null = null;
+  for (const key of Object.keys(source)) {
+    const field = source[key];
+    let next = SECRET.has(key) ? CENSOR : censorAt(field, depth + 1);
+    const children = CONFIG_SECRET.get(key);
+    if (children && typeof next === 'object' && next !== null) next = censorKeys(next as Record<string, unknown>, children);
+    if (next === field) continue;
+    copy ??= copyOf(source);
+    copy[key] = next;
+  }
+  return (copy ?? value) as T;
+}
+
+function censorKeys(source: Record<string, unknown>, keys: ReadonlySet<string>): Record<string, unknown> {
+  let copy: Record<string, unknown> | null = null;
+  for (const key of keys) {
+    if (!(key in source)) continue;
+    copy ??= copyOf(source);
+    copy[key] = CENSOR;
+  }
+  return copy ?? source;
+}
+
+/** A shallow copy that keeps an array an array, and an Error an Error with its message and stack. */
+function copyOf(source: Record<string, unknown>): Record<string, unknown> {
+  if (Array.isArray(source)) return [...source] as unknown as Record<string, unknown>;
+  return Object.defineProperties(Object.create(Object.getPrototypeOf(source) as object | null) as Record<string, unknown>, Object.getOwnPropertyDescriptors(source));
+}
+
+/** pino `formatters`: every line's fields pass censorSecrets (a child's bindings: censorChildBindings). */
+export const LOG_FORMATTERS = {
+  log: (object: Record<string, unknown>): Record<string, unknown> => censorSecrets(object),
 };
+
+/**
+ * Makes every child of this root logger, and theirs, bind censored fields. pino runs
+ * `formatters.bindings` on the root's base only, never on a child's bindings, and has no other
+ * hook for them; a child is created from its parent's prototype, so this one method serves all.
+ */
+export function censorChildBindings(root: Logger): Logger {
+  // pino's child() is generic over custom levels; this wrapper passes them through untouched.
+  type ChildFn = (this: unknown, bindings: Bindings, options?: ChildLoggerOptions) => unknown;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with each child's own `this`
+  const child = root.child as unknown as ChildFn;
+  const censoredChild: ChildFn = function (bindings, options) {
+    return child.call(this, censorSecrets(bindings), options);
+  };
+  root.child = censoredChild as unknown as Logger['child'];
+  return root;
+}

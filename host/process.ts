@@ -1,11 +1,15 @@
 /** Facts about host processes from /proc: a live pause process told from a reused pid, what an exec started. */
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { constants } from 'node:os';
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or null if the pid is gone. */
 export async function processStartTime(pid: number): Promise<string | null> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Synchronous on purpose: procfs is generated in memory (a read is ~10 µs), where fs/promises
+    // would make four thread-pool trips (open, fstat, read, close). A restore and the conmon watch
+    // ask this for every container (issue 14).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parens: split after its closing paren.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // rest[0] is field 3 (state); field 22 is rest[19].
