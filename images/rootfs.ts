@@ -44,10 +44,12 @@ export async function mountRootfs(opts: RootfsOptions): Promise<string> {
   // Ours, 0700: the container dir, overlay's work dir and the mount point (mounted, merged/ shows
   // the upper dir's mode). upper/ is the container's `/`: 0755, for a container of any uid.
   await mkdir(opts.containerDir, { recursive: true, mode: PRIVATE_DIR });
-  for (const dir of [work, merged]) await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
   // Whatever the daemon's umask: a 0750 `/` would lock out a container of another uid. Only when
   // made here, since the container may have changed the mode of its `/` since.
-  if ((await mkdir(upper, { recursive: true, mode: 0o755 })) !== undefined) await chmod(upper, 0o755);
+  const makeUpper = async (): Promise<void> => {
+    if ((await mkdir(upper, { recursive: true, mode: 0o755 })) !== undefined) await chmod(upper, 0o755);
+  };
+  await Promise.all([...[work, merged].map((dir) => mkdir(dir, { recursive: true, mode: PRIVATE_DIR })), makeUpper()]);
   let lowers = opts.lowerDirs;
   if (lowers.length === 0) {
     // overlay needs at least one lower dir: an image without layers gets an empty one.

@@ -133,8 +133,7 @@ function checkId(n: number, field: string): number {
 
 /** Reads the image's passwd and group (absent files count as empty) and resolves. */
 export async function resolveUser(rootfs: string, opts: UserOptions): Promise<ResolvedUser> {
-  const passwd = await readFileInRoot(rootfs, '/etc/passwd');
-  const group = await readFileInRoot(rootfs, '/etc/group');
+  const [passwd, group] = await Promise.all([readFileInRoot(rootfs, '/etc/passwd'), readFileInRoot(rootfs, '/etc/group')]);
   return resolveUserFrom({ passwd: parsePasswd(passwd ?? ''), group: parseGroup(group ?? '') }, opts);
 }
 
