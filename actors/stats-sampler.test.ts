@@ -45,7 +45,8 @@ function containerView(id: string, sandboxId: string, dir: string): ContainerVie
 }
 
 function world(pods: SandboxView[], containers: ContainerView[]): StatsSamplerOptions['supervisor'] {
-  return { views: () => pods, containerViews: () => containers, view: (id) => pods.find((p) => p.id === id) ?? null };
+  // A new id list on every ask, as if the actors changed each time: every call prunes.
+  return { views: () => pods, containerViews: () => containers, view: (id) => pods.find((p) => p.id === id) ?? null, liveIds: (kind) => (kind === 'container' ? containers : pods).map((v) => v.id) };
 }
 
 function capturedLogger(): { logger: StatsSamplerOptions['logger']; lines: string[] } {
@@ -106,6 +107,25 @@ describe('StatsSampler', { skip: process.getuid?.() !== 0 && 'needs root to make
     assert.ok(later.cgroup.wallNs >= first.cgroup.wallNs);
     const [podSample] = await s.pods([pod]);
     assert.deepEqual(podSample?.containers.map((x) => x.view.id), ['c1'], 'a pod carries its containers');
+  });
+
+  test('a steady poll finds its samples taken shortly before it; a single call leaves nothing scheduled', async () => {
+    await makeCgroup(`${PARENT}/c5`);
+    const c = containerView('c5', 'p1', await containerDir(10));
+    const s = sampler(world([podView('p1')], [c]), { periodMs: 200 });
+    // The waits are the poller's period (as kubelet's), not waits for a state.
+    const pollAfter = async (ms: number): Promise<{ startedAt: number; sampledAt: number }> => {
+      await new Promise((r) => setTimeout(r, ms));
+      const startedAt = performance.now();
+      const [x] = await s.containers([c]);
+      return { startedAt, sampledAt: x?.cgroup.atMs ?? -1 };
+    };
+    await s.containers([c]);
+    const second = await pollAfter(400);
+    assert.ok(second.sampledAt >= second.startedAt, 'after one call nothing was refreshed: the second call read its own sample');
+    const third = await pollAfter(400);
+    assert.ok(third.sampledAt < third.startedAt, 'the third poll found a sample taken before it came');
+    assert.ok(third.startedAt - third.sampledAt < 200, `and fresh: ${Math.round(third.startedAt - third.sampledAt)} ms old`);
   });
 
   test('the writable layer: a walk is reused; an old one is walked again behind the calls', async () => {

@@ -98,7 +98,13 @@ export interface PodSample {
 }
 
 export interface StatsSamplerOptions {
-  supervisor: { views(): SandboxView[]; containerViews(): ContainerView[]; view(id: string): SandboxView | null };
+  supervisor: {
+    views(): SandboxView[];
+    containerViews(): ContainerView[];
+    view(id: string): SandboxView | null;
+    /** The ids of a kind's live actors; a new list after every change (the registry's). */
+    liveIds(kind: 'sandbox' | 'container'): readonly string[];
+  };
   images: { writableLayerUsage(containerDir: string): Promise<{ bytes: number; inodes: number }> };
   driver: CgroupDriver;
   periodMs: number;
@@ -107,6 +113,16 @@ export interface StatsSamplerOptions {
   layout?: CgroupLayout;
 }
 
+/** When calls of one kind (containers, pods) came: the last one, and the gap before it (null: none yet). */
+interface Poll {
+  kind: 'containers' | 'pods';
+  atMs: number | null;
+  gapMs: number | null;
+  /** The refresh before the next call of this kind. */
+  refresh: NodeJS.Timeout | null;
+}
+
+const newPoll = (kind: Poll['kind']): Poll => ({ kind, atMs: null, gapMs: null, refresh: null });
 const containerKey = (id: string): string => `container:${id}`;
 const podKey = (id: string): string => `pod:${id}`;
 const wallNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
@@ -121,6 +137,10 @@ export class StatsSampler {
   /** Keys whose read failed and was logged: once per actor, not once per poll. */
   private readonly warned = new Set<string>();
   private readonly layout: CgroupLayout;
+  /** The id lists the last prune ran against (the registry makes new ones on every change). */
+  private prunedFor: { containers: readonly string[]; pods: readonly string[] } | null = null;
+  /** Each kind of call's timing, for the refresh before its next poll. */
+  private readonly polls = { containers: newPoll('containers'), pods: newPoll('pods') };
 
   constructor(private readonly options: StatsSamplerOptions) {
     this.layout = options.layout ?? hostCgroupLayout();
@@ -128,20 +148,37 @@ export class StatsSampler {
 
   /** A sample per container, in the order given. */
   async containers(views: readonly ContainerView[]): Promise<ContainerSample[]> {
-    this.prune();
-    const cgroups: CgroupSample[] = [];
-    let reads = 0;
-    for (const view of views) {
-      const cached = this.fresh(containerKey(view.id));
-      if (!cached && ++reads % YIELD_EVERY === 0) await yieldToLoop();
-      cgroups.push(cached ?? this.containerCgroup(view));
-    }
-    const layers = await Promise.all(views.map((view) => this.layer(view)));
-    return views.map((view, i) => ({ view, cgroup: cgroups[i] ?? this.containerCgroup(view), layer: layers[i] ?? this.emptyLayer() }));
+    const poll = this.noteCall(this.polls.containers);
+    const samples = await this.sampleContainers(views);
+    this.scheduleRefresh(poll, samples.map((s) => s.cgroup));
+    return samples;
   }
 
   /** A sample per pod, with its containers' (taken first: counters only grow, so a pod is never less than its parts). */
   async pods(views: readonly SandboxView[]): Promise<PodSample[]> {
+    const poll = this.noteCall(this.polls.pods);
+    const samples = await this.samplePods(views);
+    this.scheduleRefresh(poll, samples.map((s) => s.cgroup));
+    return samples;
+  }
+
+  /** `notBefore`: samples taken earlier are read again (a refresh's start; calls take any fresh one). */
+  private async sampleContainers(views: readonly ContainerView[], notBefore = -Infinity): Promise<ContainerSample[]> {
+    this.prune();
+    const cgroups: CgroupSample[] = [];
+    let reads = 0;
+    for (const view of views) {
+      const cached = this.fresh(containerKey(view.id), notBefore);
+      if (!cached && ++reads % YIELD_EVERY === 0) await yieldToLoop();
+      cgroups.push(cached ?? this.containerCgroup(view, notBefore));
+    }
+    const layers = views.map((view) => this.layer(view));
+    // Most calls find every layer sample cached: no promise to wait for, not even one microtask each.
+    const settled = layers.some((l) => l instanceof Promise) ? await Promise.all(layers.map(async (l) => l)) : (layers as LayerSample[]);
+    return views.map((view, i) => ({ view, cgroup: cgroups[i] ?? this.containerCgroup(view, notBefore), layer: settled[i] ?? this.emptyLayer() }));
+  }
+
+  private async samplePods(views: readonly SandboxView[], notBefore = -Infinity): Promise<PodSample[]> {
     const byPod = new Map<string, ContainerView[]>();
     for (const c of this.options.supervisor.containerViews()) {
       const list = byPod.get(c.context.spec.sandboxId);
@@ -149,25 +186,70 @@ export class StatsSampler {
       else byPod.set(c.context.spec.sandboxId, [c]);
     }
     const wanted = views.flatMap((p) => byPod.get(p.id) ?? []);
-    const samples = new Map((await this.containers(wanted)).map((s) => [s.view.id, s]));
+    const samples = new Map((await this.sampleContainers(wanted, notBefore)).map((s) => [s.view.id, s]));
     const out: PodSample[] = [];
     let reads = 0;
     for (const view of views) {
-      if (!this.fresh(podKey(view.id)) && ++reads % YIELD_EVERY === 0) await yieldToLoop();
+      if (!this.fresh(podKey(view.id), notBefore) && ++reads % YIELD_EVERY === 0) await yieldToLoop();
       const containers = (byPod.get(view.id) ?? []).flatMap((c) => samples.get(c.id) ?? []);
-      out.push({ view, cgroup: this.podCgroup(view, containers), containers });
+      out.push({ view, cgroup: this.podCgroup(view, containers, notBefore), containers });
     }
     return out;
   }
 
-  private fresh(key: string): CgroupSample | null {
-    const s = this.cgroups.get(key);
-    return s && performance.now() - s.atMs < this.options.periodMs ? s : null;
+  /** Records a call of one kind: when it came, and how long after the one before. */
+  private noteCall(poll: Poll): Poll {
+    const now = performance.now();
+    poll.gapMs = poll.atMs === null ? null : now - poll.atMs;
+    poll.atMs = now;
+    return poll;
   }
 
-  private containerCgroup(view: ContainerView): CgroupSample {
+  /**
+   * kubelet polls stats at a steady period (10 s by default), longer than the collection period,
+   * so each poll would find its samples stale and read every cgroup while it waits: with 200
+   * containers, 30-50 ms of a ~1 ms call. Instead, when the next poll (expected this call's gap
+   * after it) would find these samples stale, they are all taken again shortly before it is due
+   * (half the gap, at most half a period, before). A poll that comes early or late reads what is
+   * stale itself, as without this. No polls, no refreshes; one at most per call and per period, so
+   * the cgroups are read no more often than the calls would read them.
+   */
+  private scheduleRefresh(poll: Poll, served: readonly CgroupSample[]): void {
+    if (poll.gapMs === null || poll.atMs === null || served.length === 0) return;
+    const { periodMs } = this.options;
+    let oldest = Infinity;
+    for (const sample of served) if (sample.atMs < oldest) oldest = sample.atMs;
+    const expected = poll.atMs + poll.gapMs;
+    if (expected < oldest + periodMs) return; // still fresh then: the next call shares them
+    const margin = Math.min(periodMs / 2, poll.gapMs / 2);
+    if (poll.refresh) clearTimeout(poll.refresh);
+    poll.refresh = setTimeout(() => {
+      poll.refresh = null;
+      void this.refreshPolled(poll.kind);
+    }, Math.max(0, expected - margin - performance.now()));
+    poll.refresh.unref();
+  }
+
+  /** Samples every live actor of the kind, as an unfiltered call would. */
+  private async refreshPolled(kind: Poll['kind']): Promise<void> {
+    const { supervisor } = this.options;
+    try {
+      const now = performance.now();
+      if (kind === 'containers') await this.sampleContainers(supervisor.containerViews(), now);
+      else await this.samplePods(supervisor.views(), now);
+    } catch (err) {
+      this.options.logger.warn({ err }, 'refreshing stats samples before the next poll failed; the poll reads them itself');
+    }
+  }
+
+  private fresh(key: string, notBefore: number): CgroupSample | null {
+    const s = this.cgroups.get(key);
+    return s && s.atMs >= notBefore && performance.now() - s.atMs < this.options.periodMs ? s : null;
+  }
+
+  private containerCgroup(view: ContainerView, notBefore: number): CgroupSample {
     const key = containerKey(view.id);
-    const cached = this.fresh(key);
+    const cached = this.fresh(key, notBefore);
     if (cached) return cached;
     const { driver } = this.options;
     const parent = this.options.supervisor.view(view.context.spec.sandboxId)?.context.spec.cgroupParent ?? '';
@@ -175,9 +257,9 @@ export class StatsSampler {
   }
 
   /** The pod's cgroup_parent when kubelet gave one and it exists (containerd reads the same); else pause + containers. */
-  private podCgroup(view: SandboxView, containers: readonly ContainerSample[]): CgroupSample {
+  private podCgroup(view: SandboxView, containers: readonly ContainerSample[], notBefore: number): CgroupSample {
     const key = podKey(view.id);
-    const cached = this.fresh(key);
+    const cached = this.fresh(key, notBefore);
     if (cached) return cached;
     const { driver } = this.options;
     const { cgroupParent } = view.context.spec;
@@ -218,12 +300,12 @@ export class StatsSampler {
     if (!this.layers.has(view.id)) void this.walk(view);
   }
 
-  /** The last walk of the container's writable layer; a new one starts when it is old. */
-  private layer(view: ContainerView): Promise<LayerSample> {
+  /** The last walk of the container's writable layer (a walk when there is none); a new one starts when it is old. */
+  private layer(view: ContainerView): LayerSample | Promise<LayerSample> {
     const last = this.layers.get(view.id);
     if (!last) return this.walk(view);
     if (performance.now() - last.atMs >= this.options.layerPeriodMs) void this.walk(view);
-    return Promise.resolve(last);
+    return last;
   }
 
   private walk(view: ContainerView): Promise<LayerSample> {
@@ -269,11 +351,15 @@ export class StatsSampler {
     return { bytes: 0, inodes: 0, wallNs: wallNs(), atMs: performance.now() };
   }
 
-  /** Drops what belongs to actors that no longer exist. */
+  /** Drops what belongs to actors that no longer exist; nothing to do while the id lists are the ones pruned against. */
   private prune(): void {
     const { supervisor } = this.options;
-    const containerIds = new Set(supervisor.containerViews().map((v) => v.id));
-    const live = new Set([...[...containerIds].map(containerKey), ...supervisor.views().map((v) => podKey(v.id))]);
+    const containers = supervisor.liveIds('container');
+    const pods = supervisor.liveIds('sandbox');
+    if (this.prunedFor?.containers === containers && this.prunedFor.pods === pods) return;
+    this.prunedFor = { containers, pods };
+    const containerIds = new Set(containers);
+    const live = new Set([...containers.map(containerKey), ...pods.map(podKey)]);
     this.rates.retain(live);
     for (const key of this.cgroups.keys()) if (!live.has(key)) this.cgroups.delete(key);
     for (const id of this.layers.keys()) if (!containerIds.has(id)) this.layers.delete(id);

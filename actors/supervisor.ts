@@ -178,6 +178,11 @@ export class Supervisor implements Lookups {
     return this.actorsOf('sandbox') as SandboxActor[];
   }
 
+  /** The ids of a kind's live actors, in the registry's order: the same list until one is added or removed. */
+  liveIds(kind: ActorKind): readonly string[] {
+    return this.registry.ids(kind);
+  }
+
   containerActors(): ContainerActor[] {
     return this.actorsOf('container') as ContainerActor[];
   }

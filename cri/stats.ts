@@ -15,7 +15,8 @@ import type { CgroupSample, ContainerSample, PodSample } from '../actors/stats-s
 import { NotFound } from '../errors/catalogue.js';
 import type { CgroupStats } from '../runtime/cgroup-stats.js';
 import type { CriContext } from './context.js';
-import { listItemEncodings } from './list-encoding.js';
+import { ItemEncodings } from './list-encoding.js';
+import { encodeContainerStatsItem } from './stats-encoding.js';
 import { requireId } from './validate.js';
 
 const u64 = (value: bigint | number): { value: string } => ({ value: String(value) });
@@ -38,7 +39,8 @@ function memoryMessage(s: CgroupStats, timestamp: string) {
   };
 }
 
-function containerMessage({ view, cgroup, layer }: ContainerSample) {
+/** One container's ContainerStats as a message object (exported for stats-encoding.test.ts). */
+export function containerMessage({ view, cgroup, layer }: ContainerSample) {
   const { spec } = view.context;
   return {
     attributes: { id: view.id, metadata: spec.metadata, labels: spec.labels, annotations: spec.annotations },
@@ -90,8 +92,9 @@ interface ContainerStatsFilter {
 
 /** Filters as ListContainers does: id and pod id by prefix, every selector label equal. */
 // A container's entry changes with its samples only: kept on its cgroup sample (one per container
-// and collection period) while its layer sample is the same (cri/list-encoding.ts).
-const listEncodings = listItemEncodings<ContainerSample>('ListContainerStats', 'stats', containerMessage, (sample) => sample.cgroup, (sample) => String(sample.layer.atMs));
+// and collection period) while its layer sample is the same (cri/list-encoding.ts), and encoded
+// by stats-encoding.ts when new.
+const listEncodings = new ItemEncodings<ContainerSample>(encodeContainerStatsItem, (sample) => sample.cgroup, (sample) => String(sample.layer.atMs));
 
 export async function listContainerStats(req: { filter: ContainerStatsFilter | null }, ctx: CriContext) {
   const f = req.filter;
