@@ -111,6 +111,8 @@ export interface StatsSamplerOptions {
   layerPeriodMs: number;
   logger: Logger;
   layout?: CgroupLayout;
+  /** Told of every container's samples taken by a refresh before a poll (the reply encodings are made then too). */
+  onRefreshed?: (samples: readonly ContainerSample[]) => void;
 }
 
 /** When calls of one kind (containers, pods) came: the last one, and the gap before it (null: none yet). */
@@ -129,7 +131,8 @@ const wallNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
 
 export class StatsSampler {
   private readonly rates = new CpuRates();
-  private readonly cgroups = new Map<string, CgroupSample>();
+  private readonly containerCgroups = new Map<string, CgroupSample>();
+  private readonly podCgroups = new Map<string, CgroupSample>();
   private readonly layers = new Map<string, LayerSample>();
   private readonly walks = new Map<string, Promise<LayerSample>>();
   private readonly walkQueue: (() => void)[] = [];
@@ -168,7 +171,7 @@ export class StatsSampler {
     const cgroups: CgroupSample[] = [];
     let reads = 0;
     for (const view of views) {
-      const cached = this.fresh(containerKey(view.id), notBefore);
+      const cached = this.fresh(this.containerCgroups, view.id, notBefore);
       if (!cached && ++reads % YIELD_EVERY === 0) await yieldToLoop();
       cgroups.push(cached ?? this.containerCgroup(view, notBefore));
     }
@@ -190,7 +193,7 @@ export class StatsSampler {
     const out: PodSample[] = [];
     let reads = 0;
     for (const view of views) {
-      if (!this.fresh(podKey(view.id), notBefore) && ++reads % YIELD_EVERY === 0) await yieldToLoop();
+      if (!this.fresh(this.podCgroups, view.id, notBefore) && ++reads % YIELD_EVERY === 0) await yieldToLoop();
       const containers = (byPod.get(view.id) ?? []).flatMap((c) => samples.get(c.id) ?? []);
       out.push({ view, cgroup: this.podCgroup(view, containers, notBefore), containers });
     }
@@ -235,35 +238,38 @@ export class StatsSampler {
     const { supervisor } = this.options;
     try {
       const now = performance.now();
-      if (kind === 'containers') await this.sampleContainers(supervisor.containerViews(), now);
-      else await this.samplePods(supervisor.views(), now);
+      if (kind === 'pods') await this.samplePods(supervisor.views(), now);
+      else {
+        // Not `onRefreshed?.(await …)`: an optional call does not evaluate its arguments when absent.
+        const samples = await this.sampleContainers(supervisor.containerViews(), now);
+        this.options.onRefreshed?.(samples);
+      }
     } catch (err) {
       this.options.logger.warn({ err }, 'refreshing stats samples before the next poll failed; the poll reads them itself');
     }
   }
 
-  private fresh(key: string, notBefore: number): CgroupSample | null {
-    const s = this.cgroups.get(key);
+  /** Keyed by the actor's own id string: a key built per lookup would be hashed afresh each time (issue 14). */
+  private fresh(samples: ReadonlyMap<string, CgroupSample>, id: string, notBefore: number): CgroupSample | null {
+    const s = samples.get(id);
     return s && s.atMs >= notBefore && performance.now() - s.atMs < this.options.periodMs ? s : null;
   }
 
   private containerCgroup(view: ContainerView, notBefore: number): CgroupSample {
-    const key = containerKey(view.id);
-    const cached = this.fresh(key, notBefore);
+    const cached = this.fresh(this.containerCgroups, view.id, notBefore);
     if (cached) return cached;
     const { driver } = this.options;
     const parent = this.options.supervisor.view(view.context.spec.sandboxId)?.context.spec.cgroupParent ?? '';
-    return this.sample(key, { containerId: view.id }, () => readCgroupStats(cgroupsPathFor(parent, view.id, driver), driver, this.layout));
+    return this.sample(this.containerCgroups, view.id, containerKey(view.id), { containerId: view.id }, () => readCgroupStats(cgroupsPathFor(parent, view.id, driver), driver, this.layout));
   }
 
   /** The pod's cgroup_parent when kubelet gave one and it exists (containerd reads the same); else pause + containers. */
   private podCgroup(view: SandboxView, containers: readonly ContainerSample[], notBefore: number): CgroupSample {
-    const key = podKey(view.id);
-    const cached = this.fresh(key, notBefore);
+    const cached = this.fresh(this.podCgroups, view.id, notBefore);
     if (cached) return cached;
     const { driver } = this.options;
     const { cgroupParent } = view.context.spec;
-    return this.sample(key, { sandboxId: view.id }, () => {
+    return this.sample(this.podCgroups, view.id, podKey(view.id), { sandboxId: view.id }, () => {
       const parent = cgroupParent ? readCgroupStatsAt(parentRelativePath(cgroupParent, driver), this.layout) : null;
       if (parent) return parent;
       const pause = readCgroupStats(cgroupsPathFor(cgroupParent, view.id, driver), driver, this.layout);
@@ -276,7 +282,7 @@ export class StatsSampler {
    * slice name) is logged once and reported as zeros: a polled List must not lose every container's
    * stats to one of them (containerd skips such a container with a log line too).
    */
-  private sample(key: string, what: Record<string, string>, read: () => CgroupStats | null): CgroupSample {
+  private sample(samples: Map<string, CgroupSample>, id: string, key: string, what: Record<string, string>, read: () => CgroupStats | null): CgroupSample {
     let stats: CgroupStats;
     try {
       stats = read() ?? { ...ZERO_STATS };
@@ -287,7 +293,7 @@ export class StatsSampler {
     }
     const atNs = process.hrtime.bigint();
     const sample: CgroupSample = { stats, rateNanoCores: this.rates.rate(key, stats.cpuUsageNs, atNs), wallNs: wallNs(), atMs: performance.now() };
-    this.cgroups.set(key, sample);
+    samples.set(id, sample);
     return sample;
   }
 
@@ -361,7 +367,9 @@ export class StatsSampler {
     const containerIds = new Set(containers);
     const live = new Set([...containers.map(containerKey), ...pods.map(podKey)]);
     this.rates.retain(live);
-    for (const key of this.cgroups.keys()) if (!live.has(key)) this.cgroups.delete(key);
+    for (const id of this.containerCgroups.keys()) if (!containerIds.has(id)) this.containerCgroups.delete(id);
+    const podIds = new Set(pods);
+    for (const id of this.podCgroups.keys()) if (!podIds.has(id)) this.podCgroups.delete(id);
     for (const id of this.layers.keys()) if (!containerIds.has(id)) this.layers.delete(id);
     for (const id of this.walks.keys()) if (!containerIds.has(id)) this.walks.delete(id);
     for (const key of this.warned) if (!live.has(key) && !containerIds.has(key.replace(/^layer:/, ''))) this.warned.delete(key);

@@ -17,6 +17,8 @@ export interface Results {
   server: Map<string, number>;
   /** "target\tmethod" → server-side mean ms up to the reply encoded and written (podchart only). */
   serverWithReply: Map<string, number>;
+  /** "target\tmethod" → server-side median ms up to the reply written, from the histogram's buckets (podchart only). */
+  serverMedianWithReply: Map<string, number>;
   /** podchart's method → its steps per call in the lifecycle phase: mean count and ms (host/steps.ts). */
   steps: Map<string, { step: string; perCall: number; ms: number }[]>;
   /** "target\twhat" → a number (memory, wall time, restore). */
@@ -26,6 +28,24 @@ export interface Results {
 }
 
 export const OUT = process.env['BENCH_OUT'] ?? 'bench-results';
+
+/**
+ * A quantile from cumulative histogram buckets (upper bound → calls at or under it), interpolated
+ * linearly inside its bucket as Prometheus's histogram_quantile does; NaN past the last bound.
+ */
+export function bucketQuantile(buckets: ReadonlyMap<number, number>, total: number, q: number): number {
+  const bounds = [...buckets.keys()].sort((a, b) => a - b);
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const bound of bounds) {
+    const count = buckets.get(bound) ?? 0;
+    if (count >= rank && count > below) return lower + ((bound - lower) * (rank - below)) / (count - below);
+    lower = bound;
+    below = count;
+  }
+  return NaN;
+}
 
 export const quantile = (values: readonly number[], q: number): number => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -64,7 +84,9 @@ function checks(r: Results): Check[] {
   // before the reply is encoded); the 1 ms bound holds podchart's reply encoding and write too.
   for (const m of ['ListPodSandbox', 'ListContainers', 'PodSandboxStatus', 'ContainerStatus', 'ListContainerStats']) {
     list.push({ what: `${m} with 100 pods, server-side mean, handler vs containerd's handler`, podchart: r.server.get(`podchart\t${m}`) ?? NaN, containerd: r.server.get(`containerd\t${m}`) ?? NaN, maxRatio: 1, unit: 'ms' });
-    list.push({ what: `${m} with 100 pods, server-side mean with the reply encoded and written`, podchart: r.serverWithReply.get(`podchart\t${m}`) ?? r.server.get(`podchart\t${m}`) ?? NaN, containerd: NaN, maxRatio: null, maxValue: 1, unit: 'ms' });
+    // The 1 ms bound is on the median, as the issue sets it: a mean of 20 stats calls is decided by
+    // the first one, which reads every cgroup cold (and, the first after a start, loads its encoder).
+    list.push({ what: `${m} with 100 pods, server-side median with the reply encoded and written (histogram buckets)`, podchart: r.serverMedianWithReply.get(`podchart\t${m}`) ?? NaN, containerd: NaN, maxRatio: null, maxValue: 1, unit: 'ms' });
   }
   const w = '20 pods in parallel, run+create+start (wall ms)';
   list.push({ what: '20 pods in parallel (wall, median of the rounds)', podchart: med('podchart', w), containerd: med('containerd', w), maxRatio: 0.5, unit: 'ms' });
@@ -136,7 +158,7 @@ export function report(r: Results, targets: readonly string[]): void {
   ].join('\n');
   mkdirSync(OUT, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const json = { runs: r.runs, podchartArgs: r.podchartArgs, targets, client: Object.fromEntries(r.client), server: Object.fromEntries(r.server), serverWithReply: Object.fromEntries(r.serverWithReply), extra: Object.fromEntries(r.extra), floor: r.floor };
+  const json = { runs: r.runs, podchartArgs: r.podchartArgs, targets, client: Object.fromEntries(r.client), server: Object.fromEntries(r.server), serverWithReply: Object.fromEntries(r.serverWithReply), serverMedianWithReply: Object.fromEntries(r.serverMedianWithReply), extra: Object.fromEntries(r.extra), floor: r.floor };
   writeFileSync(join(OUT, `bench-${stamp}.json`), JSON.stringify(json, null, 2));
   writeFileSync(join(OUT, `bench-${stamp}.md`), md);
   console.log(md);

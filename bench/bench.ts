@@ -20,7 +20,7 @@ import { findKit, KIT_REGISTRY, startKitRegistry } from './kit.js';
 import { CriClient } from '../test/cri-client.js';
 import { containerdTarget, podchartTarget, pssKb, rssKb, settledKb, type Target, type Totals } from './targets.js';
 import { runcFloor } from './runc-floor.js';
-import { report, type Results } from './bench-report.js';
+import { bucketQuantile, report, type Results } from './bench-report.js';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 20);
 const RESTORE_PODS = Number(process.env['BENCH_RESTORE_PODS'] ?? 200);
@@ -36,7 +36,7 @@ const SLEEPER = ['sh', '-c', 'trap "exit 0" TERM; sleep 3600 & wait'];
 /** The critest kit: its registry serves the pause image containerd runs. */
 const KIT = findKit(REPO);
 
-const results: Results = { runs: RUNS, podchartArgs: process.env['BENCH_PODCHART_ARGS'] ?? '', client: new Map(), server: new Map(), serverWithReply: new Map(), steps: new Map(), extra: new Map(), floor: {} };
+const results: Results = { runs: RUNS, podchartArgs: process.env['BENCH_PODCHART_ARGS'] ?? '', client: new Map(), server: new Map(), serverWithReply: new Map(), serverMedianWithReply: new Map(), steps: new Map(), extra: new Map(), floor: {} };
 
 function record(target: string, op: string, ms: number): void {
   const key = `${target}\t${op}`;
@@ -72,9 +72,22 @@ function meansInto(into: Map<string, number>, name: string, before: Totals, afte
   }
 }
 
+/** Each method's median (ms) from the calls between two readings of its histogram's buckets. */
+function mediansInto(into: Map<string, number>, name: string, before: Totals, after: Totals): void {
+  for (const [method, t] of after) {
+    const b = before.get(method);
+    const calls = t.count - (b?.count ?? 0);
+    if (!t.buckets || calls <= 0) continue;
+    const between = new Map([...t.buckets].map(([le, n]) => [le, n - (b?.buckets?.get(le) ?? 0)]));
+    into.set(`${name}\t${method}`, bucketQuantile(between, calls, 0.5) * 1000);
+  }
+}
+
 function meansBetween(target: Target, before: ServerReadings, after: ServerReadings): void {
   meansInto(results.server, target.name, before.handler, after.handler);
-  if (after.reply) meansInto(results.serverWithReply, target.name, before.reply ?? (new Map() as Totals), after.reply);
+  if (!after.reply) return;
+  meansInto(results.serverWithReply, target.name, before.reply ?? (new Map() as Totals), after.reply);
+  mediansInto(results.serverMedianWithReply, target.name, before.reply ?? (new Map() as Totals), after.reply);
 }
 
 /** Each method's steps per call between two readings (the calls counted by the CRI histogram). */

@@ -8,8 +8,11 @@ import type { CriClient } from '../test/cri-client.js';
 import type { Daemon } from '../test/daemon.js';
 import type { Containerd } from './containerd.js';
 
-/** Seconds summed and calls counted per CRI method, from a runtime's own histogram. */
-export type Totals = Map<string, { sum: number; count: number }>;
+/**
+ * Seconds summed and calls counted per CRI method, from a runtime's own histogram; with its
+ * cumulative bucket counts (upper bound in seconds → calls) where they were read.
+ */
+export type Totals = Map<string, { sum: number; count: number; buckets?: Map<number, number> }>;
 
 export interface Target {
   name: 'podchart' | 'containerd';
@@ -37,10 +40,16 @@ export interface Target {
 async function podchartTotals(daemon: Daemon, histogram: string): Promise<Totals> {
   const text = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/metrics`)).text();
   const totals: Totals = new Map();
+  const of = (method: string): { sum: number; count: number; buckets: Map<number, number> } => {
+    const t = totals.get(method) ?? { sum: 0, count: 0, buckets: new Map<number, number>() };
+    totals.set(method, t);
+    return t as { sum: number; count: number; buckets: Map<number, number> };
+  };
   for (const m of text.matchAll(new RegExp(`^${histogram}_(sum|count)\\{code="OK",method="(\\w+)"\\} (\\S+)$`, 'gm'))) {
-    const t = totals.get(m[2] ?? '') ?? { sum: 0, count: 0 };
-    t[m[1] === 'sum' ? 'sum' : 'count'] = Number(m[3]);
-    totals.set(m[2] ?? '', t);
+    of(m[2] ?? '')[m[1] === 'sum' ? 'sum' : 'count'] = Number(m[3]);
+  }
+  for (const m of text.matchAll(new RegExp(`^${histogram}_bucket\\{code="OK",le="([\\d.e+-]+)",method="(\\w+)"\\} (\\S+)$`, 'gm'))) {
+    of(m[2] ?? '').buckets.set(Number(m[1]), Number(m[3]));
   }
   return totals;
 }

@@ -33,6 +33,11 @@ test('N one-item replies concatenated are the N-item reply; an item is encoded a
   assert.equal(encoded, 6, 'only the item whose state changed');
   assert.deepEqual(again.items.map((p) => p.state), ['SANDBOX_READY', 'SANDBOX_READY', 'SANDBOX_NOTREADY', 'SANDBOX_READY', 'SANDBOX_READY']);
   assert.deepEqual(def.responseDeserialize(encodings.reply([]).bytes), def.responseDeserialize(def.responseSerialize({ items: [] })), 'an empty list');
+  const fresh = items.map((item) => ({ ...item, spec: { ...item.spec } }));
+  encodings.warm(fresh);
+  assert.equal(encoded, 11, 'warm encodes the new items');
+  encodings.reply(fresh);
+  assert.equal(encoded, 11, 'and the reply that holds them encodes none again');
 });
 
 test('the wrapped serializer sends Encoded bytes as they are and encodes anything else as before', () => {

@@ -50,6 +50,11 @@ export class ItemEncodings<V> {
     return reply;
   }
 
+  /** Encodes the items not encoded yet, ahead of the reply that will hold them. */
+  warm(items: readonly V[]): void {
+    for (const item of items) this.bytesOf(item);
+  }
+
   private bytesOf(item: V): Buffer {
     const owner = this.ownerOf(item);
     const version = this.versionOf(item);

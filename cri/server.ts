@@ -26,7 +26,7 @@ import { removeContainer, startContainer, stopContainer } from './container-life
 import { containerStatus, listContainers } from './container-status.js';
 import { attachHandler, execHandler, execSyncHandler, reopenContainerLog, updateContainerResources } from './container-exec.js';
 import { getContainerEvents } from './container-events.js';
-import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats } from './stats.js';
+import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats, warmContainerStatsEncodings } from './stats.js';
 import { StatsSampler } from '../actors/stats-sampler.js';
 import { acceptingEncoded } from './list-encoding.js';
 import type { Metrics } from '../inspector/metrics.js';
@@ -129,6 +129,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
     periodMs: deps.config.statsCollectionPeriodMs,
     layerPeriodMs: deps.config.writableLayerUsagePeriodMs,
     logger: deps.logger.child({ component: 'stats' }),
+    onRefreshed: warmContainerStatsEncodings,
   });
   deps.supervisor.onContainerEvent((event) => {
     if (event.type !== 'CONTAINER_CREATED_EVENT') return;

@@ -96,6 +96,11 @@ interface ContainerStatsFilter {
 // by stats-encoding.ts when new.
 const listEncodings = new ItemEncodings<ContainerSample>(encodeContainerStatsItem, (sample) => sample.cgroup, (sample) => String(sample.layer.atMs));
 
+/** Encodes new samples' ListContainerStats items ahead of the poll (StatsSampler's onRefreshed). */
+export function warmContainerStatsEncodings(samples: readonly ContainerSample[]): void {
+  listEncodings.warm(samples);
+}
+
 export async function listContainerStats(req: { filter: ContainerStatsFilter | null }, ctx: CriContext) {
   const f = req.filter;
   const views = ctx.supervisor.containerViews().filter((v) => {
