@@ -37,6 +37,16 @@ export interface Target {
 }
 
 /** One of podchart's CRI histograms: `podchart_cri_handler_duration_seconds` or `..._call_...`. */
+/** Each sample line of `metric` (`name{labels} value`) as its labels and value, whatever the labels' order. */
+function samplesOf(text: string, metric: string): { labels: Record<string, string>; value: number }[] {
+  const out: { labels: Record<string, string>; value: number }[] = [];
+  for (const m of text.matchAll(new RegExp(`^${metric}\\{([^}]*)\\} (\\S+)$`, 'gm'))) {
+    const labels = Object.fromEntries([...(m[1] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1] ?? '', l[2] ?? '']));
+    out.push({ labels, value: Number(m[2]) });
+  }
+  return out;
+}
+
 async function podchartTotals(daemon: Daemon, histogram: string): Promise<Totals> {
   const text = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/metrics`)).text();
   const totals: Totals = new Map();
@@ -45,11 +55,11 @@ async function podchartTotals(daemon: Daemon, histogram: string): Promise<Totals
     totals.set(method, t);
     return t as { sum: number; count: number; buckets: Map<number, number> };
   };
-  for (const m of text.matchAll(new RegExp(`^${histogram}_(sum|count)\\{code="OK",method="(\\w+)"\\} (\\S+)$`, 'gm'))) {
-    of(m[2] ?? '')[m[1] === 'sum' ? 'sum' : 'count'] = Number(m[3]);
+  for (const part of ['sum', 'count'] as const) {
+    for (const { labels, value } of samplesOf(text, `${histogram}_${part}`)) if (labels['code'] === 'OK') of(labels['method'] ?? '')[part] = value;
   }
-  for (const m of text.matchAll(new RegExp(`^${histogram}_bucket\\{code="OK",le="([\\d.e+-]+)",method="(\\w+)"\\} (\\S+)$`, 'gm'))) {
-    of(m[2] ?? '').buckets.set(Number(m[1]), Number(m[3]));
+  for (const { labels, value } of samplesOf(text, `${histogram}_bucket`)) {
+    if (labels['code'] === 'OK' && labels['le'] !== '+Inf') of(labels['method'] ?? '').buckets.set(Number(labels['le']), value);
   }
   return totals;
 }
@@ -57,11 +67,13 @@ async function podchartTotals(daemon: Daemon, histogram: string): Promise<Totals
 async function podchartStepTotals(daemon: Daemon): Promise<Totals> {
   const text = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/metrics`)).text();
   const totals: Totals = new Map();
-  for (const m of text.matchAll(/^podchart_call_step_duration_seconds_(sum|count)\{rpc="(\w+)",step="([^"]+)"\} (\S+)$/gm)) {
-    const key = `${m[2] ?? ''}\t${m[3] ?? ''}`;
-    const t = totals.get(key) ?? { sum: 0, count: 0 };
-    t[m[1] === 'sum' ? 'sum' : 'count'] = Number(m[4]);
-    totals.set(key, t);
+  for (const part of ['sum', 'count'] as const) {
+    for (const { labels, value } of samplesOf(text, `podchart_call_step_duration_seconds_${part}`)) {
+      const key = `${labels['rpc'] ?? ''}\t${labels['step'] ?? ''}`;
+      const t = totals.get(key) ?? { sum: 0, count: 0 };
+      t[part] = value;
+      totals.set(key, t);
+    }
   }
   return totals;
 }

@@ -141,6 +141,7 @@ async function main(): Promise<void> {
     return rpc ? (ms) => metrics.stepSeconds.observe({ rpc, step }, ms / 1000) : undefined;
   });
   const supervisor = new Supervisor(deps);
+  supervisor.onTransition((t) => metrics.transitions.inc({ machine: t.kind, from: t.from ?? '', to: t.to }));
   lap('deps');
 
   // A socket left by a crash is replaced; a live daemon was refused by the lock above.

@@ -138,9 +138,11 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
   });
   let seq = 0;
   const record = (method: string, code: string, ms: number, handlerMs: number): void => {
-    deps.metrics?.criCalls.inc({ method, code });
-    deps.metrics?.criSeconds.observe({ method, code }, ms / 1000);
-    deps.metrics?.criHandlerSeconds.observe({ method, code }, handlerMs / 1000);
+    // In labelNames' order: prom-client writes a series' labels in the order they were first given.
+    const labels = { code, method };
+    deps.metrics?.criCalls.inc(labels);
+    deps.metrics?.criSeconds.observe(labels, ms / 1000);
+    deps.metrics?.criHandlerSeconds.observe(labels, handlerMs / 1000);
   };
 
   const implement = (service: grpc.ServiceDefinition, handlers: Record<string, AnyHandler>): grpc.UntypedServiceImplementation => {

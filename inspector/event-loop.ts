@@ -6,24 +6,28 @@
  * case to learn what that one request cost the loop.
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { Gauge } from './metrics.js';
+import type { ScrapedGauge } from './metrics.js';
 
 /**
  * How much of the time since start the loop was busy (0..1). A delay is one task holding the loop
  * only when the loop is mostly idle; near 1, delays are calls queueing behind each other (load).
  */
-export function eventLoopUtilizationGauge(): Gauge {
-  return new Gauge('podchart_event_loop_utilization', 'Share of the time since the daemon started that its event loop was busy (0 to 1).', () => [
-    { labels: {}, value: performance.eventLoopUtilization().utilization },
-  ]);
+export function eventLoopUtilizationGauge(): ScrapedGauge {
+  return {
+    name: 'podchart_event_loop_utilization',
+    help: 'Share of the time since the daemon started that its event loop was busy (0 to 1).',
+    labelNames: [],
+    sample: () => [{ labels: {}, value: performance.eventLoopUtilization().utilization }],
+  };
 }
 
-export function eventLoopGauge(): Gauge {
+export function eventLoopGauge(): ScrapedGauge {
   const histogram = monitorEventLoopDelay({ resolution: 10 });
   const sinceScrape = monitorEventLoopDelay({ resolution: 10 });
   histogram.enable();
   sinceScrape.enable();
-  return new Gauge('podchart_event_loop_delay_seconds', 'Event-loop delay since the daemon started (the worst, and the 50th and 99th percentiles), and the worst since the previous scrape.', () => {
+  const help = 'Event-loop delay since the daemon started (the worst, and the 50th and 99th percentiles), and the worst since the previous scrape.';
+  return { name: 'podchart_event_loop_delay_seconds', help, labelNames: ['stat'], sample: () => {
     // An empty histogram's max is 0 and its min a huge sentinel: report 0, not garbage.
     const recent = sinceScrape.count > 0 ? sinceScrape.max / 1e9 : 0;
     sinceScrape.reset();
@@ -33,5 +37,5 @@ export function eventLoopGauge(): Gauge {
       { labels: { stat: 'p99' }, value: histogram.percentile(99) / 1e9 },
       { labels: { stat: 'max_since_scrape' }, value: recent },
     ];
-  });
+  } };
 }

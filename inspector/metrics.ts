@@ -1,93 +1,92 @@
 /**
- * A small Prometheus registry (text exposition format 0.0.4): counters and histograms with labels.
- * Enough for podchart's few series without a dependency.
+ * podchart's Prometheus metrics, through prom-client (issue 15, item 6): the CRI calls, pulls,
+ * restore and call steps, gauges computed at scrape time, the transitions of every actor, and
+ * prom-client's default process and Node.js metrics (CPU, memory, heap, GC, event-loop lag) in
+ * the same registry. One registry per daemon, not prom-client's global one: tests run several
+ * daemons' metrics in one process.
  */
-type Labels = Record<string, string>;
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-const key = (labels: Labels): string => JSON.stringify(Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)));
-const render = (labels: Labels): string => {
-  // Sorted: the same series always reads the same.
-  const parts = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
-  return parts.length ? `{${parts.join(',')}}` : '';
-};
-
-export class Counter {
-  private readonly values = new Map<string, { labels: Labels; value: number }>();
-  constructor(readonly name: string, readonly help: string) {}
-  inc(labels: Labels = {}, by = 1): void {
-    const k = key(labels);
-    const cur = this.values.get(k) ?? { labels, value: 0 };
-    cur.value += by;
-    this.values.set(k, cur);
-  }
-  text(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const { labels, value } of this.values.values()) lines.push(`${this.name}${render(labels)} ${value}`);
-    return lines.join('\n');
-  }
-}
-
-export class Histogram {
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string, readonly buckets: readonly number[]) {}
-  observe(labels: Labels, value: number): void {
-    const k = key(labels);
-    const s = this.series.get(k) ?? { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-    this.buckets.forEach((b, i) => {
-      if (value <= b) s.counts[i] = (s.counts[i] ?? 0) + 1;
-    });
-    s.sum += value;
-    s.count += 1;
-    this.series.set(k, s);
-  }
-  text(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const s of this.series.values()) {
-      this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket${render({ ...s.labels, le: String(b) })} ${s.counts[i] ?? 0}`));
-      lines.push(`${this.name}_bucket${render({ ...s.labels, le: '+Inf' })} ${s.count}`);
-      lines.push(`${this.name}_sum${render(s.labels)} ${s.sum}`);
-      lines.push(`${this.name}_count${render(s.labels)} ${s.count}`);
-    }
-    return lines.join('\n');
-  }
-}
-
-/** A gauge whose samples are computed at scrape time. */
-export class Gauge {
-  constructor(readonly name: string, readonly help: string, private readonly sample: () => { labels: Labels; value: number }[]) {}
-  text(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
-    for (const { labels, value } of this.sample()) lines.push(`${this.name}${render(labels)} ${value}`);
-    return lines.join('\n');
-  }
-}
+export type Labels = Record<string, string>;
 
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 /** CRI calls: kubelet's polls take well under a millisecond, so the buckets start at 100 µs (issue 14: their median). */
 const CALL_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, ...SECONDS];
 
+/** A gauge whose samples are computed when /metrics is scraped. */
+export interface ScrapedGauge {
+  name: string;
+  help: string;
+  labelNames: readonly string[];
+  sample: () => { labels: Labels; value: number }[];
+}
+
 /** podchart's metrics. Built once in bin/ and handed to whoever records. */
 export class Metrics {
-  readonly criCalls = new Counter('podchart_cri_calls_total', 'CRI calls by method and gRPC status code.');
-  readonly criSeconds = new Histogram('podchart_cri_call_duration_seconds', 'CRI call latency by method and gRPC status code, up to the reply encoded and written.', CALL_SECONDS);
+  readonly registry = new Registry();
+  readonly criCalls = new Counter({ name: 'podchart_cri_calls_total', help: 'CRI calls by method and gRPC status code.', labelNames: ['code', 'method'], registers: [this.registry] });
+  readonly criSeconds = new Histogram({
+    name: 'podchart_cri_call_duration_seconds',
+    help: 'CRI call latency by method and gRPC status code, up to the reply encoded and written.',
+    labelNames: ['code', 'method'],
+    buckets: CALL_SECONDS,
+    registers: [this.registry],
+  });
   /**
    * The handler alone: from the decoded request to the reply object, as go-grpc-prometheus times
    * a Go server's calls (containerd's grpc_server_handling_seconds), whose interceptor returns
    * before the reply is encoded and written. The like-for-like figure beside containerd's.
    */
-  readonly criHandlerSeconds = new Histogram('podchart_cri_handler_duration_seconds', 'CRI handler time by method and gRPC status code, without the reply\'s encoding and write (as go-grpc-prometheus times a Go server).', CALL_SECONDS);
-  readonly pullBytes = new Counter('podchart_image_pull_bytes_total', 'Bytes of image layers and configs pulled.');
-  readonly pullSeconds = new Histogram('podchart_image_pull_duration_seconds', 'Image pull duration.', [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]);
-  readonly restoreSeconds = new Histogram('podchart_restore_duration_seconds', 'Time to restore every actor at start.', SECONDS);
-  readonly stepSeconds = new Histogram('podchart_call_step_duration_seconds', 'The programs run, waits and database commits of each CRI call (rpc), or of restore and the exit watches.', SECONDS);
-  private readonly gauges: Gauge[] = [];
+  readonly criHandlerSeconds = new Histogram({
+    name: 'podchart_cri_handler_duration_seconds',
+    help: 'CRI handler time by method and gRPC status code, without the reply\'s encoding and write (as go-grpc-prometheus times a Go server).',
+    labelNames: ['code', 'method'],
+    buckets: CALL_SECONDS,
+    registers: [this.registry],
+  });
+  readonly pullBytes = new Counter({ name: 'podchart_image_pull_bytes_total', help: 'Bytes of image layers and configs pulled.', registers: [this.registry] });
+  readonly pullSeconds = new Histogram({ name: 'podchart_image_pull_duration_seconds', help: 'Image pull duration.', buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300], registers: [this.registry] });
+  readonly restoreSeconds = new Histogram({ name: 'podchart_restore_duration_seconds', help: 'Time to restore every actor at start.', buckets: SECONDS, registers: [this.registry] });
+  readonly stepSeconds = new Histogram({
+    name: 'podchart_call_step_duration_seconds',
+    help: 'The programs run, waits and database commits of each CRI call (rpc), or of restore and the exit watches.',
+    labelNames: ['rpc', 'step'],
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  /** By machine and state path: bounded by the charts' states, whatever the number of actors. */
+  readonly transitions = new Counter({
+    name: 'podchart_actor_transitions_total',
+    help: 'Committed actor transitions by machine (sandbox, container) and the states they left and entered (from="" where no earlier state is known).',
+    labelNames: ['machine', 'from', 'to'],
+    registers: [this.registry],
+  });
 
-  addGauge(gauge: Gauge): void {
-    this.gauges.push(gauge);
+  constructor() {
+    // prom-client's defaults: process CPU, memory and file descriptors, heap spaces, GC durations,
+    // event-loop lag, active handles, under the nodejs_ and process_ prefixes.
+    collectDefaultMetrics({ register: this.registry });
   }
 
-  text(): string {
-    const parts = [this.criCalls, this.criSeconds, this.criHandlerSeconds, this.pullBytes, this.pullSeconds, this.restoreSeconds, this.stepSeconds, ...this.gauges].map((m) => m.text());
-    return `${parts.join('\n')}\n`;
+  addGauge({ name, help, labelNames, sample }: ScrapedGauge): void {
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { labels, value } of sample()) this.set(labels, value);
+      },
+    });
+  }
+
+  /** The exposition text (format 0.0.4) of every metric. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
   }
 }

@@ -10,7 +10,7 @@ import type { Supervisor } from '../actors/supervisor.js';
 import { sandboxMachine } from '../machines/sandbox.machine.js';
 import { containerMachine } from '../machines/container.machine.js';
 import { chartGraph, type ChartGraph } from './chart-graph.js';
-import { Gauge, type Metrics } from './metrics.js';
+import type { Metrics, ScrapedGauge } from './metrics.js';
 import { INSPECTOR_PAGE } from './page.js';
 import { parseAddress } from '../config/address.js';
 import type { StreamingServer } from '../streaming/server.js';
@@ -93,8 +93,8 @@ export function quarantineList(rows: readonly QuarantinedRow[]): QuarantineView[
 export type QuarantineView = Omit<QuarantinedRow, 'context'> & { context: unknown; contextWithheld: string | null };
 
 /** Actors by kind and state, computed at scrape time. */
-function actorGauge(supervisor: Supervisor): Gauge {
-  return new Gauge('podchart_actors', 'Actors by kind and top-level state.', () => {
+function actorGauge(supervisor: Supervisor): ScrapedGauge {
+  return { name: 'podchart_actors', help: 'Actors by kind and top-level state.', labelNames: ['kind', 'state'], sample: () => {
     const counts = new Map<string, { labels: Record<string, string>; value: number }>();
     const add = (kind: string, state: string): void => {
       const top = topState(state);
@@ -106,7 +106,7 @@ function actorGauge(supervisor: Supervisor): Gauge {
     for (const p of supervisor.views()) add('sandbox', p.state);
     for (const c of supervisor.containerViews()) add('container', c.state);
     return [...counts.values()];
-  });
+  } };
 }
 
 /** `token`: required of every request when set (a non-loopback bind needs one: config/config.ts). */
@@ -128,8 +128,13 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
       return;
     }
     if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(deps.metrics.text());
+      deps.metrics.text().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': deps.metrics.contentType });
+          res.end(text);
+        },
+        (err: unknown) => json(res, 500, { error: `metrics could not be collected: ${err instanceof Error ? err.message : String(err)}` }),
+      );
       return;
     }
     if (path === '/api/actors') return json(res, 200, actorTree(deps.supervisor));
