@@ -1,5 +1,5 @@
 /** Small helpers shared by the sandbox and container sides of the supervisor. */
-import { waitFor, type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine, type Actor } from 'xstate';
+import { fromPromise, waitFor, type AnyActorRef, type AnyMachineSnapshot, type AnyStateMachine, type Actor } from 'xstate';
 import { DeadlineExceeded, EffectFailed, PodchartError, Refused, type CodeNumber } from '../errors/catalogue.js';
 import type { LastError } from '../machines/last-error.js';
 
@@ -100,6 +100,30 @@ export async function afterCommit<T>(gate: CommitGate, key: string, signal: Abor
   await gate(key);
   if (signal.aborted) throw new Error(`the effect of ${key} was cancelled before it ran: its state was left while the database refused writes`);
   return fn();
+}
+
+/** Told how long each effect ran, and whether it succeeded (the daemon's podchart_effect_duration_seconds). */
+export type EffectObserver = (effect: string, seconds: number, ok: boolean) => void;
+
+/**
+ * An effect of a chart (`name`, as the machine invokes it), run once its actor's state is
+ * committed (afterCommit), and timed for the observer from that point: the wait for the commit is
+ * the database's time, not the effect's.
+ */
+export function effectActor<TInput, TOutput>(name: string, gate: CommitGate, keyOf: (input: TInput) => string, run: (input: TInput) => Promise<TOutput>, observe?: EffectObserver) {
+  return fromPromise<TOutput, TInput>(({ input, signal }) =>
+    afterCommit(gate, keyOf(input), signal, async () => {
+      const started = performance.now();
+      let ok = false;
+      try {
+        const output = await run(input);
+        ok = true;
+        return output;
+      } finally {
+        observe?.(name, (performance.now() - started) / 1000, ok);
+      }
+    }),
+  );
 }
 
 /**

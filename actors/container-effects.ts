@@ -6,7 +6,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fromPromise } from 'xstate';
 import { UNKNOWN_EXIT_CODE, type ContainerContext, type ContainerExit, type Started } from '../machines/container.types.js';
 import type { SandboxContext } from '../machines/sandbox.types.js';
 import { EffectFailed, NotFound, Refused } from '../errors/catalogue.js';
@@ -25,7 +24,7 @@ import { apparmorProfileName } from '../runtime/apparmor.js';
 import type { ContainerConfig, LinuxContainerResources } from '../runtime/cri-container-types.js';
 import { runtimeAt, type Deps, type Lookups } from './deps.js';
 import type { Janitor } from './janitor.js';
-import { afterCommit, allSteps, nowNs, type CommitGate } from './actor-util.js';
+import { allSteps, effectActor, nowNs, type CommitGate } from './actor-util.js';
 import { bundleDir, conmonAlive, conmonPidFile, containerExitDir, exitedWithin, exitStateDir, nsDir, oomFile, readContainerExit, rootfsDir } from './container-files.js';
 import { PRIVATE_DIR, PRIVATE_FILE } from '../host/private-modes.js';
 
@@ -237,13 +236,17 @@ export async function updateContainer(host: ContainerHost, ctx: ContainerContext
 /** The chart's placeholders, replaced with these real effects. */
 export function containerEffects(deps: Deps, lookups: Lookups, janitor: Janitor, committed: CommitGate) {
   const host: ContainerHost = { ...deps, lookups, janitor };
+  const key = (input: ContainerContext): string => `container:${input.id}`;
+  const effect = <I, O>(name: string, keyOf: (input: I) => string, run: (input: I) => Promise<O>) => effectActor(name, committed, keyOf, run, deps.onEffect);
   return {
-    createContainer: fromPromise<void, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => createContainer(host, input))),
-    startContainer: fromPromise<Started, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => startContainer(host, input))),
-    stopContainer: fromPromise<ContainerExit | null, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => stopContainer(host, input))),
-    removeContainer: fromPromise<void, ContainerContext>(({ input, signal }) => afterCommit(committed, `container:${input.id}`, signal, () => removeContainer(host, input))),
-    updateContainer: fromPromise<Record<string, unknown>, { context: ContainerContext; resources: Record<string, unknown> }>(({ input, signal }) =>
-      afterCommit(committed, `container:${input.context.id}`, signal, () => updateContainer(host, input.context, input.resources)),
+    createContainer: effect('createContainer', key, (input: ContainerContext) => createContainer(host, input)),
+    startContainer: effect('startContainer', key, (input: ContainerContext): Promise<Started> => startContainer(host, input)),
+    stopContainer: effect('stopContainer', key, (input: ContainerContext): Promise<ContainerExit | null> => stopContainer(host, input)),
+    removeContainer: effect('removeContainer', key, (input: ContainerContext) => removeContainer(host, input)),
+    updateContainer: effect(
+      'updateContainer',
+      (input: { context: ContainerContext; resources: Record<string, unknown> }) => key(input.context),
+      (input): Promise<Record<string, unknown>> => updateContainer(host, input.context, input.resources),
     ),
   };
 }

@@ -14,6 +14,7 @@ import type { ImageService } from '../images/image-service.js';
 import type { Store } from '../storage/store.js';
 import type { SandboxContext } from '../machines/sandbox.types.js';
 import type { Faults } from './faults.js';
+import type { EffectObserver } from './actor-util.js';
 import type { Causes } from './cause.js';
 
 export interface Deps {
@@ -34,6 +35,8 @@ export interface Deps {
   images: ImageService;
   cgroupV2: boolean;
   hostHasAppArmor: boolean;
+  /** Told of every effect's duration (the daemon files them in /metrics); none in tests that do not ask. */
+  onEffect?: EffectObserver;
 }
 
 /** What the container effects ask of the actor tree (the supervisor, which owns it, answers). */

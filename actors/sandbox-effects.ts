@@ -6,7 +6,6 @@
  */
 import { appendFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fromPromise } from 'xstate';
 import type { Created, ExitInfo, PodNetworkStatus, SandboxContext, Stopped } from '../machines/sandbox.types.js';
 import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
@@ -24,7 +23,7 @@ import { isMounted } from '../host/mounts.js';
 import { EffectFailed } from '../errors/catalogue.js';
 import { runtimeAt, type Deps } from './deps.js';
 import type { Janitor } from './janitor.js';
-import { afterCommit, allSteps, type CommitGate } from './actor-util.js';
+import { allSteps, effectActor, type CommitGate } from './actor-util.js';
 import { PRIVATE_FILE } from '../host/private-modes.js';
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
@@ -267,10 +266,12 @@ export async function removeSandbox(deps: Deps, janitor: Janitor, ctx: SandboxCo
 
 /** The chart's placeholders, replaced with these real effects. */
 export function sandboxEffects(deps: Deps, janitor: Janitor, committed: CommitGate) {
+  const key = (input: SandboxContext): string => `sandbox:${input.id}`;
+  const effect = <O>(name: string, run: (input: SandboxContext) => Promise<O>) => effectActor(name, committed, key, run, deps.onEffect);
   return {
-    createSandbox: fromPromise<Created, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => createSandbox(deps, input))),
-    stopSandbox: fromPromise<Stopped, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => stopSandbox(deps, input))),
-    removeSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(deps, janitor, input))),
-    rollbackSandbox: fromPromise<void, SandboxContext>(({ input, signal }) => afterCommit(committed, `sandbox:${input.id}`, signal, () => removeSandbox(deps, janitor, input, true))),
+    createSandbox: effect('createSandbox', (input): Promise<Created> => createSandbox(deps, input)),
+    stopSandbox: effect('stopSandbox', (input): Promise<Stopped> => stopSandbox(deps, input)),
+    removeSandbox: effect('removeSandbox', (input) => removeSandbox(deps, janitor, input)),
+    rollbackSandbox: effect('rollbackSandbox', (input) => removeSandbox(deps, janitor, input, true)),
   };
 }

@@ -133,6 +133,7 @@ async function main(): Promise<void> {
     images,
     cgroupV2: existsSync('/sys/fs/cgroup/cgroup.controllers'),
     hostHasAppArmor: hostHasAppArmor(),
+    onEffect: (effect, seconds, ok) => metrics.effectSeconds.observe({ effect, result: ok ? 'ok' : 'error' }, seconds),
   };
   // Every program, wait and commit, filed under the call it served ("RunPodSandbox#12" →
   // RunPodSandbox), or restore and the exit watches: where the bench says the time goes.

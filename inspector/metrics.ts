@@ -62,6 +62,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Each chart effect (createSandbox, startContainer, …) from its state's commit to its end. */
+  readonly effectSeconds = new Histogram({
+    name: 'podchart_effect_duration_seconds',
+    help: 'Duration of each actor effect by name (createSandbox, startContainer, ...) and result (ok, error).',
+    labelNames: ['effect', 'result'],
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+
   constructor() {
     // prom-client's defaults: process CPU, memory and file descriptors, heap spaces, GC durations,
     // event-loop lag, active handles, under the nodejs_ and process_ prefixes.

@@ -81,7 +81,7 @@ test('transitions arrive live over server-sent events', async () => {
   }
 });
 
-test('Prometheus metrics: CRI calls by method and code, latencies, actors by kind and state, transitions, restore time, event-loop delay, process and Node.js metrics', async () => {
+test('Prometheus metrics: CRI calls by method and code, latencies, actors by kind and state, transitions, effects, restore time, event-loop delay, process and Node.js metrics', async () => {
   await daemon.cri.call('PodSandboxStatus', { podSandboxId: 'f'.repeat(64) }).catch(() => undefined);
   const text = await (await fetch(`${base()}/metrics`)).text();
   assert.match(text, /^podchart_cri_calls_total\{code="OK",method="RunPodSandbox"\} [1-9]\d*$/m);
@@ -90,6 +90,8 @@ test('Prometheus metrics: CRI calls by method and code, latencies, actors by kin
   assert.match(text, /^podchart_cri_call_duration_seconds_bucket\{le="0\.0001",code="OK",method="RunPodSandbox"\} \d+$/m, 'buckets from 100 µs');
   // Every actor's transitions, by machine and states; prom-client's process and Node.js metrics beside them.
   assert.match(text, /^podchart_actor_transitions_total\{machine="sandbox",from="[A-Za-z_.]+",to="RUNNING"\} [1-9]\d*$/m);
+  assert.match(text, /^podchart_effect_duration_seconds_count\{effect="createSandbox",result="ok"\} [1-9]\d*$/m);
+  assert.match(text, /^podchart_effect_duration_seconds_count\{effect="stopSandbox",result="ok"\} [1-9]\d*$/m);
   for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes', 'nodejs_gc_duration_seconds_count']) {
     assert.match(text, new RegExp(`^${name}(\\{[^}]*\\})? [0-9.e+-]+$`, 'm'), name);
   }
