@@ -148,7 +148,34 @@ test('an ambiguous prefix is refused with the registry message', async () => {
 test('an unknown reference exits 1', async () => {
   const { code, stderr } = await run('inspect', 'zzz', '--root', root);
   assert.equal(code, 1);
-  assert.match(stderr, /no pod sandbox matches "zzz"/);
+  assert.match(stderr, /no pod sandbox or container matches "zzz"/);
+});
+
+test('explain says why, from the database alone: a ready pod, and one whose stop failed after its pause was killed', async () => {
+  const ready = await run('explain', 'nginx', '--root', root);
+  assert.equal(ready.code, 0, ready.stderr);
+  assert.deepEqual(ready.stdout.split('\n'), [
+    `pod sandbox ${NGINX_ID.slice(0, 13)} (k8s_POD_nginx_default_uid-nginx_0), RUNNING: Ready since 2025-01-01 12:00:01 UTC`,
+    '  - pause process: pid 4242',
+  ]);
+  const stopped = await run('explain', 'redis', '--root', root, '--json');
+  assert.equal(stopped.code, 0, stopped.stderr);
+  const doc = JSON.parse(stopped.stdout) as { id: string; kind: string; state: string; summary: string; details: string[] };
+  assert.equal(doc.id, REDIS_ID);
+  assert.equal(doc.kind, 'sandbox');
+  assert.equal(doc.summary, 'NotReady: stopped');
+  assert.deepEqual(doc.details, [
+    'the pause process exited with exit code 137 (SIGKILL: OOM-killed, or killed by someone) at 2025-01-01 12:00:00 UTC',
+    'network torn down: the pause container deleted, CNI DEL done, netns and /dev/shm unmounted',
+    'waiting for RemovePodSandbox',
+    'last error: umount /run/podchart/pods/x/shm: device or resource busy (StopPodSandbox retries it)',
+  ]);
+  const unknown = await run('explain', 'zzz', '--root', root);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /no pod sandbox or container matches "zzz"/);
+  const none = await run('explain', '--root', root);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /explain takes one pod or container reference/);
 });
 
 test('a missing database exits 1 and says where it looked', async () => {

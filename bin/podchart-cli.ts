@@ -16,6 +16,7 @@ import { readTokenFile } from '../inspector/access.js';
 import { loadConfig, parseArgs } from '../config/config.js';
 import type { SandboxContext } from '../machines/sandbox.types.js';
 import { SchemaMismatch, Store, type ActorRow } from '../storage/store.js';
+import { explain } from '../inspector/explain.js';
 
 export interface Output {
   log(s: string): void;
@@ -28,6 +29,9 @@ Commands:
   pods                 list pod sandboxes and their states
   inspect <ref>        show one pod sandbox or container: state, chart, context and history
                        (<ref> is a full id, a name, a unique id prefix, or a pod name)
+  explain <ref>        why a pod sandbox or container is in its state, in words: since when, what
+                       caused it, its process and network, what it waits for (a removed one by
+                       its full id, while its history is kept)
   chart sandbox|container
                        print a chart as Mermaid (stateDiagram-v2), drawn from the machine itself
   events               follow every actor's transitions live (from the daemon's inspector)
@@ -37,8 +41,8 @@ Commands:
 Flags:
   --root DIR           podchartd's state directory (default: from the config file, else /var/lib/podchart)
   --config FILE        podchartd's config file (default: /etc/podchart/config.json)
-  --json               machine-readable output (pods, inspect)
-  --limit N            transitions to show in inspect (default 50)
+  --json               machine-readable output (pods, inspect, explain)
+  --limit N            transitions to show in inspect, or read by explain (default 50)
   --inspector ADDR     the inspector's host:port for events (default: from the config, 127.0.0.1:9680)
   --count N            events: stop after N transitions`;
 
@@ -198,9 +202,12 @@ function byPodName(rows: ActorRow[], ref: string): ActorRow | undefined {
   return matches[0];
 }
 
-function inspect(store: Store, flags: Flags, out: Output): number {
+type Found = { kind: 'sandbox'; row: ActorRow } | { kind: 'container'; id: string };
+
+/** A pod or container by full id, name, unique id prefix, or pod name (inspect and explain). */
+function resolveActor(store: Store, command: string, flags: Flags): Found {
   const ref = flags.positional[0];
-  if (ref === undefined || flags.positional.length > 1) throw new CliError(`inspect takes one pod or container reference\n\n${USAGE}`, 2);
+  if (ref === undefined || flags.positional.length > 1) throw new CliError(`${command} takes one pod or container reference\n\n${USAGE}`, 2);
   const registry = new Registry();
   registry.load(store.names());
   let id: string | null;
@@ -211,10 +218,49 @@ function inspect(store: Store, flags: Flags, out: Output): number {
   } catch (err) {
     throw new CliError((err as Error).message); // an ambiguous prefix: the registry names the candidates
   }
-  if (containerId) return inspectContainer(store, containerId, flags, out);
+  if (containerId) return { kind: 'container', id: containerId };
   const rows = store.loadSandboxes();
   const row = id === null ? byPodName(rows, ref) : rows.find((r) => r.id === id);
-  if (!row) throw new CliError(`no pod sandbox matches "${ref}"`);
+  if (!row) throw new CliError(`no pod sandbox or container matches "${ref}"`);
+  return { kind: 'sandbox', row };
+}
+
+/** Why an actor is in its state, in words (inspector/explain.ts); a removed one by its full id. */
+function explainActor(store: Store, flags: Flags, out: Output): number {
+  const ref = flags.positional[0] ?? '';
+  const gone = /^[0-9a-f]{64}$/.test(ref) && flags.positional.length === 1 ? store.removedActor(ref) : null;
+  let kind: 'sandbox' | 'container';
+  let id: string;
+  let state: string;
+  let context: unknown;
+  if (gone && !store.loadContainer(ref) && !store.loadSandboxes().some((r) => r.id === ref)) {
+    ({ kind, id } = gone);
+    state = 'removed';
+    context = null;
+  } else {
+    const found = resolveActor(store, 'explain', flags);
+    const row = found.kind === 'sandbox' ? found.row : store.loadContainer(found.id);
+    if (!row) throw new CliError(`no container matches "${ref}"`);
+    kind = found.kind;
+    id = row.id;
+    state = row.state;
+    context = readContext(kind, row);
+  }
+  const why = explain(kind, state, context, store.history(id, flags.limit));
+  if (flags.json) {
+    out.log(JSON.stringify({ id, kind, state, ...why }, null, 2));
+    return 0;
+  }
+  const spec = (context as { spec?: { name?: string } } | null)?.spec;
+  out.log(`${kind === 'sandbox' ? 'pod sandbox' : 'container'} ${id.slice(0, 13)}${spec?.name ? ` (${spec.name})` : ''}, ${state}: ${why.summary}`);
+  for (const line of why.details) out.log(`  - ${line}`);
+  return 0;
+}
+
+function inspect(store: Store, flags: Flags, out: Output): number {
+  const found = resolveActor(store, 'inspect', flags);
+  if (found.kind === 'container') return inspectContainer(store, found.id, flags, out);
+  const { row } = found;
   const pod = toPod(row);
   const history = store.history(pod.id, flags.limit);
   if (flags.json) {
@@ -352,11 +398,13 @@ export async function main(argv: string[], out: Output): Promise<number> {
         out.log('CRI API: v1 (runtime.v1)');
         return 0;
       case 'pods':
-      case 'inspect': {
+      case 'inspect':
+      case 'explain': {
         const flags = parseFlags(rest);
         if (command === 'pods' && flags.positional.length > 0) throw new CliError(`pods takes no arguments\n\n${USAGE}`, 2);
         const store = openStore(flags);
         try {
+          if (command === 'explain') return explainActor(store, flags, out);
           return command === 'pods' ? pods(store, flags, out) : inspect(store, flags, out);
         } finally {
           store.close();
