@@ -50,6 +50,8 @@ test('a pod stopped by kubelet, one mid-stop, one whose stop failed, one being r
   const byKubelet = explain('sandbox', 'STOPPED', { tornDown: true, exit: { code: 137, at: exitNs(6) } }, stopped);
   assert.equal(byKubelet.summary, 'NotReady since 2026-12-07 18:32:05 UTC: stopped by StopPodSandbox (call #7)');
   assert.equal(byKubelet.details[0], 'the pause process was stopped and exited with exit code 137 (SIGKILL) at 2026-12-07 18:32:06 UTC', 'no OOM guess for a kill the stop sent');
+  const pauseless = explain('sandbox', 'STOPPED', { tornDown: true, spec: { pauseProcess: false } }, stopped);
+  assert.deepEqual(pauseless.details, ['network torn down: CNI DEL done, netns, namespace pins and /dev/shm unmounted', 'waiting for RemovePodSandbox']);
   const failed = explain('sandbox', 'STOPPED', { tornDown: false, lastError: { code: 14, message: 'CNI DEL failed: plugin timed out' } }, stopped);
   assert.equal(failed.details.at(-1), 'last error: CNI DEL failed: plugin timed out (StopPodSandbox retries it)');
   const rolling = [row(0, 'CREATE', 'UNKNOWN', 'PENDING.creating', 'RunPodSandbox#2'), row(1, 'createSandbox.error', 'PENDING.creating', 'PENDING.rollingBack', 'RunPodSandbox#2', 'bridge: no IP left')];

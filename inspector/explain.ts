@@ -113,8 +113,11 @@ export function explainSandbox(state: string, ctx: Partial<SandboxContext>, hist
       const why = left?.event === 'EXIT'
         ? `the pause process exited with ${exitMeaning(ctx.exit?.code ?? -1)}`
         : left ? `stopped${withCause(left)}` : 'stopped';
+      const torn = ctx.spec?.pauseProcess === false
+        ? 'network torn down: CNI DEL done, netns, namespace pins and /dev/shm unmounted'
+        : 'network torn down: the pause container deleted, CNI DEL done, netns and /dev/shm unmounted';
       const details = ctx.tornDown
-        ? ['network torn down: the pause container deleted, CNI DEL done, netns and /dev/shm unmounted', 'waiting for RemovePodSandbox']
+        ? [torn, 'waiting for RemovePodSandbox']
         : ['network still set up: StopPodSandbox tears it down', 'waiting for StopPodSandbox'];
       // A stop's own exit of the pause is news too, when the summary tells another reason.
       const exitAt = nsToMs(ctx.exit?.at);

@@ -20,6 +20,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
   .state { font-family: ui-monospace, monospace; font-size: 12px; padding: 0 4px; border-radius: 3px; background: #e4e8ee; }
   .state.RUNNING { background: #c8f0d2; } .state.STOPPED, .state.EXITED { background: #f4e2b8; }
   .state.REMOVING, .state.PENDING, .state.STOPPING, .state.STARTING, .state.CREATING { background: #d7e3fb; }
+  #why { border-left: 4px solid #7a9cc6; background: #f3f6fb; padding: 4px 10px; margin: 8px 0; } #why p { font-weight: 600; margin: 4px 0; } #why ul { margin: 2px 0 4px 18px; padding: 0; }
   .age { color: #6a7785; font-size: 12px; }
   svg text { font: 12px system-ui, sans-serif; }
   .node rect { fill: #fff; stroke: #8a98a8; rx: 6; }
@@ -172,8 +173,9 @@ export const INSPECTOR_PAGE = `<!doctype html>
           return '<tr class="' + (t.error ? 'error' : '') + (t.cause === 'restore' ? ' restore' : '') + '"><td>' + new Date(t.at).toISOString() + '</td><td>' + esc(t.event) + restored + '</td><td>' + esc(t.from || '') +
             ' → ' + esc(t.to) + '</td><td>' + dur + '</td><td>' + esc(t.cause || '') + '</td><td>' + esc(t.error || '') + '</td></tr>';
         }).join('');
+        var why = a.why ? '<div id="why"><p id="why-summary">' + esc(a.why.summary) + '</p><ul>' + a.why.details.map(function (d) { return '<li>' + esc(d) + '</li>'; }).join('') + '</ul></div>' : '';
         $('detail').innerHTML = '<h2 id="actor-title">' + esc(a.kind) + ' ' + esc(a.id.slice(0, 13)) + ' <span class="state ' + top(a.state) + '" id="actor-state">' + esc(a.state) + '</span></h2>' +
-          drawChart(g, a.state) + sessionsTable(a.sessions) +
+          why + drawChart(g, a.state) + sessionsTable(a.sessions) +
           '<table id="history"><tr><th>time</th><th>event</th><th>from → to</th><th>after</th><th>cause</th><th>error</th></tr>' + rows + '</table>' +
           '<h3>context</h3><pre>' + esc(JSON.stringify(a.context, null, 2)) + '</pre>';
       });

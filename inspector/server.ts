@@ -17,6 +17,7 @@ import type { StreamingServer } from '../streaming/server.js';
 import type { AddressInfo } from 'node:net';
 import { refusal } from './access.js';
 import { redactSecrets } from './redact.js';
+import { explain } from './explain.js';
 import type { QuarantinedRow } from '../storage/quarantine.js';
 
 export interface InspectorDeps {
@@ -65,12 +66,22 @@ function actorDetail(deps: InspectorDeps, id: string) {
   const { supervisor } = deps;
   const pod = supervisor.view(id);
   const sessions = deps.streaming?.sessions().filter((s) => s.actorId === id) ?? [];
-  if (pod) return { kind: 'sandbox', id, state: pod.state, context: redactSecrets(pod.context), history: supervisor.history(id, 200), sessions };
+  // `why`: the same account `podchart explain` gives (inspector/explain.ts), shown on top of the page.
+  if (pod) {
+    const history = supervisor.history(id, 200);
+    return { kind: 'sandbox', id, state: pod.state, why: explain('sandbox', pod.state, pod.context, history), context: redactSecrets(pod.context), history, sessions };
+  }
   const ctr = supervisor.containerView(id);
-  if (ctr) return { kind: 'container', id, state: ctr.state, context: redactSecrets(ctr.context), history: supervisor.history(id, 200), sessions };
+  if (ctr) {
+    const history = supervisor.history(id, 200);
+    return { kind: 'container', id, state: ctr.state, why: explain('container', ctr.state, ctr.context, history), context: redactSecrets(ctr.context), history, sessions };
+  }
   // A removed actor's history stays viewable for removedHistoryRetentionSeconds (issue 12, item 8).
   const gone = supervisor.removed(id);
-  if (gone) return { kind: gone.kind, id, state: 'removed', sandboxId: gone.sandboxId, removedAt: gone.removedAt, context: null, history: supervisor.history(id, 200), sessions };
+  if (gone) {
+    const history = supervisor.history(id, 200);
+    return { kind: gone.kind, id, state: 'removed', why: explain(gone.kind, 'removed', null, history), sandboxId: gone.sandboxId, removedAt: gone.removedAt, context: null, history, sessions };
+  }
   return null;
 }
 

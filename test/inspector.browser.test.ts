@@ -53,6 +53,7 @@ test('a pod\'s chart lights RUNNING, then STOPPED with a new history row, live',
   await done.waitFor({ timeout: 5_000 });
   assert.match(await done.innerText(), /StopPodSandbox#\d+/, 'the stop effect is credited to the CRI call that asked for it');
   assert.match(await page.locator('#actor-state').innerText(), /^STOPPED$/);
+  assert.match(await page.locator('#why-summary').innerText(), /^NotReady since .* UTC: stopped by StopPodSandbox \(call #\d+\)$/, 'why it is NotReady, on top');
   assert.equal(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded), true, 'updated without a reload');
   assert.match(await pod.innerText(), /STOPPED/, 'the tree follows too');
   await page.screenshot({ path: join(ARTIFACTS, 'inspector-stopped.png'), fullPage: true });

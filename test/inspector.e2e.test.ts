@@ -14,7 +14,7 @@ const base = (): string => `http://127.0.0.1:${daemon.inspectorPort}`;
 const getJson = async <T>(path: string): Promise<T> => (await fetch(`${base()}${path}`)).json() as Promise<T>;
 
 interface Tree { pods: { id: string; state: string; name: string; namespace: string; ip: string; containers: unknown[] }[] }
-interface Detail { kind: string; state: string; history: { event: string; from: string | null; to: string; cause: string | null }[] }
+interface Detail { kind: string; state: string; why?: { summary: string; details: string[] }; history: { event: string; from: string | null; to: string; cause: string | null }[] }
 
 before(async () => {
   await daemon.start();
@@ -45,6 +45,9 @@ test('the tree, an actor with its persisted history, and its chart from the mach
   // The CRI call that set each transition off: the effect's completion inherits its cause.
   assert.match(detail.history[0]?.cause ?? '', /^RunPodSandbox#\d+$/);
   assert.equal(detail.history[1]?.cause, detail.history[0]?.cause);
+  // Why it is in its state, in words, as `podchart explain` says it.
+  assert.match(detail.why?.summary ?? '', /^Ready since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by RunPodSandbox \(call #\d+\)$/);
+  assert.ok(detail.why?.details.some((d) => /^network: 10\./.test(d)), JSON.stringify(detail.why));
   const chart = await getJson<{ initial: string; transitions: { from: string; event: string; to: string }[] }>('/api/charts/sandbox');
   assert.equal(chart.initial, 'UNKNOWN');
   assert.ok(chart.transitions.some((t) => t.from === 'RUNNING' && t.event === 'STOP' && t.to === 'STOPPING'));
