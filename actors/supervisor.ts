@@ -254,8 +254,13 @@ export class Supervisor implements Lookups {
     return this.events.transitions.on(listener);
   }
 
-  history(id: string, limit = 20): Transition[] {
-    return this.deps.store.history(id, limit);
+  history(id: string, limit = 20, before: number | null = null): Transition[] {
+    return this.deps.store.history(id, limit, before);
+  }
+
+  /** Removed actors whose history is still kept, the most recently removed first. */
+  removedActors(limit: number): RemovedActor[] {
+    return this.deps.store.removedActors(limit);
   }
 
   /** A removed actor whose history is still kept (removedHistoryRetentionSeconds), or null. */

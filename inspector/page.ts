@@ -14,12 +14,14 @@ export const INSPECTOR_PAGE = `<!doctype html>
   main { overflow: auto; padding: 16px; }
   h1 { font-size: 16px; margin: 0 0 8px; }
   .filters input, .filters select { width: 100%; margin: 2px 0; padding: 4px; box-sizing: border-box; }
+  .filters label { display: block; font-size: 12px; margin: 2px 0; } .filters label input { width: auto; margin: 0 4px 0 0; vertical-align: middle; }
   ul { list-style: none; padding-left: 14px; margin: 4px 0; }
   li.actor { cursor: pointer; padding: 2px 4px; border-radius: 4px; }
   li.actor:hover, li.actor.selected { background: #dbe9ff; }
   .state { font-family: ui-monospace, monospace; font-size: 12px; padding: 0 4px; border-radius: 3px; background: #e4e8ee; }
   .state.RUNNING { background: #c8f0d2; } .state.STOPPED, .state.EXITED { background: #f4e2b8; }
   .state.REMOVING, .state.PENDING, .state.STOPPING, .state.STARTING, .state.CREATING { background: #d7e3fb; }
+  #removed h2 { font-size: 13px; margin: 16px 0 0; color: #6a7785; } li.removed { color: #6a7785; }
   #why { border-left: 4px solid #7a9cc6; background: #f3f6fb; padding: 4px 10px; margin: 8px 0; } #why p { font-weight: 600; margin: 4px 0; } #why ul { margin: 2px 0 4px 18px; padding: 0; }
   .age { color: #6a7785; font-size: 12px; }
   svg text { font: 12px system-ui, sans-serif; }
@@ -42,8 +44,11 @@ export const INSPECTOR_PAGE = `<!doctype html>
     <select id="f-state"><option value="">every state</option></select>
     <input id="f-ns" placeholder="namespace">
     <input id="f-label" placeholder="label key=value">
+    <input id="f-search" placeholder="search: id prefix or name">
+    <label><input type="checkbox" id="f-error"> only with a last error</label>
   </div>
   <div id="tree">loading…</div>
+  <div id="removed"></div>
   <div id="quarantine"></div>
   <div id="cleanup"></div>
 </aside>
@@ -55,6 +60,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
   var charts = {};
   var tree = null;
   var selected = null;
+  var paged = null;
   function $(id) { return document.getElementById(id); }
   function esc(s) { return String(s).replace(/[&<>"]/g, function (c) { return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]; }); }
   function age(ns) {
@@ -63,12 +69,27 @@ export const INSPECTOR_PAGE = `<!doctype html>
   }
   function top(state) { return String(state).split('.')[0]; }
   function matches(a, pod) {
-    var st = $('f-state').value, ns = $('f-ns').value.trim(), lab = $('f-label').value.trim();
+    var st = $('f-state').value, ns = $('f-ns').value.trim(), lab = $('f-label').value.trim(), q = $('f-search').value.trim().toLowerCase();
     if (st && top(a.state) !== st) return false;
     if (ns && pod.namespace.indexOf(ns) < 0) return false;
     if (lab) { var kv = lab.split('='); if ((a.labels || {})[kv[0]] !== kv[1]) return false; }
+    if (q && a.id.indexOf(q) !== 0 && String(a.name).toLowerCase().indexOf(q) < 0) return false;
+    if ($('f-error').checked && !a.lastError) return false;
     return true;
   }
+  // A URL per actor: #/pod/<id> or #/container/<id>, kept as the selection changes and read on load.
+  function select(id, kind) {
+    selected = id;
+    paged = null;
+    var hash = '#/' + (kind === 'sandbox' ? 'pod' : 'container') + '/' + id;
+    if (location.hash !== hash) history.replaceState(null, '', hash);
+    renderTree(); showActor();
+  }
+  function fromHash() {
+    var m = /^#[/](pod|container)[/]([0-9a-f]{64})$/.exec(location.hash);
+    if (m && m[2] !== selected) { selected = m[2]; paged = null; if (tree) renderTree(); showActor(); }
+  }
+  window.addEventListener('hashchange', fromHash);
   function item(a, pod) {
     return '<li class="actor' + (selected === a.id ? ' selected' : '') + '" data-id="' + a.id + '" data-kind="' + a.kind + '">' +
       esc(a.kind === 'sandbox' ? pod.namespace + '/' + a.name : a.name) + ' <span class="state ' + top(a.state) + '">' + esc(a.state) + '</span>' +
@@ -84,7 +105,15 @@ export const INSPECTOR_PAGE = `<!doctype html>
     });
     $('tree').innerHTML = html + '</ul></li></ul>';
     Array.prototype.forEach.call(document.querySelectorAll('li.actor'), function (li) {
-      li.onclick = function () { selected = li.dataset.id; renderTree(); showActor(); };
+      li.onclick = function () { select(li.dataset.id, li.dataset.kind); };
+    });
+    var gone = tree.removed || [];
+    $('removed').innerHTML = !gone.length ? '' : '<h2>Removed lately (history kept)</h2><ul>' + gone.map(function (r) {
+      return '<li class="actor removed' + (selected === r.id ? ' selected' : '') + '" data-id="' + r.id + '" data-kind="' + r.kind + '">' + esc(r.kind) + ' ' + esc(r.id.slice(0, 13)) +
+        ' <span class="age">' + esc(new Date(r.removedAt).toISOString().slice(11, 19)) + '</span></li>';
+    }).join('') + '</ul>';
+    Array.prototype.forEach.call(document.querySelectorAll('#removed li.actor'), function (li) {
+      li.onclick = function () { select(li.dataset.id, li.dataset.kind); };
     });
     var states = {};
     tree.pods.forEach(function (p) { states[top(p.state)] = 1; p.containers.forEach(function (c) { states[top(c.state)] = 1; }); });
@@ -160,10 +189,10 @@ export const INSPECTOR_PAGE = `<!doctype html>
   var token = new URLSearchParams(location.search).get('token');
   function withToken(url) { return token ? url + (url.indexOf('?') < 0 ? '?' : '&') + 'token=' + encodeURIComponent(token) : url; }
   function get(url) { return fetch(withToken(url), { cache: 'no-store' }).then(function (r) { return r.json(); }); }
-  function showActor() {
+  function showActor(before) {
     if (!selected) return;
-    get('/api/actors/' + selected).then(function (a) {
-      if (a.error) { $('detail').innerHTML = '<p>' + esc(a.error) + ' (removed)</p>'; return; }
+    get('/api/actors/' + selected + (before ? '?before=' + before : '')).then(function (a) {
+      if (a.error) { $('detail').innerHTML = '<p id="not-found">' + esc(a.error) + '</p>'; return; }
       return (charts[a.kind] ? Promise.resolve(charts[a.kind]) : get('/api/charts/' + a.kind)).then(function (g) {
         charts[a.kind] = g;
         var prev = null;
@@ -177,6 +206,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
         $('detail').innerHTML = '<h2 id="actor-title">' + esc(a.kind) + ' ' + esc(a.id.slice(0, 13)) + ' <span class="state ' + top(a.state) + '" id="actor-state">' + esc(a.state) + '</span></h2>' +
           why + drawChart(g, a.state) + sessionsTable(a.sessions) +
           '<table id="history"><tr><th>time</th><th>event</th><th>from → to</th><th>after</th><th>cause</th><th>error</th></tr>' + rows + '</table>' +
+          (a.historyBefore ? '<p><a href="#" id="older" data-before="' + a.historyBefore + '">older history</a></p>' : '') + (before ? '<p><a href="#" id="newest">newest history</a></p>' : '') +
           '<h3>context</h3><pre>' + esc(JSON.stringify(a.context, null, 2)) + '</pre>';
       });
     });
@@ -209,13 +239,19 @@ export const INSPECTOR_PAGE = `<!doctype html>
     get('/api/cleanup').then(renderCleanup);
     return get('/api/actors').then(function (t) { tree = t; renderTree(); });
   }
-  ['f-state', 'f-ns', 'f-label'].forEach(function (id) { $(id).oninput = renderTree; });
-  refresh();
+  ['f-state', 'f-ns', 'f-label', 'f-search', 'f-error'].forEach(function (id) { $(id).oninput = renderTree; });
+  // Paging the history: a link rendered with the detail, handled once here.
+  $('detail').addEventListener('click', function (e) {
+    var link = e.target;
+    if (link.id === 'older') { e.preventDefault(); paged = link.dataset.before; showActor(paged); }
+    if (link.id === 'newest') { e.preventDefault(); paged = null; showActor(); }
+  });
+  refresh().then(fromHash);
   var events = new EventSource(withToken('/api/events'));
   events.onmessage = function (m) {
     var t = JSON.parse(m.data);
     refresh();
-    if (selected === t.actorId) showActor();
+    if (selected === t.actorId && !paged) showActor();
   };
   events.addEventListener('sessions', function (m) {
     if (selected === JSON.parse(m.data).actorId) showActor();

@@ -38,10 +38,35 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-/** The actor tree: supervisor → pods → containers. */
+/** Removed actors listed beside the tree (their history is kept for removedHistoryRetentionSeconds). */
+const REMOVED_LISTED = 100;
+/** History rows per page of an actor's detail, by default and at most (issue 15: huge histories are paged). */
+const HISTORY_PAGE = 200;
+const HISTORY_PAGE_MAX = 1000;
+/** Event streams open at once, and what one may hold unsent before it is dropped. */
+export const MAX_EVENT_STREAMS = 32;
+export const EVENT_STREAM_BACKLOG_BYTES = 1024 * 1024;
+
+/** `?limit=N&before=SEQ` of an actor's detail, or what is wrong with them. */
+function historyPage(params: URLSearchParams): HistoryPage | string {
+  const number = (name: string, max: number): number | null | string => {
+    const text = params.get(name);
+    if (text === null) return null;
+    const n = Number(text);
+    return /^\d+$/.test(text) && n >= 1 && n <= max ? n : `${name} must be a whole number from 1 to ${max}, got ${JSON.stringify(text.slice(0, 40))}`;
+  };
+  const limit = number('limit', HISTORY_PAGE_MAX);
+  const before = number('before', Number.MAX_SAFE_INTEGER);
+  if (typeof limit === 'string') return limit;
+  if (typeof before === 'string') return before;
+  return { limit: limit ?? HISTORY_PAGE, before };
+}
+
+/** The actor tree: supervisor → pods → containers, and the actors removed lately. */
 export function actorTree(supervisor: Supervisor) {
   return {
     supervisor: { id: 'supervisor', state: supervisor.rootState() },
+    removed: supervisor.removedActors(REMOVED_LISTED),
     pods: supervisor.views().map((pod) => ({
       id: pod.id,
       kind: 'sandbox',
@@ -62,26 +87,29 @@ export function actorTree(supervisor: Supervisor) {
   };
 }
 
-function actorDetail(deps: InspectorDeps, id: string) {
+/** One page of an actor's history: the newest `limit` rows before seq `before`, and where the next page starts. */
+interface HistoryPage {
+  limit: number;
+  before: number | null;
+}
+
+function actorDetail(deps: InspectorDeps, id: string, page: HistoryPage) {
   const { supervisor } = deps;
-  const pod = supervisor.view(id);
   const sessions = deps.streaming?.sessions().filter((s) => s.actorId === id) ?? [];
-  // `why`: the same account `podchart explain` gives (inspector/explain.ts), shown on top of the page.
-  if (pod) {
-    const history = supervisor.history(id, 200);
-    return { kind: 'sandbox', id, state: pod.state, why: explain('sandbox', pod.state, pod.context, history), context: redactSecrets(pod.context), history, sessions };
-  }
+  const history = supervisor.history(id, page.limit + 1, page.before);
+  // One more than asked for: whether there is an older page.
+  const older = history.length > page.limit ? history.shift() : undefined;
+  const paging = { historyBefore: older ? (history[0]?.seq ?? null) : null };
+  // `why`: the same account `podchart explain` gives (inspector/explain.ts), shown on top of the
+  // page; from the newest rows, so it is only given on the first page.
+  const why = (kind: 'sandbox' | 'container', state: string, context: unknown) => (page.before === null ? explain(kind, state, context, history) : null);
+  const pod = supervisor.view(id);
+  if (pod) return { kind: 'sandbox', id, state: pod.state, why: why('sandbox', pod.state, pod.context), context: redactSecrets(pod.context), history, ...paging, sessions };
   const ctr = supervisor.containerView(id);
-  if (ctr) {
-    const history = supervisor.history(id, 200);
-    return { kind: 'container', id, state: ctr.state, why: explain('container', ctr.state, ctr.context, history), context: redactSecrets(ctr.context), history, sessions };
-  }
+  if (ctr) return { kind: 'container', id, state: ctr.state, why: why('container', ctr.state, ctr.context), context: redactSecrets(ctr.context), history, ...paging, sessions };
   // A removed actor's history stays viewable for removedHistoryRetentionSeconds (issue 12, item 8).
   const gone = supervisor.removed(id);
-  if (gone) {
-    const history = supervisor.history(id, 200);
-    return { kind: gone.kind, id, state: 'removed', why: explain(gone.kind, 'removed', null, history), sandboxId: gone.sandboxId, removedAt: gone.removedAt, context: null, history, sessions };
-  }
+  if (gone) return { kind: gone.kind, id, state: 'removed', why: why(gone.kind, 'removed', null), sandboxId: gone.sandboxId, removedAt: gone.removedAt, context: null, history, ...paging, sessions };
   return null;
 }
 
@@ -125,6 +153,7 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
   deps.metrics.addGauge(actorGauge(deps.supervisor));
   const { host, port } = parseAddress(address, 'inspectorAddress');
   let boundPort = port;
+  let streams = 0;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     // A request line no URL parser takes (`GET //[ HTTP/1.1`) is the client's error, not ours.
     const url = URL.canParse(req.url ?? '/', 'http://inspector') ? new URL(req.url ?? '/', 'http://inspector') : null;
@@ -156,16 +185,33 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
     if (chart?.[1]) return json(res, 200, CHARTS[chart[1]]);
     const actor = /^\/api\/actors\/([0-9a-f]{64})$/.exec(path);
     if (actor?.[1]) {
-      const detail = actorDetail(deps, actor[1]);
-      return detail ? json(res, 200, detail) : json(res, 404, { error: `no actor ${actor[1]}` });
+      const page = historyPage(url.searchParams);
+      if (typeof page === 'string') return json(res, 400, { error: page });
+      const detail = actorDetail(deps, actor[1], page);
+      return detail ? json(res, 200, detail) : json(res, 404, { error: `no actor ${actor[1]}: no pod sandbox or container has this id, and none removed lately did` });
     }
     if (path === '/api/events') {
+      if (streams >= MAX_EVENT_STREAMS) {
+        return json(res, 503, { error: `too many event streams are open (${MAX_EVENT_STREAMS}): close one, or poll /api/actors instead` });
+      }
+      streams++;
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-      const off = deps.supervisor.onTransition((t) => res.write(`data: ${JSON.stringify(t)}\n\n`));
+      // A reader that does not keep up is dropped, not buffered for without bound: its page
+      // reconnects (EventSource does) and reloads what it missed.
+      const send = (text: string): void => {
+        if (res.destroyed) return;
+        res.write(text);
+        if (res.writableLength > EVENT_STREAM_BACKLOG_BYTES) {
+          deps.logger.warn({ backlogBytes: res.writableLength }, 'an inspector event stream fell behind and was dropped');
+          res.destroy();
+        }
+      };
+      const off = deps.supervisor.onTransition((t) => send(`data: ${JSON.stringify(t)}\n\n`));
       // A session opening or ending is no transition: its own event, so the page follows it live.
-      const offSessions = deps.streaming?.onSessionsChanged((actorId) => res.write(`event: sessions\ndata: ${JSON.stringify({ actorId })}\n\n`));
-      res.write(': podchart transitions\n\n'); // after subscribing: a reader that saw it misses nothing
-      req.on('close', () => {
+      const offSessions = deps.streaming?.onSessionsChanged((actorId) => send(`event: sessions\ndata: ${JSON.stringify({ actorId })}\n\n`));
+      send(': podchart transitions\n\n'); // after subscribing: a reader that saw it misses nothing
+      res.on('close', () => {
+        streams--;
         off();
         offSessions?.();
       });

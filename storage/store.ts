@@ -288,13 +288,20 @@ export class Store {
   }
 
   /** The most recent transitions of one actor, oldest first. */
-  history(actorId: string, limit = 50): Transition[] {
+  /** The actor's newest `limit` transitions (those before seq `before`, when given), oldest first. */
+  history(actorId: string, limit = 50, before: number | null = null): Transition[] {
     const rows = this.sql(
         `SELECT seq, actor_id AS actorId, event, from_state AS "from", to_state AS "to", at, error, cause
-           FROM transitions WHERE actor_id = ? ORDER BY seq DESC LIMIT ?`,
+           FROM transitions WHERE actor_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
       )
-      .all(actorId, limit) as Transition[];
+      .all(actorId, before ?? Number.MAX_SAFE_INTEGER, limit) as Transition[];
     return rows.reverse();
+  }
+
+  /** Removed actors whose history is still kept, the most recently removed first. */
+  removedActors(limit: number): RemovedActor[] {
+    return this.sql('SELECT actor_id AS id, kind, sandbox_id AS sandboxId, removed_at AS removedAt FROM removed_actors ORDER BY removed_at DESC LIMIT ?')
+      .all(limit) as RemovedActor[];
   }
 
   private reserveName(id: string, name: string, kind: ActorKind): void {

@@ -60,6 +60,33 @@ test('a pod\'s chart lights RUNNING, then STOPPED with a new history row, live',
   await daemon.cri.call('RemovePodSandbox', { podSandboxId });
 });
 
+test('a deep link opens its actor; search by name or id prefix and the last-error filter narrow the tree', async () => {
+  const { podSandboxId: a } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('found-alpha') });
+  const { podSandboxId: b } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('found-beta') });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await page.goto(`http://127.0.0.1:${daemon.inspectorPort}/#/pod/${b}`);
+  await page.locator('#actor-title', { hasText: b.slice(0, 13) }).waitFor({ timeout: 10_000 });
+  assert.match(await page.locator('#why-summary').innerText(), /^Ready since/);
+  assert.equal(await page.locator(`li.actor.selected[data-id="${b}"]`).count(), 1, 'the linked actor is the selected one');
+  const shown = (id: string) => page.locator(`#tree li.actor[data-id="${id}"]`).count();
+  await page.fill('#f-search', 'alpha');
+  assert.equal(await shown(a), 1);
+  assert.equal(await shown(b), 0, 'by name');
+  await page.fill('#f-search', b.slice(0, 10));
+  assert.equal(await shown(a), 0);
+  assert.equal(await shown(b), 1, 'by id prefix');
+  await page.fill('#f-search', '');
+  await page.check('#f-error');
+  assert.equal(await shown(a) + await shown(b), 0, 'neither has a last error');
+  await page.uncheck('#f-error');
+  // Clicking another actor moves the URL to it.
+  await page.locator(`#tree li.actor[data-id="${a}"]`).click();
+  await page.locator('#actor-title', { hasText: a.slice(0, 13) }).waitFor({ timeout: 5_000 });
+  assert.equal(new URL(page.url()).hash, `#/pod/${a}`);
+  await page.screenshot({ path: join(ARTIFACTS, 'inspector-search.png'), fullPage: true });
+  for (const id of [a, b]) await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
+});
+
 test('a quarantined row is shown with its reason, and its pod is no actor', async () => {
   const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('to-quarantine') });
   await daemon.stop();

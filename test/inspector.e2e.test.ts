@@ -54,6 +54,64 @@ test('the tree, an actor with its persisted history, and its chart from the mach
   assert.equal((await fetch(`${base()}/api/actors/${'0'.repeat(64)}`)).status, 404);
 });
 
+test('an actor\'s history comes in pages; bad paging is refused with a message; a removed pod stays listed', async () => {
+  const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('paged') });
+  await daemon.cri.call('StopPodSandbox', { podSandboxId });
+  type Page = Detail & { historyBefore: number | null; history: { seq: number; to: string }[] };
+  const newest = await getJson<Page>(`/api/actors/${podSandboxId}?limit=1`);
+  assert.deepEqual(newest.history.map((h) => h.to), ['STOPPED']);
+  assert.ok(newest.historyBefore, 'an older page exists');
+  assert.ok(newest.why, 'the first page says why');
+  const older = await getJson<Page>(`/api/actors/${podSandboxId}?limit=2&before=${newest.historyBefore}`);
+  assert.deepEqual(older.history.map((h) => h.to), ['RUNNING', 'STOPPING.pause']);
+  assert.equal(older.why, null, 'why is told with the newest rows only');
+  const last = await getJson<Page>(`/api/actors/${podSandboxId}?limit=1000&before=${older.historyBefore}`);
+  assert.deepEqual(last.history.map((h) => h.to), ['PENDING.creating']);
+  assert.equal(last.historyBefore, null, 'the oldest page says so');
+  for (const bad of ['limit=0', 'limit=1001', 'limit=abc', 'before=-1', 'before=1.5']) {
+    const r = await fetch(`${base()}/api/actors/${podSandboxId}?${bad}`);
+    assert.equal(r.status, 400, bad);
+    assert.match(((await r.json()) as { error: string }).error, /must be a whole number from 1 to \d+/, bad);
+  }
+  await daemon.cri.call('RemovePodSandbox', { podSandboxId });
+  const tree = await getJson<Tree & { removed: { id: string; kind: string }[] }>('/api/actors');
+  assert.equal(tree.removed[0]?.id, podSandboxId, 'the most recently removed first');
+  const gone = await getJson<Page>(`/api/actors/${podSandboxId}`);
+  assert.equal(gone.state, 'removed');
+  assert.match(gone.why?.summary ?? '', /^Removed at .* by RemovePodSandbox \(call #\d+\)$/);
+});
+
+test('event streams are capped: the one past the cap gets 503 with a message, and a closed one frees its place', async () => {
+  const { MAX_EVENT_STREAMS } = await import('../inspector/server.js');
+  const open: AbortController[] = [];
+  try {
+    for (let i = 0; i < MAX_EVENT_STREAMS; i++) {
+      const c = new AbortController();
+      const r = await fetch(`${base()}/api/events`, { signal: c.signal });
+      open.push(c);
+      assert.equal(r.status, 200);
+    }
+    const refused = await fetch(`${base()}/api/events`);
+    assert.equal(refused.status, 503);
+    assert.match(((await refused.json()) as { error: string }).error, /too many event streams are open \(\d+\)/);
+    open.pop()?.abort();
+    const again = await (async () => {
+      for (const deadline = Date.now() + 5000; Date.now() < deadline; ) {
+        const c = new AbortController();
+        const r = await fetch(`${base()}/api/events`, { signal: c.signal });
+        if (r.status === 200) return c;
+        await r.body?.cancel();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return null;
+    })();
+    assert.ok(again, 'a place freed by a closed stream is taken again');
+    open.push(again);
+  } finally {
+    for (const c of open) c.abort();
+  }
+});
+
 test('transitions arrive live over server-sent events', async () => {
   const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('live') });
   const seen: { actorId: string; event: string; to: string }[] = [];
