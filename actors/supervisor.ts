@@ -258,6 +258,11 @@ export class Supervisor implements Lookups {
     return this.deps.store.history(id, limit, before);
   }
 
+  /** The transitions one CRI call or restore set off, across actors, in order. */
+  transitionsOf(cause: string): Transition[] {
+    return this.deps.store.transitionsOf(cause);
+  }
+
   /** Removed actors whose history is still kept, the most recently removed first. */
   removedActors(limit: number): RemovedActor[] {
     return this.deps.store.removedActors(limit);

@@ -22,6 +22,8 @@ export const INSPECTOR_PAGE = `<!doctype html>
   .state.RUNNING { background: #c8f0d2; } .state.STOPPED, .state.EXITED { background: #f4e2b8; }
   .state.REMOVING, .state.PENDING, .state.STOPPING, .state.STARTING, .state.CREATING { background: #d7e3fb; }
   #removed h2 { font-size: 13px; margin: 16px 0 0; color: #6a7785; } li.removed { color: #6a7785; }
+  .edge-group.taken .edge { stroke: #d9534f; stroke-width: 2; } #history tr.picked td { background: #fff3cd; } #history tr[data-to] { cursor: pointer; }
+  #timeline-steps tr.slow td { background: #fde2e1; font-weight: 600; } .bar { display: inline-block; height: 8px; background: #7a9cc6; }
   #why { border-left: 4px solid #7a9cc6; background: #f3f6fb; padding: 4px 10px; margin: 8px 0; } #why p { font-weight: 600; margin: 4px 0; } #why ul { margin: 2px 0 4px 18px; padding: 0; }
   .age { color: #6a7785; font-size: 12px; }
   svg text { font: 12px system-ui, sans-serif; }
@@ -165,16 +167,16 @@ export const INSPECTOR_PAGE = `<!doctype html>
       if (skip > 1 && a.x === b.x) {
         // Skips rows in the same column: an arc out to the left, clear of the chain it skips.
         var sx = a.x, sy1 = a.y + 20, sy2 = b.y + 20, out = a.x - 30 - skip * 14;
-        svg += '<g><path class="edge" d="M' + sx + ',' + sy1 + ' C' + out + ',' + sy1 + ' ' + out + ',' + sy2 + ' ' + sx + ',' + sy2 + '"/>' + title;
+        svg += '<g class="edge-group" data-edge="' + esc(k) + '"><path class="edge" d="M' + sx + ',' + sy1 + ' C' + out + ',' + sy1 + ' ' + out + ',' + sy2 + ' ' + sx + ',' + sy2 + '"/>' + title;
         svg += '<text class="edge-label" text-anchor="end" x="' + (out + 18) + '" y="' + ((sy1 + sy2) / 2) + '">' + label + '</text></g>';
       } else if (b.y > a.y) {
         var x1 = a.x + 75, y1 = a.y + 40, x2 = b.x + 75, y2 = b.y, my = (y1 + y2) / 2;
-        svg += '<g><path class="edge" d="M' + x1 + ',' + y1 + ' C' + x1 + ',' + my + ' ' + x2 + ',' + my + ' ' + x2 + ',' + y2 + '"/>' + title;
+        svg += '<g class="edge-group" data-edge="' + esc(k) + '"><path class="edge" d="M' + x1 + ',' + y1 + ' C' + x1 + ',' + my + ' ' + x2 + ',' + my + ' ' + x2 + ',' + y2 + '"/>' + title;
         svg += '<text class="edge-label" x="' + ((x1 + x2) / 2 + 6) + '" y="' + (my + 3) + '">' + label + '</text></g>';
       } else {
         // Upwards or sideways (retries, restores, failures): a dashed arc out to the right, labelled on hover.
         var bx1 = a.x + 150, by1 = a.y + 20, bx2 = b.x + 150, by2 = b.y + 20, far = Math.max(bx1, bx2) + 40 + Math.abs(by1 - by2) / 6;
-        svg += '<g><path class="edge back" d="M' + bx1 + ',' + by1 + ' C' + far + ',' + by1 + ' ' + far + ',' + by2 + ' ' + bx2 + ',' + by2 + '"/>' + title + '</g>';
+        svg += '<g class="edge-group" data-edge="' + esc(k) + '"><path class="edge back" d="M' + bx1 + ',' + by1 + ' C' + far + ',' + by1 + ' ' + far + ',' + by2 + ' ' + bx2 + ',' + by2 + '"/>' + title + '</g>';
       }
     });
     Object.keys(pos).forEach(function (id) {
@@ -199,12 +201,13 @@ export const INSPECTOR_PAGE = `<!doctype html>
         var rows = a.history.map(function (t) {
           var dur = prev === null ? '' : ((t.at - prev) + ' ms'); prev = t.at;
           var restored = t.cause === 'restore' ? ' <b>(restore decision)</b>' : '';
-          return '<tr class="' + (t.error ? 'error' : '') + (t.cause === 'restore' ? ' restore' : '') + '"><td>' + new Date(t.at).toISOString() + '</td><td>' + esc(t.event) + restored + '</td><td>' + esc(t.from || '') +
-            ' → ' + esc(t.to) + '</td><td>' + dur + '</td><td>' + esc(t.cause || '') + '</td><td>' + esc(t.error || '') + '</td></tr>';
+          var cause = t.cause && /^([A-Za-z]+#[0-9]+|restore)$/.test(t.cause) ? '<a href="#" class="call" data-cause="' + esc(t.cause) + '">' + esc(t.cause) + '</a>' : esc(t.cause || '');
+          return '<tr class="' + (t.error ? 'error' : '') + (t.cause === 'restore' ? ' restore' : '') + '" data-from="' + esc(t.from || '') + '" data-to="' + esc(t.to) + '"><td>' + new Date(t.at).toISOString() + '</td><td>' + esc(t.event) + restored + '</td><td>' + esc(t.from || '') +
+            ' → ' + esc(t.to) + '</td><td>' + dur + '</td><td>' + cause + '</td><td>' + esc(t.error || '') + '</td></tr>';
         }).join('');
         var why = a.why ? '<div id="why"><p id="why-summary">' + esc(a.why.summary) + '</p><ul>' + a.why.details.map(function (d) { return '<li>' + esc(d) + '</li>'; }).join('') + '</ul></div>' : '';
         $('detail').innerHTML = '<h2 id="actor-title">' + esc(a.kind) + ' ' + esc(a.id.slice(0, 13)) + ' <span class="state ' + top(a.state) + '" id="actor-state">' + esc(a.state) + '</span></h2>' +
-          why + drawChart(g, a.state) + sessionsTable(a.sessions) +
+          why + drawChart(g, a.state) + '<div id="timeline"></div>' + sessionsTable(a.sessions) +
           '<table id="history"><tr><th>time</th><th>event</th><th>from → to</th><th>after</th><th>cause</th><th>error</th></tr>' + rows + '</table>' +
           (a.historyBefore ? '<p><a href="#" id="older" data-before="' + a.historyBefore + '">older history</a></p>' : '') + (before ? '<p><a href="#" id="newest">newest history</a></p>' : '') +
           '<h3>context</h3><pre>' + esc(JSON.stringify(a.context, null, 2)) + '</pre>';
@@ -245,7 +248,27 @@ export const INSPECTOR_PAGE = `<!doctype html>
     var link = e.target;
     if (link.id === 'older') { e.preventDefault(); paged = link.dataset.before; showActor(paged); }
     if (link.id === 'newest') { e.preventDefault(); paged = null; showActor(); }
+    if (link.classList && link.classList.contains('call')) { e.preventDefault(); showTimeline(link.dataset.cause); return; }
+    // A history row: the edge it took, lit on the chart.
+    var row = link.closest && link.closest('#history tr[data-to]');
+    if (row) {
+      Array.prototype.forEach.call(document.querySelectorAll('.edge-group.taken, #history tr.picked'), function (el) { el.classList.remove('taken'); el.classList.remove('picked'); });
+      row.classList.add('picked');
+      var edge = document.querySelector('.edge-group[data-edge="' + CSS.escape(row.dataset.from + '>' + row.dataset.to) + '"]');
+      if (edge) edge.classList.add('taken');
+    }
   });
+  // One CRI call's steps over every actor it touched, the slowest marked.
+  function showTimeline(cause) {
+    get('/api/calls/' + encodeURIComponent(cause)).then(function (tl) {
+      var max = Math.max.apply(null, tl.steps.map(function (s) { return s.ms; }).concat([1]));
+      $('timeline').innerHTML = '<h3>' + esc(cause) + ': ' + tl.steps.length + ' steps over ' + (tl.steps.length ? tl.steps[tl.steps.length - 1].offsetMs : 0) + ' ms</h3><table id="timeline-steps">' +
+        '<tr><th>+ms</th><th>actor</th><th>event</th><th>from → to</th><th>took</th><th></th></tr>' + tl.steps.map(function (st, i) {
+          return '<tr' + (i === tl.slowest ? ' class="slow"' : '') + '><td>' + st.offsetMs + '</td><td>' + esc(st.kind) + ' ' + esc(st.actorId.slice(0, 13)) + '</td><td>' + esc(st.event) + '</td><td>' +
+            esc(st.from || '') + ' → ' + esc(st.to) + '</td><td>' + st.ms + ' ms</td><td><span class="bar" style="width:' + Math.round(120 * st.ms / max) + 'px"></span></td></tr>';
+        }).join('') + '</table>';
+    });
+  }
   refresh().then(fromHash);
   var events = new EventSource(withToken('/api/events'));
   events.onmessage = function (m) {

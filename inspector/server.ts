@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { refusal } from './access.js';
 import { redactSecrets } from './redact.js';
 import { explain } from './explain.js';
+import { timeline, type Timeline, type TimelineStep } from './timeline.js';
 import type { QuarantinedRow } from '../storage/quarantine.js';
 
 export interface InspectorDeps {
@@ -46,6 +47,15 @@ const HISTORY_PAGE_MAX = 1000;
 /** Event streams open at once, and what one may hold unsent before it is dropped. */
 export const MAX_EVENT_STREAMS = 32;
 export const EVENT_STREAM_BACKLOG_BYTES = 1024 * 1024;
+
+function callTimeline(supervisor: Supervisor, cause: string): Timeline {
+  const kindOf = (id: string): TimelineStep['kind'] => {
+    if (supervisor.view(id)) return 'sandbox';
+    if (supervisor.containerView(id)) return 'container';
+    return supervisor.removed(id)?.kind ?? 'unknown';
+  };
+  return timeline(cause, supervisor.transitionsOf(cause), kindOf);
+}
 
 /** `?limit=N&before=SEQ` of an actor's detail, or what is wrong with them. */
 function historyPage(params: URLSearchParams): HistoryPage | string {
@@ -190,6 +200,10 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
       const detail = actorDetail(deps, actor[1], page);
       return detail ? json(res, 200, detail) : json(res, 404, { error: `no actor ${actor[1]}: no pod sandbox or container has this id, and none removed lately did` });
     }
+    // One call's timeline across actors: `/api/calls/StopPodSandbox%2312`, or `/api/calls/restore`.
+    const call = /^\/api\/calls\/([A-Za-z]+#\d+|restore)$/.exec(decodeURIComponent(path));
+    if (call?.[1]) return json(res, 200, callTimeline(deps.supervisor, call[1]));
+    if (path.startsWith('/api/calls/')) return json(res, 400, { error: 'a call is named as in the history\'s cause column: Method#number (the # as %23), or restore' });
     if (path === '/api/events') {
       if (streams >= MAX_EVENT_STREAMS) {
         return json(res, 503, { error: `too many event streams are open (${MAX_EVENT_STREAMS}): close one, or poll /api/actors instead` });

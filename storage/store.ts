@@ -298,6 +298,20 @@ export class Store {
     return rows.reverse();
   }
 
+  /**
+   * Every transition one CRI call (or restore) set off, across actors, in the order written: the
+   * call's timeline. Only the newest `window` rows are looked at (the table has no index on
+   * cause; a seq range keeps the scan short), at most `limit` returned.
+   */
+  transitionsOf(cause: string, limit = 500, window = 50_000): Transition[] {
+    const newest = (this.sql('SELECT MAX(seq) FROM transitions').pluck().get() as number | null) ?? 0;
+    return this.sql(
+        `SELECT seq, actor_id AS actorId, event, from_state AS "from", to_state AS "to", at, error, cause
+           FROM transitions WHERE seq > ? AND cause = ? ORDER BY seq LIMIT ?`,
+      )
+      .all(newest - window, cause, limit) as Transition[];
+  }
+
   /** Removed actors whose history is still kept, the most recently removed first. */
   removedActors(limit: number): RemovedActor[] {
     return this.sql('SELECT actor_id AS id, kind, sandbox_id AS sandboxId, removed_at AS removedAt FROM removed_actors ORDER BY removed_at DESC LIMIT ?')

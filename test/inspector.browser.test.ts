@@ -56,6 +56,12 @@ test('a pod\'s chart lights RUNNING, then STOPPED with a new history row, live',
   assert.match(await page.locator('#why-summary').innerText(), /^NotReady since .* UTC: stopped by StopPodSandbox \(call #\d+\)$/, 'why it is NotReady, on top');
   assert.equal(await page.evaluate(() => (globalThis as unknown as { notReloaded?: boolean }).notReloaded), true, 'updated without a reload');
   assert.match(await pod.innerText(), /STOPPED/, 'the tree follows too');
+  // The stop's timeline across actors, the slowest step marked; a history row lights its edge.
+  await page.locator('#history a.call', { hasText: /^StopPodSandbox#/ }).first().click();
+  await page.locator('#timeline-steps tr.slow').waitFor({ timeout: 5_000 });
+  assert.ok((await page.locator('#timeline-steps tr').count()) >= 3, 'a header and the stop\'s steps');
+  await page.locator('#history tr', { hasText: 'stopSandbox.done' }).locator('td').first().click();
+  assert.equal(await page.locator('.edge-group.taken[data-edge="STOPPING.pause>STOPPED"]').count(), 1, 'the edge that row took');
   await page.screenshot({ path: join(ARTIFACTS, 'inspector-stopped.png'), fullPage: true });
   await daemon.cri.call('RemovePodSandbox', { podSandboxId });
 });

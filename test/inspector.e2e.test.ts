@@ -68,6 +68,13 @@ test('an actor\'s history comes in pages; bad paging is refused with a message; 
   const last = await getJson<Page>(`/api/actors/${podSandboxId}?limit=1000&before=${older.historyBefore}`);
   assert.deepEqual(last.history.map((h) => h.to), ['PENDING.creating']);
   assert.equal(last.historyBefore, null, 'the oldest page says so');
+  // The stop's timeline: every step StopPodSandbox set off, with the slowest marked.
+  const stopCause = newest.history.at(-1) as unknown as { cause: string };
+  assert.match(stopCause.cause, /^StopPodSandbox#\d+$/);
+  const line = await getJson<{ cause: string; steps: { actorId: string; kind: string; to: string; ms: number }[]; slowest: number | null }>(`/api/calls/${encodeURIComponent(stopCause.cause)}`);
+  assert.deepEqual(line.steps.map((st) => [st.actorId, st.kind, st.to]), [[podSandboxId, 'sandbox', 'STOPPING.pause'], [podSandboxId, 'sandbox', 'STOPPED']]);
+  assert.equal(line.slowest, 1, 'the stop itself took longer than its first step');
+  assert.equal((await fetch(`${base()}/api/calls/nonsense`)).status, 400);
   for (const bad of ['limit=0', 'limit=1001', 'limit=abc', 'before=-1', 'before=1.5']) {
     const r = await fetch(`${base()}/api/actors/${podSandboxId}?${bad}`);
     assert.equal(r.status, 400, bad);
