@@ -11,7 +11,7 @@ import { containerMachine } from '../machines/container.machine.js';
 import { sandboxMachine } from '../machines/sandbox.machine.js';
 import type { ContainerContext, ContainerExit } from '../machines/container.types.js';
 import type { SandboxContext, SandboxSpec } from '../machines/sandbox.types.js';
-import { containerNeedsObservation, containerNeedsRuntime, decideContainer, decidePod, podNeedsObservation, type ContainerObservation, type PodObservation } from './restore.js';
+import { containerNeedsObservation, containerNeedsRuntime, containerRestoreWhy, decideContainer, decidePod, podNeedsObservation, podRestoreWhy, type ContainerObservation, type PodObservation } from './restore.js';
 import { stateName } from './actor-util.js';
 
 const NOW = '1800000000000000000';
@@ -151,5 +151,34 @@ describe('pod restore: every persisted state × observation', () => {
     assert.deepEqual(decidePod('STOPPING', podCtx(), POD_SEEN.alive!, NOW)[1], { type: 'STOP', timeoutSec: 4 });
     for (const persisted of ['UNKNOWN', 'PENDING.creating', 'REMOVING']) assert.equal(podNeedsObservation(persisted), false);
     for (const persisted of ['RUNNING', 'STOPPING', 'STOPPED']) assert.equal(podNeedsObservation(persisted), true);
+  });
+});
+
+describe('restore decisions in words (the inspector\'s restore view)', () => {
+  const none: ContainerObservation = { exit: null, alive: false, conmonPid: null, conmonAlive: false, runtime: null };
+  it('says what was seen for each persisted container state', () => {
+    const rows: [string, ContainerObservation, RegExp][] = [
+      ['CREATING', none, /^caught half-created: rolled back/],
+      ['REMOVE_FAILED', none, /^caught mid-removal/],
+      ['CREATED', none, /^created and not started: kept/],
+      ['RUNNING', { ...none, exit: { code: 3, at: '1', reason: 'Error', message: '' } }, /^the exit file says exit code 3: it exited while the daemon was down$/],
+      ['RUNNING', { ...none, alive: true, conmonPid: 9, conmonAlive: true }, /^no exit file, and pid 42 is alive with its recorded start time$/],
+      ['RUNNING', { ...none, alive: true, conmonPid: 9, conmonAlive: false }, /but its conmon \(pid 9\) is gone: LOST$/],
+      ['STOPPING', { ...none, alive: true, conmonPid: 9, conmonAlive: true }, /the stop caught midway is finished$/],
+      ['STARTING', { ...none, runtime: { running: true, pid: 77, pidStartTime: '5' } }, /runc says running, pid 77$/],
+      ['STARTING', none, /a failed start$/],
+      ['RUNNING', none, /^no exit file, and its pid is gone: it ended while the daemon was down, with no exit code$/],
+    ];
+    for (const [persisted, seen, expected] of rows) assert.match(containerRestoreWhy(persisted, { pid: 42 }, seen), expected, persisted);
+  });
+  it('and for each persisted pod state, with a pause or without', () => {
+    const withPause = { pid: 7, spec: { pauseProcess: true } as SandboxSpec };
+    const without = { pid: null, spec: { pauseProcess: false } as SandboxSpec };
+    assert.match(podRestoreWhy('PENDING.creating', withPause, { exit: null, alive: false }), /^caught half-created/);
+    assert.match(podRestoreWhy('RUNNING', withPause, { exit: null, alive: true }), /^no exit file, and pause pid 7 is alive with its recorded start time$/);
+    assert.match(podRestoreWhy('RUNNING', without, { exit: null, alive: true }), /^its pinned namespaces are still mounted$/);
+    assert.match(podRestoreWhy('RUNNING', withPause, { exit: { code: 137, at: '1' }, alive: false }), /exit code 137: it exited while the daemon was down$/);
+    assert.match(podRestoreWhy('STOPPING.pause', withPause, { exit: null, alive: false }), /NotReady; the stop caught midway is finished$/);
+    assert.match(podRestoreWhy('STOPPED', withPause, { exit: null, alive: false }), /^stopped, and still stopped$/);
   });
 });

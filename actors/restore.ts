@@ -103,6 +103,38 @@ export function decidePod(persisted: string, ctx: SandboxContext, seen: PodObser
   return events;
 }
 
+/** A restore decision in words, for the inspector's restore view (issue 15, item 5). */
+export function containerRestoreWhy(persisted: string, ctx: Pick<ContainerContext, 'pid'>, seen: ContainerObservation): string {
+  const state = topState(persisted);
+  if (state === 'UNKNOWN' || state === 'CREATING') return 'caught half-created: rolled back, what it made removed';
+  if (state === 'REMOVING' || state === 'REMOVE_FAILED') return 'caught mid-removal: the removal is finished';
+  if (state === 'CREATED') return 'created and not started: kept as it was';
+  if (seen.exit) return `the exit file says exit code ${seen.exit.code}: it exited while the daemon was down`;
+  if (seen.alive) {
+    const conmon = seen.conmonAlive ? '' : `, but its conmon (pid ${seen.conmonPid ?? 'unknown'}) is gone: LOST`;
+    return `no exit file, and pid ${ctx.pid ?? '?'} is alive with its recorded start time${conmon}${state === 'STOPPING' ? '; the stop caught midway is finished' : ''}`;
+  }
+  if (state === 'STARTING') {
+    return seen.runtime?.running
+      ? `caught between conmon and its pid being recorded: runc says running, pid ${seen.runtime.pid}`
+      : 'caught starting, and runc says it is not running: a failed start';
+  }
+  return 'no exit file, and its pid is gone: it ended while the daemon was down, with no exit code';
+}
+
+export function podRestoreWhy(persisted: string, ctx: Pick<SandboxContext, 'pid' | 'spec'>, seen: PodObservation): string {
+  const state = topState(persisted);
+  if (state === 'UNKNOWN' || state === 'PENDING') return 'caught half-created: rolled back, what it made removed';
+  if (state === 'REMOVING') return 'caught mid-removal: the removal is finished';
+  const stop = state === 'STOPPING' ? '; the stop caught midway is finished' : '';
+  if (seen.exit) return `the pause's exit file says exit code ${seen.exit.code}: it exited while the daemon was down${stop}`;
+  if (seen.alive) {
+    return ctx.spec.pauseProcess === false ? `its pinned namespaces are still mounted${stop}` : `no exit file, and pause pid ${ctx.pid ?? '?'} is alive with its recorded start time${stop}`;
+  }
+  if (state === 'STOPPED') return 'stopped, and still stopped';
+  return ctx.spec.pauseProcess === false ? `its pinned namespaces are gone: NotReady${stop}` : `no exit file, and its pause pid is gone: NotReady${stop}`;
+}
+
 /** What the host shows of a persisted container, gathered only as far as its decision needs. */
 export async function observeContainer(persisted: string, ctx: ContainerContext, config: Config): Promise<ContainerObservation> {
   const seen: ContainerObservation = { exit: null, alive: false, conmonPid: null, conmonAlive: false, runtime: null };

@@ -18,7 +18,8 @@ import { StoreWriteFailed, type ActorKind, type RemovedActor, type Store, type T
 import { Registry } from './registry.js';
 import { sandboxEffects } from './sandbox-effects.js';
 import { containerEffects } from './container-effects.js';
-import { decideContainer, decidePod, observeContainer, observePod, restorableRows, type RestorableRow } from './restore.js';
+import { containerRestoreWhy, decideContainer, decidePod, observeContainer, observePod, podRestoreWhy, restorableRows, type RestorableRow } from './restore.js';
+import { newRestoreReport, type RestoreReport } from './restore-report.js';
 import { ExitWatch } from './exit-watch.js';
 import { RowWriter } from './row-writer.js';
 import { Janitor } from './janitor.js';
@@ -46,6 +47,7 @@ export class Supervisor implements Lookups {
   private readonly exits: ExitWatch;
   private readonly events: ActorEvents;
   private serving = false;
+  private lastRestore: RestoreReport = newRestoreReport();
   private readonly writer: RowWriter;
   private readonly recorder: Recorder;
   /** The host cleanup of answered removals, in the background. */
@@ -89,7 +91,13 @@ export class Supervisor implements Lookups {
   }
 
   /** Starts the root actor and restores every pod and container from the database. */
+  /** The restore this daemon started with, actor by actor (the inspector's restore view). */
+  restoreReport(): RestoreReport {
+    return this.lastRestore;
+  }
+
   async start(): Promise<void> {
+    this.lastRestore = newRestoreReport();
     this.root.start();
     const rows = restorableRows(this.deps.store, this.deps.logger);
     // After the quarantine: the names of what it took are free again.
@@ -101,10 +109,12 @@ export class Supervisor implements Lookups {
         try {
           await this.deps.causes.with('restore', () => this.restoreSandbox(row.id, row.state, row.context, row.containers));
         } catch (err) {
+          this.lastRestore.failed.push({ sandboxId: row.id, error: err instanceof Error ? err.message : String(err) });
           this.deps.logger.error({ sandboxId: row.id, err }, 'restore failed for this pod; skipped');
         }
       }),
     );
+    this.lastRestore.finishedAt = Date.now();
     this.root.send({ type: 'RESTORED' });
     // What a previous run left to clean (a crash after a reply, a failed unmount).
     this.janitor.resume();
@@ -316,15 +326,25 @@ export class Supervisor implements Lookups {
         actor.send({ type: 'ADD_CONTAINER', id: row.id, input: ctx });
         const child = this.containerActor(row.id);
         if (!child) return;
+        const started = performance.now();
         const seen = await observeContainer(row.state, ctx, this.deps.config);
         const events = decideContainer(row.state, ctx, seen, nowNs());
         for (const event of events) child.send(event);
+        this.lastRestore.entries.push({
+          kind: 'container', id: row.id, sandboxId: id, persisted: row.state, observed: seen, decided: events.map((e) => e.type),
+          now: stateName(child.getSnapshot()), why: containerRestoreWhy(row.state, ctx, seen), ms: performance.now() - started,
+        });
         log.info({ containerId: row.id, persisted: row.state, seen, decided: events.map((e) => e.type), now: stateName(child.getSnapshot()) }, 'container restored');
       }),
     );
+    const started = performance.now();
     const seen = await observePod(persisted, context);
     const events = decidePod(persisted, context, seen, nowNs());
     for (const event of events) actor.send(event);
+    this.lastRestore.entries.push({
+      kind: 'sandbox', id, sandboxId: id, persisted, observed: seen, decided: events.map((e) => e.type),
+      now: stateName(actor.getSnapshot()), why: podRestoreWhy(persisted, context, seen), ms: performance.now() - started,
+    });
     log.info({ persisted, seen, decided: events.map((e) => e.type), now: stateName(actor.getSnapshot()) }, 'restored');
   }
 

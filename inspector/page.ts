@@ -49,6 +49,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
     <input id="f-search" placeholder="search: id prefix or name">
     <label><input type="checkbox" id="f-error"> only with a last error</label>
   </div>
+  <p><a href="#/restore" id="restore-link">last restore</a></p>
   <div id="tree">loading…</div>
   <div id="removed"></div>
   <div id="quarantine"></div>
@@ -87,7 +88,22 @@ export const INSPECTOR_PAGE = `<!doctype html>
     if (location.hash !== hash) history.replaceState(null, '', hash);
     renderTree(); showActor();
   }
+  // The restore this daemon started with: every actor, what was persisted and observed, the decision and why.
+  function showRestore() {
+    selected = null;
+    if (tree) renderTree();
+    get('/api/restore').then(function (r) {
+      var took = r.finishedAt ? (r.finishedAt - r.startedAt) + ' ms' : 'still running';
+      $('detail').innerHTML = '<h2 id="restore-title">Last restore: ' + new Date(r.startedAt).toISOString() + ', ' + r.entries.length + ' actors, ' + took + '</h2>' +
+        (r.failed.length ? '<p class="error">' + r.failed.length + ' pods failed to restore: ' + r.failed.map(function (f) { return esc(f.sandboxId.slice(0, 13) + ': ' + f.error); }).join('; ') + '</p>' : '') +
+        '<table id="restore"><tr><th>kind</th><th>id</th><th>persisted</th><th>observed</th><th>decided</th><th>now</th><th>why</th><th>took</th></tr>' + r.entries.map(function (e) {
+          return '<tr data-id="' + esc(e.id) + '"><td>' + esc(e.kind) + '</td><td><a href="#/' + (e.kind === 'sandbox' ? 'pod' : 'container') + '/' + esc(e.id) + '">' + esc(e.id.slice(0, 13)) + '</a></td><td>' + esc(e.persisted) + '</td><td><code>' +
+            esc(JSON.stringify(e.observed)) + '</code></td><td>' + esc(e.decided.join(', ')) + '</td><td>' + esc(e.now) + '</td><td>' + esc(e.why) + '</td><td>' + Math.round(e.ms) + ' ms</td></tr>';
+        }).join('') + '</table>';
+    });
+  }
   function fromHash() {
+    if (location.hash === '#/restore') { showRestore(); return; }
     var m = /^#[/](pod|container)[/]([0-9a-f]{64})$/.exec(location.hash);
     if (m && m[2] !== selected) { selected = m[2]; paged = null; if (tree) renderTree(); showActor(); }
   }

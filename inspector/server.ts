@@ -188,6 +188,7 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
       return;
     }
     if (path === '/api/actors') return json(res, 200, actorTree(deps.supervisor));
+    if (path === '/api/restore') return json(res, 200, deps.supervisor.restoreReport());
     if (path === '/api/quarantine') return json(res, 200, quarantineList(deps.supervisor.store.quarantined()));
     // Host cleanup left after answered removals (actors/janitor.ts): what is left, and why not yet.
     if (path === '/api/cleanup') return json(res, 200, deps.supervisor.store.cleanup.list());

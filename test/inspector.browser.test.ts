@@ -111,6 +111,11 @@ test('a quarantined row is shown with its reason, and its pod is no actor', asyn
   await entry.waitFor({ timeout: 10_000 });
   assert.match(await entry.innerText(), /sandbox\s+[0-9a-f]{13}\s+RUNNING\s+.*pid: Expected number, received string/);
   assert.equal(await page.locator(`li.actor[data-id="${podSandboxId}"]`).count(), 0, 'not in the tree');
+  // The restart's restore, as a table: the quarantined pod is not among its actors.
+  await page.click('#restore-link');
+  await page.locator('#restore-title').waitFor({ timeout: 5_000 });
+  assert.match(await page.locator('#restore-title').innerText(), /^Last restore: .*, \d+ actors, \d+ ms$/);
+  assert.equal(await page.locator(`#restore tr[data-id="${podSandboxId}"]`).count(), 0, 'a quarantined row is not restored');
   await page.screenshot({ path: join(ARTIFACTS, 'inspector-quarantine.png'), fullPage: true });
   // Its pause process, netns and mounts are left as they were (the row that names them is out of
   // reach): taken down here by hand, as an operator would.

@@ -235,3 +235,23 @@ test('a request line no URL parser takes gets 400, and the daemon keeps serving'
   assert.equal(runtimeName, 'podchart');
   assert.equal((await fetch(`${base()}/api/actors`)).status, 200);
 });
+
+test('the last restore, actor by actor: persisted, observed, decided and why', async () => {
+  const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('restore-view') });
+  await daemon.stop();
+  await daemon.start();
+  type Report = { startedAt: number; finishedAt: number | null; entries: { kind: string; id: string; persisted: string; decided: string[]; now: string; why: string; ms: number }[]; failed: unknown[] };
+  const report = await getJson<Report>('/api/restore');
+  assert.ok(report.finishedAt !== null && report.finishedAt >= report.startedAt);
+  const entry = report.entries.find((e) => e.id === podSandboxId);
+  assert.ok(entry, JSON.stringify(report.entries.map((e) => e.id)));
+  assert.equal(entry.kind, 'sandbox');
+  assert.equal(entry.persisted, 'RUNNING');
+  assert.deepEqual(entry.decided, ['READY']);
+  assert.equal(entry.now, 'RUNNING');
+  assert.match(entry.why, /pinned namespaces are still mounted|alive with its recorded start time/);
+  assert.ok(entry.ms >= 0);
+  assert.deepEqual(report.failed, []);
+  await daemon.cri.call('StopPodSandbox', { podSandboxId });
+  await daemon.cri.call('RemovePodSandbox', { podSandboxId });
+});
