@@ -12,11 +12,11 @@
  *   encoder's form (uint64 as Long-like {low, high}), skipping fromObject.
  * The bytes are those the gRPC serializer writes for the same item (stats-encoding.test.ts).
  */
-import { dirname } from 'node:path';
 import protobuf from 'protobufjs';
 import type { ContainerSample } from '../actors/stats-sampler.js';
 import type { ContainerSpecRecord } from '../machines/container.types.js';
 import { PROTO_PATH } from '../proto/load.js';
+import { containerCounters } from './stats-fields.js';
 
 interface Types {
   stats: protobuf.Type;
@@ -42,7 +42,6 @@ const long = (value: bigint | number): LongBits => {
   const v = BigInt(value);
   return { low: Number(v & MASK_32) | 0, high: Number((v >> 32n) & MASK_32) | 0, unsigned: true };
 };
-const u64 = (value: bigint | number): { value: LongBits } => ({ value: long(value) });
 
 /** The container's attributes as the inner bytes of a ContainerStats, per spec. */
 const attributeBytes = new WeakMap<ContainerSpecRecord, Uint8Array>();
@@ -57,29 +56,9 @@ function attributesOf(sample: ContainerSample): Uint8Array {
   return bytes;
 }
 
-/** The counters of one sample as the inner bytes of a ContainerStats (cri/stats.ts containerMessage's fields). */
-function countersOf({ view, cgroup, layer }: ContainerSample): Uint8Array {
-  const s = cgroup.stats;
-  const timestamp = long(cgroup.wallNs);
-  const limit = s.memoryLimitBytes;
-  return loadTypes().stats.encode({
-    cpu: { timestamp, usageCoreNanoSeconds: u64(s.cpuUsageNs), usageNanoCores: u64(cgroup.rateNanoCores) },
-    memory: {
-      timestamp,
-      workingSetBytes: u64(s.memoryWorkingSetBytes),
-      availableBytes: limit === null ? null : u64(limit > s.memoryWorkingSetBytes ? limit - s.memoryWorkingSetBytes : 0n),
-      usageBytes: u64(s.memoryUsageBytes),
-      rssBytes: u64(s.memoryRssBytes),
-      pageFaults: u64(s.pageFaults),
-      majorPageFaults: u64(s.majorPageFaults),
-    },
-    writableLayer: {
-      timestamp: long(layer.wallNs),
-      fsId: { mountpoint: dirname(view.context.spec.dir) },
-      usedBytes: u64(layer.bytes),
-      inodesUsed: u64(layer.inodes),
-    },
-  }).finish();
+/** The counters of one sample as the inner bytes of a ContainerStats (cri/stats-fields.ts). */
+function countersOf(sample: ContainerSample): Uint8Array {
+  return loadTypes().stats.encode(containerCounters(sample, long)).finish();
 }
 
 /** ListContainerStatsResponse field 1 (`stats`), length-delimited: its key byte. */

@@ -10,49 +10,21 @@
  * - A pod's cpu/memory/process counts are those of its cgroup_parent when kubelet gave one and it
  *   exists (containerd reads the same); otherwise the sum of the pause's and its containers' cgroups.
  */
-import { dirname } from 'node:path';
-import type { CgroupSample, ContainerSample, PodSample } from '../actors/stats-sampler.js';
+import type { ContainerSample, PodSample } from '../actors/stats-sampler.js';
 import { NotFound } from '../errors/catalogue.js';
-import type { CgroupStats } from '../runtime/cgroup-stats.js';
 import type { CriContext } from './context.js';
 import { ItemEncodings } from './list-encoding.js';
 import { encodeContainerStatsItem } from './stats-encoding.js';
+import { containerCounters, cpuFields, decimal, memoryFields } from './stats-fields.js';
 import { requireId } from './validate.js';
 
 const u64 = (value: bigint | number): { value: string } => ({ value: String(value) });
 
-function cpuMessage(c: CgroupSample) {
-  return { timestamp: String(c.wallNs), usageCoreNanoSeconds: u64(c.stats.cpuUsageNs), usageNanoCores: u64(c.rateNanoCores) };
-}
-
-function memoryMessage(s: CgroupStats, timestamp: string) {
-  const limit = s.memoryLimitBytes;
-  return {
-    timestamp,
-    workingSetBytes: u64(s.memoryWorkingSetBytes),
-    // Only meaningful under a limit (containerd sends it the same way).
-    availableBytes: limit === null ? null : u64(limit > s.memoryWorkingSetBytes ? limit - s.memoryWorkingSetBytes : 0n),
-    usageBytes: u64(s.memoryUsageBytes),
-    rssBytes: u64(s.memoryRssBytes),
-    pageFaults: u64(s.pageFaults),
-    majorPageFaults: u64(s.majorPageFaults),
-  };
-}
-
 /** One container's ContainerStats as a message object (exported for stats-encoding.test.ts). */
-export function containerMessage({ view, cgroup, layer }: ContainerSample) {
+export function containerMessage(sample: ContainerSample) {
+  const { view } = sample;
   const { spec } = view.context;
-  return {
-    attributes: { id: view.id, metadata: spec.metadata, labels: spec.labels, annotations: spec.annotations },
-    cpu: cpuMessage(cgroup),
-    memory: memoryMessage(cgroup.stats, String(cgroup.wallNs)),
-    writableLayer: {
-      timestamp: String(layer.wallNs),
-      fsId: { mountpoint: dirname(spec.dir) },
-      usedBytes: u64(layer.bytes),
-      inodesUsed: u64(layer.inodes),
-    },
-  };
+  return { attributes: { id: view.id, metadata: spec.metadata, labels: spec.labels, annotations: spec.annotations }, ...containerCounters(sample, decimal) };
 }
 
 function podMessage({ view, cgroup, containers }: PodSample) {
@@ -61,8 +33,8 @@ function podMessage({ view, cgroup, containers }: PodSample) {
   return {
     attributes: { id: view.id, metadata: spec.metadata, labels: spec.labels, annotations: spec.annotations },
     linux: {
-      cpu: cpuMessage(cgroup),
-      memory: memoryMessage(cgroup.stats, timestamp),
+      cpu: cpuFields(cgroup, decimal),
+      memory: memoryFields(cgroup.stats, timestamp, decimal),
       network: null,
       process: { timestamp, processCount: u64(cgroup.stats.pids) },
       containers: containers.map(containerMessage),
