@@ -19,7 +19,7 @@ import { Registry } from './registry.js';
 import { sandboxEffects } from './sandbox-effects.js';
 import { containerEffects } from './container-effects.js';
 import { containerRestoreWhy, decideContainer, decidePod, observeContainer, observePod, podRestoreWhy, restorableRows, type RestorableRow } from './restore.js';
-import { newRestoreReport, type RestoreReport } from './restore-report.js';
+import { newRestoreReport, type RestoreEntry, type RestoreReport } from './restore-report.js';
 import { ExitWatch } from './exit-watch.js';
 import { RowWriter } from './row-writer.js';
 import { Janitor } from './janitor.js';
@@ -90,12 +90,12 @@ export class Supervisor implements Lookups {
     return this.deps.store;
   }
 
-  /** Starts the root actor and restores every pod and container from the database. */
   /** The restore this daemon started with, actor by actor (the inspector's restore view). */
   restoreReport(): RestoreReport {
     return this.lastRestore;
   }
 
+  /** Starts the root actor and restores every pod and container from the database. */
   async start(): Promise<void> {
     this.lastRestore = newRestoreReport();
     this.root.start();
@@ -330,22 +330,24 @@ export class Supervisor implements Lookups {
         const seen = await observeContainer(row.state, ctx, this.deps.config);
         const events = decideContainer(row.state, ctx, seen, nowNs());
         for (const event of events) child.send(event);
-        this.lastRestore.entries.push({
+        const entry: RestoreEntry = {
           kind: 'container', id: row.id, sandboxId: id, persisted: row.state, observed: seen, decided: events.map((e) => e.type),
           now: stateName(child.getSnapshot()), why: containerRestoreWhy(row.state, ctx, seen), ms: performance.now() - started,
-        });
-        log.info({ containerId: row.id, persisted: row.state, seen, decided: events.map((e) => e.type), now: stateName(child.getSnapshot()) }, 'container restored');
+        };
+        this.lastRestore.entries.push(entry);
+        log.info({ containerId: row.id, persisted: entry.persisted, seen, decided: entry.decided, now: entry.now }, 'container restored');
       }),
     );
     const started = performance.now();
     const seen = await observePod(persisted, context);
     const events = decidePod(persisted, context, seen, nowNs());
     for (const event of events) actor.send(event);
-    this.lastRestore.entries.push({
+    const entry: RestoreEntry = {
       kind: 'sandbox', id, sandboxId: id, persisted, observed: seen, decided: events.map((e) => e.type),
       now: stateName(actor.getSnapshot()), why: podRestoreWhy(persisted, context, seen), ms: performance.now() - started,
-    });
-    log.info({ persisted, seen, decided: events.map((e) => e.type), now: stateName(actor.getSnapshot()) }, 'restored');
+    };
+    this.lastRestore.entries.push(entry);
+    log.info({ persisted, seen, decided: entry.decided, now: entry.now }, 'restored');
   }
 
   /** Every actor snapshot passes here, synchronously: persist it, follow its exits, tell listeners. */

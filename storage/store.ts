@@ -63,6 +63,10 @@ export interface StoreOptions {
 
 export const DEFAULT_HISTORY_PER_ACTOR = 200;
 
+/** A transitions row as a Transition, and a removed_actors row as a RemovedActor. */
+const TRANSITION_COLUMNS = 'seq, actor_id AS actorId, event, from_state AS "from", to_state AS "to", at, error, cause';
+const REMOVED_COLUMNS = 'actor_id AS id, kind, sandbox_id AS sandboxId, removed_at AS removedAt';
+
 /** A database whose schema this code does not know, opened read-only: it is refused, never migrated. */
 export class SchemaMismatch extends Error {}
 
@@ -264,7 +268,7 @@ export class Store {
 
   /** A removed actor whose history is still kept, or null. */
   removedActor(id: string): RemovedActor | null {
-    const row = this.sql('SELECT actor_id AS id, kind, sandbox_id AS sandboxId, removed_at AS removedAt FROM removed_actors WHERE actor_id = ?')
+    const row = this.sql(`SELECT ${REMOVED_COLUMNS} FROM removed_actors WHERE actor_id = ?`)
       .get(id) as RemovedActor | undefined;
     return row ?? null;
   }
@@ -291,8 +295,7 @@ export class Store {
   /** The actor's newest `limit` transitions (those before seq `before`, when given), oldest first. */
   history(actorId: string, limit = 50, before: number | null = null): Transition[] {
     const rows = this.sql(
-        `SELECT seq, actor_id AS actorId, event, from_state AS "from", to_state AS "to", at, error, cause
-           FROM transitions WHERE actor_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+        `SELECT ${TRANSITION_COLUMNS} FROM transitions WHERE actor_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
       )
       .all(actorId, before ?? Number.MAX_SAFE_INTEGER, limit) as Transition[];
     return rows.reverse();
@@ -306,15 +309,14 @@ export class Store {
   transitionsOf(cause: string, limit = 500, window = 50_000): Transition[] {
     const newest = (this.sql('SELECT MAX(seq) FROM transitions').pluck().get() as number | null) ?? 0;
     return this.sql(
-        `SELECT seq, actor_id AS actorId, event, from_state AS "from", to_state AS "to", at, error, cause
-           FROM transitions WHERE seq > ? AND cause = ? ORDER BY seq LIMIT ?`,
+        `SELECT ${TRANSITION_COLUMNS} FROM transitions WHERE seq > ? AND cause = ? ORDER BY seq LIMIT ?`,
       )
       .all(newest - window, cause, limit) as Transition[];
   }
 
   /** Removed actors whose history is still kept, the most recently removed first. */
   removedActors(limit: number): RemovedActor[] {
-    return this.sql('SELECT actor_id AS id, kind, sandbox_id AS sandboxId, removed_at AS removedAt FROM removed_actors ORDER BY removed_at DESC LIMIT ?')
+    return this.sql(`SELECT ${REMOVED_COLUMNS} FROM removed_actors ORDER BY removed_at DESC LIMIT ?`)
       .all(limit) as RemovedActor[];
   }
 
