@@ -48,6 +48,14 @@ const HISTORY_PAGE_MAX = 1000;
 export const MAX_EVENT_STREAMS = 32;
 export const EVENT_STREAM_BACKLOG_BYTES = 1024 * 1024;
 
+function decodedOrNull(text: string): string | null {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+}
+
 function callTimeline(supervisor: Supervisor, cause: string): Timeline {
   const kindOf = (id: string): TimelineStep['kind'] => {
     if (supervisor.view(id)) return 'sandbox';
@@ -202,7 +210,9 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
       return detail ? json(res, 200, detail) : json(res, 404, { error: `no actor ${actor[1]}: no pod sandbox or container has this id, and none removed lately did` });
     }
     // One call's timeline across actors: `/api/calls/StopPodSandbox%2312`, or `/api/calls/restore`.
-    const call = /^\/api\/calls\/([A-Za-z]+#\d+|restore)$/.exec(decodeURIComponent(path));
+    // A malformed escape (`%E0`) is the client's error: decodeURIComponent would throw.
+    const decoded = path.startsWith('/api/calls/') ? decodedOrNull(path) : null;
+    const call = decoded === null ? null : /^\/api\/calls\/([A-Za-z]+#\d+|restore)$/.exec(decoded);
     if (call?.[1]) return json(res, 200, callTimeline(deps.supervisor, call[1]));
     if (path.startsWith('/api/calls/')) return json(res, 400, { error: 'a call is named as in the history\'s cause column: Method#number (the # as %23), or restore' });
     if (path === '/api/events') {

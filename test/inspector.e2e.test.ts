@@ -75,6 +75,7 @@ test('an actor\'s history comes in pages; bad paging is refused with a message; 
   assert.deepEqual(line.steps.map((st) => [st.actorId, st.kind, st.to]), [[podSandboxId, 'sandbox', 'STOPPING.pause'], [podSandboxId, 'sandbox', 'STOPPED']]);
   assert.equal(line.slowest, 1, 'the stop itself took longer than its first step');
   assert.equal((await fetch(`${base()}/api/calls/nonsense`)).status, 400);
+  assert.equal((await fetch(`${base()}/api/calls/%E0`)).status, 400, 'a malformed escape is refused, and the daemon stays up');
   for (const bad of ['limit=0', 'limit=1001', 'limit=abc', 'before=-1', 'before=1.5']) {
     const r = await fetch(`${base()}/api/actors/${podSandboxId}?${bad}`);
     assert.equal(r.status, 400, bad);
