@@ -14,6 +14,11 @@ export interface ChartState {
   initial: boolean;
   /** Effects run while in this state (invoke sources). */
   invokes: string[];
+  /**
+   * Events handled without leaving the state (idempotent calls accepted, refusals, updates of
+   * the context), with their guards: drawn as a list on the state rather than as loops.
+   */
+  stays: string[];
 }
 
 export interface ChartTransition {
@@ -29,6 +34,8 @@ export interface ChartGraph {
   initial: string;
   states: ChartState[];
   transitions: ChartTransition[];
+  /** Events the machine handles in place in every state (transitions on its root). */
+  staysEverywhere: string[];
 }
 
 function pathOf(node: AnyStateNode): string {
@@ -45,11 +52,17 @@ function guardName(guard: unknown): string | null {
   return 'guard';
 }
 
+function withGuard(event: string, guard: string | null): string {
+  return guard ? `${event} [${guard}]` : event;
+}
+
 export function chartGraph(machine: AnyStateMachine): ChartGraph {
   const states: ChartState[] = [];
   const transitions: ChartTransition[] = [];
+  const staysEverywhere: string[] = [];
   const visit = (node: AnyStateNode): void => {
     const id = pathOf(node);
+    const stays: string[] = [];
     if (id !== '') {
       const parentNode = node.parent;
       const parent = parentNode && pathOf(parentNode) !== '' ? pathOf(parentNode) : null;
@@ -60,11 +73,18 @@ export function chartGraph(machine: AnyStateMachine): ChartGraph {
         final: node.type === 'final',
         initial: initialOfParent ? pathOf(initialOfParent) === id : false,
         invokes: node.invoke.map((i) => (typeof i.src === 'string' ? i.src : i.id)),
+        stays,
       });
     }
     for (const [type, list] of node.transitions) {
       for (const t of list) {
-        for (const target of t.target ?? []) {
+        const targets = (t.target ?? []).filter((target) => target !== node);
+        if (targets.length < (t.target?.length ?? 0) || targets.length === 0) {
+          const label = withGuard(eventName(type), guardName(t.guard));
+          const into = id === '' ? staysEverywhere : stays;
+          if (!into.includes(label)) into.push(label);
+        }
+        for (const target of targets) {
           transitions.push({ from: id || '(root)', to: pathOf(target), event: eventName(type), guard: guardName(t.guard) });
         }
       }
@@ -79,7 +99,7 @@ export function chartGraph(machine: AnyStateMachine): ChartGraph {
   };
   visit(machine.root);
   const initial = machine.root.initial?.target?.[0];
-  return { machine: machine.id, initial: initial ? pathOf(initial) : '', states, transitions };
+  return { machine: machine.id, initial: initial ? pathOf(initial) : '', states, transitions, staysEverywhere };
 }
 
 /** Mermaid stateDiagram-v2 text of a chart. */
@@ -92,7 +112,7 @@ export function toMermaid(graph: ChartGraph): string {
   }
   for (const t of graph.transitions) {
     if (t.from === '(root)') continue;
-    lines.push(`  ${safe(t.from)} --> ${safe(t.to)} : ${t.event}${t.guard ? ` [${t.guard}]` : ''}`);
+    lines.push(`  ${safe(t.from)} --> ${safe(t.to)} : ${withGuard(t.event, t.guard)}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -1,8 +1,11 @@
 /**
- * The inspector page: one self-contained HTML document (no external assets). It draws each chart
- * from /api/charts (the machine definition itself), lights the actor's state, lists its persisted
- * history, and follows /api/events to update without reloading.
+ * The inspector page: one HTML document whose only other asset is the layout library the daemon
+ * serves itself (/assets/elk.js), so it works offline. It draws each chart from /api/charts (the
+ * machine definition itself), lights the actor's state, lists its persisted history, and follows
+ * /api/events to update without reloading.
  */
+import { CHART_TEXT, elkChart } from './chart-layout.js';
+
 export const INSPECTOR_PAGE = `<!doctype html>
 <html lang="en">
 <head>
@@ -28,6 +31,9 @@ export const INSPECTOR_PAGE = `<!doctype html>
   .age { color: #6a7785; font-size: 12px; }
   svg text { font: 12px system-ui, sans-serif; }
   .node rect { fill: #fff; stroke: #8a98a8; rx: 6; }
+  .compound rect { fill: #f3f6fb; stroke: #b7c3d0; rx: 8; } .compound.active rect { stroke: #b38600; stroke-width: 2; }
+  svg text.small { font-size: 10px; fill: #51606f; } .compound > text:first-of-type, .node > text:first-of-type { font-weight: 600; }
+  #stays-everywhere { font-size: 12px; color: #51606f; }
   .node.current rect { fill: #ffd54a; stroke: #b38600; stroke-width: 2; }
   .edge { stroke: #9aa7b4; fill: none; marker-end: url(#arrow); }
   .edge.back { stroke-dasharray: 4 3; stroke: #c3ccd5; }
@@ -49,7 +55,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
     <input id="f-search" placeholder="search: id prefix or name">
     <label><input type="checkbox" id="f-error"> only with a last error</label>
   </div>
-  <p><a href="#/restore" id="restore-link">last restore</a></p>
+  <p><a href="#/restore" id="restore-link">last restore</a> · charts: <a href="#/chart/sandbox">pod</a>, <a href="#/chart/container">container</a></p>
   <div id="tree">loading…</div>
   <div id="removed"></div>
   <div id="quarantine"></div>
@@ -102,8 +108,21 @@ export const INSPECTOR_PAGE = `<!doctype html>
         }).join('') + '</table>';
     });
   }
+  // A machine's chart alone, with no actor lit: #/chart/sandbox or #/chart/container.
+  function showChart(kind) {
+    selected = null;
+    if (tree) renderTree();
+    (charts[kind] ? Promise.resolve(charts[kind]) : get('/api/charts/' + kind)).then(function (g) {
+      charts[kind] = g;
+      return layoutChart(kind, g);
+    }).then(function (chart) {
+      $('detail').innerHTML = '<h2 id="chart-title">The ' + (kind === 'sandbox' ? 'pod sandbox' : 'container') + ' chart</h2>' + drawChart(chart, '');
+    }, function (err) { $('detail').innerHTML = '<p class="error">' + esc(err.message) + '</p>'; });
+  }
   function fromHash() {
     if (location.hash === '#/restore') { showRestore(); return; }
+    var chart = /^#[/]chart[/](sandbox|container)$/.exec(location.hash);
+    if (chart) { showChart(chart[1]); return; }
     var m = /^#[/](pod|container)[/]([0-9a-f]{64})$/.exec(location.hash);
     if (m && m[2] !== selected) { selected = m[2]; paged = null; if (tree) renderTree(); showActor(); }
   }
@@ -138,70 +157,69 @@ export const INSPECTOR_PAGE = `<!doctype html>
     var sel = $('f-state'), cur = sel.value;
     sel.innerHTML = '<option value="">every state</option>' + Object.keys(states).sort().map(function (s) { return '<option' + (s === cur ? ' selected' : '') + '>' + s + '</option>'; }).join('');
   }
-  // Layered top to bottom: back edges (found by a depth-first walk from the initial state) are set
-  // aside, then each state sits one row below its furthest predecessor (longest path).
-  function layout(g) {
-    var nodes = g.states.filter(function (s) { return !g.states.some(function (c) { return c.parent === s.id; }); });
-    var ids = nodes.map(function (s) { return s.id; });
-    var out = {}; ids.forEach(function (id) { out[id] = []; });
-    g.transitions.forEach(function (t) { if (out[t.from] && out[t.to] && t.from !== t.to && out[t.from].indexOf(t.to) < 0) out[t.from].push(t.to); });
-    var back = {}, mark = {};
-    (function dfs(n) {
-      mark[n] = 1;
-      out[n].forEach(function (m) { if (mark[m] === 1) back[n + '>' + m] = 1; else if (!mark[m]) dfs(m); });
-      mark[n] = 2;
-    })(g.initial);
-    ids.forEach(function (id) { if (!mark[id]) mark[id] = 2; });
-    var layer = {}; ids.forEach(function (id) { layer[id] = 0; });
-    for (var round = 0; round < ids.length; round++) {
-      ids.forEach(function (a) { out[a].forEach(function (b) { if (!back[a + '>' + b] && layer[b] < layer[a] + 1) layer[b] = layer[a] + 1; }); });
-    }
-    var rows = {}, pos = {};
-    nodes.forEach(function (s) {
-      var d = layer[s.id];
-      rows[d] = (rows[d] || 0) + 1;
-      // Top to bottom: one row per layer, side by side within it.
-      pos[s.id] = { x: 300 + (rows[d] - 1) * 230, y: 30 + d * 100, s: s };
+  // The charts are laid out by ELK (elkjs, served by the daemon at /assets/elk.js: no CDN), from
+  // the graph elkChart builds (inspector/chart-layout.ts, the same source the unit tests run),
+  // once per kind: only the lit state changes between drawings.
+  var elkLoaded = null, laidOut = {};
+  function loadElk() {
+    if (!elkLoaded) elkLoaded = new Promise(function (resolve, reject) {
+      var script = document.createElement('script');
+      script.src = withToken('/assets/elk.js');
+      script.onload = function () { resolve(new ELK()); };
+      script.onerror = function () { elkLoaded = null; reject(new Error('the layout library /assets/elk.js could not be loaded')); };
+      document.head.appendChild(script);
     });
-    return pos;
+    return elkLoaded;
   }
-  function drawChart(g, current) {
-    var pos = layout(g), w = 0, h = 0, edges = {};
-    Object.keys(pos).forEach(function (k) { w = Math.max(w, pos[k].x + 420); h = Math.max(h, pos[k].y + 70); });
-    g.transitions.forEach(function (t) {
-      if (t.from === t.to || !pos[t.from] || !pos[t.to]) return;
-      var k = t.from + '>' + t.to; (edges[k] = edges[k] || []).push(t.event + (t.guard ? ' [' + t.guard + ']' : ''));
+  var measure = document.createElement('canvas').getContext('2d');
+  function textWidth(text, px) { measure.font = px + 'px system-ui, sans-serif'; return measure.measureText(text).width; }
+  var CHART_TEXT = ${JSON.stringify(CHART_TEXT)};
+  ${elkChart.toString()}
+  function layoutChart(kind, g) {
+    if (!laidOut[kind]) {
+      var chart = elkChart(g, textWidth, CHART_TEXT);
+      laidOut[kind] = loadElk().then(function (elk) { return elk.layout(chart.elk); }).then(function (laid) {
+        return { laid: laid, lines: chart.lines, g: g };
+      }, function (err) { delete laidOut[kind]; throw err; });
+    }
+    return laidOut[kind];
+  }
+  function drawChart(l, current) {
+    if (l.error) return '<p class="error" id="chart-error">The chart cannot be drawn: ' + esc(l.error) + '</p>';
+    var nodes = [], edges = [];
+    (function walk(n) {
+      (n.edges || []).forEach(function (e) { edges.push(e); });
+      (n.children || []).forEach(function (c) { nodes.push(c); walk(c); });
+    })(l.laid);
+    var T = CHART_TEXT;
+    function lines(id, x, y) {
+      return l.lines[id].map(function (t, i) {
+        return '<text' + (i ? ' class="small"' : '') + ' x="' + (x + 8) + '" y="' + (y + (i ? T.titleLine + i * T.smallLine - 2 : T.titleLine)) + '">' + esc(t) + '</text>';
+      }).join('');
+    }
+    var svg = '<svg id="chart" width="' + Math.ceil(l.laid.width) + '" height="' + Math.ceil(l.laid.height) + '"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#9aa7b4"/></marker></defs>';
+    // Compound states first, behind what they hold.
+    nodes.filter(function (n) { return (n.children || []).length; }).forEach(function (n) {
+      var header = T.titleLine + (l.lines[n.id].length - 1) * T.smallLine;
+      svg += '<g class="compound' + (current.indexOf(n.id + '.') === 0 ? ' active' : '') + '" data-state="' + esc(n.id) + '" data-header="' + header + '"><rect x="' + n.x + '" y="' + n.y + '" width="' + n.width + '" height="' + n.height + '"></rect>' + lines(n.id, n.x, n.y) + '</g>';
     });
-    var svg = '<svg width="' + w + '" height="' + h + '"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#9aa7b4"/></marker></defs>';
-    Object.keys(edges).forEach(function (k) {
-      var p = k.split('>'), a = pos[p[0]], b = pos[p[1]];
-      var all = edges[k];
-      // Short labels keep the picture readable; the full list is in the hover title.
-      var label = esc(all.length > 2 ? all.slice(0, 2).join(', ') + ' +' + (all.length - 2) : all.join(', '));
-      var title = '<title>' + esc(p[0] + ' → ' + p[1] + ': ' + all.join(', ')) + '</title>';
-      var skip = Math.round((b.y - a.y) / 100);
-      if (skip > 1 && a.x === b.x) {
-        // Skips rows in the same column: an arc out to the left, clear of the chain it skips.
-        var sx = a.x, sy1 = a.y + 20, sy2 = b.y + 20, out = a.x - 30 - skip * 14;
-        svg += '<g class="edge-group" data-edge="' + esc(k) + '"><path class="edge" d="M' + sx + ',' + sy1 + ' C' + out + ',' + sy1 + ' ' + out + ',' + sy2 + ' ' + sx + ',' + sy2 + '"/>' + title;
-        svg += '<text class="edge-label" text-anchor="end" x="' + (out + 18) + '" y="' + ((sy1 + sy2) / 2) + '">' + label + '</text></g>';
-      } else if (b.y > a.y) {
-        var x1 = a.x + 75, y1 = a.y + 40, x2 = b.x + 75, y2 = b.y, my = (y1 + y2) / 2;
-        svg += '<g class="edge-group" data-edge="' + esc(k) + '"><path class="edge" d="M' + x1 + ',' + y1 + ' C' + x1 + ',' + my + ' ' + x2 + ',' + my + ' ' + x2 + ',' + y2 + '"/>' + title;
-        svg += '<text class="edge-label" x="' + ((x1 + x2) / 2 + 6) + '" y="' + (my + 3) + '">' + label + '</text></g>';
-      } else {
-        // Upwards or sideways (retries, restores, failures): a dashed arc out to the right, labelled on hover.
-        var bx1 = a.x + 150, by1 = a.y + 20, bx2 = b.x + 150, by2 = b.y + 20, far = Math.max(bx1, bx2) + 40 + Math.abs(by1 - by2) / 6;
-        svg += '<g class="edge-group" data-edge="' + esc(k) + '"><path class="edge back" d="M' + bx1 + ',' + by1 + ' C' + far + ',' + by1 + ' ' + far + ',' + by2 + ' ' + bx2 + ',' + by2 + '"/>' + title + '</g>';
-      }
+    edges.forEach(function (e) {
+      var s = (e.sections || [])[0];
+      if (!s) return;
+      var pts = [s.startPoint].concat(s.bendPoints || [], [s.endPoint]);
+      var key = e.sources[0] + '>' + e.targets[0], label = e.labels[0];
+      var events = label.text.split('\\n');
+      svg += '<g class="edge-group" data-edge="' + esc(key) + '"><path class="edge' + (s.endPoint.y < s.startPoint.y ? ' back' : '') + '" d="M' + pts.map(function (p) { return p.x + ',' + p.y; }).join(' L') + '"/>' +
+        '<title>' + esc(e.sources[0] + ' → ' + e.targets[0] + ': ' + events.join(', ')) + '</title>' +
+        '<text class="edge-label" x="' + (label.x + 2) + '" y="' + label.y + '">' + events.map(function (ev, i) {
+          return '<tspan x="' + (label.x + 2) + '" y="' + (label.y + T.smallPx + i * T.smallLine) + '">' + esc(ev) + '</tspan>';
+        }).join('') + '</text></g>';
     });
-    Object.keys(pos).forEach(function (id) {
-      var p = pos[id], lit = current === id || current.indexOf(id + '.') === 0;
-      svg += '<g class="node' + (lit ? ' current' : '') + '" data-state="' + esc(id) + '"><rect x="' + p.x + '" y="' + p.y + '" width="150" height="40"></rect>' +
-        '<text x="' + (p.x + 8) + '" y="' + (p.y + 17) + '">' + esc(id) + '</text>' +
-        (p.s.invokes.length ? '<text class="edge-label" x="' + (p.x + 8) + '" y="' + (p.y + 32) + '">runs ' + esc(p.s.invokes.join(', ')) + '</text>' : '') + '</g>';
+    nodes.filter(function (n) { return !(n.children || []).length; }).forEach(function (n) {
+      svg += '<g class="node' + (current === n.id ? ' current' : '') + '" data-state="' + esc(n.id) + '"><rect x="' + n.x + '" y="' + n.y + '" width="' + n.width + '" height="' + n.height + '"></rect>' + lines(n.id, n.x, n.y) + '</g>';
     });
-    return svg + '</svg>';
+    svg += '</svg>';
+    return l.g.staysEverywhere.length ? svg + '<p id="stays-everywhere">In every state, handled in place: ' + esc(l.g.staysEverywhere.join(', ')) + '</p>' : svg;
   }
   // Off loopback the inspector needs its token: given once in the page's URL, passed on to every call.
   var token = new URLSearchParams(location.search).get('token');
@@ -213,6 +231,9 @@ export const INSPECTOR_PAGE = `<!doctype html>
       if (a.error) { $('detail').innerHTML = '<p id="not-found">' + esc(a.error) + '</p>'; return; }
       return (charts[a.kind] ? Promise.resolve(charts[a.kind]) : get('/api/charts/' + a.kind)).then(function (g) {
         charts[a.kind] = g;
+        // Without its chart the page still tells the actor's story.
+        return layoutChart(a.kind, g).catch(function (err) { return { error: err.message }; });
+      }).then(function (chart) {
         var prev = null;
         var rows = a.history.map(function (t) {
           var dur = prev === null ? '' : ((t.at - prev) + ' ms'); prev = t.at;
@@ -223,7 +244,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
         }).join('');
         var why = a.why ? '<div id="why"><p id="why-summary">' + esc(a.why.summary) + '</p><ul>' + a.why.details.map(function (d) { return '<li>' + esc(d) + '</li>'; }).join('') + '</ul></div>' : '';
         $('detail').innerHTML = '<h2 id="actor-title">' + esc(a.kind) + ' ' + esc(a.id.slice(0, 13)) + ' <span class="state ' + top(a.state) + '" id="actor-state">' + esc(a.state) + '</span></h2>' +
-          why + drawChart(g, a.state) + '<div id="timeline"></div>' + sessionsTable(a.sessions) +
+          why + drawChart(chart, a.state) + '<div id="timeline"></div>' + sessionsTable(a.sessions) +
           '<table id="history"><tr><th>time</th><th>event</th><th>from → to</th><th>after</th><th>cause</th><th>error</th></tr>' + rows + '</table>' +
           (a.historyBefore ? '<p><a href="#" id="older" data-before="' + a.historyBefore + '">older history</a></p>' : '') + (before ? '<p><a href="#" id="newest">newest history</a></p>' : '') +
           '<h3>context</h3><pre>' + esc(JSON.stringify(a.context, null, 2)) + '</pre>';
@@ -270,7 +291,12 @@ export const INSPECTOR_PAGE = `<!doctype html>
     if (row) {
       Array.prototype.forEach.call(document.querySelectorAll('.edge-group.taken, #history tr.picked'), function (el) { el.classList.remove('taken'); el.classList.remove('picked'); });
       row.classList.add('picked');
-      var edge = document.querySelector('.edge-group[data-edge="' + CSS.escape(row.dataset.from + '>' + row.dataset.to) + '"]');
+      // The edge may leave or enter a compound state ("UNKNOWN>REMOVING" for UNKNOWN → REMOVING.containers).
+      var within = function (state, node) { return state === node || state.indexOf(node + '.') === 0; };
+      var edge = Array.prototype.find.call(document.querySelectorAll('.edge-group'), function (g) {
+        var ends = g.dataset.edge.split('>');
+        return within(row.dataset.from, ends[0]) && within(row.dataset.to, ends[1]);
+      });
       if (edge) edge.classList.add('taken');
     }
   });

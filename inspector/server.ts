@@ -4,6 +4,8 @@
  * here: the page works without any connection to the internet.
  */
 import { topState } from '../machines/state-path.js';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Supervisor } from '../actors/supervisor.js';
@@ -33,6 +35,9 @@ const CHARTS: Record<string, ChartGraph> = {
   sandbox: chartGraph(sandboxMachine),
   container: chartGraph(containerMachine),
 };
+
+/** The page's layout library, served from the daemon's own node_modules (the page works offline). */
+const ELK_SCRIPT = createRequire(import.meta.url).resolve('elkjs/lib/elk.bundled.js');
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
@@ -183,6 +188,16 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
     if (path === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(INSPECTOR_PAGE);
+      return;
+    }
+    if (path === '/assets/elk.js') {
+      readFile(ELK_SCRIPT).then(
+        (script) => {
+          res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'private, max-age=3600' });
+          res.end(script);
+        },
+        (err: unknown) => json(res, 500, { error: `the layout library ${ELK_SCRIPT} could not be read: ${err instanceof Error ? err.message : String(err)}` }),
+      );
       return;
     }
     if (path === '/metrics') {

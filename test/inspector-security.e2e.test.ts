@@ -95,6 +95,9 @@ describe('inspector secrets and access', () => {
       assert.equal((await get(port, '/api/actors', { authorization: 'Bearer wrong-token-wrong-token' })).status, 401);
       assert.equal((await get(port, '/api/actors', { authorization: 'Bearer a-token-long-enough-1234' })).status, 200);
       assert.equal((await get(port, '/?token=a-token-long-enough-1234')).status, 200);
+      // The page's layout library too, as the page asks for it (the token in its URL).
+      assert.equal((await get(port, '/assets/elk.js')).status, 401);
+      assert.equal((await get(port, '/assets/elk.js?token=a-token-long-enough-1234')).status, 200);
     } finally {
       await off.dispose();
     }

@@ -11,11 +11,39 @@ import BetterSqlite3 from 'better-sqlite3';
 import { chromium, type Browser } from 'playwright-core';
 import { Daemon, REPO, podConfig, tempPaths } from './daemon.js';
 import { forceCleanup } from './host-checks.js';
+import { layoutProblems, type Box } from './chart-boxes.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(REPO, 'test-artifacts');
 const daemon = new Daemon(tempPaths('pc-browser-'));
 let browser: Browser;
+
+interface DrawnChart { boxes: Box[]; clipped: string[]; width: number; height: number; edges: number }
+
+/**
+ * Run in the page: the chart's boxes as drawn. State rectangles, compound states with their
+ * title band, and each edge label's rendered text (getBBox, so the font the browser really used);
+ * also any state's own text that does not fit its rectangle. A string, as the project's
+ * TypeScript has no DOM types.
+ */
+const READ_CHART_BOXES = `(() => {
+  const num = (el, name) => Number(el.getAttribute(name));
+  const rectOf = (g) => { const r = g.querySelector('rect'); return { x: num(r, 'x'), y: num(r, 'y'), width: num(r, 'width'), height: num(r, 'height') }; };
+  const svg = document.querySelector('#chart');
+  const boxes = [
+    ...[...svg.querySelectorAll('g.node')].map((g) => ({ kind: 'state', id: g.dataset.state, ...rectOf(g) })),
+    ...[...svg.querySelectorAll('g.compound')].map((g) => ({ kind: 'compound', id: g.dataset.state, header: Number(g.dataset.header), ...rectOf(g) })),
+    ...[...svg.querySelectorAll('text.edge-label')].map((t) => { const b = t.getBBox(); return { kind: 'label', id: t.textContent, x: b.x, y: b.y, width: b.width, height: b.height }; }),
+  ];
+  const clipped = [...svg.querySelectorAll('g.node, g.compound')].flatMap((g) => {
+    const r = rectOf(g);
+    return [...g.querySelectorAll('text')].filter((t) => {
+      const b = t.getBBox();
+      return b.x < r.x || b.y < r.y || b.x + b.width > r.x + r.width || b.y + b.height > r.y + r.height;
+    }).map((t) => g.dataset.state + ': ' + t.textContent);
+  });
+  return { boxes, clipped, width: svg.width.baseVal.value, height: svg.height.baseVal.value, edges: svg.querySelectorAll('g.edge-group path').length };
+})()`;
 
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
@@ -63,6 +91,8 @@ test('a pod\'s chart lights RUNNING, then STOPPED with a new history row, live',
   await page.locator('#history tr', { hasText: 'stopSandbox.done' }).locator('td').first().click();
   assert.equal(await page.locator('.edge-group.taken[data-edge="STOPPING.pause>STOPPED"]').count(), 1, 'the edge that row took');
   await page.screenshot({ path: join(ARTIFACTS, 'inspector-stopped.png'), fullPage: true });
+  await page.locator('#why').screenshot({ path: join(ARTIFACTS, 'inspector-why.png') });
+  await page.locator('#timeline').screenshot({ path: join(ARTIFACTS, 'inspector-timeline.png') });
   await daemon.cri.call('RemovePodSandbox', { podSandboxId });
 });
 
@@ -93,6 +123,50 @@ test('a deep link opens its actor; search by name or id prefix and the last-erro
   for (const id of [a, b]) await daemon.cri.call('RemovePodSandbox', { podSandboxId: id });
 });
 
+test('every machine\'s chart, laid out by ELK in the page: no label overlaps another or a state, nothing clipped', async () => {
+  for (const kind of ['sandbox', 'container']) {
+    // A page of its own per chart (a hash change would leave the last chart up a moment), tall
+    // enough for the whole chart in its screenshot.
+    const page = await browser.newPage({ viewport: { width: 1800, height: 2400 } });
+    await page.goto(`http://127.0.0.1:${daemon.inspectorPort}/#/chart/${kind}`);
+    await page.locator('#chart g.node').first().waitFor({ timeout: 15_000 });
+    // The boxes as drawn: state rectangles, compound states with their title band, and each edge
+    // label's rendered text (getBBox, so the font the browser really used).
+    const drawn = await page.evaluate<DrawnChart>(READ_CHART_BOXES);
+    const boxes = drawn.boxes;
+    const chart = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/charts/${kind}`)).json() as { states: unknown[] };
+    assert.equal(boxes.filter((b) => b.kind !== 'label').length, chart.states.length, `${kind}: every state is drawn`);
+    assert.ok(drawn.edges >= 10 && boxes.filter((b) => b.kind === 'label').length === drawn.edges, `${kind}: every edge has its label`);
+    assert.deepEqual(layoutProblems(boxes), [], `${kind}: overlaps`);
+    assert.deepEqual(drawn.clipped, [], `${kind}: text outside its state`);
+    const outside = boxes.filter((b) => b.x < 0 || b.y < 0 || b.x + b.width > drawn.width || b.y + b.height > drawn.height);
+    assert.deepEqual(outside, [], `${kind}: everything inside the drawing`);
+    await page.locator('#chart').screenshot({ path: join(ARTIFACTS, `chart-${kind}.png`) });
+    await page.close();
+  }
+});
+
+test('with the network blocked except loopback, the page asks nothing of it and draws everything', async () => {
+  const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('offline') });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const offLoopback: string[] = [];
+  await context.route('**/*', (route) => {
+    const { hostname } = new URL(route.request().url());
+    if (hostname === '127.0.0.1' || hostname === 'localhost' || hostname === '[::1]') return route.continue();
+    offLoopback.push(route.request().url());
+    return route.abort('internetdisconnected');
+  });
+  const page = await context.newPage();
+  await page.goto(`http://127.0.0.1:${daemon.inspectorPort}/#/pod/${podSandboxId}`);
+  await page.locator('g.node.current[data-state="RUNNING"]').waitFor({ timeout: 15_000 });
+  assert.match(await page.locator('#why-summary').innerText(), /^Ready since/);
+  await page.click('#restore-link');
+  await page.locator('#restore-title').waitFor({ timeout: 5_000 });
+  assert.deepEqual(offLoopback, [], 'no request left loopback');
+  await context.close();
+  await daemon.cri.call('RemovePodSandbox', { podSandboxId });
+});
+
 test('a quarantined row is shown with its reason, and its pod is no actor', async () => {
   const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('to-quarantine') });
   await daemon.stop();
@@ -117,6 +191,7 @@ test('a quarantined row is shown with its reason, and its pod is no actor', asyn
   assert.match(await page.locator('#restore-title').innerText(), /^Last restore: .*, \d+ actors, \d+ ms$/);
   assert.equal(await page.locator(`#restore tr[data-id="${podSandboxId}"]`).count(), 0, 'a quarantined row is not restored');
   await page.screenshot({ path: join(ARTIFACTS, 'inspector-quarantine.png'), fullPage: true });
+  await page.locator('#restore').screenshot({ path: join(ARTIFACTS, 'inspector-restore.png') });
   // Its pause process, netns and mounts are left as they were (the row that names them is out of
   // reach): taken down here by hand, as an operator would.
   const forced = forceCleanup(daemon.paths, new Set([podSandboxId]));

@@ -30,6 +30,13 @@ test('the page is self-contained: no asset from elsewhere', async () => {
   assert.match(html, /<title>podchart inspector<\/title>/);
   assert.ok(!/(src|href)=["']https?:/.test(html), 'no external scripts, styles or images');
   assert.match(html, /new EventSource\(withToken\('\/api\/events'\)\)/);
+  // Its one other asset, the layout library, comes from the daemon itself.
+  assert.match(html, /script\.src = withToken\('\/assets\/elk\.js'\)/);
+  const elk = await fetch(`${base()}/assets/elk.js`);
+  assert.equal(elk.status, 200);
+  assert.match(elk.headers.get('content-type') ?? '', /^text\/javascript/);
+  const script = await elk.text();
+  assert.ok(script.length > 100_000 && script.includes('g.ELK = f()'), 'the elkjs bundle, defining the global ELK');
 });
 
 test('the tree, an actor with its persisted history, and its chart from the machine', async () => {
