@@ -169,6 +169,7 @@ test('with the network blocked except loopback, the page asks nothing of it and 
 
 test('a quarantined row is shown with its reason, and its pod is no actor', async () => {
   const { podSandboxId } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('to-quarantine') });
+  const { podSandboxId: kept } = await daemon.cri.call<{ podSandboxId: string }>('RunPodSandbox', { config: podConfig('restored-beside') });
   await daemon.stop();
   // The row, as a crash mid-write or a bad upgrade might leave it: its pid is no number.
   const db = new BetterSqlite3(join(daemon.paths.root, 'podchart.db'));
@@ -190,8 +191,11 @@ test('a quarantined row is shown with its reason, and its pod is no actor', asyn
   await page.locator('#restore-title').waitFor({ timeout: 5_000 });
   assert.match(await page.locator('#restore-title').innerText(), /^Last restore: .*, \d+ actors, \d+ ms$/);
   assert.equal(await page.locator(`#restore tr[data-id="${podSandboxId}"]`).count(), 0, 'a quarantined row is not restored');
+  assert.match(await page.locator(`#restore tr[data-id="${kept}"]`).innerText(), /sandbox\s+[0-9a-f]{13}\s+RUNNING\s+.*READY\s+RUNNING\s+.*namespaces are still mounted/, 'the pod beside it is restored, with why');
   await page.screenshot({ path: join(ARTIFACTS, 'inspector-quarantine.png'), fullPage: true });
   await page.locator('#restore').screenshot({ path: join(ARTIFACTS, 'inspector-restore.png') });
+  // Before the cleanup by hand below, which kills every process of this daemon's paths.
+  await daemon.cri.call('RemovePodSandbox', { podSandboxId: kept });
   // Its pause process, netns and mounts are left as they were (the row that names them is out of
   // reach): taken down here by hand, as an operator would.
   const forced = forceCleanup(daemon.paths, new Set([podSandboxId]));
