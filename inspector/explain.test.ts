@@ -60,6 +60,14 @@ test('a pod stopped by kubelet, one mid-stop, one whose stop failed, one being r
   assert.deepEqual(back.details, ['last error: bridge: no IP left']);
   const removed = explain('sandbox', 'removed', null, [...stopped, row(40, 'removeSandbox.done', 'REMOVING.pod', 'removed', 'RemovePodSandbox#9')]);
   assert.equal(removed.summary, 'Removed at 2026-12-07 18:32:40 UTC by RemovePodSandbox (call #9)');
+  // One whose creation failed says what failed, once it is gone as well.
+  const rolledBack = explain('sandbox', 'removed', null, [...rolling, row(2, 'rollbackSandbox.done', 'PENDING.rollingBack', 'removed', 'RunPodSandbox#2')]);
+  assert.deepEqual(rolledBack, {
+    summary: 'Its creation failed at 2026-12-07 18:32:01 UTC by RunPodSandbox (call #2), and it was rolled back: removed at 2026-12-07 18:32:02 UTC',
+    details: ['error: bridge: no IP left', 'only its history is kept, for removedHistoryRetentionSeconds'],
+  });
+  const badContainer = [row(0, 'CREATE', 'UNKNOWN', 'CREATING', 'CreateContainer#4'), row(1, 'createContainer.error', 'CREATING', 'REMOVING', 'CreateContainer#4', 'runc create: exec format error'), row(2, 'removeContainer.done', 'REMOVING', 'removed', 'CreateContainer#4')];
+  assert.match(explain('container', 'removed', null, badContainer).summary, /^Its creation failed at .* by CreateContainer \(call #4\), and it was rolled back/);
 });
 
 test('containers: created, running, restored, exited on their own or stopped, removal failed', () => {

@@ -183,10 +183,20 @@ export function explainContainer(state: string, ctx: Partial<ContainerContext>, 
   }
 }
 
+/** The states a creation runs in: leaving one with an error is a failed creation. */
+const CREATION_STATES = new Set(['PENDING.creating', 'CREATING']);
+
 function removedOr(state: string, history: readonly Transition[]): Explanation {
   const last = history.at(-1);
   if (state === 'removed' || last?.to === 'removed') {
-    return { summary: `Removed${last ? ` at ${clock(last.at)}${withCause(last)}` : ''}`, details: ['only its history is kept, for removedHistoryRetentionSeconds'] };
+    const kept = 'only its history is kept, for removedHistoryRetentionSeconds';
+    // A pod or container that never came up (a CNI ADD or runc failure): what failed, not only
+    // that it is gone, since nothing else on the node remembers it.
+    const failed = history.find((t) => t.error && t.from !== null && CREATION_STATES.has(t.from));
+    if (failed && last) {
+      return { summary: `Its creation failed at ${clock(failed.at)}${withCause(failed)}, and it was rolled back: removed at ${clock(last.at)}`, details: [`error: ${failed.error}`, kept] };
+    }
+    return { summary: `Removed${last ? ` at ${clock(last.at)}${withCause(last)}` : ''}`, details: [kept] };
   }
   return { summary: `In state ${state}`, details: [] };
 }

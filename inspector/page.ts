@@ -197,7 +197,9 @@ export const INSPECTOR_PAGE = `<!doctype html>
         return '<text' + (i ? ' class="small"' : '') + ' x="' + (x + 8) + '" y="' + (y + (i ? T.titleLine + i * T.smallLine - 2 : T.titleLine)) + '">' + esc(t) + '</text>';
       }).join('');
     }
-    var svg = '<svg id="chart" width="' + Math.ceil(l.laid.width) + '" height="' + Math.ceil(l.laid.height) + '"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#9aa7b4"/></marker></defs>';
+    // Scaled down to the panel's width when wider (the lit state stays in view), never up.
+    var w = Math.ceil(l.laid.width), h = Math.ceil(l.laid.height);
+    var svg = '<svg id="chart" viewBox="0 0 ' + w + ' ' + h + '" width="' + w + '" height="' + h + '" style="max-width: 100%; height: auto"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#9aa7b4"/></marker></defs>';
     // Compound states first, behind what they hold.
     nodes.filter(function (n) { return (n.children || []).length; }).forEach(function (n) {
       var header = T.titleLine + (l.lines[n.id].length - 1) * T.smallLine;
