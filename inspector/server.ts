@@ -18,6 +18,7 @@ import { parseAddress } from '../config/address.js';
 import type { StreamingServer } from '../streaming/server.js';
 import type { AddressInfo } from 'node:net';
 import { refusal } from './access.js';
+import { boundedSender } from './event-stream.js';
 import { redactSecrets } from './redact.js';
 import { explain } from './explain.js';
 import { timeline, type Timeline, type TimelineStep } from './timeline.js';
@@ -236,16 +237,10 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
       }
       streams++;
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-      // A reader that does not keep up is dropped, not buffered for without bound: its page
-      // reconnects (EventSource does) and reloads what it missed.
-      const send = (text: string): void => {
-        if (res.destroyed) return;
-        res.write(text);
-        if (res.writableLength > EVENT_STREAM_BACKLOG_BYTES) {
-          deps.logger.warn({ backlogBytes: res.writableLength }, 'an inspector event stream fell behind and was dropped');
-          res.destroy();
-        }
-      };
+      // A reader that does not keep up is dropped, not buffered for without bound.
+      const send = boundedSender(res, EVENT_STREAM_BACKLOG_BYTES, (backlogBytes) => {
+        deps.logger.warn({ backlogBytes }, 'an inspector event stream fell behind and was dropped');
+      });
       const off = deps.supervisor.onTransition((t) => send(`data: ${JSON.stringify(t)}\n\n`));
       // A session opening or ending is no transition: its own event, so the page follows it live.
       const offSessions = deps.streaming?.onSessionsChanged((actorId) => send(`event: sessions\ndata: ${JSON.stringify({ actorId })}\n\n`));
