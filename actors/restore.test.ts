@@ -162,6 +162,7 @@ describe('restore decisions in words (the inspector\'s restore view)', () => {
       ['REMOVE_FAILED', none, /^caught mid-removal/],
       ['CREATED', none, /^created and not started: kept/],
       ['RUNNING', { ...none, exit: { code: 3, at: '1', reason: 'Error', message: '' } }, /^the exit file says exit code 3: it exited while the daemon was down$/],
+      ['EXITED', { ...none, exit: { code: 3, at: '1', reason: 'Error', message: '' } }, /^the exit file says exit code 3, as persisted: it had exited before the restart$/],
       ['RUNNING', { ...none, alive: true, conmonPid: 9, conmonAlive: true }, /^no exit file, and pid 42 is alive with its recorded start time$/],
       ['RUNNING', { ...none, alive: true, conmonPid: 9, conmonAlive: false }, /but its conmon \(pid 9\) is gone: LOST$/],
       ['STOPPING', { ...none, alive: true, conmonPid: 9, conmonAlive: true }, /the stop caught midway is finished$/],
@@ -180,5 +181,6 @@ describe('restore decisions in words (the inspector\'s restore view)', () => {
     assert.match(podRestoreWhy('RUNNING', withPause, { exit: { code: 137, at: '1' }, alive: false }), /exit code 137: it exited while the daemon was down$/);
     assert.match(podRestoreWhy('STOPPING.pause', withPause, { exit: null, alive: false }), /NotReady; the stop caught midway is finished$/);
     assert.match(podRestoreWhy('STOPPED', withPause, { exit: null, alive: false }), /^stopped, and still stopped$/);
+    assert.match(podRestoreWhy('STOPPED', withPause, { exit: { code: 0, at: '1' }, alive: false }), /^the pause's exit file says exit code 0, as persisted: it had stopped before the restart$/);
   });
 });

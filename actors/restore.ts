@@ -109,6 +109,7 @@ export function containerRestoreWhy(persisted: string, ctx: Pick<ContainerContex
   if (state === 'UNKNOWN' || state === 'CREATING') return 'caught half-created: rolled back, what it made removed';
   if (state === 'REMOVING' || state === 'REMOVE_FAILED') return 'caught mid-removal: the removal is finished';
   if (state === 'CREATED') return 'created and not started: kept as it was';
+  if (seen.exit && state === 'EXITED') return `the exit file says exit code ${seen.exit.code}, as persisted: it had exited before the restart`;
   if (seen.exit) return `the exit file says exit code ${seen.exit.code}: it exited while the daemon was down`;
   if (seen.alive) {
     const conmon = seen.conmonAlive ? '' : `, but its conmon (pid ${seen.conmonPid ?? 'unknown'}) is gone: LOST`;
@@ -127,6 +128,7 @@ export function podRestoreWhy(persisted: string, ctx: Pick<SandboxContext, 'pid'
   if (state === 'UNKNOWN' || state === 'PENDING') return 'caught half-created: rolled back, what it made removed';
   if (state === 'REMOVING') return 'caught mid-removal: the removal is finished';
   const stop = state === 'STOPPING' ? '; the stop caught midway is finished' : '';
+  if (seen.exit && state === 'STOPPED') return `the pause's exit file says exit code ${seen.exit.code}, as persisted: it had stopped before the restart`;
   if (seen.exit) return `the pause's exit file says exit code ${seen.exit.code}: it exited while the daemon was down${stop}`;
   if (seen.alive) {
     return ctx.spec.pauseProcess === false ? `its pinned namespaces are still mounted${stop}` : `no exit file, and pause pid ${ctx.pid ?? '?'} is alive with its recorded start time${stop}`;

@@ -40,7 +40,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
   .edge-label { fill: #51606f; font-size: 10px; }
   table { border-collapse: collapse; width: 100%; margin-top: 12px; font-size: 12px; }
   td, th { border-bottom: 1px solid #e1e6eb; padding: 3px 6px; text-align: left; }
-  tr.error td { color: #b00020; }
+  tr.error td { color: #b00020; } #restore td { vertical-align: top; }
   #quarantine h2, #cleanup h2 { font-size: 13px; margin: 16px 0 0; color: #b00020; }
   pre { background: #f6f8fa; padding: 8px; overflow: auto; max-height: 240px; font-size: 12px; }
 </style>
@@ -94,6 +94,14 @@ export const INSPECTOR_PAGE = `<!doctype html>
     if (location.hash !== hash) history.replaceState(null, '', hash);
     renderTree(); showActor();
   }
+  // What restore found on the host, in words (the JSON itself in the cell's title).
+  function observedText(o) {
+    var at = function (ns) { return new Date(Number(BigInt(ns) / 1000000n)).toISOString().slice(11, 19); };
+    var parts = [o.exit ? 'exit file: code ' + o.exit.code + (o.exit.reason ? ' (' + o.exit.reason + ')' : '') + ' at ' + at(o.exit.at) : 'no exit file', o.alive ? 'pid alive, same start time' : 'pid not alive'];
+    if ('conmonPid' in o) parts.push(o.conmonPid === null ? 'no conmon pid file' : 'conmon ' + o.conmonPid + (o.conmonAlive ? ' alive' : ' gone'));
+    if (o.runtime) parts.push('runc: ' + (o.runtime.running ? 'running, pid ' + o.runtime.pid : 'not running'));
+    return parts.join('; ');
+  }
   // The restore this daemon started with: every actor, what was persisted and observed, the decision and why.
   function showRestore() {
     selected = null;
@@ -103,8 +111,8 @@ export const INSPECTOR_PAGE = `<!doctype html>
       $('detail').innerHTML = '<h2 id="restore-title">Last restore: ' + new Date(r.startedAt).toISOString() + ', ' + r.entries.length + ' actors, ' + took + '</h2>' +
         (r.failed.length ? '<p class="error">' + r.failed.length + ' pods failed to restore: ' + r.failed.map(function (f) { return esc(f.sandboxId.slice(0, 13) + ': ' + f.error); }).join('; ') + '</p>' : '') +
         '<table id="restore"><tr><th>kind</th><th>id</th><th>persisted</th><th>observed</th><th>decided</th><th>now</th><th>why</th><th>took</th></tr>' + r.entries.map(function (e) {
-          return '<tr data-id="' + esc(e.id) + '"><td>' + esc(e.kind) + '</td><td><a href="#/' + (e.kind === 'sandbox' ? 'pod' : 'container') + '/' + esc(e.id) + '">' + esc(e.id.slice(0, 13)) + '</a></td><td>' + esc(e.persisted) + '</td><td><code>' +
-            esc(JSON.stringify(e.observed)) + '</code></td><td>' + esc(e.decided.join(', ')) + '</td><td>' + esc(e.now) + '</td><td>' + esc(e.why) + '</td><td>' + Math.round(e.ms) + ' ms</td></tr>';
+          return '<tr data-id="' + esc(e.id) + '"><td>' + esc(e.kind) + '</td><td><a href="#/' + (e.kind === 'sandbox' ? 'pod' : 'container') + '/' + esc(e.id) + '">' + esc(e.id.slice(0, 13)) + '</a></td><td>' + esc(e.persisted) + '</td><td title="' + esc(JSON.stringify(e.observed)) + '">' +
+            esc(observedText(e.observed)) + '</td><td>' + esc(e.decided.join(', ')) + '</td><td>' + esc(e.now) + '</td><td>' + esc(e.why) + '</td><td>' + Math.round(e.ms) + ' ms</td></tr>';
         }).join('') + '</table>';
     });
   }
