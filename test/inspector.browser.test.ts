@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { chromium, type Browser } from 'playwright-core';
-import { Daemon, REPO, podConfig, tempPaths } from './daemon.js';
+import { Daemon, REPO, eventually, podConfig, tempPaths } from './daemon.js';
 import { forceCleanup } from './host-checks.js';
 import { layoutProblems, type Box } from './chart-boxes.js';
 
@@ -194,8 +194,13 @@ test('a quarantined row is shown with its reason, and its pod is no actor', asyn
   assert.match(await page.locator(`#restore tr[data-id="${kept}"]`).innerText(), /sandbox\s+[0-9a-f]{13}\s+RUNNING\s+.*READY\s+RUNNING\s+.*namespaces are still mounted/, 'the pod beside it is restored, with why');
   await page.screenshot({ path: join(ARTIFACTS, 'inspector-quarantine.png'), fullPage: true });
   await page.locator('#restore').screenshot({ path: join(ARTIFACTS, 'inspector-restore.png') });
-  // Before the cleanup by hand below, which kills every process of this daemon's paths.
+  // Before the cleanup by hand below, which kills every process of this daemon's paths: the
+  // removal answered, and its host cleanup (the netns unmount, done after the reply) finished.
   await daemon.cri.call('RemovePodSandbox', { podSandboxId: kept });
+  await eventually('the removed pod\'s host cleanup to finish', async () => {
+    const left = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/cleanup`)).json() as unknown[];
+    return left.length === 0;
+  });
   // Its pause process, netns and mounts are left as they were (the row that names them is out of
   // reach): taken down here by hand, as an operator would.
   const forced = forceCleanup(daemon.paths, new Set([podSandboxId]));
