@@ -1,6 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makePrivate, tightenTree } from './private-modes.js';
@@ -46,4 +47,20 @@ test('tightenTree narrows dirs and files, neither changes nor enters what keep n
   assert.deepEqual([mode(kept), mode(inside)], [0o755, 0o4755]);
   assert.deepEqual([mode(elsewhere), mode(target)], [0o755, 0o644]);
   assert.equal(await tightenTree(top, (p) => p === kept), 0, 'a second pass changes nothing');
+});
+
+test('tightenTree neither changes nor enters a file system mounted below, though keep does not name it', async () => {
+  const top = made('mounts', 0o755, 'dir');
+  const mnt = made('mounts/mnt', 0o755, 'dir');
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755,size=1m', 'tmpfs', mnt]);
+  try {
+    writeFileSync(join(mnt, 'in-the-mount'), 'x');
+    chmodSync(join(mnt, 'in-the-mount'), 0o644);
+    made('mounts/beside', 0o644);
+    assert.equal(await tightenTree(top, () => false), 2, 'the top and the file beside the mount');
+    assert.deepEqual([mode(top), mode(join(top, 'beside'))], [0o700, 0o600]);
+    assert.deepEqual([mode(mnt), mode(join(mnt, 'in-the-mount'))], [0o755, 0o644], 'the mount, as a rootfs or /dev/shm mounted after the walk began would be');
+  } finally {
+    execFileSync('umount', [mnt]);
+  }
 });

@@ -36,9 +36,13 @@ export async function makePrivate(...paths: string[]): Promise<void> {
  * a path is not ours: that path is neither changed nor entered. Symlinks are never followed.
  * Returns how many paths it changed.
  *
- * Assumes nobody else writes below `top` while it runs except conmon and runc (trusted), since a
- * path swapped for a symlink between lstat and chmod would be followed: the paths a container can
- * write (its upper dir, mounts) must be among those `keep` names.
+ * A file system mounted below `top` (a container's rootfs, a pod's /dev/shm, a namespace pin) is
+ * neither changed nor entered, also when it was mounted after the walk began: its device differs
+ * from its parent directory's. A path removed meanwhile is skipped.
+ *
+ * Assumes nobody else writes below `top` while it runs except podchart, conmon and runc (trusted),
+ * since a path swapped for a symlink between lstat and chmod would be followed: the paths a
+ * container can write (its upper dir, mounts) must be among those `keep` names or mounted.
  */
 export async function tightenTree(top: string, keep: (path: string) => boolean): Promise<number> {
   let changed = 0;
@@ -46,15 +50,16 @@ export async function tightenTree(top: string, keep: (path: string) => boolean):
   // ~80 µs through the thread pool and a promise (issue 14: the ~8 000 paths of 200 pods took 0.7 s,
   // all of it before the restore could begin). Every SLICE_MS the walk yields to the event loop, so
   // the CRI socket, open by then, keeps answering Version and Status.
-  const stack = [top];
+  const stack: { path: string; parentDev: number | null }[] = [{ path: top, parentDev: null }];
   let slice = performance.now();
   while (stack.length > 0) {
-    const path = stack.pop() as string;
+    const { path, parentDev } = stack.pop() as { path: string; parentDev: number | null };
     if (keep(path)) continue;
     const st = lstatSync(path, { throwIfNoEntry: false });
     if (st === undefined || st.isSymbolicLink()) continue;
+    if (parentDev !== null && st.dev !== parentDev) continue; // a mount point
     if (narrowSync(path, st)) changed++;
-    if (st.isDirectory()) for (const name of readdirSyncOrEmpty(path)) stack.push(join(path, name));
+    if (st.isDirectory()) for (const name of readdirSyncOrEmpty(path)) stack.push({ path: join(path, name), parentDev: st.dev });
     if (performance.now() - slice > SLICE_MS) {
       await new Promise((resolve) => setImmediate(resolve));
       slice = performance.now();
@@ -71,10 +76,17 @@ function narrowed(st: Stats): number | null {
   return st.isSymbolicLink() || (st.mode & 0o077) === 0 ? null : st.mode & 0o700;
 }
 
+/** False also when the path went away since its lstat (removed by a CRI call meanwhile). */
 function narrowSync(path: string, st: Stats): boolean {
   const mode = narrowed(st);
-  if (mode !== null) chmodSync(path, mode);
-  return mode !== null;
+  if (mode === null) return false;
+  try {
+    chmodSync(path, mode);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
 }
 
 async function narrow(path: string, st: Stats): Promise<boolean> {
