@@ -221,7 +221,7 @@ async function restore(t: Target): Promise<void> {
   await restarted;
   extra(t, `restore of ${RESTORE_PODS} pods: socket serving (ms)`, Math.round(serving));
   extra(t, `restore of ${RESTORE_PODS} pods: every pod and container back (ms)`, Math.round(back));
-  // Where podchart's start went: node, images, deps, socket, restore, modes (the state-modes walk, once pods are back), serve.
+  // Where podchart's start went: node, images, deps, socket, modes (the state-modes walk), restore, serve.
   for (const [lap, ms] of Object.entries(t.startupLaps?.() ?? {})) extra(t, `restore of ${RESTORE_PODS} pods: start lap "${lap}" (ms)`, ms);
   await removeAllPods(t);
 }

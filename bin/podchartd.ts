@@ -157,17 +157,17 @@ async function main(): Promise<void> {
   chmodSync(config.socket, 0o660);
   lap('socket');
   logger.info({ socket: config.socket }, 'CRI socket open; restoring pods and containers');
+  // Before restore reads the tree, while the socket answers only what reads no pod files. Not
+  // after the restore (tried, issue 14): the restore then holds the event loop from the moment
+  // the socket opens, and Version waited ~1 s longer; this walk yields every few ms.
+  const narrowed = await tightenState(config); // a tree an older podchart (or conmon, meanwhile) left open
+  lap('modes');
+  if (narrowed > 0) logger.info({ paths: narrowed }, 'state made private: dirs 0700, files 0600');
+
   const restoreStarted = performance.now();
   await supervisor.start();
   metrics.restoreSeconds.observe({}, (performance.now() - restoreStarted) / 1000);
   lap('restore');
-  // A tree an older podchart (or conmon, meanwhile) left open, narrowed once the pods are back
-  // (issue 14: its ~0.3 s for 200 pods no longer delays them) and before the readiness line. CRI
-  // calls may create and mount meanwhile: the walk enters no file system mounted below, whenever
-  // mounted, and new state is private already (host/private-modes.ts).
-  const narrowed = await tightenState(config);
-  lap('modes');
-  if (narrowed > 0) logger.info({ paths: narrowed }, 'state made private: dirs 0700, files 0600');
   const historySweep = new HistorySweep({ store, retentionSeconds: config.removedHistoryRetentionSeconds, logger: logger.child({ component: 'history' }) });
   historySweep.start();
   // The inspector and /metrics, on loopback only unless the config says otherwise.

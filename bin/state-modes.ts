@@ -1,5 +1,5 @@
 /**
- * At start, once restore is done: narrows a state tree an older podchart left behind (rootDir
+ * At start, before anything is served: narrows a state tree an older podchart left behind (rootDir
  * 0711; images/, layers/, pod and container dirs 0755; the database, blobs and bundles 0644) to
  * directories 0700 and files 0600 (issue 11, item 4). New state is created that way already
  * (host/private-modes.ts); this pass is for a daemon upgraded in place, and for what conmon and
