@@ -12,7 +12,7 @@ import { layoutProblems, type Box } from '../test/chart-boxes.js';
 const ELK = elkjs.default;
 
 /** A stand-in for the page's canvas measure: a wide sans-serif's average advance. */
-const textWidth = (text: string, px: number): number => text.length * px * 0.62;
+const textWidth = (text: string, px: number, bold: boolean): number => text.length * px * (bold ? 0.68 : 0.62);
 
 function boxesOf(node: ElkNode, out: Box[], headerOf: (id: string) => number): Box[] {
   for (const child of node.children ?? []) {

@@ -24,10 +24,11 @@ export interface ElkChart {
 export const CHART_TEXT = { titlePx: 12, titleLine: 16, smallPx: 10, smallLine: 13 } as const;
 
 /**
- * `textWidth(text, px)`: the drawn width of `text` at `px` pixels (a canvas measure in the page).
+ * `textWidth(text, px, bold)`: the drawn width of `text` at `px` pixels (a canvas measure in the
+ * page); state titles are drawn bold (font-weight 600).
  * `text`: CHART_TEXT, passed in because this function can see nothing outside itself.
  */
-export function elkChart(g: ChartGraph, textWidth: (text: string, px: number) => number, text: typeof CHART_TEXT): ElkChart {
+export function elkChart(g: ChartGraph, textWidth: (text: string, px: number, bold: boolean) => number, text: typeof CHART_TEXT): ElkChart {
   const { titlePx: TITLE_PX, titleLine: TITLE_LINE, smallPx: SMALL_PX, smallLine: SMALL_LINE } = text;
   const PAD = 8, WRAP = 40;
   const byId: Record<string, ChartGraph['states'][number]> = {};
@@ -53,7 +54,7 @@ export function elkChart(g: ChartGraph, textWidth: (text: string, px: number) =>
     if (s.stays.length) drawn.push(...wrapped('stays on:', s.stays));
     lines[s.id] = drawn;
     const compound = isCompound(s.id);
-    const widest = Math.max(...drawn.map((t, i) => textWidth(t, i === 0 ? TITLE_PX : SMALL_PX)));
+    const widest = Math.max(...drawn.map((t, i) => (i === 0 ? textWidth(t, TITLE_PX, true) : textWidth(t, SMALL_PX, false))));
     const header = TITLE_LINE + (drawn.length - 1) * SMALL_LINE;
     nodes[s.id] = compound
       ? { id: s.id, children: [], edges: [], layoutOptions: { 'elk.padding': `[top=${header + 14},left=12,bottom=12,right=12]`, 'elk.nodeSize.minimum': `(${Math.ceil(widest + 2 * PAD)},0)`, 'elk.nodeSize.constraints': 'MINIMUM_SIZE' } }
@@ -113,7 +114,7 @@ export function elkChart(g: ChartGraph, textWidth: (text: string, px: number) =>
       id: 'e' + i + ':' + key,
       sources: [from],
       targets: [to],
-      labels: [{ text: events.join('\n'), width: Math.ceil(Math.max(...events.map((e) => textWidth(e, SMALL_PX))) + 4), height: events.length * SMALL_LINE + 2 }],
+      labels: [{ text: events.join('\n'), width: Math.ceil(Math.max(...events.map((e) => textWidth(e, SMALL_PX, false))) + 4), height: events.length * SMALL_LINE + 2 }],
     };
     containerOf(from, to).edges?.push(edge);
   });

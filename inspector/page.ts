@@ -180,7 +180,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
     return elkLoaded;
   }
   var measure = document.createElement('canvas').getContext('2d');
-  function textWidth(text, px) { measure.font = px + 'px system-ui, sans-serif'; return measure.measureText(text).width; }
+  function textWidth(text, px, bold) { measure.font = (bold ? '600 ' : '') + px + 'px system-ui, sans-serif'; return measure.measureText(text).width; }
   var CHART_TEXT = ${JSON.stringify(CHART_TEXT)};
   ${elkChart.toString()}
   function layoutChart(kind, g) {
