@@ -4,6 +4,7 @@ import elkjs from 'elkjs';
 import type { ElkExtendedEdge, ElkNode } from 'elkjs/lib/elk-api.js';
 import { sandboxMachine } from '../machines/sandbox.machine.js';
 import { containerMachine } from '../machines/container.machine.js';
+import { supervisorMachine } from '../machines/supervisor.machine.js';
 import { chartGraph } from './chart-graph.js';
 import { CHART_TEXT, elkChart } from './chart-layout.js';
 import { layoutProblems, type Box } from '../test/chart-boxes.js';
@@ -30,7 +31,7 @@ function edgesOf(node: ElkNode): ElkExtendedEdge[] {
   return [...(node.edges ?? []), ...(node.children ?? []).flatMap(edgesOf)];
 }
 
-for (const machine of [sandboxMachine, containerMachine]) {
+for (const machine of [sandboxMachine, containerMachine, supervisorMachine]) {
   test(`the ${machine.id} chart laid out by ELK: no label overlaps another or a state, nesting kept`, async () => {
     const g = chartGraph(machine);
     const { elk, lines } = elkChart(g, textWidth, CHART_TEXT);

@@ -55,7 +55,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
     <input id="f-search" placeholder="search: id prefix or name">
     <label><input type="checkbox" id="f-error"> only with a last error</label>
   </div>
-  <p><a href="#/restore" id="restore-link">last restore</a> · charts: <a href="#/chart/sandbox">pod</a>, <a href="#/chart/container">container</a></p>
+  <p><a href="#/restore" id="restore-link">last restore</a> · charts: <a href="#/chart/sandbox">pod</a>, <a href="#/chart/container">container</a>, <a href="#/chart/supervisor">supervisor</a></p>
   <div id="tree">loading…</div>
   <div id="removed"></div>
   <div id="quarantine"></div>
@@ -116,7 +116,8 @@ export const INSPECTOR_PAGE = `<!doctype html>
         }).join('') + '</table>';
     });
   }
-  // A machine's chart alone, with no actor lit: #/chart/sandbox or #/chart/container.
+  // A machine's chart alone: #/chart/sandbox, #/chart/container (no actor lit), or
+  // #/chart/supervisor (the daemon's own state lit).
   function showChart(kind) {
     selected = null;
     if (tree) renderTree();
@@ -124,12 +125,13 @@ export const INSPECTOR_PAGE = `<!doctype html>
       charts[kind] = g;
       return layoutChart(kind, g);
     }).then(function (chart) {
-      $('detail').innerHTML = '<h2 id="chart-title">The ' + (kind === 'sandbox' ? 'pod sandbox' : 'container') + ' chart</h2>' + drawChart(chart, '');
+      var names = { sandbox: 'pod sandbox', container: 'container', supervisor: 'supervisor' };
+      $('detail').innerHTML = '<h2 id="chart-title">The ' + names[kind] + ' chart</h2>' + drawChart(chart, kind === 'supervisor' && tree ? tree.supervisor.state : '');
     }, function (err) { $('detail').innerHTML = '<p class="error">' + esc(err.message) + '</p>'; });
   }
   function fromHash() {
     if (location.hash === '#/restore') { showRestore(); return; }
-    var chart = /^#[/]chart[/](sandbox|container)$/.exec(location.hash);
+    var chart = /^#[/]chart[/](sandbox|container|supervisor)$/.exec(location.hash);
     if (chart) { showChart(chart[1]); return; }
     var m = /^#[/](pod|container)[/]([0-9a-f]{64})$/.exec(location.hash);
     if (m && m[2] !== selected) { selected = m[2]; paged = null; if (tree) renderTree(); showActor(); }
@@ -141,7 +143,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
       ' <span class="age">' + age(a.createdAt) + '</span></li>';
   }
   function renderTree() {
-    var html = '<ul><li><b>supervisor</b> <span class="state">' + esc(tree.supervisor.state) + '</span><ul>';
+    var html = '<ul><li><a href="#/chart/supervisor" id="supervisor-link"><b>supervisor</b></a> <span class="state">' + esc(tree.supervisor.state) + '</span><ul>';
     tree.pods.forEach(function (pod) {
       var kids = pod.containers.filter(function (c) { return matches(c, pod); });
       if (!matches(pod, pod) && kids.length === 0) return;

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Supervisor } from '../actors/supervisor.js';
 import { sandboxMachine } from '../machines/sandbox.machine.js';
 import { containerMachine } from '../machines/container.machine.js';
+import { supervisorMachine } from '../machines/supervisor.machine.js';
 import { chartGraph, type ChartGraph } from './chart-graph.js';
 import type { Metrics, ScrapedGauge } from './metrics.js';
 import { INSPECTOR_PAGE } from './page.js';
@@ -35,6 +36,7 @@ export interface InspectorDeps {
 const CHARTS: Record<string, ChartGraph> = {
   sandbox: chartGraph(sandboxMachine),
   container: chartGraph(containerMachine),
+  supervisor: chartGraph(supervisorMachine),
 };
 
 /** The page's layout library, served from the daemon's own node_modules (the page works offline). */
@@ -216,7 +218,7 @@ export function startInspector(address: string, deps: InspectorDeps, token: stri
     if (path === '/api/quarantine') return json(res, 200, quarantineList(deps.supervisor.store.quarantined()));
     // Host cleanup left after answered removals (actors/janitor.ts): what is left, and why not yet.
     if (path === '/api/cleanup') return json(res, 200, deps.supervisor.store.cleanup.list());
-    const chart = /^\/api\/charts\/(sandbox|container)$/.exec(path);
+    const chart = /^\/api\/charts\/(sandbox|container|supervisor)$/.exec(path);
     if (chart?.[1]) return json(res, 200, CHARTS[chart[1]]);
     const actor = /^\/api\/actors\/([0-9a-f]{64})$/.exec(path);
     if (actor?.[1]) {

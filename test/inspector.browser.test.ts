@@ -124,7 +124,7 @@ test('a deep link opens its actor; search by name or id prefix and the last-erro
 });
 
 test('every machine\'s chart, laid out by ELK in the page: no label overlaps another or a state, nothing clipped', async () => {
-  for (const kind of ['sandbox', 'container']) {
+  for (const kind of ['sandbox', 'container', 'supervisor']) {
     // A page of its own per chart (a hash change would leave the last chart up a moment), tall
     // enough for the whole chart in its screenshot.
     const page = await browser.newPage({ viewport: { width: 1800, height: 2400 } });
@@ -134,13 +134,16 @@ test('every machine\'s chart, laid out by ELK in the page: no label overlaps ano
     // label's rendered text (getBBox, so the font the browser really used).
     const drawn = await page.evaluate<DrawnChart>(READ_CHART_BOXES);
     const boxes = drawn.boxes;
-    const chart = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/charts/${kind}`)).json() as { states: unknown[] };
+    const chart = await (await fetch(`http://127.0.0.1:${daemon.inspectorPort}/api/charts/${kind}`)).json() as { states: unknown[]; transitions: { from: string; to: string }[] };
     assert.equal(boxes.filter((b) => b.kind !== 'label').length, chart.states.length, `${kind}: every state is drawn`);
-    assert.ok(drawn.edges >= 10 && boxes.filter((b) => b.kind === 'label').length === drawn.edges, `${kind}: every edge has its label`);
+    const pairs = new Set(chart.transitions.filter((t) => t.from !== t.to && t.from !== '(root)').map((t) => `${t.from}>${t.to}`));
+    assert.equal(drawn.edges, pairs.size, `${kind}: one edge per pair of states`);
+    assert.equal(boxes.filter((b) => b.kind === 'label').length, drawn.edges, `${kind}: every edge has its label`);
     assert.deepEqual(layoutProblems(boxes), [], `${kind}: overlaps`);
     assert.deepEqual(drawn.clipped, [], `${kind}: text outside its state`);
     const outside = boxes.filter((b) => b.x < 0 || b.y < 0 || b.x + b.width > drawn.width || b.y + b.height > drawn.height);
     assert.deepEqual(outside, [], `${kind}: everything inside the drawing`);
+    if (kind === 'supervisor') assert.equal(await page.locator('#chart g.node.current[data-state="SERVING"]').count(), 1, 'the daemon\'s own state lit');
     await page.locator('#chart').screenshot({ path: join(ARTIFACTS, `chart-${kind}.png`) });
     await page.close();
   }
