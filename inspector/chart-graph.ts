@@ -27,6 +27,8 @@ export interface ChartTransition {
   /** The event, with effect completions shown as "createSandbox.done" / ".error". */
   event: string;
   guard: string | null;
+  /** The event with its guard, as drawn and listed: "startContainer.done [hasExited]". */
+  label: string;
 }
 
 export interface ChartGraph {
@@ -54,6 +56,10 @@ function guardName(guard: unknown): string | null {
 
 function withGuard(event: string, guard: string | null): string {
   return guard ? `${event} [${guard}]` : event;
+}
+
+function transition(from: string, to: string, event: string, guard: string | null): ChartTransition {
+  return { from, to, event, guard, label: withGuard(event, guard) };
 }
 
 export function chartGraph(machine: AnyStateMachine): ChartGraph {
@@ -85,14 +91,14 @@ export function chartGraph(machine: AnyStateMachine): ChartGraph {
           if (!into.includes(label)) into.push(label);
         }
         for (const target of targets) {
-          transitions.push({ from: id || '(root)', to: pathOf(target), event: eventName(type), guard: guardName(t.guard) });
+          transitions.push(transition(id || '(root)', pathOf(target), eventName(type), guardName(t.guard)));
         }
       }
     }
     // Eventless transitions (a pod's stop moving on once its containers have stopped).
     for (const t of node.always ?? []) {
       for (const target of t.target ?? []) {
-        transitions.push({ from: id || '(root)', to: pathOf(target), event: 'always', guard: guardName(t.guard) });
+        transitions.push(transition(id || '(root)', pathOf(target), 'always', guardName(t.guard)));
       }
     }
     for (const child of Object.values(node.states)) visit(child);
@@ -112,7 +118,7 @@ export function toMermaid(graph: ChartGraph): string {
   }
   for (const t of graph.transitions) {
     if (t.from === '(root)') continue;
-    lines.push(`  ${safe(t.from)} --> ${safe(t.to)} : ${withGuard(t.event, t.guard)}`);
+    lines.push(`  ${safe(t.from)} --> ${safe(t.to)} : ${t.label}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -18,6 +18,8 @@ export interface ElkChart {
   elk: ElkNode;
   /** By state id: the title, then the smaller lines ("runs …", "stays on …"). */
   lines: Record<string, string[]>;
+  /** By state id: the height of those lines, a compound state's title band. */
+  headers: Record<string, number>;
 }
 
 /** Font sizes and line heights the page draws with; the layout sizes boxes by them. */
@@ -47,6 +49,7 @@ export function elkChart(g: ChartGraph, textWidth: (text: string, px: number, bo
     return out;
   };
   const lines: Record<string, string[]> = {};
+  const headers: Record<string, number> = {};
   const nodes: Record<string, ElkNode> = {};
   g.states.forEach((s) => {
     const drawn = [shortName(s.id)];
@@ -56,6 +59,7 @@ export function elkChart(g: ChartGraph, textWidth: (text: string, px: number, bo
     const compound = isCompound(s.id);
     const widest = Math.max(...drawn.map((t, i) => (i === 0 ? textWidth(t, TITLE_PX, true) : textWidth(t, SMALL_PX, false))));
     const header = TITLE_LINE + (drawn.length - 1) * SMALL_LINE;
+    headers[s.id] = header;
     nodes[s.id] = compound
       ? { id: s.id, children: [], edges: [], layoutOptions: { 'elk.padding': `[top=${header + 14},left=12,bottom=12,right=12]`, 'elk.nodeSize.minimum': `(${Math.ceil(widest + 2 * PAD)},0)`, 'elk.nodeSize.constraints': 'MINIMUM_SIZE' } }
       : { id: s.id, width: Math.max(90, Math.ceil(widest + 2 * PAD)), height: header + 12 };
@@ -104,8 +108,7 @@ export function elkChart(g: ChartGraph, textWidth: (text: string, px: number, bo
     if (t.from === t.to || !byId[t.from] || !byId[t.to]) return;
     const key = t.from + '>' + t.to;
     if (!pairs[key]) { pairs[key] = []; order.push(key); }
-    const label = t.event + (t.guard ? ' [' + t.guard + ']' : '');
-    if (!pairs[key].includes(label)) pairs[key].push(label);
+    if (!pairs[key].includes(t.label)) pairs[key].push(t.label);
   });
   order.forEach((key, i) => {
     const [from, to] = key.split('>') as [string, string];
@@ -118,5 +121,5 @@ export function elkChart(g: ChartGraph, textWidth: (text: string, px: number, bo
     };
     containerOf(from, to).edges?.push(edge);
   });
-  return { elk: root, lines };
+  return { elk: root, lines, headers };
 }

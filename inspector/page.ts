@@ -189,7 +189,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
     if (!laidOut[kind]) {
       var chart = elkChart(g, textWidth, CHART_TEXT);
       laidOut[kind] = loadElk().then(function (elk) { return elk.layout(chart.elk); }).then(function (laid) {
-        return { laid: laid, lines: chart.lines, g: g };
+        return { laid: laid, lines: chart.lines, headers: chart.headers, g: g };
       }, function (err) { delete laidOut[kind]; throw err; });
     }
     return laidOut[kind];
@@ -212,8 +212,7 @@ export const INSPECTOR_PAGE = `<!doctype html>
     var svg = '<svg id="chart" viewBox="0 0 ' + w + ' ' + h + '" width="' + w + '" height="' + h + '" style="max-width: 100%; height: auto"><defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0L10,5L0,10z" fill="#9aa7b4"/></marker></defs>';
     // Compound states first, behind what they hold.
     nodes.filter(function (n) { return (n.children || []).length; }).forEach(function (n) {
-      var header = T.titleLine + (l.lines[n.id].length - 1) * T.smallLine;
-      svg += '<g class="compound' + (current.indexOf(n.id + '.') === 0 ? ' active' : '') + '" data-state="' + esc(n.id) + '" data-header="' + header + '"><rect x="' + n.x + '" y="' + n.y + '" width="' + n.width + '" height="' + n.height + '"></rect>' + lines(n.id, n.x, n.y) + '</g>';
+      svg += '<g class="compound' + (current.indexOf(n.id + '.') === 0 ? ' active' : '') + '" data-state="' + esc(n.id) + '" data-header="' + l.headers[n.id] + '"><rect x="' + n.x + '" y="' + n.y + '" width="' + n.width + '" height="' + n.height + '"></rect>' + lines(n.id, n.x, n.y) + '</g>';
     });
     edges.forEach(function (e) {
       var s = (e.sections || [])[0];
