@@ -12,9 +12,15 @@
 import type * as grpc from '@grpc/grpc-js';
 import { loadCri } from '../proto/load.js';
 
-/** A reply already encoded: the server's serializer sends its bytes as they are. */
+/**
+ * A reply already encoded: the server's serializer sends its bytes as they are. A list reply keeps
+ * its items' one-item encodings too (`parts`): the streaming List RPCs send them in pages.
+ */
 export class Encoded {
-  constructor(readonly bytes: Buffer) {}
+  constructor(
+    readonly bytes: Buffer,
+    readonly parts: readonly Buffer[] = [bytes],
+  ) {}
 }
 
 /** The service with each method's reply serializer taking Encoded replies too. */
@@ -45,7 +51,7 @@ export class ItemEncodings<V> {
     const parts = items.map((item) => this.bytesOf(item));
     const last = this.last;
     if (last && last.parts.length === parts.length && parts.every((bytes, i) => bytes === last.parts[i])) return last.reply;
-    const reply = new Encoded(Buffer.concat(parts));
+    const reply = new Encoded(Buffer.concat(parts), parts);
     this.last = { parts, reply };
     return reply;
   }

@@ -29,6 +29,7 @@ import { getContainerEvents } from './container-events.js';
 import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats, warmContainerStatsEncodings } from './stats.js';
 import { StatsSampler } from '../actors/stats-sampler.js';
 import { acceptingEncoded } from './list-encoding.js';
+import { pagesOf, STREAMED_LISTS } from './list-stream.js';
 import type { Metrics } from '../inspector/metrics.js';
 import type { Supervisor } from '../actors/supervisor.js';
 import { pullImage } from './image-pull.js';
@@ -45,14 +46,15 @@ const DEFAULT_TIMEOUT_MS = 4 * 60_000;
 /** Called every second by kubelet: logged at debug, not info. */
 const POLLED = new Set(['Version', 'Status', 'ListPodSandbox', 'PodSandboxStatus', 'ListContainers', 'ContainerStatus',
   'ListImages', 'ImageStatus', 'ImageFsInfo', 'ListContainerStats', 'ListPodSandboxStats', 'RuntimeConfig',
-  'ContainerStats', 'PodSandboxStats']);
+  'ContainerStats', 'PodSandboxStats', 'StreamPodSandboxes', 'StreamContainers', 'StreamContainerStats',
+  'StreamPodSandboxStats', 'StreamPodSandboxMetrics', 'StreamImages']);
 
 /**
  * What the socket answers while restore runs (it serves as soon as it can, issue 14): what does
  * not read the pods and containers. Anything else gets UNAVAILABLE until restore is done: a
  * partial ListPodSandbox would tell kubelet that pods it sees no longer exist.
  */
-const DURING_RESTORE = new Set(['Version', 'Status', 'RuntimeConfig', 'ListImages', 'ImageStatus', 'ImageFsInfo']);
+const DURING_RESTORE = new Set(['Version', 'Status', 'RuntimeConfig', 'ListImages', 'StreamImages', 'ImageStatus', 'ImageFsInfo']);
 
 // The handlers take the request as proto-loader decodes it; each declares the fields it reads.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the table is heterogeneous by design
@@ -92,7 +94,11 @@ const STREAM_HANDLERS: Record<string, (call: grpc.ServerWritableStream<unknown, 
 };
 
 /** The RuntimeService methods podchart serves; every other one answers UNIMPLEMENTED. */
-export const BUILT_RUNTIME_METHODS: readonly string[] = Object.keys(RUNTIME_HANDLERS);
+export const BUILT_RUNTIME_METHODS: readonly string[] = [
+  ...Object.keys(RUNTIME_HANDLERS),
+  ...Object.keys(STREAM_HANDLERS),
+  ...Object.entries(STREAMED_LISTS).filter(([, s]) => s.service === 'runtimeService' && s.list in RUNTIME_HANDLERS).map(([name]) => name),
+];
 
 const IMAGE_HANDLERS: Record<string, AnyHandler> = {
   PullImage: pullImage,
@@ -145,13 +151,82 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
     deps.metrics?.criHandlerSeconds.observe(labels, handlerMs / 1000);
   };
 
+  /**
+   * One call of a handler, as every unary method and every streamed list is served: refused while
+   * restore runs (unless it reads nothing restore makes), logged, tagged with its cause, timed.
+   * `reply` sends the handler's answer; it is timed as server time too (issue 14: a big List
+   * reply's encoding is), apart from the handler alone (as a Go server's interceptor sees it).
+   */
+  const serve = (method: string, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, handler: AnyHandler | undefined, reply: (response: unknown) => void, fail: (err: Partial<grpc.ServiceError>) => void): void => {
+    const callId = ++seq;
+    // The call's logger is made when something logs: pino's child() runs the redaction over
+    // its bindings, and a polled call at the default level logs nothing (issue 14).
+    let callLogger: Logger | null = null;
+    const logger = (): Logger => (callLogger ??= deps.logger.child({ rpc: method, call: callId }));
+    const level = POLLED.has(method) ? 'debug' : 'info';
+    const logged = deps.logger.isLevelEnabled(level);
+    const started = performance.now();
+    if (!handler) {
+      logger().debug('not implemented');
+      fail(toGrpcError(new NotImplemented(method)));
+      return;
+    }
+    if (!DURING_RESTORE.has(method) && deps.supervisor.rootState() === 'RESTORING') {
+      fail(toGrpcError(new Unavailable(`podchart is restoring its pods and containers after a restart; ${method} is answered once that is done (about a second per 200 pods): retry`)));
+      return;
+    }
+    const ctx: CriContext = {
+      supervisor: deps.supervisor,
+      images: deps.images,
+      containers: deps.containers,
+      sandboxes: deps.sandboxes,
+      imageRoot: deps.imageRoot,
+      config: deps.config,
+      get logger() {
+        return logger();
+      },
+      timeoutMs: timeoutFrom(call),
+      network: deps.network,
+      stats,
+      version: deps.version,
+      ...(deps.streaming ? { streaming: deps.streaming } : {}),
+    };
+    if (logged) logger()[level](callFields(method, call.request), 'call');
+    // Every actor event sent while serving this call is tagged with it (the inspector's "cause").
+    deps.causes.with(`${method}#${callId}`, () => handler(call.request, ctx)).then(
+      (response) => {
+        const handlerMs = performance.now() - started;
+        reply(response);
+        const ms = performance.now() - started;
+        if (logged) logger()[level]({ ms: Math.round(ms) }, 'ok');
+        record(method, 'OK', ms, handlerMs);
+      },
+      (err: unknown) => {
+        const mapped = toGrpcError(err);
+        const ms = performance.now() - started;
+        logger().warn({ code: mapped.code, err: mapped.details, ms: Math.round(ms) }, 'failed');
+        record(method, grpc.status[mapped.code ?? grpc.status.UNKNOWN] ?? String(mapped.code), ms, ms);
+        fail(mapped);
+      },
+    );
+  };
+
   const implement = (service: grpc.ServiceDefinition, handlers: Record<string, AnyHandler>): grpc.UntypedServiceImplementation => {
     const impl: grpc.UntypedServiceImplementation = {};
     for (const [method, def] of Object.entries(service)) {
-      const handler = handlers[method];
       if (def.responseStream || def.requestStream) {
+        const streamed = STREAMED_LISTS[method];
         const stream = STREAM_HANDLERS[method];
         impl[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+          if (streamed) {
+            // The List method's own handler: the same filters and items, sent in pages.
+            const send = (response: unknown): void => {
+              for (const page of pagesOf(response, streamed)) call.write(page);
+              call.end();
+            };
+            serve(method, call, handlers[streamed.list], send, (err) => call.emit('error', err));
+            return;
+          }
           if (!stream) {
             call.emit('error', toGrpcError(new NotImplemented(method)));
             return;
@@ -162,60 +237,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
         continue;
       }
       impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const callId = ++seq;
-        // The call's logger is made when something logs: pino's child() runs the redaction over
-        // its bindings, and a polled call at the default level logs nothing (issue 14).
-        let callLogger: Logger | null = null;
-        const logger = (): Logger => (callLogger ??= deps.logger.child({ rpc: method, call: callId }));
-        const level = POLLED.has(method) ? 'debug' : 'info';
-        const logged = deps.logger.isLevelEnabled(level);
-        const started = performance.now();
-        if (!handler) {
-          logger().debug('not implemented');
-          callback(toGrpcError(new NotImplemented(method)));
-          return;
-        }
-        if (!DURING_RESTORE.has(method) && deps.supervisor.rootState() === 'RESTORING') {
-          callback(toGrpcError(new Unavailable(`podchart is restoring its pods and containers after a restart; ${method} is answered once that is done (about a second per 200 pods): retry`)));
-          return;
-        }
-        const ctx: CriContext = {
-          supervisor: deps.supervisor,
-          images: deps.images,
-          containers: deps.containers,
-          sandboxes: deps.sandboxes,
-          imageRoot: deps.imageRoot,
-          config: deps.config,
-          get logger() {
-            return logger();
-          },
-          timeoutMs: timeoutFrom(call),
-          network: deps.network,
-          stats,
-          version: deps.version,
-          ...(deps.streaming ? { streaming: deps.streaming } : {}),
-        };
-        if (logged) logger()[level](callFields(method, call.request), 'call');
-        // Every actor event sent while serving this call is tagged with it (the inspector's "cause").
-        deps.causes.with(`${method}#${callId}`, () => handler(call.request, ctx)).then(
-          (response) => {
-            // Timed twice: before the callback (the handler alone, as a Go server's interceptor
-            // sees it) and after it, which encodes and writes the reply: a big List reply's
-            // encoding is server time too (issue 14: the server-side numbers must hold all of it).
-            const handlerMs = performance.now() - started;
-            callback(null, response);
-            const ms = performance.now() - started;
-            if (logged) logger()[level]({ ms: Math.round(ms) }, 'ok');
-            record(method, 'OK', ms, handlerMs);
-          },
-          (err: unknown) => {
-            const mapped = toGrpcError(err);
-            const ms = performance.now() - started;
-            logger().warn({ code: mapped.code, err: mapped.details, ms: Math.round(ms) }, 'failed');
-            record(method, grpc.status[mapped.code ?? grpc.status.UNKNOWN] ?? String(mapped.code), ms, ms);
-            callback(mapped);
-          },
-        );
+        serve(method, call, handlers[method], (response) => callback(null, response), (err) => callback(err));
       };
     }
     return impl;

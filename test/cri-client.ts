@@ -27,6 +27,20 @@ export class CriClient {
     return this.invoke(this.image, method, request, timeoutMs);
   }
 
+  /** Calls a server-streaming method; resolves with every message it sent, once it ends. */
+  stream<T = Reply>(service: 'runtime' | 'image', method: string, request: object = {}, timeoutMs = 60_000): Promise<T[]> {
+    const client = service === 'runtime' ? this.runtime : this.image;
+    const fn = (client as unknown as Record<string, unknown>)[method];
+    if (typeof fn !== 'function') return Promise.reject(new Error(`no such method ${method}`));
+    return new Promise((resolve, reject) => {
+      const call = (fn as (req: object, opts: grpc.CallOptions) => grpc.ClientReadableStream<T>).call(client, request, { deadline: Date.now() + timeoutMs });
+      const messages: T[] = [];
+      call.on('data', (m: T) => messages.push(m));
+      call.on('error', reject);
+      call.on('end', () => resolve(messages));
+    });
+  }
+
   private invoke<T>(client: grpc.Client, method: string, request: object, timeoutMs: number): Promise<T> {
     const fn = (client as unknown as Record<string, unknown>)[method];
     if (typeof fn !== 'function') return Promise.reject(new Error(`no such method ${method}`));
