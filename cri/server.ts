@@ -28,6 +28,7 @@ import { attachHandler, execHandler, execSyncHandler, reopenContainerLog, update
 import { getContainerEvents } from './container-events.js';
 import { containerStats, listContainerStats, listPodSandboxStats, podSandboxStats, warmContainerStatsEncodings } from './stats.js';
 import { StatsSampler } from '../actors/stats-sampler.js';
+import { listMetricDescriptors, listPodSandboxMetrics } from './metrics.js';
 import { acceptingEncoded } from './list-encoding.js';
 import { pagesOf, STREAMED_LISTS } from './list-stream.js';
 import type { Metrics } from '../inspector/metrics.js';
@@ -46,7 +47,7 @@ const DEFAULT_TIMEOUT_MS = 4 * 60_000;
 /** Called every second by kubelet: logged at debug, not info. */
 const POLLED = new Set(['Version', 'Status', 'ListPodSandbox', 'PodSandboxStatus', 'ListContainers', 'ContainerStatus',
   'ListImages', 'ImageStatus', 'ImageFsInfo', 'ListContainerStats', 'ListPodSandboxStats', 'RuntimeConfig',
-  'ContainerStats', 'PodSandboxStats', 'StreamPodSandboxes', 'StreamContainers', 'StreamContainerStats',
+  'ContainerStats', 'PodSandboxStats', 'ListMetricDescriptors', 'ListPodSandboxMetrics', 'StreamPodSandboxes', 'StreamContainers', 'StreamContainerStats',
   'StreamPodSandboxStats', 'StreamPodSandboxMetrics', 'StreamImages']);
 
 /**
@@ -86,6 +87,8 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   ListContainerStats: listContainerStats,
   PodSandboxStats: podSandboxStats,
   ListPodSandboxStats: listPodSandboxStats,
+  ListMetricDescriptors: listMetricDescriptors,
+  ListPodSandboxMetrics: listPodSandboxMetrics,
 };
 
 /** Server-streaming methods: each writes to its call until the client goes away. */

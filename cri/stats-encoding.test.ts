@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { ContainerSample } from '../actors/stats-sampler.js';
 import type { ContainerView } from '../actors/views.js';
+import { ZERO_STATS } from '../runtime/cgroup-stats.js';
 import { loadCri } from '../proto/load.js';
 import { containerMessage } from './stats.js';
 import { encodeContainerStatsItem } from './stats-encoding.js';
@@ -32,7 +33,7 @@ const sample = fc.record({
   // The encoder reads only these fields of a view.
   view: { id: s.id, context: { spec: { metadata: { name: s.name, attempt: s.attempt }, labels: s.labels, annotations: s.annotations, dir: s.dir } } } as unknown as ContainerView,
   cgroup: {
-    stats: { cpuUsageNs: s.cpu, memoryUsageBytes: s.memory, memoryWorkingSetBytes: s.workingSet, memoryRssBytes: s.rss, pageFaults: s.faults, majorPageFaults: s.major, pids: s.pids, memoryLimitBytes: s.limit },
+    stats: { ...ZERO_STATS, cpuUsageNs: s.cpu, memoryUsageBytes: s.memory, memoryWorkingSetBytes: s.workingSet, memoryRssBytes: s.rss, pageFaults: s.faults, majorPageFaults: s.major, pids: s.pids, memoryLimitBytes: s.limit },
     rateNanoCores: s.rate, wallNs: s.wallNs, atMs: 1,
   },
   layer: { bytes: s.bytes, inodes: s.inodes, wallNs: s.layerNs, atMs: 1 },

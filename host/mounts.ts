@@ -6,6 +6,7 @@
  * adds its netns, shm, pins and container rootfs): with pods made in parallel it showed up in the
  * profile (issue 14). Callers that ask within one turn of the event loop share one read.
  */
+import { readFileSync } from 'node:fs';
 import { readFile, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { run } from './exec.js';
@@ -34,6 +35,39 @@ async function readMountPoints(): Promise<ReadonlySet<string>> {
     if (point) points.add(point.includes('\\') ? point.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))) : point);
   }
   return points;
+}
+
+/** major/minor from st.rdev, with Linux's encoding (12-bit major, 20-bit minor, split across the word). */
+export function splitDeviceNumber(rdev: number): { major: number; minor: number } {
+  const dev = BigInt(rdev);
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return { major: Number(major), minor: Number(minor) };
+}
+
+/** Device names by st_dev: a filesystem's source does not change while it is mounted. */
+const devices = new Map<number, string | null>();
+
+/**
+ * The source mountinfo gives the filesystem of device number `dev` (st_dev), such as /dev/vda1 or
+ * "overlay"; null when no mount has it. Read once per device (the metrics' `device` label).
+ */
+export function deviceOf(dev: number): string | null {
+  if (devices.has(dev)) return devices.get(dev) ?? null;
+  const { major, minor } = splitDeviceNumber(dev);
+  const wanted = `${major}:${minor}`;
+  let source: string | null = null;
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    // "id parent major:minor root point options [optional…] - fstype source superoptions"
+    const [, , majorMinor] = line.split(' ', 3);
+    const after = line.split(' - ')[1];
+    if (majorMinor === wanted && after) {
+      source = after.split(' ')[1] ?? null;
+      break;
+    }
+  }
+  devices.set(dev, source);
+  return source;
 }
 
 /** The path as mountinfo spells it: /var/run is often a symlink to /run. As given when its dir is absent. */

@@ -21,7 +21,9 @@ import {
   readCgroupStatsAt,
   statsFromV1,
   statsFromV2,
+  sharesFromWeight,
   sumCgroupStats,
+  ZERO_STATS,
   type CgroupLayout,
 } from './cgroup-stats.js';
 
@@ -56,9 +58,21 @@ describe('parsers', () => {
     const stat = 'cache 10\nrss 1\ntotal_rss 4096\ntotal_inactive_file 1000\ntotal_pgfault 7\ntotal_pgmajfault 2\n';
     const s = statsFromV1({ cpuacctUsage: '123456\n', memoryUsage: '5000\n', memoryStat: stat, memoryLimit: '9223372036854771712\n', pidsCurrent: '3\n' });
     assert.deepEqual(s, {
-      cpuUsageNs: 123456n, memoryUsageBytes: 5000n, memoryWorkingSetBytes: 4000n, memoryRssBytes: 4096n,
+      ...ZERO_STATS, cpuUsageNs: 123456n, memoryUsageBytes: 5000n, memoryWorkingSetBytes: 4000n, memoryRssBytes: 4096n,
       pageFaults: 7n, majorPageFaults: 2n, pids: 3, memoryLimitBytes: null,
     });
+    const full = statsFromV1({
+      cpuacctUsage: '300', memoryUsage: '5000', memoryStat: `${stat}total_cache 900\ntotal_mapped_file 300\ntotal_swap 20\n`, memoryLimit: '8192', pidsCurrent: '5',
+      cpuacctUsageUser: '200\n', cpuacctUsageSys: '100\n', cpuStat: 'nr_periods 10\nnr_throttled 4\nthrottled_time 777\n',
+      memoryFailcnt: '3\n', memoryOomControl: 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n', procs: '17\n18\n',
+      pidsMax: 'max\n', cpuShares: '1024\n', cpuQuota: '-1\n', cpuPeriod: '100000\n',
+    });
+    assert.deepEqual(
+      [full.cpuUserNs, full.cpuSystemNs, full.cfsPeriods, full.cfsThrottledPeriods, full.cfsThrottledNs, full.memoryCacheBytes, full.memoryMappedFileBytes, full.memorySwapBytes, full.memoryFailcnt, full.oomKills],
+      [200n, 100n, 10n, 4n, 777n, 900n, 300n, 20n, 3n, 2n],
+    );
+    assert.deepEqual([full.pids, full.processes, full.pidsLimit, full.cpuShares, full.cpuQuotaUs, full.cpuPeriodUs], [5, 2, null, 1024n, null, 100000n], 'no quota is -1: null');
+    assert.equal(statsFromV1({ cpuacctUsage: null, memoryUsage: null, memoryStat: null, memoryLimit: null, pidsCurrent: null, cpuQuota: '50000', pidsMax: '64' }).cpuQuotaUs, 50000n);
     const clamped = statsFromV1({ cpuacctUsage: null, memoryUsage: '500', memoryStat: stat, memoryLimit: '1048576', pidsCurrent: null });
     assert.equal(clamped.memoryWorkingSetBytes, 0n);
     assert.equal(clamped.memoryLimitBytes, 1048576n);
@@ -75,9 +89,20 @@ describe('parsers', () => {
       pidsCurrent: '2\n',
     });
     assert.deepEqual(s, {
-      cpuUsageNs: 250_000n, memoryUsageBytes: 8192n, memoryWorkingSetBytes: 7168n, memoryRssBytes: 4096n,
-      pageFaults: 11n, majorPageFaults: 1n, pids: 2, memoryLimitBytes: null,
+      ...ZERO_STATS, cpuUsageNs: 250_000n, cpuUserNs: 200_000n, cpuSystemNs: 50_000n, memoryUsageBytes: 8192n, memoryWorkingSetBytes: 7168n,
+      memoryRssBytes: 4096n, memoryCacheBytes: 4096n, pageFaults: 11n, majorPageFaults: 1n, pids: 2, memoryLimitBytes: null,
     });
+    const full = statsFromV2({
+      cpuStat: 'usage_usec 250\nnr_periods 9\nnr_throttled 3\nthrottled_usec 5\n', memoryCurrent: '1', memoryStat: 'file_mapped 64\n', memoryMax: 'max', pidsCurrent: '1',
+      memorySwapCurrent: '128\n', memoryEvents: 'low 0\nhigh 0\nmax 6\noom 1\noom_kill 1\n', procs: '1\n', pidsMax: '100\n', cpuWeight: '100\n', cpuMax: 'max 100000\n',
+    });
+    assert.deepEqual(
+      [full.cfsPeriods, full.cfsThrottledPeriods, full.cfsThrottledNs, full.memoryMappedFileBytes, full.memorySwapBytes, full.memoryFailcnt, full.oomKills, full.processes, full.pidsLimit, full.cpuQuotaUs, full.cpuPeriodUs],
+      [9n, 3n, 5000n, 64n, 128n, 6n, 1n, 1, 100n, null, 100000n],
+    );
+    assert.equal(full.cpuShares, 2597n, 'weight 100 as shares');
+    assert.deepEqual([1n, 39n, 10000n].map(sharesFromWeight), [2n, 998n, 262144n], 'the ends of the range, and runc\'s weight for 1024 shares');
+    assert.equal(statsFromV2({ cpuStat: null, memoryCurrent: null, memoryStat: null, memoryMax: null, pidsCurrent: null, cpuMax: '50000 100000' }).cpuQuotaUs, 50000n);
     assert.equal(statsFromV2({ cpuStat: null, memoryCurrent: null, memoryStat: null, memoryMax: '4096', pidsCurrent: null }).memoryLimitBytes, 4096n);
   });
 

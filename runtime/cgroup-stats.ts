@@ -7,6 +7,12 @@
  * - v2: cpu.stat usage_usec; memory.current, memory.stat {inactive_file,anon,pgfault,pgmajfault},
  *   memory.max; pids.current.
  * Working set = usage − inactive file, clamped at 0 (cAdvisor's and containerd's definition).
+ * And for the metrics RPCs (cri/metrics.ts), what cAdvisor reads for its container_* metrics:
+ * - v1: cpuacct.usage_user/usage_sys, cpu.stat (CFS periods), memory.stat total_{cache,mapped_file,swap},
+ *   memory.failcnt, memory.oom_control oom_kill, cgroup.procs, pids.max, cpu.shares/cfs_quota_us/cfs_period_us.
+ * - v2: cpu.stat user_usec/system_usec/nr_periods/nr_throttled/throttled_usec, memory.stat
+ *   {file,file_mapped}, memory.swap.current, memory.events max/oom_kill, cgroup.procs, pids.max,
+ *   cpu.weight (as shares, cAdvisor's conversion), cpu.max.
  *
  * Where a cgroups path lands is runc's rule: the cgroupfs driver takes an absolute path under each
  * hierarchy; the systemd driver takes "slice:prefix:name", i.e. <expanded slice>/<prefix>-<name>.scope.
@@ -25,14 +31,36 @@ export type CgroupDriver = 'cgroupfs' | 'systemd';
 
 export interface CgroupStats {
   cpuUsageNs: bigint;
+  cpuUserNs: bigint;
+  cpuSystemNs: bigint;
+  /** CFS enforcement periods elapsed, those throttled, and the time throttled. */
+  cfsPeriods: bigint;
+  cfsThrottledPeriods: bigint;
+  cfsThrottledNs: bigint;
   memoryUsageBytes: bigint;
   memoryWorkingSetBytes: bigint;
   memoryRssBytes: bigint;
+  /** Page cache, of which mapped files; swap in use. */
+  memoryCacheBytes: bigint;
+  memoryMappedFileBytes: bigint;
+  memorySwapBytes: bigint;
+  /** Times the usage hit the limit (v1 failcnt, v2 memory.events max). */
+  memoryFailcnt: bigint;
+  /** Processes the OOM killer killed in the cgroup. */
+  oomKills: bigint;
   pageFaults: bigint;
   majorPageFaults: bigint;
+  /** Tasks (threads) in the cgroup, pids.current; processes, the lines of cgroup.procs. */
   pids: number;
+  processes: number;
   /** The memory limit, or null when unlimited (or unknown, as for a sum of cgroups). */
   memoryLimitBytes: bigint | null;
+  /** pids.max, or null when unlimited (or unknown). */
+  pidsLimit: bigint | null;
+  /** The CPU spec: shares (v2 weight converted), CFS quota (null: none) and period, in µs. */
+  cpuShares: bigint | null;
+  cpuQuotaUs: bigint | null;
+  cpuPeriodUs: bigint | null;
 }
 
 /** Which cgroup hierarchy to read and where it is mounted. */
@@ -124,28 +152,68 @@ function workingSet(usage: bigint, inactiveFile: bigint): bigint {
   return usage > inactiveFile ? usage - inactiveFile : 0n;
 }
 
-/** The contents of a cgroup's files (null where absent: a controller not enabled). */
+/** Lines of a list file (cgroup.procs): its entries. */
+function countLines(text: string | null | undefined): number {
+  return (text ?? '').split('\n').filter((line) => line.trim() !== '').length;
+}
+
+/** A signed number (cpu.cfs_quota_us is -1 without a quota): null when absent or negative. */
+function parseNonNegative(text: string | null | undefined): bigint | null {
+  const t = text?.trim() ?? '';
+  return /^\d+$/.test(t) ? BigInt(t) : null;
+}
+
+/**
+ * The contents of a cgroup's files (null where absent: a controller not enabled). The ones after
+ * pidsCurrent serve the metrics RPCs alone; absent, their counters are zero.
+ */
 export interface V1Files {
   cpuacctUsage: string | null;
   memoryUsage: string | null;
   memoryStat: string | null;
   memoryLimit: string | null;
   pidsCurrent: string | null;
+  cpuacctUsageUser?: string | null;
+  cpuacctUsageSys?: string | null;
+  cpuStat?: string | null;
+  memoryFailcnt?: string | null;
+  memoryOomControl?: string | null;
+  procs?: string | null;
+  pidsMax?: string | null;
+  cpuShares?: string | null;
+  cpuQuota?: string | null;
+  cpuPeriod?: string | null;
 }
 
 export function statsFromV1(f: V1Files): CgroupStats {
   const stat = parseFlatKeyed(f.memoryStat ?? '');
+  const cpu = parseFlatKeyed(f.cpuStat ?? '');
   const usage = parseNumber(f.memoryUsage) ?? 0n;
   const limit = parseNumber(f.memoryLimit);
   return {
     cpuUsageNs: parseNumber(f.cpuacctUsage) ?? 0n,
+    cpuUserNs: parseNumber(f.cpuacctUsageUser ?? null) ?? 0n,
+    cpuSystemNs: parseNumber(f.cpuacctUsageSys ?? null) ?? 0n,
+    cfsPeriods: cpu.get('nr_periods') ?? 0n,
+    cfsThrottledPeriods: cpu.get('nr_throttled') ?? 0n,
+    cfsThrottledNs: cpu.get('throttled_time') ?? 0n,
     memoryUsageBytes: usage,
     memoryWorkingSetBytes: workingSet(usage, stat.get('total_inactive_file') ?? 0n),
     memoryRssBytes: stat.get('total_rss') ?? 0n,
+    memoryCacheBytes: stat.get('total_cache') ?? 0n,
+    memoryMappedFileBytes: stat.get('total_mapped_file') ?? 0n,
+    memorySwapBytes: stat.get('total_swap') ?? 0n,
+    memoryFailcnt: parseNumber(f.memoryFailcnt ?? null) ?? 0n,
+    oomKills: parseFlatKeyed(f.memoryOomControl ?? '').get('oom_kill') ?? 0n,
     pageFaults: stat.get('total_pgfault') ?? 0n,
     majorPageFaults: stat.get('total_pgmajfault') ?? 0n,
     pids: Number(parseNumber(f.pidsCurrent) ?? 0n),
+    processes: countLines(f.procs),
     memoryLimitBytes: limit !== null && limit < V1_UNLIMITED ? limit : null,
+    pidsLimit: parseNumber(f.pidsMax ?? null), // "max" is no number: unlimited
+    cpuShares: parseNumber(f.cpuShares ?? null),
+    cpuQuotaUs: parseNonNegative(f.cpuQuota),
+    cpuPeriodUs: parseNumber(f.cpuPeriod ?? null),
   };
 }
 
@@ -155,21 +223,50 @@ export interface V2Files {
   memoryStat: string | null;
   memoryMax: string | null;
   pidsCurrent: string | null;
+  memorySwapCurrent?: string | null;
+  memoryEvents?: string | null;
+  procs?: string | null;
+  pidsMax?: string | null;
+  cpuWeight?: string | null;
+  cpuMax?: string | null;
+}
+
+/** cpu.weight (1-10000) as v1 shares (2-262144), by cAdvisor's and runc's conversion, inverted. */
+export function sharesFromWeight(weight: bigint): bigint {
+  return 2n + ((weight - 1n) * 262142n) / 9999n;
 }
 
 export function statsFromV2(f: V2Files): CgroupStats {
   const cpu = parseFlatKeyed(f.cpuStat ?? '');
   const stat = parseFlatKeyed(f.memoryStat ?? '');
+  const events = parseFlatKeyed(f.memoryEvents ?? '');
   const usage = parseNumber(f.memoryCurrent) ?? 0n;
+  const weight = parseNumber(f.cpuWeight ?? null);
+  const [quota = '', period = ''] = (f.cpuMax ?? '').trim().split(/\s+/);
   return {
     cpuUsageNs: (cpu.get('usage_usec') ?? 0n) * 1000n,
+    cpuUserNs: (cpu.get('user_usec') ?? 0n) * 1000n,
+    cpuSystemNs: (cpu.get('system_usec') ?? 0n) * 1000n,
+    cfsPeriods: cpu.get('nr_periods') ?? 0n,
+    cfsThrottledPeriods: cpu.get('nr_throttled') ?? 0n,
+    cfsThrottledNs: (cpu.get('throttled_usec') ?? 0n) * 1000n,
     memoryUsageBytes: usage,
     memoryWorkingSetBytes: workingSet(usage, stat.get('inactive_file') ?? 0n),
     memoryRssBytes: stat.get('anon') ?? 0n,
+    memoryCacheBytes: stat.get('file') ?? 0n,
+    memoryMappedFileBytes: stat.get('file_mapped') ?? 0n,
+    memorySwapBytes: parseNumber(f.memorySwapCurrent ?? null) ?? 0n,
+    memoryFailcnt: events.get('max') ?? 0n,
+    oomKills: events.get('oom_kill') ?? 0n,
     pageFaults: stat.get('pgfault') ?? 0n,
     majorPageFaults: stat.get('pgmajfault') ?? 0n,
     pids: Number(parseNumber(f.pidsCurrent) ?? 0n),
+    processes: countLines(f.procs),
     memoryLimitBytes: parseNumber(f.memoryMax), // "max" is no number: unlimited
+    pidsLimit: parseNumber(f.pidsMax ?? null),
+    cpuShares: weight === null ? null : sharesFromWeight(weight),
+    cpuQuotaUs: parseNonNegative(quota),
+    cpuPeriodUs: parseNumber(period || null),
   };
 }
 
@@ -192,10 +289,23 @@ function isDir(path: string): boolean {
 export function readCgroupStatsAt(rel: string, layout: CgroupLayout = hostCgroupLayout()): CgroupStats | null {
   if (layout.version === 2) {
     const dir = join(layout.root, rel);
-    const [cpuStat = null, memoryCurrent = null, memoryStat = null, memoryMax = null, pidsCurrent = null] = ['cpu.stat', 'memory.current', 'memory.stat', 'memory.max', 'pids.current'].map((f) => readOrNull(join(dir, f)));
+    const at = (file: string): string | null => readOrNull(join(dir, file));
+    const files: V2Files = {
+      cpuStat: at('cpu.stat'),
+      memoryCurrent: at('memory.current'),
+      memoryStat: at('memory.stat'),
+      memoryMax: at('memory.max'),
+      pidsCurrent: at('pids.current'),
+      memorySwapCurrent: at('memory.swap.current'),
+      memoryEvents: at('memory.events'),
+      procs: at('cgroup.procs'),
+      pidsMax: at('pids.max'),
+      cpuWeight: at('cpu.weight'),
+      cpuMax: at('cpu.max'),
+    };
     // Checked after reading: a cgroup removed meanwhile must not pass for one with empty counters.
     if (!isDir(dir)) return null;
-    return statsFromV2({ cpuStat, memoryCurrent, memoryStat, memoryMax, pidsCurrent });
+    return statsFromV2(files);
   }
   const at = (controller: string, file: string): string | null => readOrNull(join(layout.root, controller, rel, file));
   const files: V1Files = {
@@ -204,6 +314,16 @@ export function readCgroupStatsAt(rel: string, layout: CgroupLayout = hostCgroup
     memoryStat: at('memory', 'memory.stat'),
     memoryLimit: at('memory', 'memory.limit_in_bytes'),
     pidsCurrent: at('pids', 'pids.current'),
+    cpuacctUsageUser: at('cpuacct', 'cpuacct.usage_user'),
+    cpuacctUsageSys: at('cpuacct', 'cpuacct.usage_sys'),
+    cpuStat: at('cpu', 'cpu.stat'),
+    memoryFailcnt: at('memory', 'memory.failcnt'),
+    memoryOomControl: at('memory', 'memory.oom_control'),
+    procs: at('pids', 'cgroup.procs') ?? at('memory', 'cgroup.procs'),
+    pidsMax: at('pids', 'pids.max'),
+    cpuShares: at('cpu', 'cpu.shares'),
+    cpuQuota: at('cpu', 'cpu.cfs_quota_us'),
+    cpuPeriod: at('cpu', 'cpu.cfs_period_us'),
   };
   if (!isDir(join(layout.root, 'cpuacct', rel)) && !isDir(join(layout.root, 'memory', rel))) return null;
   return statsFromV1(files);
@@ -215,23 +335,24 @@ export function readCgroupStats(cgroupsPath: string, driver: CgroupDriver, layou
 }
 
 export const ZERO_STATS: Readonly<CgroupStats> = Object.freeze({
-  cpuUsageNs: 0n, memoryUsageBytes: 0n, memoryWorkingSetBytes: 0n, memoryRssBytes: 0n,
-  pageFaults: 0n, majorPageFaults: 0n, pids: 0, memoryLimitBytes: null,
+  cpuUsageNs: 0n, cpuUserNs: 0n, cpuSystemNs: 0n, cfsPeriods: 0n, cfsThrottledPeriods: 0n, cfsThrottledNs: 0n,
+  memoryUsageBytes: 0n, memoryWorkingSetBytes: 0n, memoryRssBytes: 0n, memoryCacheBytes: 0n, memoryMappedFileBytes: 0n,
+  memorySwapBytes: 0n, memoryFailcnt: 0n, oomKills: 0n, pageFaults: 0n, majorPageFaults: 0n, pids: 0, processes: 0,
+  memoryLimitBytes: null, pidsLimit: null, cpuShares: null, cpuQuotaUs: null, cpuPeriodUs: null,
 });
 
-/** The sum of several cgroups' counters (a pod without a cgroup of its own); the limit is unknown. */
+/** The counters a sum adds up; the limits and the CPU spec of a sum are unknown. */
+const SUMMED = ['cpuUsageNs', 'cpuUserNs', 'cpuSystemNs', 'cfsPeriods', 'cfsThrottledPeriods', 'cfsThrottledNs', 'memoryUsageBytes',
+  'memoryWorkingSetBytes', 'memoryRssBytes', 'memoryCacheBytes', 'memoryMappedFileBytes', 'memorySwapBytes', 'memoryFailcnt',
+  'oomKills', 'pageFaults', 'majorPageFaults'] as const;
+
+/** The sum of several cgroups' counters (a pod without a cgroup of its own); the limits are unknown. */
 export function sumCgroupStats(all: readonly CgroupStats[]): CgroupStats {
-  return all.reduce<CgroupStats>(
-    (a, s) => ({
-      cpuUsageNs: a.cpuUsageNs + s.cpuUsageNs,
-      memoryUsageBytes: a.memoryUsageBytes + s.memoryUsageBytes,
-      memoryWorkingSetBytes: a.memoryWorkingSetBytes + s.memoryWorkingSetBytes,
-      memoryRssBytes: a.memoryRssBytes + s.memoryRssBytes,
-      pageFaults: a.pageFaults + s.pageFaults,
-      majorPageFaults: a.majorPageFaults + s.majorPageFaults,
-      pids: a.pids + s.pids,
-      memoryLimitBytes: null,
-    }),
-    { ...ZERO_STATS },
-  );
+  const sum: CgroupStats = { ...ZERO_STATS };
+  for (const s of all) {
+    for (const key of SUMMED) sum[key] += s[key];
+    sum.pids += s.pids;
+    sum.processes += s.processes;
+  }
+  return sum;
 }

@@ -392,13 +392,7 @@ function containerDevices(input: ContainerSpecInput, privileged: boolean): { dev
   return { devices, rules };
 }
 
-/** major/minor from st.rdev, with Linux's encoding (12-bit major, 20-bit minor, split across the word). */
-export function splitDeviceNumber(rdev: number): { major: number; minor: number } {
-  const dev = BigInt(rdev);
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
-  return { major: Number(major), minor: Number(minor) };
-}
+export { splitDeviceNumber } from '../host/mounts.js';
 
 /**
  * Namespaces: pid per the container's namespace_options (the pod's mode when unset), ipc and uts
