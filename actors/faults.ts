@@ -14,6 +14,7 @@ export type FaultPoint =
   | 'sandbox.stop.network'
   | 'sandbox.remove.stopped'
   | 'sandbox.remove.netns'
+  | 'sandbox.update.persisted'
   | 'container.create.rootfs'
   | 'container.start.created'
   | 'container.remove.killed'

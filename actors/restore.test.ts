@@ -107,6 +107,7 @@ describe('container restore: every persisted state × observation', () => {
 const podCtx = (pid: number | null = 31, exit: { code: number; at: string } | null = null): SandboxContext => ({
   id: 'p1', spec: { name: 'k8s_POD_p_ns_u_0', metadata: { name: 'p', uid: 'u', namespace: 'ns', attempt: 0 } } as unknown as SandboxSpec,
   pid, pidStartTime: pid === null ? null : '555', exit, tornDown: false, stopTimeoutSec: 4, lastError: null, containerIds: [], containerPhases: {}, network: null,
+  resources: null, resourcesRequested: null,
 });
 const POD_SEEN: Record<string, PodObservation> = {
   alive: { exit: null, alive: true },

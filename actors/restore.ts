@@ -100,6 +100,8 @@ export function decidePod(persisted: string, ctx: SandboxContext, seen: PodObser
       ? [{ type: 'READY', pid: ctx.pid, pidStartTime: ctx.pidStartTime }]
       : [{ type: 'EXIT', code: seen.exit?.code ?? ctx.exit?.code ?? UNKNOWN_EXIT_CODE, at: seen.exit?.at ?? ctx.exit?.at ?? now }];
   if (state === 'STOPPING') events.push({ type: 'STOP', timeoutSec: ctx.stopTimeoutSec }); // caught mid-stop: finish
+  // Caught mid-update of its resources: written again (the writes are idempotent).
+  if (state === 'UPDATING' && ctx.resourcesRequested && events[0]?.type === 'READY') events.push({ type: 'UPDATE_RESOURCES', resources: ctx.resourcesRequested });
   return events;
 }
 
@@ -131,7 +133,8 @@ export function podRestoreWhy(persisted: string, ctx: Pick<SandboxContext, 'pid'
   if (seen.exit && state === 'STOPPED') return `the pause's exit file says exit code ${seen.exit.code}, as persisted: it had stopped before the restart`;
   if (seen.exit) return `the pause's exit file says exit code ${seen.exit.code}: it exited while the daemon was down${stop}`;
   if (seen.alive) {
-    return ctx.spec.pauseProcess === false ? `its pinned namespaces are still mounted${stop}` : `no exit file, and pause pid ${ctx.pid ?? '?'} is alive with its recorded start time${stop}`;
+    const then = state === 'UPDATING' ? '; the resource update caught midway is written again' : stop;
+    return ctx.spec.pauseProcess === false ? `its pinned namespaces are still mounted${then}` : `no exit file, and pause pid ${ctx.pid ?? '?'} is alive with its recorded start time${then}`;
   }
   if (state === 'STOPPED') return 'stopped, and still stopped';
   return ctx.spec.pauseProcess === false ? `its pinned namespaces are gone: NotReady${stop}` : `no exit file, and its pause pid is gone: NotReady${stop}`;

@@ -6,7 +6,7 @@
  */
 import { appendFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Created, ExitInfo, PodNetworkStatus, SandboxContext, Stopped } from '../machines/sandbox.types.js';
+import type { Created, ExitInfo, PodNetworkStatus, PodResources, SandboxContext, Stopped } from '../machines/sandbox.types.js';
 import { createUnderConmon } from '../runtime/conmon.js';
 import { readExitFile, waitForExitFile } from '../runtime/exit-file.js';
 import { timedStep } from '../host/steps.js';
@@ -25,6 +25,8 @@ import { runtimeAt, type Deps } from './deps.js';
 import type { Janitor } from './janitor.js';
 import { allSteps, effectActor, type CommitGate } from './actor-util.js';
 import { PRIVATE_FILE } from '../host/private-modes.js';
+import { applyPodLimits, podLimits } from '../runtime/pod-cgroup.js';
+import { hostCgroupLayout } from '../runtime/cgroup-stats.js';
 
 /** After SIGKILL, how long to wait for conmon to report the exit. */
 const KILL_WAIT_MS = 10_000;
@@ -264,6 +266,19 @@ export async function removeSandbox(deps: Deps, janitor: Janitor, ctx: SandboxCo
   deps.faults.hit('sandbox.remove.netns');
 }
 
+/**
+ * UpdatePodSandboxResources: what was asked (persisted in `resourcesRequested` before this runs)
+ * written to the pod's cgroup. Idempotent: a restore that finds it caught midway writes it again.
+ */
+export async function updatePodResources(deps: Deps, ctx: SandboxContext): Promise<PodResources> {
+  const requested = ctx.resourcesRequested;
+  if (!requested) throw new EffectFailed(`pod sandbox ${ctx.id} has no resource update to apply`);
+  if (!ctx.spec.cgroupParent) throw new EffectFailed(`pod sandbox ${ctx.id} has no cgroup of its own (it was run without linux.cgroup_parent)`);
+  deps.faults.hit('sandbox.update.persisted');
+  await applyPodLimits(ctx.spec.cgroupParent, deps.config.cgroupDriver, hostCgroupLayout(), podLimits(requested.resources, requested.overhead));
+  return requested;
+}
+
 /** The chart's placeholders, replaced with these real effects. */
 export function sandboxEffects(deps: Deps, janitor: Janitor, committed: CommitGate) {
   const key = (input: SandboxContext): string => `sandbox:${input.id}`;
@@ -273,5 +288,6 @@ export function sandboxEffects(deps: Deps, janitor: Janitor, committed: CommitGa
     stopSandbox: effect('stopSandbox', (input): Promise<Stopped> => stopSandbox(deps, input)),
     removeSandbox: effect('removeSandbox', (input) => removeSandbox(deps, janitor, input)),
     rollbackSandbox: effect('rollbackSandbox', (input) => removeSandbox(deps, janitor, input, true)),
+    updatePodResources: effect('updatePodResources', (input): Promise<PodResources> => updatePodResources(deps, input)),
   };
 }

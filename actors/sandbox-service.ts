@@ -3,7 +3,7 @@
  * actor, sends one event, and waits until the chart has settled and committed. What a pod's stop
  * or removal does to its containers is the chart's business (machines/sandbox.machine.ts).
  */
-import type { SandboxEvent, SandboxSpec } from '../machines/sandbox.types.js';
+import type { PodResources, SandboxEvent, SandboxSpec } from '../machines/sandbox.types.js';
 import { NotFound } from '../errors/catalogue.js';
 import { actorFailure, request, settle, stateName } from './actor-util.js';
 import type { SandboxSnapshot, Supervisor } from './supervisor.js';
@@ -43,6 +43,13 @@ export class SandboxService {
     const snapshot = await this.request(id, { type: 'REMOVE' }, timeoutMs);
     if (snapshot.status === 'done') return;
     throw actorFailure(`removing pod sandbox ${id} failed`, snapshot.context.lastError, stateName(snapshot));
+  }
+
+  /** UpdatePodSandboxResources: resolves once the pod's cgroup has them (and the pod is RUNNING again). */
+  async updateResources(id: string, resources: PodResources, timeoutMs: number): Promise<void> {
+    const snapshot = await this.request(id, { type: 'UPDATE_RESOURCES', resources }, timeoutMs);
+    if (snapshot.matches('RUNNING') && snapshot.context.lastError === null) return;
+    throw actorFailure(`updating the resources of pod sandbox ${id} failed`, snapshot.context.lastError, stateName(snapshot));
   }
 
   private request(id: string, event: SandboxEvent, timeoutMs: number): Promise<SandboxSnapshot> {

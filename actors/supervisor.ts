@@ -290,6 +290,7 @@ export class Supervisor implements Lookups {
   spawnSandbox(spec: SandboxSpec, id: string): SandboxActor {
     const initial: SandboxContext = {
       id, spec, pid: null, pidStartTime: null, exit: null, tornDown: true, stopTimeoutSec: 10, lastError: null, containerIds: [], containerPhases: {}, network: null,
+      resources: null, resourcesRequested: null,
     };
     this.deps.store.insertSandbox(id, spec.name, 'UNKNOWN', initial);
     this.registry.add({ id, name: spec.name, kind: 'sandbox' });

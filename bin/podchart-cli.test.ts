@@ -49,6 +49,8 @@ function context(id: string, name: string, namespace: string, createdAgoMs: numb
     containerIds: [],
     containerPhases: {},
     network: null,
+    resources: null,
+    resourcesRequested: null,
     ...more,
   };
 }

@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     registry: new RegistryClient(config.registries, logger.child({ component: 'registry' })),
     logger: logger.child({ component: 'images' }),
     platform: hostPlatform(),
-    limits: { maxLayers: config.maxImageLayers, layerConcurrency: config.pullLayerConcurrency, reserveBytes: config.imageFsReserveBytes },
+    limits: { maxLayers: config.maxImageLayers, layerConcurrency: config.pullLayerConcurrency, reserveBytes: config.imageFsReserveBytes, progressTimeoutMs: config.imagePullProgressTimeoutMs },
     onPulled: (bytes, seconds) => {
       metrics.pullBytes.inc({}, bytes);
       metrics.pullSeconds.observe({}, seconds);

@@ -63,6 +63,11 @@ export interface Config {
   pullLayerConcurrency: number;
   /** Disk a pull leaves free on the image filesystem: blobs plus unpacked layers must fit above it. */
   imageFsReserveBytes: number;
+  /**
+   * A pull whose bytes (downloaded or unpacked) do not grow for this long is cancelled with an
+   * error: containerd's image_pull_progress_timeout (5 minutes there too). 0: never.
+   */
+  imagePullProgressTimeoutMs: number;
   /** Stats calls within this long of a container's last cgroup sample share it (actors/stats-sampler.ts). */
   statsCollectionPeriodMs: number;
   /** A container's writable-layer usage is walked again, in the background, once its last walk is this old. */
@@ -115,6 +120,7 @@ export const DEFAULTS: Config = {
   maxImageLayers: 128,
   pullLayerConcurrency: 3,
   imageFsReserveBytes: 1024 * 1024 * 1024,
+  imagePullProgressTimeoutMs: 5 * 60_000,
   statsCollectionPeriodMs: 1000,
   writableLayerUsagePeriodMs: 10_000,
   dropInfraContainer: true,
@@ -221,6 +227,7 @@ export function loadConfig(args: ParsedArgs): Config {
     ['maxImageLayers', config.maxImageLayers, 1, MAX_IMAGE_LAYERS],
     ['pullLayerConcurrency', config.pullLayerConcurrency, 1, MAX_PULL_LAYER_CONCURRENCY],
     ['imageFsReserveBytes', config.imageFsReserveBytes, 0, Number.MAX_SAFE_INTEGER],
+    ['imagePullProgressTimeoutMs', config.imagePullProgressTimeoutMs, 0, Number.MAX_SAFE_INTEGER],
   ];
   for (const [key, value, min, max] of wholeNumbers) {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {

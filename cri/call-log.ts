@@ -71,6 +71,7 @@ export const CALL_FIELDS: Record<string, (req: Req) => Fields> = {
   ContainerStatus: container,
   ContainerStats: container,
   UpdateContainerResources: container,
+  UpdatePodSandboxResources: sandbox,
   ReopenContainerLog: container,
   ExecSync: (r) => ({ ...exec(r), timeout: r.timeout }),
   Exec: (r) => ({ ...exec(r), tty: r.tty, stdin: r.stdin }),

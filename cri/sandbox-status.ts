@@ -19,6 +19,7 @@ export async function podSandboxStatus(req: { podSandboxId: string; verbose: boo
       runtimePath: c.spec.runtimePath,
       actorState: view.state,
       exit: c.exit,
+      resources: c.resources,
       lastError: c.lastError?.message ?? null,
       rootDir: c.spec.rootDir,
       stateDir: c.spec.stateDir,

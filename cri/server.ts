@@ -19,6 +19,7 @@ import { runPodSandbox } from './sandbox-run.js';
 import { stopPodSandbox } from './sandbox-stop.js';
 import { removePodSandbox } from './sandbox-remove.js';
 import { podSandboxStatus } from './sandbox-status.js';
+import { updatePodSandboxResources } from './sandbox-update.js';
 import { listPodSandbox } from './sandbox-list.js';
 import { portForward } from './sandbox-portforward.js';
 import { createContainer } from './container-create.js';
@@ -87,6 +88,7 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   ListContainerStats: listContainerStats,
   PodSandboxStats: podSandboxStats,
   ListPodSandboxStats: listPodSandboxStats,
+  UpdatePodSandboxResources: updatePodSandboxResources,
   ListMetricDescriptors: listMetricDescriptors,
   ListPodSandboxMetrics: listPodSandboxMetrics,
 };

@@ -15,6 +15,7 @@ import { createReadStream } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import { PullProgress, untilAborted } from './pull-progress.js';
 import { DataLoss, EffectFailed, InvalidArgument, NotFound, ResourceExhausted } from '../errors/catalogue.js';
 import { eachLimited } from './pool.js';
 import type { ImageRecord, LayerRecord } from '../storage/images.js';
@@ -32,6 +33,8 @@ export interface PullLimits {
   maxLayers: number;
   layerConcurrency: number;
   reserveBytes: number;
+  /** imagePullProgressTimeoutMs: a pull that moves no byte for this long is cancelled; 0: never. */
+  progressTimeoutMs: number;
 }
 
 export interface ImageServiceDeps {
@@ -46,8 +49,6 @@ export interface ImageServiceDeps {
   onPulled?: (bytes: number, seconds: number) => void;
 }
 
-/** How often a long pull logs its progress. */
-const PROGRESS_EVERY_MS = 2_000;
 /** An image config is a small JSON document (containerd reads it whole too); 4 MiB is far above any real one. */
 export const CONFIG_LIMIT = 4 * 1024 * 1024;
 const BROKEN = 'the registry holds a broken image; push it again';
@@ -91,10 +92,12 @@ export class ImageService {
     this.checkManifest(ref, manifest); // before anything is stored or fetched
     const keys = [resolved.manifestDigest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)];
     this.hold(keys);
+    // From the config's download on: a blob that stalls is cut off after imagePullProgressTimeoutMs.
+    const progress = new PullProgress(log, ref.full, manifest.layers, this.deps.limits.progressTimeoutMs);
     try {
       const budget = await this.diskBudget(ref, manifest);
       await this.deps.content.ingest(resolved.manifestDigest, [resolved.manifestBytes], resolved.manifestBytes.length);
-      await this.fetch(resolved, manifest.config, creds);
+      await this.fetch(resolved, manifest.config, creds, () => progress.moved(), progress.signal);
       const configBytes = await this.deps.content.read(manifest.config.digest);
       const diffIds = parseDiffIds(ref, manifest.config.digest, configBytes);
       if (diffIds.length !== manifest.layers.length) {
@@ -102,21 +105,17 @@ export class ImageService {
       }
       this.hold(diffIds);
       try {
-        const total = manifest.layers.reduce((n, l) => n + l.size, 0);
-        const progress = this.progress(log, total, manifest.layers.length);
-        try {
-          // A few at a time: each layer holds a connection, a decompressor and a stage dir while it runs.
-          await eachLimited(manifest.layers, this.deps.limits.layerConcurrency, async (layer, i) => {
-            await this.fetch(resolved, layer, creds, (bytes) => progress.add(layer.digest, bytes));
-            const diffId = diffIds[i] ?? '';
-            const opts = { what: `layer ${layer.digest} of image ${ref.full}`, onBytes: budget };
-            await this.deps.layers.ensure(diffId, async () => createReadStream(this.deps.content.path(layer.digest)), opts);
-            progress.done(layer.digest);
-          });
-        } finally {
-          // A failed layer must stop the report too, or it logs "pulling: …" for ever [issue 12 item 16].
-          progress.stop();
-        }
+        // A few at a time: each layer holds a connection, a decompressor and a stage dir while it runs.
+        await eachLimited(manifest.layers, this.deps.limits.layerConcurrency, async (layer, i) => {
+          await this.fetch(resolved, layer, creds, (bytes) => progress.downloaded(layer.digest, bytes), progress.signal);
+          const diffId = diffIds[i] ?? '';
+          const onBytes = (bytes: number): void => {
+            budget(bytes);
+            progress.moved();
+          };
+          await this.deps.layers.ensure(diffId, async () => createReadStream(this.deps.content.path(layer.digest)), { what: `layer ${layer.digest} of image ${ref.full}`, onBytes });
+          progress.layerDone(layer.digest);
+        });
         const layers: LayerRecord[] = manifest.layers.map((l, i) => ({ digest: l.digest, diffId: diffIds[i] ?? '', size: l.size, mediaType: l.mediaType }));
         const size = configBytes.length + manifest.layers.reduce((n, l) => n + l.size, 0);
         this.deps.store.images.put(
@@ -126,7 +125,11 @@ export class ImageService {
       } finally {
         this.release(diffIds);
       }
+    } catch (err) {
+      throw progress.failure(err);
     } finally {
+      // A failed layer must stop the report too, or it logs "pulling: …" for ever [issue 12 item 16].
+      progress.stop();
       this.release(keys);
     }
     const image = this.deps.store.images.get(manifest.config.digest);
@@ -179,36 +182,14 @@ export class ImageService {
     };
   }
 
-  /** Streams one blob into the content store unless it is there already. */
-  private async fetch(resolved: Parameters<RegistryClient['fetchBlob']>[0], d: Descriptor, creds: Credentials | null, onProgress?: (bytes: number) => void): Promise<void> {
+  /** Streams one blob into the content store unless it is there already; `signal` cuts it off. */
+  private async fetch(resolved: Parameters<RegistryClient['fetchBlob']>[0], d: Descriptor, creds: Credentials | null, onProgress?: (bytes: number) => void, signal?: AbortSignal): Promise<void> {
     if (await this.deps.content.has(d.digest)) {
       onProgress?.(d.size);
       return;
     }
     const body = await this.deps.registry.fetchBlob(resolved, d.digest, creds);
-    await this.deps.content.ingest(d.digest, body, d.size, onProgress);
-  }
-
-  private progress(log: Logger, total: number, count: number) {
-    const bytes = new Map<string, number>();
-    let finished = 0;
-    const report = (): void => {
-      const got = [...bytes.values()].reduce((a, b) => a + b, 0);
-      log.info({ bytes: got, total, layersDone: finished, layers: count }, `pulling: ${got} of ${total} bytes`);
-    };
-    const timer = setInterval(report, PROGRESS_EVERY_MS);
-    timer.unref();
-    return {
-      add: (digest: string, n: number) => bytes.set(digest, n),
-      done: (digest: string) => {
-        finished += 1;
-        log.debug({ layer: digest, layersDone: finished, layers: count }, 'layer ready');
-      },
-      stop: () => {
-        clearInterval(timer);
-        log.debug({ layersDone: finished, layers: count }, 'pull progress stopped');
-      },
-    };
+    await this.deps.content.ingest(d.digest, signal ? untilAborted(body, signal) : body, d.size, onProgress);
   }
 
   private hold(keys: readonly string[]): void {

@@ -36,7 +36,9 @@ const IDS = {
   rollback: invokeId('sandbox.PENDING.rollingBack', 'rollbackSandbox'),
   stop: invokeId('sandbox.STOPPING.pause', 'stopSandbox'),
   remove: invokeId('sandbox.REMOVING.pod', 'removeSandbox'),
+  update: invokeId('sandbox.UPDATING', 'updatePodResources'),
 };
+const RESOURCES = { resources: { memoryLimitInBytes: '268435456' }, overhead: null };
 const created: Created = { pid: 4242, pidStartTime: '9000', network: null };
 const stopped: Stopped = { exit: { code: 0, at: '2' } };
 const done = (id: string, output?: unknown): Ev => ({ type: `xstate.done.actor.${id}`, output });
@@ -49,6 +51,7 @@ const EVENTS = {
   EXIT: { type: 'EXIT', code: 137, at: '1' },
   STOP: { type: 'STOP', timeoutSec: 30 },
   REMOVE: { type: 'REMOVE' },
+  UPDATE_RESOURCES: { type: 'UPDATE_RESOURCES', resources: RESOURCES },
   'create.done': done(IDS.create, created),
   'create.error': fail(IDS.create, 'fake: create failed'),
   'rollback.done': done(IDS.rollback),
@@ -57,12 +60,15 @@ const EVENTS = {
   'stop.error': fail(IDS.stop, 'fake: stop failed'),
   'remove.done': done(IDS.remove),
   'remove.error': fail(IDS.remove, 'fake: remove failed'),
+  'update.done': done(IDS.update, RESOURCES),
+  'update.error': fail(IDS.update, 'fake: update failed'),
 } satisfies Record<string, Ev>;
 type EventName = keyof typeof EVENTS;
-const CHART_EVENTS = ['CREATE', 'READY', 'PENDING', 'EXIT', 'STOP', 'REMOVE'] as const;
+const CHART_EVENTS = ['CREATE', 'READY', 'PENDING', 'EXIT', 'STOP', 'REMOVE', 'UPDATE_RESOURCES'] as const;
 const EFFECT_OF: Record<string, EventName[]> = {
   [IDS.create]: ['create.done', 'create.error'], [IDS.rollback]: ['rollback.done', 'rollback.error'],
   [IDS.stop]: ['stop.done', 'stop.error'], [IDS.remove]: ['remove.done', 'remove.error'],
+  [IDS.update]: ['update.done', 'update.error'],
 };
 
 // ── The spec. 'refused': can() false, nothing changes. 'no change': accepted, nothing changes.
@@ -75,42 +81,47 @@ const EXIT_CTX = { exit: { code: 137, at: '1' } };
 const STOP_CTX = { stopTimeoutSec: 30 };
 // A pod with no containers: a stop goes straight through STOPPING.containers to the pause, a
 // removal through REMOVING.containers to the pod's own effect (sandbox-containers.test.ts has them).
-type Row = 'UNKNOWN' | 'PENDING.creating' | 'PENDING.rollingBack' | 'RUNNING' | 'STOPPING.pause'
+type Row = 'UNKNOWN' | 'PENDING.creating' | 'PENDING.rollingBack' | 'RUNNING' | 'UPDATING' | 'STOPPING.pause'
   | 'STOPPED(tornDown)' | 'STOPPED(!tornDown)' | 'REMOVING.pod' | 'removed';
 
 // Effect events not listed in a row are 'refused' (that effect is not in flight there).
 const SPEC: Record<Row, Partial<Record<EventName, Outcome>>> = {
   UNKNOWN: {
     CREATE: to('PENDING.creating'), READY: to('RUNNING', READY_CTX), PENDING: to('PENDING.rollingBack'),
-    EXIT: to('STOPPED', EXIT_CTX), STOP: R, REMOVE: to('REMOVING.pod') },
+    EXIT: to('STOPPED', EXIT_CTX), STOP: R, REMOVE: to('REMOVING.pod'), UPDATE_RESOURCES: R },
   // Work in flight: PENDING refuses everything; its effect's result decides (READY/EXIT/PENDING: not in the seed; refused).
-  'PENDING.creating': { CREATE: R, READY: R, PENDING: R, EXIT: R, STOP: R, REMOVE: R,
+  'PENDING.creating': { CREATE: R, READY: R, PENDING: R, EXIT: R, STOP: R, REMOVE: R, UPDATE_RESOURCES: R,
     'create.done': to('RUNNING', { ...created, tornDown: false, lastError: null }),
     'create.error': to('PENDING.rollingBack', { lastError: { code: 13, message: 'fake: create failed' } }) },
-  'PENDING.rollingBack': { CREATE: R, READY: R, PENDING: R, EXIT: R, STOP: R, REMOVE: R,
+  'PENDING.rollingBack': { CREATE: R, READY: R, PENDING: R, EXIT: R, STOP: R, REMOVE: R, UPDATE_RESOURCES: R,
     'rollback.done': to('removed'),
     'rollback.error': to('STOPPED', { tornDown: false, lastError: /rollback/ }) },
   // Rule 4: REMOVE of a running pod goes straight to REMOVING.
   RUNNING: { CREATE: R, READY: N, PENDING: N, EXIT: to('STOPPED', EXIT_CTX), STOP: to('STOPPING.pause', STOP_CTX),
-    REMOVE: to('REMOVING.pod') },
+    REMOVE: to('REMOVING.pod'), UPDATE_RESOURCES: to('UPDATING', { resourcesRequested: RESOURCES }) },
+  // An update in flight (still ready): its effect's result takes it back to RUNNING; STOP and
+  // REMOVE wait for it (the service waits out `busy`); an exit seen meanwhile stops the pod.
+  UPDATING: { CREATE: R, READY: N, PENDING: N, EXIT: to('STOPPED', EXIT_CTX), STOP: R, REMOVE: R, UPDATE_RESOURCES: R,
+    'update.done': to('RUNNING', { resources: RESOURCES, resourcesRequested: null, lastError: null }),
+    'update.error': to('RUNNING', { resourcesRequested: null, lastError: { code: 13, message: 'fake: update failed' } }) },
   // A second STOP joins the stop in flight; an EXIT seen meanwhile is recorded; REMOVE waits for the stop.
-  'STOPPING.pause': { CREATE: R, READY: N, PENDING: N, EXIT: to('STOPPING.pause', EXIT_CTX), STOP: N, REMOVE: R,
+  'STOPPING.pause': { CREATE: R, READY: N, PENDING: N, EXIT: to('STOPPING.pause', EXIT_CTX), STOP: N, REMOVE: R, UPDATE_RESOURCES: R,
     'stop.done': to('STOPPED', { exit: stopped.exit, tornDown: true, lastError: null }),
     'stop.error': to('STOPPED', { tornDown: false, lastError: { code: 13, message: 'fake: stop failed' } }) },
   // Rules 1 and 2.
-  'STOPPED(tornDown)': { CREATE: R, READY: N, PENDING: N, EXIT: N, STOP: N, REMOVE: to('REMOVING.pod') },
+  'STOPPED(tornDown)': { CREATE: R, READY: N, PENDING: N, EXIT: N, STOP: N, REMOVE: to('REMOVING.pod'), UPDATE_RESOURCES: R },
   'STOPPED(!tornDown)': { CREATE: R, READY: N, PENDING: N, EXIT: N, STOP: to('STOPPING.pause', STOP_CTX),
-    REMOVE: to('REMOVING.pod') },
+    REMOVE: to('REMOVING.pod'), UPDATE_RESOURCES: R },
   // Rule 3: a second REMOVE joins the one in flight.
-  'REMOVING.pod': { CREATE: R, READY: N, PENDING: N, EXIT: N, STOP: R, REMOVE: N,
+  'REMOVING.pod': { CREATE: R, READY: N, PENDING: N, EXIT: N, STOP: R, REMOVE: N, UPDATE_RESOURCES: R,
     'remove.done': to('removed'),
     'remove.error': to('STOPPED', { tornDown: false, lastError: { code: 13, message: 'fake: remove failed' } }) },
-  removed: { CREATE: R, READY: R, PENDING: R, EXIT: R, STOP: R, REMOVE: R },
+  removed: { CREATE: R, READY: R, PENDING: R, EXIT: R, STOP: R, REMOVE: R, UPDATE_RESOURCES: R },
 };
 // Reachable states for a new pod, with the context bit the guard reads.
 const EXPECTED_REACHABLE = [
   'UNKNOWN tornDown=true', 'PENDING.creating tornDown=true', 'PENDING.rollingBack tornDown=true',
-  'RUNNING tornDown=false', 'STOPPING.pause tornDown=false', 'STOPPED tornDown=true', 'STOPPED tornDown=false',
+  'RUNNING tornDown=false', 'UPDATING tornDown=false', 'STOPPING.pause tornDown=false', 'STOPPED tornDown=true', 'STOPPED tornDown=false',
   'REMOVING.pod tornDown=true', 'REMOVING.pod tornDown=false', 'removed tornDown=true', 'removed tornDown=false',
 ];
 const KNOWN_NAMES = new Set(Object.keys(SPEC).map((r) => r.replace(/\(.*$/, '')));

@@ -9,6 +9,8 @@
  *     │  REMOVE ─────────────────────────────────▶ REMOVING ◀────────────────────┘
  *                                                     └──▶ removed (final)
  *
+ *  RUNNING ──UPDATE_RESOURCES──▶ UPDATING (the pod's cgroup written; still ready) ──▶ RUNNING
+ *
  *  STOPPING:  containers ──(none runs or is busy; or containerStopDeadline)──▶ pause ──▶ STOPPED
  *  REMOVING:  containers ──(all removed)──▶ pod ──▶ removed
  *                 └──(one failed; or containerRemoveDeadline)──▶ STOPPED, with lastError
@@ -33,12 +35,12 @@
  *  4. REMOVE of a running pod does not wait for a clean stop: it goes straight to REMOVING,
  *     whose effect kills the pause process and shuts everything down.
  *
- * Pure: no I/O. The four effects are typed placeholders that actors/ provides.
+ * Pure: no I/O. The five effects are typed placeholders that actors/ provides.
  */
 import { assign, enqueueActions, fromPromise, sendTo, setup, stopChild, type SnapshotFrom } from 'xstate';
 import type { StatePath, TopState } from './state-path.js';
 import { containerMachine } from './container.machine.js';
-import type { SandboxContext, SandboxEvent, SandboxInput, Created, Stopped, ExitInfo } from './sandbox.types.js';
+import type { SandboxContext, SandboxEvent, SandboxInput, Created, Stopped, ExitInfo, PodResources } from './sandbox.types.js';
 import { DEADLINE_EXCEEDED_CODE, INTERNAL_CODE, lastErrorOf } from './last-error.js';
 
 export type { SandboxContext, SandboxEvent, SandboxInput } from './sandbox.types.js';
@@ -62,6 +64,7 @@ export const sandboxMachine = setup({
     stopSandbox: effect<Stopped>('stopSandbox'),
     removeSandbox: effect<void>('removeSandbox'),
     rollbackSandbox: effect<void>('rollbackSandbox'),
+    updatePodResources: effect<PodResources>('updatePodResources'),
     container: containerMachine,
   },
   guards: {
@@ -150,6 +153,8 @@ export const sandboxMachine = setup({
       const why = left.map((id) => `${id}: ${context.containerPhases[id]?.error ?? `still ${context.containerPhases[id]?.phase ?? 'idle'}`}`);
       return { tornDown: false, lastError: { code: INTERNAL_CODE, message: `container${left.length === 1 ? '' : 's'} could not be removed: ${why.join('; ')}` } };
     }),
+    // The intent, persisted before the update's effect runs (restore applies it again).
+    recordResourcesRequested: assign(({ event }) => (event.type === 'UPDATE_RESOURCES' ? { resourcesRequested: event.resources } : {})),
     recordStopTimeout: assign(({ event }) => {
       if (event.type !== 'STOP') return {};
       return { stopTimeoutSec: event.timeoutSec };
@@ -169,6 +174,8 @@ export const sandboxMachine = setup({
     containerIds: input.containerIds ?? [],
     containerPhases: input.containerPhases ?? {},
     network: input.network ?? null,
+    resources: input.resources ?? null,
+    resourcesRequested: input.resourcesRequested ?? null,
   }),
   // A container may leave, and reports, whatever the pod is doing.
   on: {
@@ -238,15 +245,39 @@ export const sandboxMachine = setup({
     RUNNING: {
       tags: ['ready'],
       entry: 'tellContainersReady',
-      exit: 'tellContainersNotReady',
       on: {
         // A container can be created only in a ready pod.
         ADD_CONTAINER: { actions: ['addContainer', 'tellNewContainerReady'] },
         READY: { actions: 'accept' },
         PENDING: { actions: 'accept' },
-        EXIT: { target: 'STOPPED', actions: 'recordExit' },
-        STOP: { target: 'STOPPING', actions: 'recordStopTimeout' },
-        REMOVE: 'REMOVING',
+        // Told on the way out, not on RUNNING's exit: UPDATING is a ready state too.
+        EXIT: { target: 'STOPPED', actions: ['tellContainersNotReady', 'recordExit'] },
+        STOP: { target: 'STOPPING', actions: ['tellContainersNotReady', 'recordStopTimeout'] },
+        REMOVE: { target: 'REMOVING', actions: 'tellContainersNotReady' },
+        UPDATE_RESOURCES: { target: 'UPDATING', actions: 'recordResourcesRequested' },
+      },
+    },
+    UPDATING: {
+      // Still SANDBOX_READY: its containers run, and new ones may be created meanwhile.
+      tags: ['ready', 'busy'],
+      on: {
+        ADD_CONTAINER: { actions: ['addContainer', 'tellNewContainerReady'] },
+        READY: { actions: 'accept' },
+        PENDING: { actions: 'accept' },
+        EXIT: { target: 'STOPPED', actions: ['tellContainersNotReady', 'recordExit'] },
+      },
+      invoke: {
+        id: 'updatePodResources',
+        src: 'updatePodResources',
+        input: ({ context }) => context,
+        onDone: {
+          target: 'RUNNING',
+          actions: assign(({ event }) => ({ resources: event.output, resourcesRequested: null, lastError: null })),
+        },
+        onError: {
+          target: 'RUNNING',
+          actions: assign(({ event }) => ({ resourcesRequested: null, lastError: lastErrorOf(event.error) })),
+        },
       },
     },
     STOPPING: {

@@ -51,6 +51,15 @@ export interface ExitInfo {
   at: string;
 }
 
+/**
+ * Pod-level resources (UpdatePodSandboxResources) as CRI sent them: LinuxContainerResources JSON,
+ * the pod's own and its overhead; the pod's cgroup gets their sum.
+ */
+export interface PodResources {
+  resources: Record<string, unknown> | null;
+  overhead: Record<string, unknown> | null;
+}
+
 export interface SandboxInput {
   id: string;
   spec: SandboxSpec;
@@ -64,6 +73,8 @@ export interface SandboxInput {
   containerIds?: string[];
   containerPhases?: Record<string, ContainerReport>;
   network?: PodNetworkStatus | null;
+  resources?: PodResources | null;
+  resourcesRequested?: PodResources | null;
 }
 
 /** A container's last report to its pod: its phase, and its error when it failed. */
@@ -90,6 +101,10 @@ export interface SandboxContext {
   containerPhases: Record<string, ContainerReport>;
   /** Set once CNI ADD succeeded; kept after stop for status, cleared by nothing (the pod goes). */
   network: PodNetworkStatus | null;
+  /** What UpdatePodSandboxResources last applied to the pod's cgroup (null: what kubelet set up). */
+  resources: PodResources | null;
+  /** What an update in flight applies: persisted first, so that a restore finishes it. */
+  resourcesRequested: PodResources | null;
 }
 
 /** Results of the effects. */
@@ -112,6 +127,7 @@ export type SandboxEvent =
   | { type: 'REMOVE' }
   | { type: 'ADD_CONTAINER'; id: string; input: ContainerInput }
   | { type: 'CONTAINER_REMOVED'; id: string }
-  | { type: 'CONTAINER_STATE'; id: string; phase: ContainerPhase; error: string | null };
+  | { type: 'CONTAINER_STATE'; id: string; phase: ContainerPhase; error: string | null }
+  | { type: 'UPDATE_RESOURCES'; resources: PodResources };
 
-export const SANDBOX_EVENT_TYPES = ['CREATE', 'READY', 'PENDING', 'EXIT', 'STOP', 'REMOVE', 'ADD_CONTAINER', 'CONTAINER_REMOVED', 'CONTAINER_STATE'] as const;
+export const SANDBOX_EVENT_TYPES = ['CREATE', 'READY', 'PENDING', 'EXIT', 'STOP', 'REMOVE', 'ADD_CONTAINER', 'CONTAINER_REMOVED', 'CONTAINER_STATE', 'UPDATE_RESOURCES'] as const;

@@ -41,6 +41,9 @@ const sandboxSpec: fc.Arbitrary<SandboxSpec> = fc.record({
 
 const id = fc.stringMatching(/^[0-9a-f]{64}$/);
 
+const resourceMap = fc.option(fc.dictionary(text, fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3, noNullPrototype: true }));
+const podResources = fc.record({ resources: resourceMap, overhead: resourceMap });
+
 export const sandboxContext: fc.Arbitrary<SandboxContext> = fc.record({
   id,
   spec: sandboxSpec,
@@ -53,6 +56,8 @@ export const sandboxContext: fc.Arbitrary<SandboxContext> = fc.record({
   containerIds: fc.array(id, { maxLength: 3 }),
   containerPhases: fc.dictionary(id, fc.record({ phase: fc.constantFrom('idle', 'busy', 'running', 'failed'), error: fc.option(text) }), { maxKeys: 3, noNullPrototype: true }),
   network: fc.option(fc.record({ ip: text, additionalIps: strings, result: fc.jsonValue({ maxDepth: 2 }) })),
+  resources: fc.option(podResources),
+  resourcesRequested: fc.option(podResources),
 });
 
 const containerSpec: fc.Arbitrary<ContainerSpecRecord> = fc.record(
@@ -100,7 +105,10 @@ export const containerContext: fc.Arbitrary<ContainerContext> = fc.record({
  * result) anything goes, so nothing below one is touched; an entry of a free-keyed record may go
  * (a label less is a valid pod), and so may an optional field.
  */
-const OPAQUE: Record<ActorKind, string[]> = { sandbox: ['network.result'], container: ['spec.config', 'resources'] };
+const OPAQUE: Record<ActorKind, string[]> = {
+  sandbox: ['network.result', 'resources.resources', 'resources.overhead', 'resourcesRequested.resources', 'resourcesRequested.overhead'],
+  container: ['spec.config', 'resources'],
+};
 const RECORDS: Record<ActorKind, string[]> = {
   sandbox: ['spec.labels', 'spec.annotations', 'spec.sysctls', 'containerPhases'],
   container: ['spec.labels', 'spec.annotations'],

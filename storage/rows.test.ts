@@ -38,8 +38,8 @@ const row = (f: Fixture): RowInput => ({ state: f.state, version: f.version, con
 const SANDBOX_STATES = [...statePaths(sandboxMachine)];
 const CONTAINER_STATES = [...statePaths(containerMachine)];
 
-test('SNAPSHOT_VERSION is 3, and store.ts re-exports the same', () => {
-  assert.equal(SNAPSHOT_VERSION, 3);
+test('SNAPSHOT_VERSION is 4, and store.ts re-exports the same', () => {
+  assert.equal(SNAPSHOT_VERSION, 4);
   assert.equal(FROM_STORE, SNAPSHOT_VERSION);
 });
 
@@ -51,7 +51,7 @@ test('a v1 sandbox row is upgraded: containerPhases filled, the rest unchanged',
   assert.ok(parsed.ok, parsed.ok ? '' : parsed.reason);
   assert.equal(parsed.fromVersion, 1);
   assert.equal(parsed.state, 'RUNNING');
-  assert.deepEqual(parsed.context, { ...f.context, containerPhases: {} });
+  assert.deepEqual(parsed.context, { ...f.context, containerPhases: {}, resources: null, resourcesRequested: null });
 });
 
 test('a v1 sandbox from before CNI also gets network: null', () => {
@@ -82,8 +82,21 @@ test('a v2 row\'s lastError, its message alone, gets the code INTERNAL', () => {
   assert.equal(c.context.lastError, null, 'no error stays no error');
 });
 
-test('v3 rows parse as they are', () => {
-  for (const name of ['sandbox.v3.json', 'container.v3.json']) {
+test('a v3 sandbox row gets resources: null; a v3 container row is as it was', () => {
+  const f = fixture('sandbox.v3.json');
+  assert.ok(!('resources' in f.context), 'the fixture is as version 3 wrote it');
+  const parsed = parseRow('sandbox', row(f));
+  assert.ok(parsed.ok, parsed.ok ? '' : parsed.reason);
+  assert.equal(parsed.fromVersion, 3);
+  assert.deepEqual(parsed.context, { ...f.context, resources: null, resourcesRequested: null });
+  const c = fixture('container.v3.json');
+  const container = parseRow('container', row(c));
+  assert.ok(container.ok, container.ok ? '' : container.reason);
+  assert.deepEqual(container.context, c.context);
+});
+
+test('v4 rows parse as they are', () => {
+  for (const name of ['sandbox.v4.json', 'container.v4.json']) {
     const f = fixture(name);
     assert.equal(f.version, SNAPSHOT_VERSION);
     const parsed = parseRow(f.kind, row(f));
@@ -94,9 +107,9 @@ test('v3 rows parse as they are', () => {
 });
 
 test('a version newer than this code is refused, and says so', () => {
-  const parsed = parseRow('sandbox', { ...row(fixture('sandbox.v3.json')), version: SNAPSHOT_VERSION + 1 });
+  const parsed = parseRow('sandbox', { ...row(fixture('sandbox.v4.json')), version: SNAPSHOT_VERSION + 1 });
   assert.equal(parsed.ok, false);
-  assert.match(parsed.ok ? '' : parsed.reason, /snapshot version 4, newer than this podchart knows \(3\)/);
+  assert.match(parsed.ok ? '' : parsed.reason, /snapshot version 5, newer than this podchart knows \(4\)/);
 });
 
 test('a version that is no version is refused', () => {

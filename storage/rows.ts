@@ -22,7 +22,7 @@ import type { ContainerContext } from '../machines/container.types.js';
 import type { ActorKind } from './store.js';
 
 /** Bumped when the shape of a persisted context changes (containerd's statusVersion). */
-export const SNAPSHOT_VERSION = 3;
+export const SNAPSHOT_VERSION = 4;
 
 // Nanoseconds since the epoch as a decimal string (int64 does not fit a JS number).
 const ns = z.string().regex(/^\d+$/, 'expected nanoseconds as a decimal string');
@@ -72,6 +72,8 @@ const lastError = z.object({ code: z.number().int().min(1).max(16), message: z.s
 
 const containerReport = z.object({ phase: z.enum(['idle', 'busy', 'running', 'failed']), error: z.string().nullable() }).strict();
 
+const podResources = z.object({ resources: z.record(z.unknown()).nullable(), overhead: z.record(z.unknown()).nullable() }).strict();
+
 export const sandboxContextSchema = z
   .object({
     id: z.string().min(1),
@@ -85,6 +87,8 @@ export const sandboxContextSchema = z
     containerIds: z.array(z.string()),
     containerPhases: z.record(containerReport),
     network: podNetwork.nullable(),
+    resources: podResources.nullable(),
+    resourcesRequested: podResources.nullable(),
   })
   .strict();
 
@@ -187,11 +191,12 @@ function lastErrorWithCode(raw: unknown): unknown {
  * were written by code that later grew fields without a bump: `network` (CNI, commit 732dae8),
  * `containerPhases` and `podReady` (f09d81f). Each gets the value the charts' initial context
  * gives a restored actor lacking it (machines/*.machine.ts `input.x ?? default`). 2 → 3:
- * lastError keeps its gRPC code (issue 13, item 2).
+ * lastError keeps its gRPC code (issue 13, item 2). 3 → 4: a pod's resources as
+ * UpdatePodSandboxResources applied them (issue 16, item 4), none yet; containers are unchanged.
  */
 export const UPGRADERS: { readonly [K in ActorKind]: Readonly<Record<number, Upgrader>> } = {
-  sandbox: { 1: (raw) => fill(raw, { containerPhases: {}, network: null }), 2: lastErrorWithCode },
-  container: { 1: (raw) => fill(raw, { podReady: false }), 2: lastErrorWithCode },
+  sandbox: { 1: (raw) => fill(raw, { containerPhases: {}, network: null }), 2: lastErrorWithCode, 3: (raw) => fill(raw, { resources: null, resourcesRequested: null }) },
+  container: { 1: (raw) => fill(raw, { podReady: false }), 2: lastErrorWithCode, 3: (raw) => raw },
 };
 
 /** Every state path of a chart, compound ones included ("STOPPING" and "STOPPING.pause"). */

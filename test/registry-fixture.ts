@@ -289,10 +289,11 @@ export async function startHungServer(): Promise<{ host: string; stop(): Promise
  * flip-blob-byte: blob bodies with their last byte inverted · pad-manifest: manifests with a newline
  * appended and no Docker-Content-Digest · wrong-digest-header: a Docker-Content-Digest of zeros ·
  * redirect-blobs: 307 to the real registry · schema1: every manifest is a schema 1 one ·
- * stall-blobs: blob headers and one byte, then silence · huge-manifest: manifests padded with 5 MiB of
+ * stall-blobs: blob headers and one byte, then silence · trickle-blobs: each blob whole, but 32 KiB
+ * every 100 ms (a slow registry) · huge-manifest: manifests padded with 5 MiB of
  * spaces (still JSON; docker-registry itself refuses to store one over 4 MiB).
  */
-export type Tamper = 'flip-blob-byte' | 'pad-manifest' | 'wrong-digest-header' | 'redirect-blobs' | 'schema1' | 'stall-blobs' | 'huge-manifest';
+export type Tamper = 'flip-blob-byte' | 'pad-manifest' | 'wrong-digest-header' | 'redirect-blobs' | 'schema1' | 'stall-blobs' | 'trickle-blobs' | 'huge-manifest';
 
 /** FAKE: a proxy in front of a real registry that corrupts or reshapes its answers in one way. */
 export async function startTamperingProxy(target: string, tamper: Tamper): Promise<{ url: string; host: string; redirects: number; stop(): Promise<void> }> {
@@ -334,6 +335,15 @@ export async function startTamperingProxy(target: string, tamper: Tamper): Promi
         delete headers['docker-content-digest'];
       }
       if (tamper === 'wrong-digest-header' && isManifest) headers['docker-content-digest'] = `sha256:${'0'.repeat(64)}`;
+      if (tamper === 'trickle-blobs' && isBlob && upstream.status === 200) {
+        res.writeHead(200, { ...headers, 'Content-Length': String(body.length) });
+        for (let at = 0; at < body.length && !res.destroyed; at += 32 * 1024) {
+          res.write(body.subarray(at, at + 32 * 1024));
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        res.end();
+        return;
+      }
       res.writeHead(upstream.status, headers).end(body);
     })().catch((err: unknown) => res.writeHead(502).end(String(err)));
   });
