@@ -72,6 +72,8 @@ export const CALL_FIELDS: Record<string, (req: Req) => Fields> = {
   ContainerStats: container,
   UpdateContainerResources: container,
   UpdatePodSandboxResources: sandbox,
+  CheckpointContainer: container,
+  CheckpointPod: sandbox,
   ReopenContainerLog: container,
   ExecSync: (r) => ({ ...exec(r), timeout: r.timeout }),
   Exec: (r) => ({ ...exec(r), tty: r.tty, stdin: r.stdin }),

@@ -10,6 +10,7 @@ import type { ContainerConfig, LinuxContainerSecurityContext } from '../runtime/
 import { seccompChoice } from '../runtime/seccomp-default.js';
 import { apparmorProfileName } from '../runtime/apparmor.js';
 import { checkCapabilities, checkResources } from '../runtime/container-spec.js';
+import { checkUserNamespace } from '../runtime/userns.js';
 import { checkText, MAX_CONTAINER_NAME_BYTES, MAX_PATH_BYTES, quote } from './validate.js';
 
 /** At most this many env entries (the issue's bound; kubelet sends one per env var of the pod spec). */
@@ -83,6 +84,7 @@ export function checkContainerConfig(config: ContainerConfig): void {
   if (config.linux?.resources) checkResources(config.linux.resources);
   checkCapabilities(sc);
   checkSecurityProfiles(sc);
+  checkUserNamespace(sc?.namespaceOptions, 'ContainerConfig.linux.security_context.namespace_options');
 }
 
 /**

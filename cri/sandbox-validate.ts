@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import { InvalidArgument } from '../errors/catalogue.js';
 import type { PodSandboxConfig } from './types.js';
 import { podSysctls } from '../runtime/container-spec.js';
+import { checkUserNamespace } from '../runtime/userns.js';
 import { checkText, MAX_NAMESPACE_BYTES, MAX_PATH_BYTES, MAX_POD_NAME_BYTES, MAX_UID_BYTES, quote } from './validate.js';
 
 /** glibc reads at most 3 servers and 6 search domains (resolv.conf(5)); room for other resolvers. */
@@ -81,6 +82,7 @@ export function checkSandboxConfig(config: PodSandboxConfig): void {
   // Namespaced sysctls only, and only in a namespace the pod has of its own (as kubelet checks):
   // refused here, before the pause container's create would fail with runc's words.
   const ns = config.linux?.securityContext?.namespaceOptions;
+  checkUserNamespace(ns, 'PodSandboxConfig.linux.security_context.namespace_options');
   podSysctls(config.linux?.sysctls ?? {}, ns?.network === 'NODE', ns?.ipc === 'NODE');
   checkText(config.linux?.cgroupParent ?? '', 'PodSandboxConfig.linux.cgroup_parent', MAX_PATH_BYTES);
 }

@@ -20,6 +20,7 @@ import { stopPodSandbox } from './sandbox-stop.js';
 import { removePodSandbox } from './sandbox-remove.js';
 import { podSandboxStatus } from './sandbox-status.js';
 import { updatePodSandboxResources } from './sandbox-update.js';
+import { checkpointContainer, checkpointPod, restorePod } from './container-checkpoint.js';
 import { listPodSandbox } from './sandbox-list.js';
 import { portForward } from './sandbox-portforward.js';
 import { createContainer } from './container-create.js';
@@ -89,6 +90,9 @@ const RUNTIME_HANDLERS: Record<string, AnyHandler> = {
   PodSandboxStats: podSandboxStats,
   ListPodSandboxStats: listPodSandboxStats,
   UpdatePodSandboxResources: updatePodSandboxResources,
+  CheckpointContainer: checkpointContainer,
+  CheckpointPod: checkpointPod,
+  RestorePod: restorePod,
   ListMetricDescriptors: listMetricDescriptors,
   ListPodSandboxMetrics: listPodSandboxMetrics,
 };

@@ -3,20 +3,15 @@
  * (camelCase fields, enums as their names, int64 as decimal strings, defaults filled in).
  * Only the fields podchart uses are typed; the proto in proto/api.proto is the full contract.
  */
-export type NamespaceMode = 'POD' | 'CONTAINER' | 'NODE' | 'TARGET';
+import type { NamespaceOption } from '../runtime/cri-container-types.js';
+
+export type { NamespaceMode, NamespaceOption } from '../runtime/cri-container-types.js';
 
 export interface PodSandboxMetadata {
   name: string;
   uid: string;
   namespace: string;
   attempt: number;
-}
-
-export interface NamespaceOption {
-  network: NamespaceMode;
-  pid: NamespaceMode;
-  ipc: NamespaceMode;
-  targetId: string;
 }
 
 export interface PodSandboxConfig {

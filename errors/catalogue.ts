@@ -87,6 +87,13 @@ export class NotImplemented extends PodchartError {
   }
 }
 
+/** Something this node cannot do, with why: UNIMPLEMENTED ("not supported or enabled"), as gRPC defines it. */
+export class Unsupported extends PodchartError {
+  constructor(message: string) {
+    super(Code.UNIMPLEMENTED, message);
+  }
+}
+
 /** A registry refused our credentials (or wants some we do not have). */
 export class PermissionDenied extends PodchartError {
   constructor(message: string) {

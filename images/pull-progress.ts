@@ -84,8 +84,10 @@ export class PullProgress {
     return this.stalledError ?? err;
   }
 
+  /** Ends the report and the watch (a failed pull too: a leaked timer would log "pulling:" for ever). */
   stop(): void {
     clearInterval(this.timer);
+    this.log.debug({ layersDone: this.layers.filter((l) => l.done).length, layers: this.layers.length }, 'pull progress stopped');
   }
 
   private checkStalled(): void {

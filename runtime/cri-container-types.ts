@@ -69,6 +69,14 @@ export interface NamespaceOption {
   pid: NamespaceMode;
   ipc: NamespaceMode;
   targetId: string;
+  /** The user namespace: absent or NODE, the host's; POD, one of the pod's own (refused: runtime/userns.ts). */
+  usernsOptions?: { mode: NamespaceMode; uids: IdMapping[]; gids: IdMapping[] } | null;
+}
+
+export interface IdMapping {
+  hostId: number;
+  containerId: number;
+  length: number;
 }
 
 export interface LinuxContainerSecurityContext {

@@ -10,10 +10,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages: the OCI runtimes, the shim, the pause process, CNI plugins, ip, setfattr (image
-# layers' xattrs and opaque dirs), socat (PortForward connects through it in a pod's netns); and for
+# layers' xattrs and opaque dirs), socat (PortForward connects through it in a pod's netns), criu
+# (CheckpointContainer: probed, and why it cannot run said, runtime/criu.ts); and for
 # the tests: a real registry, htpasswd, openssl (token auth), busybox (images are built from it),
 # zstd (zstd layers) and chromium (the inspector in a browser).
-APT_PACKAGES=(runc crun conmon catatonit containernetworking-plugins iproute2 iptables util-linux mount attr socat
+APT_PACKAGES=(runc crun conmon catatonit containernetworking-plugins iproute2 iptables util-linux mount attr socat criu
   docker-registry apache2-utils openssl busybox zstd chromium)
 source scripts/apt-ensure.sh
 apt_ensure "podchart setup" "${APT_PACKAGES[@]}"

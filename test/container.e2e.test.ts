@@ -200,6 +200,18 @@ describe('exec, update, log reopen', () => {
     await rejects(daemon.cri.call('ExecSync', { containerId: 'f'.repeat(64), cmd: ['true'], timeout: 1 }), grpcStatus.NOT_FOUND, /not found/);
   });
 
+  test('CheckpointContainer is refused with CRIU\'s own reason; the container keeps running', async () => {
+    const id = await run('checkpointed', ['/bin/sh', '-c', 'sleep 1000']);
+    // This host's criu cannot run (`criu check` fails on its kernel): the refusal says so, in criu's words.
+    await rejects(daemon.cri.call('CheckpointContainer', { containerId: id, location: '/tmp/never.tar' }), grpcStatus.UNIMPLEMENTED, /^CheckpointContainer of [0-9a-f]{64} is not supported on this node: (CRIU cannot run here: `criu check` fails on this host \(criu [\d.]+, Linux .*\): .+|podchart does not write checkpoint archives yet)\. The container was not touched$/);
+    assert.equal((await status(id)).state, 'CONTAINER_RUNNING');
+    assert.equal(existsSync('/tmp/never.tar'), false, 'no archive');
+    await rejects(daemon.cri.call('CheckpointContainer', { containerId: 'f'.repeat(64), location: '/tmp/x.tar' }), grpcStatus.NOT_FOUND, /not found/);
+    await rejects(daemon.cri.call('CheckpointPod', { podSandboxId: pod }), grpcStatus.UNIMPLEMENTED, /CheckpointPod is not supported on this node/);
+    await rejects(daemon.cri.call('RestorePod', {}), grpcStatus.UNIMPLEMENTED, /RestorePod is not supported on this node/);
+    await daemon.cri.call('RemoveContainer', { containerId: id });
+  });
+
   test('UpdateContainerResources is applied by the runtime, persisted and shown in status', async () => {
     const id = await run('updatable', ['/bin/sh', '-c', 'sleep 1000']);
     await daemon.cri.call('UpdateContainerResources', { containerId: id, linux: { memoryLimitInBytes: String(64 * 1024 * 1024), cpuShares: '512' } });
