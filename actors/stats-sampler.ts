@@ -70,6 +70,8 @@ export class CpuRates {
 
 export interface CgroupSample {
   stats: CgroupStats;
+  /** Read with every counter the metrics RPCs use; otherwise the stats RPCs' few (the rest zero). */
+  full: boolean;
   /** usage_nano_cores at this sample. */
   rateNanoCores: bigint;
   /** Wall-clock time of the sample, in ns since the epoch (the CRI timestamp). */
@@ -125,6 +127,17 @@ interface Poll {
 }
 
 const newPoll = (kind: Poll['kind']): Poll => ({ kind, atMs: null, gapMs: null, refresh: null });
+
+/**
+ * What a sample must be to be reused: taken at or after `notBefore` (a refresh reads again what is
+ * older than its start), and `full` when the caller needs every counter (the metrics RPCs read
+ * about three times the files the stats RPCs do: those pay for them alone).
+ */
+interface Want {
+  notBefore: number;
+  full: boolean;
+}
+const STATS: Want = { notBefore: -Infinity, full: false };
 const containerKey = (id: string): string => `container:${id}`;
 const podKey = (id: string): string => `pod:${id}`;
 const wallNs = (): bigint => BigInt(Date.now()) * 1_000_000n;
@@ -152,7 +165,7 @@ export class StatsSampler {
   /** A sample per container, in the order given. */
   async containers(views: readonly ContainerView[]): Promise<ContainerSample[]> {
     const poll = this.noteCall(this.polls.containers);
-    const samples = await this.sampleContainers(views);
+    const samples = await this.sampleContainers(views, STATS);
     this.scheduleRefresh(poll, samples.map((s) => s.cgroup));
     return samples;
   }
@@ -160,28 +173,32 @@ export class StatsSampler {
   /** A sample per pod, with its containers' (taken first: counters only grow, so a pod is never less than its parts). */
   async pods(views: readonly SandboxView[]): Promise<PodSample[]> {
     const poll = this.noteCall(this.polls.pods);
-    const samples = await this.samplePods(views);
+    const samples = await this.samplePods(views, STATS);
     this.scheduleRefresh(poll, samples.map((s) => s.cgroup));
     return samples;
   }
 
-  /** `notBefore`: samples taken earlier are read again (a refresh's start; calls take any fresh one). */
-  private async sampleContainers(views: readonly ContainerView[], notBefore = -Infinity): Promise<ContainerSample[]> {
+  /** Pods' samples with every counter, for the metrics RPCs (not polled: no refresh ahead). */
+  metrics(views: readonly SandboxView[]): Promise<PodSample[]> {
+    return this.samplePods(views, { notBefore: -Infinity, full: true });
+  }
+
+  private async sampleContainers(views: readonly ContainerView[], want: Want): Promise<ContainerSample[]> {
     this.prune();
     const cgroups: CgroupSample[] = [];
     let reads = 0;
     for (const view of views) {
-      const cached = this.fresh(this.containerCgroups, view.id, notBefore);
+      const cached = this.fresh(this.containerCgroups, view.id, want);
       if (!cached && ++reads % YIELD_EVERY === 0) await yieldToLoop();
-      cgroups.push(cached ?? this.containerCgroup(view, notBefore));
+      cgroups.push(cached ?? this.containerCgroup(view, want));
     }
     const layers = views.map((view) => this.layer(view));
     // Most calls find every layer sample cached: no promise to wait for, not even one microtask each.
     const settled = layers.some((l) => l instanceof Promise) ? await Promise.all(layers.map(async (l) => l)) : (layers as LayerSample[]);
-    return views.map((view, i) => ({ view, cgroup: cgroups[i] ?? this.containerCgroup(view, notBefore), layer: settled[i] ?? this.emptyLayer() }));
+    return views.map((view, i) => ({ view, cgroup: cgroups[i] ?? this.containerCgroup(view, want), layer: settled[i] ?? this.emptyLayer() }));
   }
 
-  private async samplePods(views: readonly SandboxView[], notBefore = -Infinity): Promise<PodSample[]> {
+  private async samplePods(views: readonly SandboxView[], want: Want): Promise<PodSample[]> {
     const byPod = new Map<string, ContainerView[]>();
     for (const c of this.options.supervisor.containerViews()) {
       const list = byPod.get(c.context.spec.sandboxId);
@@ -189,13 +206,13 @@ export class StatsSampler {
       else byPod.set(c.context.spec.sandboxId, [c]);
     }
     const wanted = views.flatMap((p) => byPod.get(p.id) ?? []);
-    const samples = new Map((await this.sampleContainers(wanted, notBefore)).map((s) => [s.view.id, s]));
+    const samples = new Map((await this.sampleContainers(wanted, want)).map((s) => [s.view.id, s]));
     const out: PodSample[] = [];
     let reads = 0;
     for (const view of views) {
-      if (!this.fresh(this.podCgroups, view.id, notBefore) && ++reads % YIELD_EVERY === 0) await yieldToLoop();
+      if (!this.fresh(this.podCgroups, view.id, want) && ++reads % YIELD_EVERY === 0) await yieldToLoop();
       const containers = (byPod.get(view.id) ?? []).flatMap((c) => samples.get(c.id) ?? []);
-      out.push({ view, cgroup: this.podCgroup(view, containers, notBefore), containers });
+      out.push({ view, cgroup: this.podCgroup(view, containers, want), containers });
     }
     return out;
   }
@@ -238,10 +255,11 @@ export class StatsSampler {
     const { supervisor } = this.options;
     try {
       const now = performance.now();
-      if (kind === 'pods') await this.samplePods(supervisor.views(), now);
+      const want: Want = { notBefore: now, full: false };
+      if (kind === 'pods') await this.samplePods(supervisor.views(), want);
       else {
         // Not `onRefreshed?.(await …)`: an optional call does not evaluate its arguments when absent.
-        const samples = await this.sampleContainers(supervisor.containerViews(), now);
+        const samples = await this.sampleContainers(supervisor.containerViews(), want);
         this.options.onRefreshed?.(samples);
       }
     } catch (err) {
@@ -250,29 +268,29 @@ export class StatsSampler {
   }
 
   /** Keyed by the actor's own id string: a key built per lookup would be hashed afresh each time (issue 14). */
-  private fresh(samples: ReadonlyMap<string, CgroupSample>, id: string, notBefore: number): CgroupSample | null {
+  private fresh(samples: ReadonlyMap<string, CgroupSample>, id: string, want: Want): CgroupSample | null {
     const s = samples.get(id);
-    return s && s.atMs >= notBefore && performance.now() - s.atMs < this.options.periodMs ? s : null;
+    return s && s.atMs >= want.notBefore && (s.full || !want.full) && performance.now() - s.atMs < this.options.periodMs ? s : null;
   }
 
-  private containerCgroup(view: ContainerView, notBefore: number): CgroupSample {
-    const cached = this.fresh(this.containerCgroups, view.id, notBefore);
+  private containerCgroup(view: ContainerView, want: Want): CgroupSample {
+    const cached = this.fresh(this.containerCgroups, view.id, want);
     if (cached) return cached;
     const { driver } = this.options;
     const parent = this.options.supervisor.view(view.context.spec.sandboxId)?.context.spec.cgroupParent ?? '';
-    return this.sample(this.containerCgroups, view.id, containerKey(view.id), { containerId: view.id }, () => readCgroupStats(cgroupsPathFor(parent, view.id, driver), driver, this.layout));
+    return this.sample(this.containerCgroups, view.id, containerKey(view.id), { containerId: view.id }, want.full, () => readCgroupStats(cgroupsPathFor(parent, view.id, driver), driver, this.layout, want.full));
   }
 
   /** The pod's cgroup_parent when kubelet gave one and it exists (containerd reads the same); else pause + containers. */
-  private podCgroup(view: SandboxView, containers: readonly ContainerSample[], notBefore: number): CgroupSample {
-    const cached = this.fresh(this.podCgroups, view.id, notBefore);
+  private podCgroup(view: SandboxView, containers: readonly ContainerSample[], want: Want): CgroupSample {
+    const cached = this.fresh(this.podCgroups, view.id, want);
     if (cached) return cached;
     const { driver } = this.options;
     const { cgroupParent } = view.context.spec;
-    return this.sample(this.podCgroups, view.id, podKey(view.id), { sandboxId: view.id }, () => {
-      const parent = cgroupParent ? readCgroupStatsAt(parentRelativePath(cgroupParent, driver), this.layout) : null;
+    return this.sample(this.podCgroups, view.id, podKey(view.id), { sandboxId: view.id }, want.full, () => {
+      const parent = cgroupParent ? readCgroupStatsAt(parentRelativePath(cgroupParent, driver), this.layout, want.full) : null;
       if (parent) return parent;
-      const pause = readCgroupStats(cgroupsPathFor(cgroupParent, view.id, driver), driver, this.layout);
+      const pause = readCgroupStats(cgroupsPathFor(cgroupParent, view.id, driver), driver, this.layout, want.full);
       return sumCgroupStats([pause ?? ZERO_STATS, ...containers.map((c) => c.cgroup.stats)]);
     });
   }
@@ -282,7 +300,7 @@ export class StatsSampler {
    * slice name) is logged once and reported as zeros: a polled List must not lose every container's
    * stats to one of them (containerd skips such a container with a log line too).
    */
-  private sample(samples: Map<string, CgroupSample>, id: string, key: string, what: Record<string, string>, read: () => CgroupStats | null): CgroupSample {
+  private sample(samples: Map<string, CgroupSample>, id: string, key: string, what: Record<string, string>, full: boolean, read: () => CgroupStats | null): CgroupSample {
     let stats: CgroupStats;
     try {
       stats = read() ?? { ...ZERO_STATS };
@@ -292,7 +310,7 @@ export class StatsSampler {
       stats = { ...ZERO_STATS };
     }
     const atNs = process.hrtime.bigint();
-    const sample: CgroupSample = { stats, rateNanoCores: this.rates.rate(key, stats.cpuUsageNs, atNs), wallNs: wallNs(), atMs: performance.now() };
+    const sample: CgroupSample = { stats, full, rateNanoCores: this.rates.rate(key, stats.cpuUsageNs, atNs), wallNs: wallNs(), atMs: performance.now() };
     samples.set(id, sample);
     return sample;
   }

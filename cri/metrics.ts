@@ -196,6 +196,6 @@ export async function listMetricDescriptors() {
 
 export async function listPodSandboxMetrics(_req: unknown, ctx: CriContext) {
   const ready = ctx.supervisor.views().filter((v) => v.ready);
-  const samples = await ctx.stats.pods(ready);
+  const samples = await ctx.stats.metrics(ready);
   return { podMetrics: await Promise.all(samples.map((pod) => podMetrics(pod, ctx.config.cgroupDriver))) };
 }

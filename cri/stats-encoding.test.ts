@@ -34,7 +34,7 @@ const sample = fc.record({
   view: { id: s.id, context: { spec: { metadata: { name: s.name, attempt: s.attempt }, labels: s.labels, annotations: s.annotations, dir: s.dir } } } as unknown as ContainerView,
   cgroup: {
     stats: { ...ZERO_STATS, cpuUsageNs: s.cpu, memoryUsageBytes: s.memory, memoryWorkingSetBytes: s.workingSet, memoryRssBytes: s.rss, pageFaults: s.faults, majorPageFaults: s.major, pids: s.pids, memoryLimitBytes: s.limit },
-    rateNanoCores: s.rate, wallNs: s.wallNs, atMs: 1,
+    full: false, rateNanoCores: s.rate, wallNs: s.wallNs, atMs: 1,
   },
   layer: { bytes: s.bytes, inodes: s.inodes, wallNs: s.layerNs, atMs: 1 },
 }));

@@ -31,6 +31,18 @@ test('a ready pod: since when, by which call, its pause and address; and a resto
   assert.equal(pauseless.details[0], 'no pause process: its namespaces are pinned by bind mounts');
 });
 
+test('a pod whose resources were updated: still ready since its creation, with the limits set; an exit while updating is the exit', () => {
+  const ctx = { pid: 4242, spec: { pauseProcess: true }, resources: { resources: { memoryLimitInBytes: '268435456', cpuQuota: '0' }, overhead: null } };
+  const updating = [...created, row(40, 'UPDATE_RESOURCES', 'RUNNING', 'UPDATING', 'UpdatePodSandboxResources#7')];
+  assert.equal(explain('sandbox', 'UPDATING', ctx, updating).summary, 'Ready; its resources are being written to its cgroup since 2026-12-07 18:32:40 UTC by UpdatePodSandboxResources (call #7)');
+  const updated = [...updating, row(41, 'updatePodResources.done', 'UPDATING', 'RUNNING', 'UpdatePodSandboxResources#7')];
+  const ready = explain('sandbox', 'RUNNING', ctx, updated);
+  assert.equal(ready.summary, 'Ready since 2026-12-07 18:32:01 UTC by RunPodSandbox (call #2)', 'an update is no new readiness');
+  assert.deepEqual(ready.details, ['pause process: pid 4242', 'resources (UpdatePodSandboxResources): memoryLimitInBytes 268435456']);
+  const exited = explain('sandbox', 'STOPPED', { ...ctx, exit: { code: 137, at: exitNs(42) }, tornDown: false }, [...updating, row(42, 'EXIT', 'UPDATING', 'STOPPED', 'exit')]);
+  assert.match(exited.summary, /^NotReady since 2026-12-07 18:32:42 UTC: the pause process exited with exit code 137/);
+});
+
 test('a pod NotReady because its pause was killed: the exit, the network still up, what it waits for; after StopPodSandbox the same reason', () => {
   const exited = [...created, row(11, 'EXIT', 'RUNNING', 'STOPPED', 'exit')];
   const ctx = { pid: 4242, exit: { code: 137, at: exitNs(11) }, tornDown: false };

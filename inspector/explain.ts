@@ -77,9 +77,30 @@ function lastErrorLine(error: { message: string } | null | undefined, retry: str
   return error ? [`last error: ${error.message}${retry ? ` (${retry})` : ''}`] : [];
 }
 
+/** A pod's ready states: RUNNING, and UPDATING (its resources being written) in between. */
+const READY_STATES: ReadonlySet<string> = new Set(['RUNNING', 'UPDATING']);
+const isReady = (state: string | null): boolean => state !== null && READY_STATES.has(topState(state));
+
+/** When the pod last became ready: an update's return to RUNNING does not count. */
+function becameReady(history: readonly Transition[]): Transition | undefined {
+  for (let i = history.length - 1; i >= 0; i--) {
+    const t = history[i];
+    if (t && isReady(t.to) && !isReady(t.from)) return t;
+  }
+  return undefined;
+}
+
+/** The pod's resources as UpdatePodSandboxResources last set them: the limits given, in words. */
+function resourcesLine(ctx: Partial<SandboxContext>): string[] {
+  const r = ctx.resources?.resources;
+  if (!r) return [];
+  const set = Object.entries(r).filter(([, v]) => typeof v === 'string' && v !== '' && v !== '0').map(([k, v]) => `${k} ${String(v)}`);
+  return set.length ? [`resources (UpdatePodSandboxResources): ${set.join(', ')}${ctx.resources?.overhead ? ', plus its overhead' : ''}`] : [];
+}
+
 export function explainSandbox(state: string, ctx: Partial<SandboxContext>, history: readonly Transition[]): Explanation {
   const top = topState(state);
-  const entered = enteredAt(history, state);
+  const entered = top === 'RUNNING' ? becameReady(history) : enteredAt(history, state);
   const pause = ctx.spec?.pauseProcess === false ? null : ctx.pid ?? null;
   const processLine = ctx.spec?.pauseProcess === false
     ? 'no pause process: its namespaces are pinned by bind mounts'
@@ -94,9 +115,11 @@ export function explainSandbox(state: string, ctx: Partial<SandboxContext>, hist
         return { summary: `Its creation failed${failed ? ` at ${clock(failed.at)}` : ''}: what it made is being removed`, details: lastErrorLine(ctx.lastError, '') };
       }
       return { summary: `Being created${sinceText(entered)}${withCause(entered)}`, details: [] };
+    case 'UPDATING':
+      return { summary: `Ready; its resources are being written to its cgroup${sinceText(enteredAt(history, state))}${withCause(enteredAt(history, state))}`, details: [processLine, ...ip] };
     case 'RUNNING': {
       const restored = restoredAs(history);
-      const details = [processLine, ...ip];
+      const details = [processLine, ...ip, ...resourcesLine(ctx), ...lastErrorLine(ctx.lastError, '')];
       if (restored) {
         details.push(pause !== null
           ? `restored as RUNNING at ${clock(restored.at)}: pause pid ${pause} alive with its recorded start time`
@@ -137,7 +160,7 @@ export function explainSandbox(state: string, ctx: Partial<SandboxContext>, hist
 function leftReady(history: readonly Transition[]): Transition | undefined {
   for (let i = history.length - 1; i >= 0; i--) {
     const t = history[i];
-    if (t?.from && topState(t.from) === 'RUNNING' && topState(t.to) !== 'RUNNING') return t;
+    if (t?.from && isReady(t.from) && !isReady(t.to)) return t;
   }
   return undefined;
 }

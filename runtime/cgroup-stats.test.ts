@@ -206,6 +206,12 @@ describe('reading a real cgroup', () => {
       // Counters only grow: a second read is at least the first.
       const again = readCgroupStatsAt(rel, t.layout);
       assert.ok(again && again.cpuUsageNs >= s.cpuUsageNs, `${t.label}: cpu does not go back`);
+      // The metrics' counters are read only when asked for: zero otherwise.
+      assert.equal(s.processes, 0, `${t.label}: not read for the stats RPCs`);
+      const full = readCgroupStats(rel, 'cgroupfs', t.layout, true);
+      assert.ok(full, `${t.label}: the cgroup exists`);
+      assert.equal(full.processes, 1, `${t.label}: the shell is the one process in cgroup.procs`);
+      assert.ok(full.cpuUserNs > 0n && full.cpuUserNs + full.cpuSystemNs <= full.cpuUsageNs + 50_000_000n, `${t.label}: user ${full.cpuUserNs} + system ${full.cpuSystemNs} is about the usage ${full.cpuUsageNs}`);
     }
 
     const exited = new Promise<number | null>((r) => sh.once('exit', r));

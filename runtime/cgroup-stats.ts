@@ -285,17 +285,21 @@ function isDir(path: string): boolean {
   return statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 }
 
-/** Stats of the cgroup at `rel` (relative to the hierarchy root), or null if it does not exist. */
-export function readCgroupStatsAt(rel: string, layout: CgroupLayout = hostCgroupLayout()): CgroupStats | null {
+/**
+ * Stats of the cgroup at `rel` (relative to the hierarchy root), or null if it does not exist.
+ * `full`: every counter the metrics RPCs use; otherwise the stats RPCs' few, the rest left zero.
+ */
+export function readCgroupStatsAt(rel: string, layout: CgroupLayout = hostCgroupLayout(), full = false): CgroupStats | null {
   if (layout.version === 2) {
     const dir = join(layout.root, rel);
-    const at = (file: string): string | null => readOrNull(join(dir, file));
+    const always = (file: string): string | null => readOrNull(join(dir, file));
+    const at = (file: string): string | null => (full ? readOrNull(join(dir, file)) : null);
     const files: V2Files = {
-      cpuStat: at('cpu.stat'),
-      memoryCurrent: at('memory.current'),
-      memoryStat: at('memory.stat'),
-      memoryMax: at('memory.max'),
-      pidsCurrent: at('pids.current'),
+      cpuStat: always('cpu.stat'),
+      memoryCurrent: always('memory.current'),
+      memoryStat: always('memory.stat'),
+      memoryMax: always('memory.max'),
+      pidsCurrent: always('pids.current'),
       memorySwapCurrent: at('memory.swap.current'),
       memoryEvents: at('memory.events'),
       procs: at('cgroup.procs'),
@@ -307,13 +311,14 @@ export function readCgroupStatsAt(rel: string, layout: CgroupLayout = hostCgroup
     if (!isDir(dir)) return null;
     return statsFromV2(files);
   }
-  const at = (controller: string, file: string): string | null => readOrNull(join(layout.root, controller, rel, file));
+  const always = (controller: string, file: string): string | null => readOrNull(join(layout.root, controller, rel, file));
+  const at = (controller: string, file: string): string | null => (full ? always(controller, file) : null);
   const files: V1Files = {
-    cpuacctUsage: at('cpuacct', 'cpuacct.usage'),
-    memoryUsage: at('memory', 'memory.usage_in_bytes'),
-    memoryStat: at('memory', 'memory.stat'),
-    memoryLimit: at('memory', 'memory.limit_in_bytes'),
-    pidsCurrent: at('pids', 'pids.current'),
+    cpuacctUsage: always('cpuacct', 'cpuacct.usage'),
+    memoryUsage: always('memory', 'memory.usage_in_bytes'),
+    memoryStat: always('memory', 'memory.stat'),
+    memoryLimit: always('memory', 'memory.limit_in_bytes'),
+    pidsCurrent: always('pids', 'pids.current'),
     cpuacctUsageUser: at('cpuacct', 'cpuacct.usage_user'),
     cpuacctUsageSys: at('cpuacct', 'cpuacct.usage_sys'),
     cpuStat: at('cpu', 'cpu.stat'),
@@ -330,8 +335,8 @@ export function readCgroupStatsAt(rel: string, layout: CgroupLayout = hostCgroup
 }
 
 /** Stats of the cgroup runc made for `cgroupsPath`; null once it is gone (or before it exists). */
-export function readCgroupStats(cgroupsPath: string, driver: CgroupDriver, layout: CgroupLayout = hostCgroupLayout()): CgroupStats | null {
-  return readCgroupStatsAt(cgroupRelativePath(cgroupsPath, driver), layout);
+export function readCgroupStats(cgroupsPath: string, driver: CgroupDriver, layout: CgroupLayout = hostCgroupLayout(), full = false): CgroupStats | null {
+  return readCgroupStatsAt(cgroupRelativePath(cgroupsPath, driver), layout, full);
 }
 
 export const ZERO_STATS: Readonly<CgroupStats> = Object.freeze({
