@@ -1,5 +1,6 @@
 /** Reads of the host the end-to-end tests assert on: mounts, processes, files. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 
 export function mountPoints(): string[] {
@@ -44,4 +45,14 @@ export function runcContainers(runDir: string, handler = 'runc', binary = '/usr/
   if (!existsSync(root)) return [];
   const out = execFileSync(binary, ['--root', root, 'list', '-q']).toString();
   return out.split('\n').filter(Boolean);
+}
+
+/**
+ * Removes the cgroup_parent `name` (a top-level cgroup) from every hierarchy that has it: runc
+ * removes the pods' own cgroups, not the parent it made for them. Its pods must be gone first.
+ */
+export function removeCgroupParent(name: string, root = '/sys/fs/cgroup'): void {
+  for (const dir of [root, ...readdirSync(root).map((c) => join(root, c))]) {
+    if (existsSync(join(dir, name))) rmdirSync(join(dir, name));
+  }
 }

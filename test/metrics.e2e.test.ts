@@ -6,8 +6,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { removeCgroupParent } from './host-state.js';
 import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
 import type { RegistryFixture } from './registry-fixture.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
@@ -87,11 +87,7 @@ before(async () => {
 after(async () => {
   await daemon.dispose();
   await registry?.stop();
-  // runc removes the pods' own cgroups, not the parent it made for them.
-  const root = '/sys/fs/cgroup';
-  for (const dir of [root, ...readdirSync(root).map((c) => join(root, c))]) {
-    if (existsSync(join(dir, PARENT))) rmdirSync(join(dir, PARENT));
-  }
+  removeCgroupParent(PARENT);
 });
 
 describe('ListMetricDescriptors', () => {

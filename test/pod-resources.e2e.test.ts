@@ -5,10 +5,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
+import { removeCgroupParent } from './host-state.js';
 import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
 import type { RegistryFixture } from './registry-fixture.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
@@ -63,10 +64,7 @@ before(async () => {
 after(async () => {
   await daemon.dispose();
   await registry?.stop();
-  const root = '/sys/fs/cgroup';
-  for (const dir of [root, ...readdirSync(root).map((c) => join(root, c))]) {
-    if (existsSync(join(dir, PARENT))) rmdirSync(join(dir, PARENT));
-  }
+  removeCgroupParent(PARENT);
 });
 
 describe('UpdatePodSandboxResources', () => {

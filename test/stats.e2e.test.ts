@@ -5,11 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { rejects } from './grpc-assert.js';
+import { removeCgroupParent } from './host-state.js';
 import { Daemon, eventually, podConfig, tempPaths } from './daemon.js';
 import type { RegistryFixture } from './registry-fixture.js';
 import { BUSYBOX_IMAGE, startWithBusybox } from './busybox-daemon.js';
@@ -89,11 +90,7 @@ before(async () => {
 after(async () => {
   await daemon.dispose();
   await registry?.stop();
-  // runc removes the pods' own cgroups, not the parent it made for them.
-  const root = '/sys/fs/cgroup';
-  for (const dir of [root, ...readdirSync(root).map((c) => join(root, c))]) {
-    if (existsSync(join(dir, PARENT))) rmdirSync(join(dir, PARENT));
-  }
+  removeCgroupParent(PARENT);
 });
 
 describe('ContainerStats', () => {
