@@ -119,6 +119,8 @@ const POD_TABLE: Record<string, Record<keyof typeof POD_SEEN, [string[], string]
   'PENDING.creating': { alive: [['PENDING'], 'PENDING.rollingBack'], exitFile: [['PENDING'], 'PENDING.rollingBack'], gone: [['PENDING'], 'PENDING.rollingBack'] },
   'PENDING.rollingBack': { alive: [['PENDING'], 'PENDING.rollingBack'], exitFile: [['PENDING'], 'PENDING.rollingBack'], gone: [['PENDING'], 'PENDING.rollingBack'] },
   RUNNING: { alive: [['READY'], 'RUNNING'], exitFile: [['EXIT'], 'STOPPED'], gone: [['EXIT'], 'STOPPED'] },
+  // Caught mid-update of its resources: the update asked for is written again (its effect, here, never ends).
+  UPDATING: { alive: [['READY', 'UPDATE_RESOURCES'], 'UPDATING'], exitFile: [['EXIT'], 'STOPPED'], gone: [['EXIT'], 'STOPPED'] },
   // No containers: a stop goes straight on to the pause, a removal to the pod's own effect.
   STOPPING: { alive: [['READY', 'STOP'], 'STOPPING.pause'], exitFile: [['EXIT', 'STOP'], 'STOPPING.pause'], gone: [['EXIT', 'STOP'], 'STOPPING.pause'] },
   STOPPED: { alive: [['READY'], 'RUNNING'], exitFile: [['EXIT'], 'STOPPED'], gone: [['EXIT'], 'STOPPED'] },
@@ -133,10 +135,11 @@ describe('pod restore: every persisted state × observation', () => {
     for (const [seen, [events, state]] of Object.entries(row)) {
       it(`${persisted} × ${seen} → ${events.join(', ')} → ${state}`, () => {
         // STOPPED with a torn-down pod: the STOP of a finished stop needs no teardown.
-        const context = { ...podCtx(), tornDown: persisted === 'STOPPED' };
+        const requested = persisted === 'UPDATING' ? { resources: { cpuShares: '512' }, overhead: null } : null;
+        const context = { ...podCtx(), tornDown: persisted === 'STOPPED', resourcesRequested: requested };
         const decided = decidePod(persisted, context, POD_SEEN[seen]!, NOW);
         assert.deepEqual(decided.map((e) => e.type), events);
-        const actor = createActor(sandboxMachine.provide({ actors: { createSandbox: never, stopSandbox: never, removeSandbox: never, rollbackSandbox: never } as never }), { input: context }).start();
+        const actor = createActor(sandboxMachine.provide({ actors: { createSandbox: never, stopSandbox: never, removeSandbox: never, rollbackSandbox: never, updatePodResources: never } as never }), { input: context }).start();
         for (const event of decided) actor.send(event);
         assert.equal(stateName(actor.getSnapshot()), state);
         actor.stop();
@@ -150,6 +153,10 @@ describe('pod restore: every persisted state × observation', () => {
     assert.deepEqual(decidePod('RUNNING', podCtx(), POD_SEEN.gone!, NOW)[0], { type: 'EXIT', code: 255, at: NOW });
     assert.deepEqual(decidePod('RUNNING', podCtx(null), POD_SEEN.alive!, NOW)[0], { type: 'EXIT', code: 255, at: NOW });
     assert.deepEqual(decidePod('STOPPING', podCtx(), POD_SEEN.alive!, NOW)[1], { type: 'STOP', timeoutSec: 4 });
+    const requested = { resources: { memoryLimitInBytes: '1024' }, overhead: null };
+    assert.deepEqual(decidePod('UPDATING', { ...podCtx(), resourcesRequested: requested }, POD_SEEN.alive!, NOW)[1], { type: 'UPDATE_RESOURCES', resources: requested });
+    assert.deepEqual(decidePod('UPDATING', podCtx(), POD_SEEN.alive!, NOW).map((e) => e.type), ['READY'], 'nothing recorded to write: only READY');
+    assert.match(podRestoreWhy('UPDATING', podCtx(), POD_SEEN.alive!), /; the resource update caught midway is written again$/);
     for (const persisted of ['UNKNOWN', 'PENDING.creating', 'REMOVING']) assert.equal(podNeedsObservation(persisted), false);
     for (const persisted of ['RUNNING', 'STOPPING', 'STOPPED']) assert.equal(podNeedsObservation(persisted), true);
   });
