@@ -9,6 +9,8 @@
  * - A container without a cgroup (created, exited, removed meanwhile) reports zeros, not an error.
  * - A pod's cpu/memory/process counts are those of its cgroup_parent when kubelet gave one and it
  *   exists (containerd reads the same); otherwise the sum of the pause's and its containers' cgroups.
+ * - A pod's network is its netns's interfaces but lo (runtime/net-dev.ts), eth0 as the default one
+ *   (CNI's name for the pod's interface), as containerd reports it; none for a host-network pod.
  */
 import type { ContainerSample, PodSample } from '../actors/stats-sampler.js';
 import { NotFound } from '../errors/catalogue.js';
@@ -17,6 +19,7 @@ import { ItemEncodings } from './list-encoding.js';
 import { encodeContainerStatsItem } from './stats-encoding.js';
 import { containerCounters, cpuFields, decimal, memoryFields } from './stats-fields.js';
 import { requireId } from './validate.js';
+import { netnsCounters, type InterfaceCounters } from '../runtime/net-dev.js';
 
 const u64 = (value: bigint | number): { value: string } => ({ value: String(value) });
 
@@ -27,7 +30,21 @@ export function containerMessage(sample: ContainerSample) {
   return { attributes: { id: view.id, metadata: spec.metadata, labels: spec.labels, annotations: spec.annotations }, ...containerCounters(sample, decimal) };
 }
 
-function podMessage({ view, cgroup, containers }: PodSample) {
+const interfaceUsage = (c: InterfaceCounters) => ({ name: c.name, rxBytes: u64(c.rxBytes), rxErrors: u64(c.rxErrors), txBytes: u64(c.txBytes), txErrors: u64(c.txErrors) });
+
+/** The pod's NetworkUsage, read through its pause or a running container (the processes in its netns). */
+async function podNetwork({ view, containers }: PodSample) {
+  const { netnsPath } = view.context.spec;
+  if (!netnsPath) return null;
+  const pids = [view.context.pid, ...containers.filter((c) => c.view.criState === 'CONTAINER_RUNNING').map((c) => c.view.context.pid)];
+  const counters = await netnsCounters(netnsPath, pids.filter((p): p is number => typeof p === 'number' && p > 0));
+  if (!counters) return null;
+  const main = counters.find((c) => c.name === 'eth0') ?? counters[0];
+  return { timestamp: String(BigInt(Date.now()) * 1_000_000n), defaultInterface: main ? interfaceUsage(main) : null, interfaces: counters.map(interfaceUsage) };
+}
+
+async function podMessage(sample: PodSample) {
+  const { view, cgroup, containers } = sample;
   const { spec } = view.context;
   const timestamp = String(cgroup.wallNs);
   return {
@@ -35,7 +52,7 @@ function podMessage({ view, cgroup, containers }: PodSample) {
     linux: {
       cpu: cpuFields(cgroup, decimal),
       memory: memoryFields(cgroup.stats, timestamp, decimal),
-      network: null,
+      network: await podNetwork(sample),
       process: { timestamp, processCount: u64(cgroup.stats.pids) },
       containers: containers.map(containerMessage),
     },
@@ -91,7 +108,7 @@ export async function podSandboxStats(req: { podSandboxId: string }, ctx: CriCon
   if (!view) throw new NotFound(`pod sandbox "${ref}" not found`);
   const [sample] = await ctx.stats.pods([view]);
   if (!sample) throw new NotFound(`pod sandbox "${ref}" not found`);
-  return { stats: podMessage(sample) };
+  return { stats: await podMessage(sample) };
 }
 
 interface PodSandboxStatsFilter {
@@ -106,5 +123,5 @@ export async function listPodSandboxStats(req: { filter: PodSandboxStatsFilter |
     if (f.id && !v.id.startsWith(f.id)) return false;
     return labelsMatch(v.context.spec.labels, f.labelSelector);
   });
-  return { stats: (await ctx.stats.pods(pods)).map(podMessage) };
+  return { stats: await Promise.all((await ctx.stats.pods(pods)).map(podMessage)) };
 }

@@ -25,9 +25,11 @@ interface ContainerStats {
   memory: MemoryUsage | null;
   writableLayer: { timestamp: string; fsId: { mountpoint: string } | null; usedBytes: U64 | null; inodesUsed: U64 | null } | null;
 }
+interface NetInterface { name: string; rxBytes: U64 | null; rxErrors: U64 | null; txBytes: U64 | null; txErrors: U64 | null }
 interface PodStats {
   attributes: { id: string; metadata: { name: string }; labels: Record<string, string>; annotations: Record<string, string> };
-  linux: { cpu: CpuUsage | null; memory: MemoryUsage | null; process: { timestamp: string; processCount: U64 | null } | null; containers: ContainerStats[] } | null;
+  linux: { cpu: CpuUsage | null; memory: MemoryUsage | null; process: { timestamp: string; processCount: U64 | null } | null; containers: ContainerStats[];
+    network: { timestamp: string; defaultInterface: NetInterface | null; interfaces: NetInterface[] } | null } | null;
 }
 
 const paths = tempPaths('pc-st-');
@@ -184,6 +186,24 @@ describe('PodSandboxStats', () => {
     await eventually('a pod-level CPU rate', async () => u64((await podStats(pod)).linux?.cpu?.usageNanoCores, 'pod rate') > 0n);
     await rejects(podStats('f'.repeat(64)), grpcStatus.NOT_FOUND, /pod sandbox "f+" not found/);
     await rejects(podStats(''), grpcStatus.INVALID_ARGUMENT, /pod_sandbox_id is required/);
+  });
+
+  test('the pod\'s network: eth0 of its netns by default, counting the packets a container sends', async () => {
+    const before = (await podStats(pod)).linux?.network;
+    assert.ok(before?.defaultInterface, 'a default interface');
+    assert.equal(before.defaultInterface.name, 'eth0');
+    assert.deepEqual(before.interfaces.map((i) => i.name), ['eth0'], 'the pod\'s interfaces, loopback left out');
+    const ts = BigInt(before.timestamp);
+    assert.ok(ts > BigInt(Date.now() - 60_000) * 1_000_000n, `timestamp ${ts} is now, in ns`);
+    const sent = u64(before.defaultInterface.txBytes, 'tx_bytes');
+    const gateway = (daemon.network?.subnet ?? '').replace(/0\/24$/, '1');
+    const ping = await daemon.cri.call<{ exitCode: number }>('ExecSync', { containerId: burner, cmd: ['busybox', 'ping', '-c', '3', '-i', '0.2', gateway], timeout: 20 });
+    assert.equal(ping.exitCode, 0, `ping ${gateway}`);
+    const after = (await podStats(pod)).linux?.network?.defaultInterface;
+    assert.ok(u64(after?.txBytes, 'tx_bytes') >= sent + 3n * 84n, 'three pings of 84 bytes each, at least');
+    assert.ok(u64(after?.rxBytes, 'rx_bytes') > 0n, 'and their replies');
+    u64(after?.rxErrors, 'rx_errors');
+    u64(after?.txErrors, 'tx_errors');
   });
 
   test('a pod under a cgroup parent of its own is read from that cgroup, with a pause or without', async () => {
