@@ -9,8 +9,30 @@ import { PROGRESS_EVERY_MS, PullProgress, untilAborted } from './pull-progress.j
 
 function logger() {
   const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done(); } });
-  return { log: pino({ level: 'debug' }, sink), lines };
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      const line = JSON.parse(chunk.toString()) as Record<string, unknown>;
+      lines.push(line);
+      sink.emit('line', line);
+      done();
+    },
+  });
+  /** The first line whose message starts with `prefix`: one logged already, or the next. */
+  const lineStarting = (prefix: string, timeoutMs: number): Promise<Record<string, unknown>> => {
+    const seen = lines.find((l) => String(l['msg']).startsWith(prefix));
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no "${prefix}" line within ${timeoutMs} ms`)), timeoutMs);
+      const onLine = (l: Record<string, unknown>): void => {
+        if (!String(l['msg']).startsWith(prefix)) return;
+        clearTimeout(timer);
+        sink.off('line', onLine);
+        resolve(l);
+      };
+      sink.on('line', onLine);
+    });
+  };
+  return { log: pino({ level: 'debug' }, sink), lines, lineStarting };
 }
 
 // The pull's timer does not hold the process open (unref: a daemon has its server for that); a test has this.
@@ -34,12 +56,16 @@ test('a pull that moves nothing for the timeout is cancelled: its signal aborts 
 test('progress keeps it alive; without a timeout it never cancels; otherwise the error is the pull\'s own', async () => {
   const { log } = logger();
   const p = new PullProgress(log, 'reg/x:1', LAYERS, 400);
-  const started = Date.now();
-  // Bytes every 100 ms for a second: past the timeout twice over, and never cancelled.
-  for (let bytes = 1; Date.now() - started < 1000; bytes += 1000) {
-    p.downloaded(LAYERS[0]!.digest, bytes);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // Bytes every 100 ms for ten ticks (a second): past the timeout twice over, and never cancelled.
+  await new Promise<void>((resolve) => {
+    let ticks = 0;
+    const feed = setInterval(() => {
+      p.downloaded(LAYERS[0]!.digest, ++ticks * 1000);
+      if (ticks < 10) return;
+      clearInterval(feed);
+      resolve();
+    }, 100);
+  });
   assert.equal(p.signal.aborted, false);
   const own = new Error('own');
   assert.equal(p.failure(own), own);
@@ -50,16 +76,12 @@ test('progress keeps it alive; without a timeout it never cancels; otherwise the
 });
 
 test('the log line: bytes done and total in all and per layer, the rate, the layers done', async () => {
-  const { log, lines } = logger();
+  const { log, lineStarting } = logger();
   const p = new PullProgress(log, 'reg/x:1', LAYERS, 0);
   p.downloaded(LAYERS[0]!.digest, 2_000_000);
   p.downloaded(LAYERS[1]!.digest, 1_000_000);
   p.layerDone(LAYERS[1]!.digest);
-  const deadline = Date.now() + PROGRESS_EVERY_MS * 3;
-  while (!lines.some((l) => String(l['msg']).startsWith('pulling:')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  p.stop();
-  const line = lines.find((l) => String(l['msg']).startsWith('pulling:'));
-  assert.ok(line, 'a progress line within a few seconds');
+  const line = await lineStarting('pulling:', PROGRESS_EVERY_MS * 3).finally(() => p.stop());
   assert.match(String(line['msg']), /^pulling: 3\.0 of 5\.0 MB \(60%\) at [\d.]+ MB\/s, 1 of 2 layers done; aaaaaaaaaaaa 2\.0\/4\.0$/);
   assert.equal(line['bytes'], 3_000_000);
   assert.equal(line['total'], 5_000_000);

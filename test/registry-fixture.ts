@@ -337,11 +337,18 @@ export async function startTamperingProxy(target: string, tamper: Tamper): Promi
       if (tamper === 'wrong-digest-header' && isManifest) headers['docker-content-digest'] = `sha256:${'0'.repeat(64)}`;
       if (tamper === 'trickle-blobs' && isBlob && upstream.status === 200) {
         res.writeHead(200, { ...headers, 'Content-Length': String(body.length) });
-        for (let at = 0; at < body.length && !res.destroyed; at += 32 * 1024) {
+        // The pace is the fault itself: one 32 KiB chunk per 100 ms tick, until the body is sent or the client goes.
+        let at = 0;
+        const tick = setInterval(() => {
+          if (res.destroyed || at >= body.length) {
+            clearInterval(tick);
+            if (!res.destroyed) res.end();
+            return;
+          }
           res.write(body.subarray(at, at + 32 * 1024));
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-        res.end();
+          at += 32 * 1024;
+        }, 100);
+        res.once('close', () => clearInterval(tick));
         return;
       }
       res.writeHead(upstream.status, headers).end(body);
