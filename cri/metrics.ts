@@ -20,7 +20,8 @@ import { dirname } from 'node:path';
 import type { ContainerSample, PodSample } from '../actors/stats-sampler.js';
 import type { CgroupStats } from '../runtime/cgroup-stats.js';
 import { cgroupRelativePath, cgroupsPathFor, parentRelativePath, type CgroupDriver } from '../runtime/cgroup-stats.js';
-import { netnsCounters, type InterfaceCounters } from '../runtime/net-dev.js';
+import type { InterfaceCounters } from '../runtime/net-dev.js';
+import { podNetworkCounters } from './stats-fields.js';
 import { deviceOf } from '../host/mounts.js';
 import type { CriContext } from './context.js';
 
@@ -175,11 +176,10 @@ function containerMetrics(sample: ContainerSample, pod: PodSample, driver: Cgrou
 }
 
 async function podMetrics(pod: PodSample, driver: CgroupDriver) {
-  const { spec, pid } = pod.view.context;
+  const { spec } = pod.view.context;
   const running = pod.containers.filter((c) => c.view.criState === 'CONTAINER_RUNNING');
   const base = ['', spec.cgroupParent ? parentRelativePath(spec.cgroupParent, driver) : '', '', '', spec.metadata.namespace, spec.metadata.name];
-  const pids = [pid, ...running.map((c) => c.view.context.pid)].filter((p): p is number => typeof p === 'number' && p > 0);
-  const network = spec.netnsPath ? await netnsCounters(spec.netnsPath, pids) : null;
+  const network = await podNetworkCounters(pod);
   return {
     podSandboxId: pod.view.id,
     metrics: [

@@ -12,24 +12,19 @@ import { InvalidArgument, NotFound, Refused } from '../errors/catalogue.js';
 import type { ContainerView } from '../actors/views.js';
 import { checkResources } from '../runtime/container-spec.js';
 import type { LinuxContainerResources } from '../runtime/cri-container-types.js';
-import { podLimits, type PodLimits } from '../runtime/pod-cgroup.js';
+import { podLimits, resourceInt, type PodLimits } from '../runtime/pod-cgroup.js';
 import type { CriContext } from './context.js';
 import { quote, requireId } from './validate.js';
 
 type Resources = Record<string, unknown>;
 
-const int = (r: Resources, key: string): bigint => {
-  const v = r[key];
-  return typeof v === 'string' || typeof v === 'number' ? BigInt(v) : 0n;
-};
-
 /** The container's resources lowered to fit the pod's limits, or null when they already fit. */
 export function fittedToPod(current: Resources, pod: PodLimits): Resources | null {
   const fitted: Resources = { ...current };
-  const memory = int(current, 'memoryLimitInBytes');
+  const memory = resourceInt(current, 'memoryLimitInBytes');
   if (pod.memoryLimitInBytes > 0n && memory > pod.memoryLimitInBytes) fitted['memoryLimitInBytes'] = String(pod.memoryLimitInBytes);
-  const quota = int(current, 'cpuQuota');
-  const period = int(current, 'cpuPeriod') || 100_000n;
+  const quota = resourceInt(current, 'cpuQuota');
+  const period = resourceInt(current, 'cpuPeriod') || 100_000n;
   const podPeriod = pod.cpuPeriod || 100_000n;
   // Compared per period, as the kernel compares them: quota / period.
   if (pod.cpuQuota > 0n && quota > 0n && quota * podPeriod > pod.cpuQuota * period) fitted['cpuQuota'] = String((pod.cpuQuota * period) / podPeriod);

@@ -4,7 +4,8 @@
  * halves for its encoder directly (cri/stats-encoding.ts). `n` spells a number in that form.
  */
 import { dirname } from 'node:path';
-import type { CgroupSample, ContainerSample } from '../actors/stats-sampler.js';
+import type { CgroupSample, ContainerSample, PodSample } from '../actors/stats-sampler.js';
+import { netnsCounters, type InterfaceCounters } from '../runtime/net-dev.js';
 import type { CgroupStats } from '../runtime/cgroup-stats.js';
 
 export type NumberForm<N> = (value: bigint | number) => N;
@@ -42,4 +43,16 @@ export function containerCounters<N>({ view, cgroup, layer }: ContainerSample, n
       inodesUsed: { value: n(layer.inodes) },
     },
   };
+}
+
+/**
+ * A pod's network counters (PodSandboxStats' network and the container_network_* metrics), read
+ * through its pause or a running container, the processes in its netns; null for a host-network
+ * pod or a netns that is gone.
+ */
+export function podNetworkCounters({ view, containers }: PodSample): Promise<InterfaceCounters[] | null> {
+  const { netnsPath } = view.context.spec;
+  if (!netnsPath) return Promise.resolve(null);
+  const running = containers.filter((c) => c.view.criState === 'CONTAINER_RUNNING').map((c) => c.view.context.pid);
+  return netnsCounters(netnsPath, [view.context.pid, ...running].filter((p): p is number => typeof p === 'number' && p > 0));
 }

@@ -17,9 +17,9 @@ import { NotFound } from '../errors/catalogue.js';
 import type { CriContext } from './context.js';
 import { ItemEncodings } from './list-encoding.js';
 import { encodeContainerStatsItem } from './stats-encoding.js';
-import { containerCounters, cpuFields, decimal, memoryFields } from './stats-fields.js';
+import { containerCounters, cpuFields, decimal, memoryFields, podNetworkCounters } from './stats-fields.js';
 import { requireId } from './validate.js';
-import { netnsCounters, type InterfaceCounters } from '../runtime/net-dev.js';
+import type { InterfaceCounters } from '../runtime/net-dev.js';
 
 const u64 = (value: bigint | number): { value: string } => ({ value: String(value) });
 
@@ -33,11 +33,8 @@ export function containerMessage(sample: ContainerSample) {
 const interfaceUsage = (c: InterfaceCounters) => ({ name: c.name, rxBytes: u64(c.rxBytes), rxErrors: u64(c.rxErrors), txBytes: u64(c.txBytes), txErrors: u64(c.txErrors) });
 
 /** The pod's NetworkUsage, read through its pause or a running container (the processes in its netns). */
-async function podNetwork({ view, containers }: PodSample) {
-  const { netnsPath } = view.context.spec;
-  if (!netnsPath) return null;
-  const pids = [view.context.pid, ...containers.filter((c) => c.view.criState === 'CONTAINER_RUNNING').map((c) => c.view.context.pid)];
-  const counters = await netnsCounters(netnsPath, pids.filter((p): p is number => typeof p === 'number' && p > 0));
+async function podNetwork(sample: PodSample) {
+  const counters = await podNetworkCounters(sample);
   if (!counters) return null;
   const main = counters.find((c) => c.name === 'eth0') ?? counters[0];
   return { timestamp: String(BigInt(Date.now()) * 1_000_000n), defaultInterface: main ? interfaceUsage(main) : null, interfaces: counters.map(interfaceUsage) };

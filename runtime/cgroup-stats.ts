@@ -231,6 +231,11 @@ export interface V2Files {
   cpuMax?: string | null;
 }
 
+/** CPU shares (2-262144) as cgroup v2's cpu.weight (1-10000), as runc converts them. */
+export function weightFromShares(shares: bigint): bigint {
+  return shares <= 2n ? 1n : 1n + ((shares - 2n) * 9999n) / 262142n;
+}
+
 /** cpu.weight (1-10000) as v1 shares (2-262144), by cAdvisor's and runc's conversion, inverted. */
 export function sharesFromWeight(weight: bigint): bigint {
   return 2n + ((weight - 1n) * 262142n) / 9999n;

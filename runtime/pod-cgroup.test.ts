@@ -5,8 +5,8 @@ import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { EffectFailed } from '../errors/catalogue.js';
-import { hostCgroupLayout } from './cgroup-stats.js';
-import { applyPodLimits, podCgroupWrites, podLimits, weightFromShares } from './pod-cgroup.js';
+import { hostCgroupLayout, weightFromShares } from './cgroup-stats.js';
+import { applyPodLimits, podCgroupWrites, podLimits } from './pod-cgroup.js';
 
 test('the overhead is added to each limit the pod sets; an unset one stays unset', () => {
   const limits = podLimits({ memoryLimitInBytes: '1000', cpuShares: '512', cpuQuota: '50000', cpuPeriod: '100000', cpusetCpus: '0' }, { memoryLimitInBytes: '24', cpuShares: '10', cpuQuota: '0' });

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EffectFailed } from '../errors/catalogue.js';
-import { parentRelativePath, type CgroupDriver, type CgroupLayout } from './cgroup-stats.js';
+import { parentRelativePath, weightFromShares, type CgroupDriver, type CgroupLayout } from './cgroup-stats.js';
 
 /** The CRI LinuxContainerResources fields a pod cgroup takes (int64s as proto-loader's strings). */
 export interface PodLimits {
@@ -24,7 +24,8 @@ export interface PodLimits {
   cpusetMems: string;
 }
 
-const num = (r: Record<string, unknown> | null, key: string): bigint => {
+/** An int64 field of a LinuxContainerResources map (proto-loader's decimal string); 0 when unset. */
+export const resourceInt = (r: Record<string, unknown> | null, key: string): bigint => {
   const v = r?.[key];
   return typeof v === 'string' || typeof v === 'number' ? BigInt(v) : 0n;
 };
@@ -33,23 +34,19 @@ const str = (r: Record<string, unknown> | null, key: string): string => (typeof 
 /** The pod's limits: its resources, with the overhead added to each limit that is set. */
 export function podLimits(resources: Record<string, unknown> | null, overhead: Record<string, unknown> | null): PodLimits {
   const plus = (key: string): bigint => {
-    const own = num(resources, key);
-    return own > 0n ? own + (num(overhead, key) > 0n ? num(overhead, key) : 0n) : 0n;
+    const own = resourceInt(resources, key);
+    return own > 0n ? own + (resourceInt(overhead, key) > 0n ? resourceInt(overhead, key) : 0n) : 0n;
   };
   return {
     memoryLimitInBytes: plus('memoryLimitInBytes'),
     cpuShares: plus('cpuShares'),
     cpuQuota: plus('cpuQuota'),
-    cpuPeriod: num(resources, 'cpuPeriod'),
+    cpuPeriod: resourceInt(resources, 'cpuPeriod'),
     cpusetCpus: str(resources, 'cpusetCpus'),
     cpusetMems: str(resources, 'cpusetMems'),
   };
 }
 
-/** CPU shares as cgroup v2's cpu.weight, as runc converts them. */
-export function weightFromShares(shares: bigint): bigint {
-  return shares <= 2n ? 1n : 1n + ((shares - 2n) * 9999n) / 262142n;
-}
 
 /** The files to write, in order, each as [path below the hierarchy root, value]. */
 export function podCgroupWrites(limits: PodLimits, version: 1 | 2, rel: string): [string, string][] {
