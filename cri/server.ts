@@ -49,15 +49,14 @@ const DEFAULT_TIMEOUT_MS = 4 * 60_000;
 /** Called every second by kubelet: logged at debug, not info. */
 const POLLED = new Set(['Version', 'Status', 'ListPodSandbox', 'PodSandboxStatus', 'ListContainers', 'ContainerStatus',
   'ListImages', 'ImageStatus', 'ImageFsInfo', 'ListContainerStats', 'ListPodSandboxStats', 'RuntimeConfig',
-  'ContainerStats', 'PodSandboxStats', 'ListMetricDescriptors', 'ListPodSandboxMetrics', 'StreamPodSandboxes', 'StreamContainers', 'StreamContainerStats',
-  'StreamPodSandboxStats', 'StreamPodSandboxMetrics', 'StreamImages']);
+  'ContainerStats', 'PodSandboxStats', 'ListMetricDescriptors', 'ListPodSandboxMetrics']);
 
 /**
  * What the socket answers while restore runs (it serves as soon as it can, issue 14): what does
  * not read the pods and containers. Anything else gets UNAVAILABLE until restore is done: a
  * partial ListPodSandbox would tell kubelet that pods it sees no longer exist.
  */
-const DURING_RESTORE = new Set(['Version', 'Status', 'RuntimeConfig', 'ListImages', 'StreamImages', 'ImageStatus', 'ImageFsInfo']);
+const DURING_RESTORE = new Set(['Version', 'Status', 'RuntimeConfig', 'ListImages', 'ImageStatus', 'ImageFsInfo']);
 
 // The handlers take the request as proto-loader decodes it; each declares the fields it reads.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the table is heterogeneous by design
@@ -165,14 +164,16 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
    * restore runs (unless it reads nothing restore makes), logged, tagged with its cause, timed.
    * `reply` sends the handler's answer; it is timed as server time too (issue 14: a big List
    * reply's encoding is), apart from the handler alone (as a Go server's interceptor sees it).
+   * `as`: the method whose rules it follows (a streamed list, its List method's: polled, and
+   * answered during restore when that one is).
    */
-  const serve = (method: string, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, handler: AnyHandler | undefined, reply: (response: unknown) => void, fail: (err: Partial<grpc.ServiceError>) => void): void => {
+  const serve = (method: string, as: string, call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>, handler: AnyHandler | undefined, reply: (response: unknown) => void, fail: (err: Partial<grpc.ServiceError>) => void): void => {
     const callId = ++seq;
     // The call's logger is made when something logs: pino's child() runs the redaction over
     // its bindings, and a polled call at the default level logs nothing (issue 14).
     let callLogger: Logger | null = null;
     const logger = (): Logger => (callLogger ??= deps.logger.child({ rpc: method, call: callId }));
-    const level = POLLED.has(method) ? 'debug' : 'info';
+    const level = POLLED.has(as) ? 'debug' : 'info';
     const logged = deps.logger.isLevelEnabled(level);
     const started = performance.now();
     if (!handler) {
@@ -180,7 +181,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
       fail(toGrpcError(new NotImplemented(method)));
       return;
     }
-    if (!DURING_RESTORE.has(method) && deps.supervisor.rootState() === 'RESTORING') {
+    if (!DURING_RESTORE.has(as) && deps.supervisor.rootState() === 'RESTORING') {
       fail(toGrpcError(new Unavailable(`podchart is restoring its pods and containers after a restart; ${method} is answered once that is done (about a second per 200 pods): retry`)));
       return;
     }
@@ -233,7 +234,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
               for (const page of pagesOf(response, streamed)) call.write(page);
               call.end();
             };
-            serve(method, call, handlers[streamed.list], send, (err) => call.emit('error', err));
+            serve(method, streamed.list, call, handlers[streamed.list], send, (err) => call.emit('error', err));
             return;
           }
           if (!stream) {
@@ -246,7 +247,7 @@ export function buildServer(deps: CriServerDeps): grpc.Server {
         continue;
       }
       impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        serve(method, call, handlers[method], (response) => callback(null, response), (err) => callback(err));
+        serve(method, method, call, handlers[method], (response) => callback(null, response), (err) => callback(err));
       };
     }
     return impl;

@@ -70,6 +70,11 @@ test('while restore runs: Version answers, Status says Restoring, ListPodSandbox
     assert.equal(runtime?.reason, 'Restoring');
     await rejects(probe.call('ListPodSandbox', {}), grpcStatus.UNAVAILABLE, /restoring its pods and containers/);
     await rejects(probe.call('RunPodSandbox', { config: podConfig('too-early') }), grpcStatus.UNAVAILABLE, /restoring/);
+    // A streamed list follows its List method: the pods' refused, the images' answered.
+    await rejects(probe.stream('runtime', 'StreamPodSandboxes', {}), grpcStatus.UNAVAILABLE, /restoring its pods and containers/);
+    const images = (await probe.callImage<{ images: { id: string }[] }>('ListImages', {})).images.map((i) => i.id);
+    const streamed = (await probe.stream<{ images: { id: string }[] }>('image', 'StreamImages', {})).flatMap((p) => p.images.map((i) => i.id));
+    assert.deepEqual(streamed, images, 'StreamImages answers during restore, as ListImages does');
 
     rmSync(HOLD);
     await starting;
